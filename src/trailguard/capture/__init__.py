@@ -1,0 +1,1 @@
+"""Agent adapters: turn what an agent sends (hook payloads, telemetry, API traffic) into events."""

@@ -1,0 +1,181 @@
+"""Claude Code hook payloads (the JSON a hook receives on stdin or by HTTP) as audit events.
+
+Every payload becomes exactly one event: the events trailguard models get their own type, any
+other hook (Stop, Notification, SubagentStart, names a newer Claude Code invents...) becomes an
+``agent_event``. Fields trailguard does not map are kept in ``extra``, never dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from trailguard.events import (
+    AgentEvent,
+    Event,
+    Prompt,
+    SessionEnd,
+    SessionStart,
+    ToolInvocation,
+    ToolResult,
+)
+from trailguard.ledger.canonical import canonical_json
+
+DEFAULT_OUTPUT_CAP = 64 * 1024
+"""Tool outputs larger than this (canonical JSON bytes) are stored truncated with their hash."""
+
+# Fields every hook payload carries; consumed into the envelope (or kept in extra).
+_ENVELOPE_FIELDS = frozenset({"session_id", "hook_event_name"})
+
+
+class HookPayloadError(ValueError):
+    """A hook payload that cannot be recorded; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Who and what an event belongs to, decided by trailguard, not by the payload."""
+
+    developer_id: str | None = None
+    project_id: str | None = None
+    source: str = "hook"
+    timestamp: str | None = None
+    event_id: str | None = None
+
+
+def _text(payload: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
+    value = payload.get(name)
+    if value is None:
+        if required:
+            raise HookPayloadError(f"{name}: field required")
+        return None
+    if not isinstance(value, str):
+        raise HookPayloadError(f"{name}: must be a string, got {type(value).__name__}")
+    return value
+
+
+def _object(payload: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    value = payload.get(name)
+    if value is not None and not isinstance(value, dict):
+        raise HookPayloadError(f"{name}: must be an object, got {type(value).__name__}")
+    return value
+
+
+def cap_output(output: Any, cap: int) -> tuple[Any, bool, int, str]:
+    """(stored output, truncated?, full length in bytes, SHA-256 of the full canonical JSON)."""
+    encoded = canonical_json(output)
+    digest = "sha256:" + hashlib.sha256(encoded).hexdigest()
+    if len(encoded) <= cap:
+        return output, False, len(encoded), digest
+    preview = encoded[:cap].decode("utf-8", errors="ignore")
+    return preview, True, len(encoded), digest
+
+
+def event_from_hook(
+    payload: Mapping[str, Any],
+    attribution: Attribution,
+    *,
+    output_cap: int = DEFAULT_OUTPUT_CAP,
+) -> Event:
+    """The audit event for one Claude Code hook payload.
+
+    Raises HookPayloadError (naming the field) when the payload cannot be an event, and
+    trailguard.events.EventValidationError when a mapped value breaks the event model.
+    """
+    if not isinstance(payload, Mapping):
+        raise HookPayloadError("hook payload must be a JSON object")
+    name = _text(payload, "hook_event_name", required=True)
+    assert name is not None
+    session_id = _text(payload, "session_id", required=True)
+    if not session_id:
+        raise HookPayloadError("session_id: must not be empty")
+    common: dict[str, Any] = {
+        "session_id": session_id,
+        "developer_id": attribution.developer_id,
+        "project_id": attribution.project_id,
+        "source": attribution.source,
+    }
+    if attribution.timestamp is not None:
+        common["timestamp"] = attribution.timestamp
+    if attribution.event_id is not None:
+        common["event_id"] = attribution.event_id
+
+    def extra(*mapped: str) -> dict[str, Any] | None:
+        kept = {
+            key: value
+            for key, value in payload.items()
+            if key not in _ENVELOPE_FIELDS and key not in mapped
+        }
+        return kept or None
+
+    if name == "SessionStart":
+        return SessionStart(
+            **common,
+            agent="claude-code",
+            model=_text(payload, "model"),
+            permission_mode=_text(payload, "permission_mode"),
+            cwd=_text(payload, "cwd"),
+            start_source=_text(payload, "source"),
+            extra=extra("model", "permission_mode", "cwd", "source"),
+        )
+    if name == "SessionEnd":
+        return SessionEnd(
+            **common,
+            reason="completed",
+            raw_reason=_text(payload, "reason"),
+            extra=extra("reason"),
+        )
+    if name == "UserPromptSubmit":
+        return Prompt(
+            **common,
+            prompt=_text(payload, "prompt", required=True) or "",
+            prompt_id=_text(payload, "prompt_id"),
+            extra=extra("prompt", "prompt_id"),
+        )
+    if name == "PreToolUse":
+        return ToolInvocation(
+            **common,
+            tool=_text(payload, "tool_name", required=True) or "",
+            tool_use_id=_text(payload, "tool_use_id"),
+            agent_id=_text(payload, "agent_id"),
+            input=payload.get("tool_input"),
+            extra=extra("tool_name", "tool_use_id", "agent_id", "tool_input"),
+        )
+    if name in ("PostToolUse", "PostToolUseFailure", "PermissionDenied"):
+        failed = name == "PostToolUseFailure"
+        status = {"PostToolUse": "success", "PostToolUseFailure": "error"}.get(name, "denied")
+        output, truncated, length, digest = cap_output(payload.get("tool_response"), output_cap)
+        mapped = ["tool_name", "tool_use_id", "agent_id", "tool_response"]
+        duration = payload.get("duration_ms")
+        if isinstance(duration, int) and not isinstance(duration, bool) and duration >= 0:
+            mapped.append("duration_ms")
+        else:
+            duration = None  # kept as sent in extra
+        error_field = "error" if failed else "reason"
+        error = payload.get(error_field)
+        if isinstance(error, str):
+            mapped.append(error_field)
+        else:
+            error = None
+        return ToolResult(
+            **common,
+            tool=_text(payload, "tool_name", required=True) or "",
+            tool_use_id=_text(payload, "tool_use_id"),
+            agent_id=_text(payload, "agent_id"),
+            status=status,
+            output=output,
+            error=error,
+            duration_ms=duration,
+            output_truncated=truncated,
+            output_length=length,
+            output_sha256=digest,
+            extra=extra(*mapped),
+        )
+    return AgentEvent(
+        **common,
+        name=name or "unknown",
+        agent_id=_text(payload, "agent_id"),
+        payload=extra("agent_id"),
+    )

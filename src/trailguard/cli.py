@@ -1,0 +1,415 @@
+"""The ``trailguard`` command: a thin layer over the ledger, store and gateway modules.
+
+Exit codes: 0 success; 1 the check failed (ledger not intact, proof invalid, lines skipped);
+2 usage or input error (bad option, missing file, no such ledger).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from trailguard import __version__
+
+app = typer.Typer(
+    name="trailguard",
+    help="A tamper-evident audit trail for AI coding agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DATA_DIR_ENV = "TRAILGUARD_DATA_DIR"
+
+
+def default_data_dir() -> Path:
+    """``$TRAILGUARD_DATA_DIR``, else ``$XDG_DATA_HOME/trailguard`` (~/.local/share/trailguard)."""
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "trailguard"
+
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help=f"Ledger directory [default: ${DATA_DIR_ENV} or ~/.local/share/trailguard]",
+        show_default=False,
+    ),
+]
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        help="Verifier key (name+id+key) or a file holding it. Pin it: the default is the key "
+        "recorded in the data directory itself.",
+    ),
+]
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _resolve(data_dir: Path | None) -> Path:
+    return (data_dir or default_data_dir()).expanduser().absolute()
+
+
+def _open_read_only(data_dir: Path) -> Any:
+    from trailguard.store.base import StoreError
+    from trailguard.store.sqlite import SQLiteStore
+
+    try:
+        return SQLiteStore.in_data_dir(data_dir, read_only=True)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+def _verifier_for(store: Any, data_dir: Path, key: str | None) -> tuple[Any, str]:
+    """The verifier key to check with, and a description of where it came from."""
+    from trailguard.ledger.keys import SigningKeyError, load_verifier
+
+    try:
+        if key is not None:
+            return load_verifier(key), "given with --key"
+        pinned = store.get_meta("verifier_key")
+        if pinned is None:
+            _fail(f"{data_dir} records no verifier key; pass --key")
+        return load_verifier(pinned), "recorded in the data directory (not independent)"
+    except SigningKeyError as exc:
+        _fail(str(exc))
+
+
+# -- info -----------------------------------------------------------------------------------------
+
+
+@app.command()
+def info(data_dir: DataDir = None) -> None:
+    """Show the ledger's location, size, latest checkpoint and signing key."""
+    from trailguard.events import EventType
+    from trailguard.ledger.keys import SIGNING_KEY_FILE
+    from trailguard.ledger.note import Verifier
+    from trailguard.ledger.writer import WriterLock
+
+    directory = _resolve(data_dir)
+    store = _open_read_only(directory)
+    try:
+        pinned = store.get_meta("verifier_key")
+        verifier = Verifier.from_string(pinned) if pinned else None
+        last = store.last_row_of_type(EventType.CHECKPOINT.value)
+        size = store.tree_size()
+        out.print(f"trailguard {__version__}")
+        out.print(f"data directory   {directory}")
+        out.print(f"log origin       {store.get_meta('origin')}")
+        out.print(f"events           {size}")
+        out.print(
+            "latest checkpoint "
+            + (f"seq {last.seq} (covers {last.seq} events)" if last else "none yet")
+        )
+        out.print(f"writer running   {'yes' if WriterLock.is_held(directory) else 'no'}")
+        if verifier is not None:
+            out.print(f"key name         {verifier.name}")
+            out.print(f"key fingerprint  {verifier.key_id.hex()}")
+            out.print(f"verifier key     {verifier.to_string()}")
+        key_file = directory / SIGNING_KEY_FILE
+        if key_file.exists():
+            out.print(f"signing key file {key_file} (mode {key_file.stat().st_mode & 0o777:04o})")
+    finally:
+        store.close()
+
+
+# -- verify ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def verify(
+    data_dir: DataDir = None,
+    trusted_checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A signed checkpoint kept off this host (from `trailguard checkpoint`)."),
+    ] = None,
+    key: KeyOption = None,
+    workers: Annotated[int | None, typer.Option(help="Processes to use [default: CPUs].")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """Recompute and check every leaf, checkpoint root, signature and seq. Exit 0 if intact."""
+    from trailguard.ledger.verify import Finding, verify_ledger
+    from trailguard.ledger.writer import WriterLock
+    from trailguard.store.sqlite import SQLiteStore
+
+    if output_format not in ("text", "json"):
+        _fail("--format must be text or json")
+    directory = _resolve(data_dir)
+    store = _open_read_only(directory)
+    trusted_text = None
+    if trusted_checkpoint is not None:
+        try:
+            trusted_text = trusted_checkpoint.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"cannot read trusted checkpoint {trusted_checkpoint}: {exc}")
+    verifier, key_origin = _verifier_for(store, directory, key)
+    opener = functools.partial(SQLiteStore.in_data_dir, directory, read_only=True)
+    with Progress(
+        TextColumn("verifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("verify", total=None)
+        report = verify_ledger(
+            store,
+            opener,
+            verifier,
+            trusted_checkpoint=trusted_text,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            workers=workers,
+        )
+    store.close()
+    writer_running = WriterLock.is_held(directory)
+    findings = list(report.findings)
+    if report.events and report.last_event_type != "gateway_stop" and not writer_running:
+        findings.append(
+            Finding(
+                "warning",
+                "ledger",
+                "the last writer did not record gateway_stop and none is running now: it "
+                "crashed, was killed, or the end of the log was removed (check against a "
+                "trusted checkpoint)",
+            )
+        )
+    if trusted_text is None:
+        findings.append(
+            Finding(
+                "warning",
+                "ledger",
+                "no --trusted-checkpoint: a truncated tail or a rewritten log signed with the same "
+                "key cannot be detected without one",
+            )
+        )
+    if output_format == "json":
+        out.print_json(
+            json.dumps(
+                {
+                    "intact": report.intact,
+                    "events": report.events,
+                    "checkpoints": report.checkpoints,
+                    "latestCheckpointSize": report.latest_checkpoint_size,
+                    "key": verifier.to_string(),
+                    "keySource": key_origin,
+                    "findings": [
+                        {
+                            "severity": f.severity,
+                            "where": f.where,
+                            "problem": f.problem,
+                            "expected": f.expected,
+                            "found": f.found,
+                        }
+                        for f in findings
+                    ],
+                }
+            )
+        )
+    else:
+        out.print(f"key       {verifier.name}+{verifier.key_id.hex()} ({key_origin})")
+        out.print(f"events    {report.events}")
+        out.print(
+            f"checkpoints {report.checkpoints}, latest covers {report.latest_checkpoint_size}"
+        )
+        shown = 0
+        for finding in findings:
+            if finding.severity == "failure" and shown >= 200:
+                continue
+            shown += finding.severity == "failure"
+            colour = "red" if finding.severity == "failure" else "yellow"
+            out.print(f"[{colour}]{finding.severity.upper()}[/] {finding}")
+        hidden = len(report.failures) - min(len(report.failures), 200)
+        if hidden:
+            out.print(f"... and {hidden} more failures (use --format json for all)")
+        if report.intact:
+            out.print("[bold green]INTACT[/]: every event, checkpoint and signature verified")
+        else:
+            out.print(f"[bold red]NOT INTACT[/]: {len(report.failures)} failure(s)")
+    raise typer.Exit(0 if report.intact else 1)
+
+
+# -- checkpoint, proof, verify-proof --------------------------------------------------------------
+
+
+@app.command()
+def checkpoint(data_dir: DataDir = None) -> None:
+    """Print the latest signed checkpoint. Keep a copy off this host to detect truncation."""
+    from trailguard.ledger.proof import ProofBundleError, latest_checkpoint_note
+
+    store = _open_read_only(_resolve(data_dir))
+    try:
+        sys.stdout.write(latest_checkpoint_note(store))
+    except ProofBundleError as exc:
+        _fail(str(exc), 1)
+    finally:
+        store.close()
+
+
+@app.command()
+def proof(
+    event: Annotated[str, typer.Option("--event", help="The eventId to prove.")],
+    data_dir: DataDir = None,
+    key: KeyOption = None,
+) -> None:
+    """Print an inclusion proof of one event against the latest signed checkpoint (JSON)."""
+    from trailguard.ledger.proof import ProofBundleError, build_inclusion_proof
+
+    directory = _resolve(data_dir)
+    store = _open_read_only(directory)
+    try:
+        verifier, _ = _verifier_for(store, directory, key)
+        bundle = build_inclusion_proof(store, event, verifier)
+    except ProofBundleError as exc:
+        _fail(str(exc), 1)
+    finally:
+        store.close()
+    sys.stdout.write(json.dumps(bundle, indent=2) + "\n")
+
+
+@app.command("verify-proof")
+def verify_proof(
+    proof_file: Annotated[Path, typer.Argument(help="A proof bundle from `trailguard proof`.")],
+    key: Annotated[str, typer.Option("--key", help="The log's verifier key, or a file of it.")],
+) -> None:
+    """Check an inclusion proof offline, with only the log's public key."""
+    from trailguard.ledger.keys import SigningKeyError, load_verifier
+    from trailguard.ledger.proof import ProofBundleError, verify_inclusion_bundle
+
+    try:
+        verifier = load_verifier(key)
+    except SigningKeyError as exc:
+        _fail(str(exc))
+    try:
+        bundle = json.loads(proof_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        _fail(f"cannot read proof {proof_file}: {exc}")
+    try:
+        verified = verify_inclusion_bundle(bundle, verifier)
+    except ProofBundleError as exc:
+        out.print(f"[bold red]INVALID[/]: {exc}")
+        raise typer.Exit(1) from None
+    event = verified.event
+    out.print(
+        f"[bold green]VALID[/]: event {event.get('eventId')} ({event.get('eventType')}, "
+        f"{event.get('timestamp')}) is entry {verified.leaf_index} of "
+        f"{verified.checkpoint.origin} at tree size {verified.checkpoint.tree_size}, signed by "
+        f"{verifier.name}+{verifier.key_id.hex()}"
+    )
+
+
+# -- ingest ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="JSONL file: one Claude Code hook payload a line.")],
+    data_dir: DataDir = None,
+    developer: Annotated[
+        str | None, typer.Option(help="developerId to record (the file's author is not trusted).")
+    ] = None,
+    project: Annotated[str | None, typer.Option(help="projectId to record.")] = None,
+) -> None:
+    """Append hook payloads saved by other tools. Bad lines are reported and skipped (exit 1)."""
+    from trailguard.capture.hook_log import import_hook_log
+    from trailguard.ledger.writer import Ledger, LedgerError
+
+    if not file.is_file():
+        _fail(f"{file} is not a readable file")
+    try:
+        ledger = Ledger.open(_resolve(data_dir), run_reason="ingest")
+    except (LedgerError, OSError, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        with err.status(f"importing {file}") as status:
+            result = import_hook_log(
+                ledger,
+                file,
+                developer_id=developer,
+                project_id=project,
+                progress=lambda line: status.update(f"importing {file}: line {line}"),
+            )
+    except LedgerError as exc:
+        _fail(f"import stopped: {exc}; events acknowledged before this are stored", 1)
+    finally:
+        ledger.close(reason="ingest finished")
+    for problem in result.problems:
+        err.print(f"[yellow]skipped[/] {file}:{problem}")
+    out.print(
+        f"{result.appended} event(s) appended, {result.already_recorded} already recorded, "
+        f"{len(result.problems)} line(s) skipped, from {file}"
+    )
+    raise typer.Exit(1 if result.problems else 0)
+
+
+# -- serve ----------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str, typer.Option(help="Address to bind. Keep 127.0.0.1 unless fronted.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
+    checkpoint_every: Annotated[int, typer.Option(help="Sign a checkpoint every N events.")] = 1000,
+    checkpoint_interval: Annotated[
+        float, typer.Option(help="...or every T seconds with new events.")
+    ] = 10.0,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(help="Signing key file (else $TRAILGUARD_SIGNING_KEY or the data dir's)."),
+    ] = None,
+) -> None:
+    """Run the gateway on the embedded SQLite ledger."""
+    import uvicorn
+
+    from trailguard.gateway.app import create_app
+    from trailguard.ledger.keys import SigningKeyError
+    from trailguard.ledger.writer import Ledger, LedgerConfig, LedgerError
+
+    if checkpoint_every < 1 or checkpoint_interval <= 0:
+        _fail("--checkpoint-every must be >= 1 and --checkpoint-interval > 0")
+    directory = _resolve(data_dir)
+    try:
+        ledger = Ledger.open(
+            directory,
+            config=LedgerConfig(
+                checkpoint_every_events=checkpoint_every,
+                checkpoint_interval_seconds=checkpoint_interval,
+            ),
+            key_file=signing_key,
+        )
+    except (LedgerError, SigningKeyError, OSError) as exc:
+        _fail(str(exc))
+    err.print(f"trailguard {__version__}: ledger {directory}, log {ledger.origin}")
+    err.print(f"listening on http://{host}:{port} (Ctrl-C to stop)")
+    try:
+        uvicorn.run(create_app(ledger), host=host, port=port, log_level="warning")
+    finally:
+        ledger.close(reason="shutdown")
+        err.print("trailguard stopped; final checkpoint signed")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)

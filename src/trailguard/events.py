@@ -1,0 +1,374 @@
+"""The audit event model: one typed event per thing that happened, shared by every pipeline stage.
+
+Events serialise to the camelCase JSON form auditors read (``eventId``, ``sessionId``, ``tool``,
+``policyResult``...); the ledger stores the RFC 8785 canonical bytes of exactly that form.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from trailguard.ids import new_event_id
+
+__all__ = [
+    "AgentEvent",
+    "Alert",
+    "AuditAccess",
+    "BudgetThreshold",
+    "Checkpoint",
+    "Cost",
+    "Event",
+    "EventType",
+    "EventValidationError",
+    "GatewayStart",
+    "GatewayStop",
+    "InfraOperation",
+    "Operation",
+    "PolicyChange",
+    "Prompt",
+    "SessionEnd",
+    "SessionStart",
+    "ToolInvocation",
+    "ToolResult",
+    "format_timestamp",
+    "parse_event",
+    "utc_now",
+]
+
+
+class EventType(StrEnum):
+    SESSION_START = "session_start"
+    SESSION_END = "session_end"
+    PROMPT = "prompt"
+    TOOL_INVOCATION = "tool_invocation"
+    TOOL_RESULT = "tool_result"
+    INFRA_OPERATION = "infra_operation"
+    POLICY_CHANGE = "policy_change"
+    COST = "cost"
+    BUDGET_THRESHOLD = "budget_threshold"
+    ALERT = "alert"
+    CHECKPOINT = "checkpoint"
+    GATEWAY_START = "gateway_start"
+    GATEWAY_STOP = "gateway_stop"
+    AUDIT_ACCESS = "audit_access"
+    AGENT_EVENT = "agent_event"
+
+
+_TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+MAX_ID_LENGTH = 256
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with exactly millisecond precision: ``2026-04-15T14:32:07.123Z``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def utc_now() -> str:
+    return format_timestamp(datetime.now(UTC))
+
+
+Identifier: TypeAlias = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        strict=True,
+    )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The auditor-facing JSON form (camelCase): what the ledger canonicalises and stores."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class Operation(_Model):
+    """What one tool call does to an outside system, in IAM terms (filled in by classify/)."""
+
+    kind: Identifier
+    action: Identifier
+    resource: str | None = None
+    access: Literal["read", "write", "delete", "admin"]
+    risk: Literal["low", "medium", "high", "critical"]
+    flags: list[str] = Field(default_factory=list)
+    raw: str | None = None
+
+
+class _EventBase(_Model):
+    """Fields every event carries. ``seq`` is ``None`` until the ledger assigns a position."""
+
+    event_type: EventType
+    event_id: str = Field(default_factory=new_event_id)
+    seq: int | None = Field(default=None, ge=0)
+    timestamp: str = Field(default_factory=utc_now)
+    session_id: Identifier | None = None
+    developer_id: Identifier | None = None
+    project_id: Identifier | None = None
+    source: Identifier | None = None
+    """Where the event came from: ``hook``, ``ingest``, ``gateway``, ``proxy``, ``otlp``..."""
+    extra: dict[str, JsonValue] | None = None
+    """Fields the agent sent that trailguard does not model yet: kept, never dropped."""
+
+    @field_validator("event_id")
+    @classmethod
+    def _event_id_is_a_uuid(cls, value: str) -> str:
+        if not _UUID_RE.match(value):
+            raise ValueError(f"must be a lowercase hyphenated UUID, got {value[:64]!r}")
+        return value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp_is_rfc3339_utc_millis(cls, value: str) -> str:
+        if not _TIMESTAMP_RE.match(value):
+            raise ValueError(
+                f"must be RFC 3339 UTC with milliseconds like 2026-04-15T14:32:07.123Z, "
+                f"got {value[:64]!r}"
+            )
+        try:
+            datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+        except ValueError as exc:
+            raise ValueError(f"is not a real date and time: {value!r}") from exc
+        return value
+
+    @field_validator("session_id", "developer_id", "project_id", "source")
+    @classmethod
+    def _identifier_has_no_control_characters(cls, value: str | None) -> str | None:
+        if value is not None and _CONTROL_RE.search(value):
+            raise ValueError("must not contain control characters")
+        return value
+
+
+PolicyResult: TypeAlias = Literal["allowed", "denied", "ask"]
+
+
+class SessionStart(_EventBase):
+    event_type: Literal[EventType.SESSION_START] = EventType.SESSION_START
+    agent: str | None = None
+    agent_version: str | None = None
+    model: str | None = None
+    permission_mode: str | None = None
+    permissions: dict[str, JsonValue] | None = None
+    claimed_identity: dict[str, JsonValue] | None = None
+    """What the machine says about who runs it (OS user, git email): recorded, never trusted."""
+    git_remote: str | None = None
+    git_branch: str | None = None
+    cwd: str | None = None
+    start_source: str | None = None
+
+
+SessionEndReason: TypeAlias = Literal["completed", "timed_out", "killed", "budget_exhausted"]
+
+
+class SessionEnd(_EventBase):
+    event_type: Literal[EventType.SESSION_END] = EventType.SESSION_END
+    reason: SessionEndReason
+    raw_reason: str | None = None
+
+
+class Prompt(_EventBase):
+    event_type: Literal[EventType.PROMPT] = EventType.PROMPT
+    prompt: str
+    prompt_id: str | None = None
+
+
+class ToolInvocation(_EventBase):
+    event_type: Literal[EventType.TOOL_INVOCATION] = EventType.TOOL_INVOCATION
+    tool: Identifier
+    tool_use_id: Identifier | None = None
+    agent_id: Identifier | None = None
+    input: JsonValue = None
+    operations: list[Operation] = Field(default_factory=list)
+    policy_result: PolicyResult | None = None
+    """``None`` only for history imported from elsewhere, where trailguard decided nothing."""
+    policy_rule: str | None = None
+    policy_reason: str | None = None
+    policy_version: str | None = None
+
+
+class ToolResult(_EventBase):
+    event_type: Literal[EventType.TOOL_RESULT] = EventType.TOOL_RESULT
+    tool: Identifier
+    tool_use_id: Identifier | None = None
+    agent_id: Identifier | None = None
+    status: Literal["success", "error", "denied"]
+    output: JsonValue = None
+    error: str | None = None
+    duration_ms: int | None = Field(default=None, ge=0)
+    output_truncated: bool = False
+    output_length: int | None = Field(default=None, ge=0)
+    output_sha256: str | None = None
+
+
+class InfraOperation(_EventBase):
+    event_type: Literal[EventType.INFRA_OPERATION] = EventType.INFRA_OPERATION
+    tool_use_id: Identifier | None = None
+    operation: Operation
+
+
+class PolicyChange(_EventBase):
+    event_type: Literal[EventType.POLICY_CHANGE] = EventType.POLICY_CHANGE
+    policy_version: str
+    previous_version: str | None = None
+    description: str | None = None
+
+
+class Cost(_EventBase):
+    event_type: Literal[EventType.COST] = EventType.COST
+    model: str | None = None
+    request_id: str | None = None
+    tool_use_ids: list[str] = Field(default_factory=list)
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cache_write_5m_tokens: int = Field(default=0, ge=0)
+    cache_write_1h_tokens: int = Field(default=0, ge=0)
+    cache_read_tokens: int = Field(default=0, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
+    """``None`` means unknown (e.g. a model missing from the price table), never zero."""
+
+
+class BudgetThreshold(_EventBase):
+    event_type: Literal[EventType.BUDGET_THRESHOLD] = EventType.BUDGET_THRESHOLD
+    scope: Literal["session", "developer_day", "project_day"]
+    limit_usd: float = Field(ge=0)
+    spent_usd: float = Field(ge=0)
+    percent: int = Field(ge=0)
+
+
+class Alert(_EventBase):
+    event_type: Literal[EventType.ALERT] = EventType.ALERT
+    alert_type: Identifier
+    severity: Literal["info", "low", "medium", "high", "critical"]
+    message: str
+    details: dict[str, JsonValue] | None = None
+
+
+class Checkpoint(_EventBase):
+    """A signed tree head, recorded in the ledger it signs (it covers every earlier event)."""
+
+    event_type: Literal[EventType.CHECKPOINT] = EventType.CHECKPOINT
+    origin: str
+    tree_size: int = Field(ge=0)
+    root_hash: str
+    note: str
+    """The complete C2SP signed note, exactly as signed."""
+
+
+class GatewayStart(_EventBase):
+    event_type: Literal[EventType.GATEWAY_START] = EventType.GATEWAY_START
+    version: str
+    hostname: str | None = None
+    pid: int | None = None
+    origin: str
+    verifier_key: str
+    """The signed-note verifier key (name+keyid+base64) that signs this run's checkpoints."""
+    previous_tree_size: int | None = None
+    previous_stop_clean: bool | None = None
+    """False when the previous run ended without a ``gateway_stop`` (crash, kill, power loss)."""
+
+
+class GatewayStop(_EventBase):
+    event_type: Literal[EventType.GATEWAY_STOP] = EventType.GATEWAY_STOP
+    reason: str
+
+
+class AuditAccess(_EventBase):
+    event_type: Literal[EventType.AUDIT_ACCESS] = EventType.AUDIT_ACCESS
+    action: str
+    query: dict[str, JsonValue] | None = None
+    result_count: int | None = None
+
+
+class AgentEvent(_EventBase):
+    """An agent notification trailguard keeps but has no dedicated type for (Stop, Notification,
+    PreCompact, SubagentStart...), including event names a newer agent version invents."""
+
+    event_type: Literal[EventType.AGENT_EVENT] = EventType.AGENT_EVENT
+    name: Identifier
+    agent_id: Identifier | None = None
+    payload: dict[str, JsonValue] | None = None
+
+
+Event: TypeAlias = Annotated[
+    SessionStart
+    | SessionEnd
+    | Prompt
+    | ToolInvocation
+    | ToolResult
+    | InfraOperation
+    | PolicyChange
+    | Cost
+    | BudgetThreshold
+    | Alert
+    | Checkpoint
+    | GatewayStart
+    | GatewayStop
+    | AuditAccess
+    | AgentEvent,
+    Field(discriminator="event_type"),
+]
+
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+class EventValidationError(ValueError):
+    """An event that does not fit the model; ``problems`` name each field that is wrong."""
+
+    MAX_PROBLEMS: ClassVar[int] = 10
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems[: self.MAX_PROBLEMS]))
+
+
+def _describe(error: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"] if part not in _UNION_TAGS)
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        message = "unknown field (not part of this event type)"
+    elif error["type"] == "union_tag_invalid":
+        location = "eventType"
+        message = (
+            f"unknown event type {error['input'].get('eventType')!r}"
+            if isinstance(error["input"], dict)
+            else message
+        )
+    elif error["type"] == "union_tag_not_found":
+        location = "eventType"
+        message = "field required"
+    return f"{location or '(event)'}: {message}"
+
+
+_UNION_TAGS = frozenset(t.value for t in EventType)
+
+
+def parse_event(data: dict[str, Any] | bytes | str) -> Event:
+    """Validate camelCase JSON (or its parsed dict) into a typed event.
+
+    Raises EventValidationError whose message names every offending field.
+    """
+    try:
+        if isinstance(data, dict):
+            return _EVENT_ADAPTER.validate_python(data, strict=False)
+        return _EVENT_ADAPTER.validate_json(data, strict=False)
+    except ValidationError as exc:
+        raise EventValidationError([_describe(err) for err in exc.errors()]) from None

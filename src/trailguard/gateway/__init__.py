@@ -1,0 +1,1 @@
+"""The gateway: the HTTP service agents report to, in front of the ledger."""

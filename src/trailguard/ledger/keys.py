@@ -1,0 +1,97 @@
+"""The checkpoint signing key: created on first start (mode 0600), or supplied from a file or
+the environment, and pinned to the ledger it first signed."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from trailguard.ledger.note import NoteError, Signer, Verifier
+
+SIGNING_KEY_FILE = "signing.key"
+VERIFIER_KEY_FILE = "signing.pub"
+SIGNING_KEY_ENV = "TRAILGUARD_SIGNING_KEY"
+"""Holds the key itself (``PRIVATE+KEY+name+id+base64``), for secret managers that inject env."""
+
+
+class SigningKeyError(ValueError):
+    """A signing or verifier key that cannot be used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class LoadedSigner:
+    signer: Signer
+    source: str
+    """Where the key came from, for `trailguard info`: a path, or the environment variable."""
+
+
+def _read_private_file(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise SigningKeyError(f"signing key file {path} does not exist") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SigningKeyError(
+            f"signing key file {path} is readable by other users (mode {stat.S_IMODE(mode):04o}); "
+            f"run: chmod 600 {path}"
+        )
+    return path.read_text(encoding="utf-8")
+
+
+def _parse_signer(text: str, where: str) -> Signer:
+    try:
+        return Signer.from_string(text)
+    except NoteError as exc:
+        raise SigningKeyError(f"signing key from {where} is not usable: {exc}") from None
+
+
+def write_private_file(path: Path, content: str) -> None:
+    """Create ``path`` with mode 0600 (never overwriting) and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, content.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_or_create_signer(
+    data_dir: Path, *, key_file: Path | None = None, default_name: str
+) -> LoadedSigner:
+    """The key that signs this data directory's checkpoints, by precedence: ``key_file``, the
+    ``TRAILGUARD_SIGNING_KEY`` environment variable, ``<data_dir>/signing.key``; created there
+    on first start if none exists."""
+    if key_file is not None:
+        text = _read_private_file(key_file)
+        return LoadedSigner(_parse_signer(text, str(key_file)), str(key_file))
+    from_env = os.environ.get(SIGNING_KEY_ENV)
+    if from_env:
+        return LoadedSigner(_parse_signer(from_env, SIGNING_KEY_ENV), f"${SIGNING_KEY_ENV}")
+    path = data_dir / SIGNING_KEY_FILE
+    if path.exists():
+        return LoadedSigner(_parse_signer(_read_private_file(path), str(path)), str(path))
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    signer = Signer.generate(default_name)
+    write_private_file(path, signer.to_string() + "\n")
+    public = data_dir / VERIFIER_KEY_FILE
+    public.write_text(signer.verifier.to_string() + "\n", encoding="utf-8")
+    return LoadedSigner(signer, f"{path} (created)")
+
+
+def load_verifier(value: str) -> Verifier:
+    """A verifier key given as the key string itself or as a path to a file holding it."""
+    text = value
+    candidate = Path(value)
+    if "+" not in value or candidate.exists():
+        try:
+            text = candidate.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SigningKeyError(
+                f"cannot read verifier key file {value}: {exc.strerror}"
+            ) from None
+    try:
+        return Verifier.from_string(text.strip())
+    except NoteError as exc:
+        raise SigningKeyError(f"verifier key {value!r} is not usable: {exc}") from None

@@ -1,0 +1,125 @@
+"""Inclusion-proof bundles: one event, its audit path, and the signed checkpoint it leads to.
+
+A bundle is self-contained JSON. Checking it needs only the log's public key: the checkpoint's
+signature, then RFC 9162 §2.1.3.2 from the event's exact stored bytes to the signed root.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from trailguard.events import EventType
+from trailguard.ledger import checkpoint as checkpoints
+from trailguard.ledger import merkle
+from trailguard.ledger.note import Verifier
+from trailguard.ledger.stored_tree import StoredTree
+from trailguard.store.base import Store
+
+BUNDLE_FORMAT = "trailguard-inclusion-proof/v1"
+
+
+class ProofBundleError(ValueError):
+    """A bundle that cannot be built or does not verify; the message says which check failed."""
+
+
+def _latest_checkpoint(store: Store, verifier: Verifier | None) -> checkpoints.SignedCheckpoint:
+    row = store.last_row_of_type(EventType.CHECKPOINT.value)
+    if row is None:
+        raise ProofBundleError("the ledger has no signed checkpoint yet")
+    note = orjson.loads(row.body).get("note")
+    if not isinstance(note, str):
+        raise ProofBundleError(f"checkpoint at seq {row.seq} has no signed note")
+    try:
+        if verifier is None:
+            return checkpoints.read_unverified(note)
+        return checkpoints.open_checkpoint(note, verifier)
+    except checkpoints.CheckpointError as exc:
+        raise ProofBundleError(f"latest checkpoint (seq {row.seq}) is invalid: {exc}") from None
+
+
+def latest_checkpoint_note(store: Store) -> str:
+    """The newest signed checkpoint, as its note text (to keep somewhere off this host)."""
+    return _latest_checkpoint(store, None).note
+
+
+def build_inclusion_proof(store: Store, event_id: str, verifier: Verifier) -> dict[str, Any]:
+    """The proof bundle for ``event_id`` against the latest checkpoint, checked before returning."""
+    row = store.row_by_event_id(event_id)
+    if row is None:
+        raise ProofBundleError(f"no event with id {event_id} in this ledger")
+    signed = _latest_checkpoint(store, verifier)
+    if row.seq >= signed.tree_size:
+        raise ProofBundleError(
+            f"event {event_id} (seq {row.seq}) is newer than the latest checkpoint, which "
+            f"covers seq 0..{signed.tree_size - 1}; ask again after the next checkpoint"
+        )
+    path = StoredTree(store).inclusion_proof(row.seq, signed.tree_size)
+    bundle = {
+        "format": BUNDLE_FORMAT,
+        "eventId": event_id,
+        "leafIndex": row.seq,
+        "treeSize": signed.tree_size,
+        "entry": base64.b64encode(row.body).decode(),
+        "inclusionPath": [base64.b64encode(node).decode() for node in path],
+        "checkpoint": signed.note,
+    }
+    verify_inclusion_bundle(bundle, verifier)  # never hand out a proof that does not verify
+    return bundle
+
+
+@dataclass(frozen=True)
+class VerifiedInclusion:
+    event: dict[str, Any]
+    leaf_index: int
+    checkpoint: checkpoints.SignedCheckpoint
+
+
+def _field(bundle: dict[str, Any], name: str, kind: type) -> Any:
+    value = bundle.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ProofBundleError(f"proof bundle field {name!r} is missing or not a {kind.__name__}")
+    return value
+
+
+def verify_inclusion_bundle(bundle: Any, verifier: Verifier) -> VerifiedInclusion:
+    """Check a proof bundle with nothing but the public key. Raises ProofBundleError."""
+    if not isinstance(bundle, dict):
+        raise ProofBundleError("a proof bundle is a JSON object")
+    if bundle.get("format") != BUNDLE_FORMAT:
+        raise ProofBundleError(f"not a {BUNDLE_FORMAT} bundle (format {bundle.get('format')!r})")
+    try:
+        signed = checkpoints.open_checkpoint(_field(bundle, "checkpoint", str), verifier)
+    except checkpoints.CheckpointError as exc:
+        raise ProofBundleError(f"checkpoint: {exc}") from None
+    index = _field(bundle, "leafIndex", int)
+    if _field(bundle, "treeSize", int) != signed.tree_size:
+        raise ProofBundleError(
+            f"treeSize {bundle['treeSize']} differs from the signed checkpoint's {signed.tree_size}"
+        )
+    try:
+        entry = base64.b64decode(_field(bundle, "entry", str), validate=True)
+        path = [
+            base64.b64decode(node, validate=True) for node in _field(bundle, "inclusionPath", list)
+        ]
+    except (binascii.Error, TypeError):
+        raise ProofBundleError("entry and inclusionPath must be base64") from None
+    try:
+        merkle.verify_inclusion(
+            merkle.hash_leaf(entry), index, signed.tree_size, path, signed.root_hash
+        )
+    except merkle.InclusionProofError as exc:
+        raise ProofBundleError(f"inclusion proof: {exc}") from None
+    try:
+        event = orjson.loads(entry)
+    except orjson.JSONDecodeError:
+        raise ProofBundleError("the proven entry is not JSON") from None
+    if not isinstance(event, dict) or event.get("seq") != index:
+        raise ProofBundleError(f"the proven event does not say it is seq {index}")
+    if bundle.get("eventId") is not None and event.get("eventId") != bundle["eventId"]:
+        raise ProofBundleError("the proven event's eventId differs from the bundle's eventId")
+    return VerifiedInclusion(event, index, signed)

@@ -1,0 +1,486 @@
+"""The offline verifier: everything an auditor checks, from the stored bytes alone.
+
+It trusts nothing the store derived. It recomputes every leaf hash from the stored event bytes,
+rebuilds the RFC 6962 tree, checks each recorded checkpoint's Ed25519 signature and root against
+the rebuilt tree, checks consecutive checkpoints with RFC 9162 consistency proofs, checks that
+``seq`` is contiguous and that every index column agrees with the signed bytes. Given a trusted
+checkpoint kept outside the host it also detects a truncated tail, a rollback or a fork.
+
+The ledger is cut into aligned blocks of 2**14 events. Each block is a perfect subtree, so blocks
+are checked independently (in parallel on several cores) and joined with a compact range.
+"""
+
+from __future__ import annotations
+
+import base64
+import operator
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from hashlib import sha256
+from typing import Any, Literal
+
+import orjson
+
+from trailguard.events import EventType
+from trailguard.ledger import checkpoint as checkpoints
+from trailguard.ledger import merkle
+from trailguard.ledger.note import Verifier
+from trailguard.ledger.stored_tree import CACHED_SUBTREE_LEVEL, StoredTree
+from trailguard.store.base import Store
+
+Progress = Callable[[int, int], None]
+"""Called with (events checked, events in the ledger) as verification advances."""
+
+StoreOpener = Callable[[], Store]
+"""Opens a fresh read-only connection to the same store (one per worker process)."""
+
+BLOCK_LEVEL = 14
+BLOCK_SIZE = 1 << BLOCK_LEVEL
+_CHECKPOINT = EventType.CHECKPOINT.value
+
+# Index columns (LedgerRow positions 1..7) and the field of the signed event each must equal.
+_INDEXED_FIELDS = (
+    "eventId",
+    "timestamp",
+    "eventType",
+    "sessionId",
+    "developerId",
+    "projectId",
+    "tool",
+)
+_signed_index_values = operator.itemgetter(*_INDEXED_FIELDS[:-1])
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing verification found wrong (a failure) or worth knowing (a warning)."""
+
+    severity: Literal["failure", "warning"]
+    where: str
+    """Which entry: ``seq 41``, ``checkpoint at seq 1000``, ``trusted checkpoint``..."""
+    problem: str
+    expected: str | None = None
+    found: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.problem}"
+        if self.expected is not None or self.found is not None:
+            text += f" (expected {self.expected}, found {self.found})"
+        return text
+
+
+def _failure(where: str, problem: str, expected: Any = None, found: Any = None) -> Finding:
+    return Finding(
+        "failure",
+        where,
+        problem,
+        None if expected is None else str(expected),
+        None if found is None else str(found),
+    )
+
+
+@dataclass
+class VerificationReport:
+    events: int = 0
+    checkpoints: int = 0
+    latest_checkpoint_size: int | None = None
+    last_event_type: str | None = None
+    """The type of the last event other than a checkpoint (``gateway_stop`` after a clean stop)."""
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "failure"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+    @property
+    def intact(self) -> bool:
+        return not self.failures
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
+
+
+# -- one block ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Block:
+    """What checking one block found; positions are leaf indexes (row ranks) in the ledger."""
+
+    position: int
+    count: int
+    findings: list[Finding]
+    subtrees: list[bytes]
+    """Perfect subtrees covering the whole block, largest first (one hash for a full block)."""
+    prefixes: dict[int, list[bytes]]
+    """For each requested position inside the block: subtrees covering [block start, position)."""
+    checkpoints: list[tuple[int, int, str | None]]
+    """(position, seq, signed note) of every checkpoint event in the block."""
+    last_event_type: str | None
+
+
+def _check_block(
+    open_store: StoreOpener, position: int, first_seq: int, end_seq: int | None, wanted: list[int]
+) -> _Block:
+    """Recompute the leaves and subtrees of one aligned block and check each event's bytes."""
+    store = open_store()
+    try:
+        rows = list(store.rows(first_seq, end_seq))
+        findings: list[Finding] = []
+        leaves = [sha256(b"\x00" + row.body).digest() for row in rows]
+        block_checkpoints: list[tuple[int, int, str | None]] = []
+        last_event_type = None
+        for offset, (row, leaf) in enumerate(zip(rows, leaves, strict=True)):
+            where = f"seq {row.seq}"
+            if leaf != row.leaf_hash:
+                findings.append(
+                    _failure(
+                        where,
+                        "event bytes were changed after they were written",
+                        expected=f"leaf hash {bytes(row.leaf_hash).hex()}",
+                        found=f"bytes hashing to {leaf.hex()}",
+                    )
+                )
+            try:
+                document = orjson.loads(row.body)
+            except orjson.JSONDecodeError as exc:
+                findings.append(_failure(where, f"event bytes are not JSON: {exc}"))
+                continue
+            if not isinstance(document, dict):
+                findings.append(_failure(where, "event bytes are not a JSON object"))
+                continue
+            if document.get("seq") != row.seq:
+                findings.append(
+                    _failure(
+                        where,
+                        "the event's own seq disagrees with its position",
+                        expected=row.seq,
+                        found=document.get("seq"),
+                    )
+                )
+            # A query by session must not be steerable by editing an index column.
+            try:
+                signed_values = (*_signed_index_values(document), document.get("tool"))
+            except KeyError:
+                signed_values = tuple(document.get(key) for key in _INDEXED_FIELDS)
+            if row[1:8] != signed_values:
+                for key, column_value, signed in zip(
+                    _INDEXED_FIELDS, row[1:8], signed_values, strict=True
+                ):
+                    if column_value != signed:
+                        findings.append(
+                            _failure(
+                                where,
+                                f"index column for {key} disagrees with the signed event",
+                                expected=repr(signed),
+                                found=repr(column_value),
+                            )
+                        )
+            if row.event_type == _CHECKPOINT:
+                note = document.get("note")
+                block_checkpoints.append(
+                    (position + offset, row.seq, note if isinstance(note, str) else None)
+                )
+            else:
+                last_event_type = row.event_type
+        levels = merkle.subtree_levels(leaves, BLOCK_LEVEL)
+        for level in range(CACHED_SUBTREE_LEVEL, BLOCK_LEVEL + 1):
+            computed = levels[level]
+            if not computed:
+                break
+            first = position >> level
+            cached = store.tree_nodes(level, first, first + len(computed))
+            for index, node in enumerate(computed, start=first):
+                if cached.get(index) != node:
+                    findings.append(_cache_mismatch(level, index, node, cached.get(index)))
+        requested = [p for p, _, _ in block_checkpoints] + wanted
+        prefixes = {p: merkle.prefix_subtrees(levels, p - position) for p in requested}
+        return _Block(
+            position,
+            len(rows),
+            findings,
+            merkle.prefix_subtrees(levels, len(rows)),
+            prefixes,
+            block_checkpoints,
+            last_event_type,
+        )
+    finally:
+        store.close()
+
+
+def _cache_mismatch(level: int, index: int, node: bytes, cached: bytes | None) -> Finding:
+    return _failure(
+        f"tree node level {level} index {index}",
+        "the cached Merkle subtree (used for proofs) disagrees with the events",
+        expected=node.hex(),
+        found=None if cached is None else cached.hex(),
+    )
+
+
+# -- the whole ledger -----------------------------------------------------------------------------
+
+
+class _Verification:
+    def __init__(
+        self,
+        store: Store,
+        open_store: StoreOpener,
+        verifier: Verifier,
+        trusted: checkpoints.SignedCheckpoint | None,
+        progress: Progress | None,
+        workers: int,
+    ) -> None:
+        self.store = store
+        self.open_store = open_store
+        self.verifier = verifier
+        self.trusted = trusted
+        self.progress = progress
+        self.workers = workers
+        self.report = VerificationReport()
+        self.origin: str | None = None
+        self.previous_checkpoint: checkpoints.SignedCheckpoint | None = None
+        self.last_checkpoint_position = -1
+        self.root_at_trusted_size: bytes | None = None
+
+    def _scan_positions(self) -> tuple[int, list[int]]:
+        """Check that ``seq`` runs 0, 1, 2... and find the seq where each block starts."""
+        block_starts = []
+        expected = 0
+        position = -1
+        for position, seq in enumerate(self.store.seqs()):
+            if position % BLOCK_SIZE == 0:
+                block_starts.append(seq)
+            if seq != expected:
+                self.report.findings.append(
+                    _failure(
+                        f"seq {expected}" if seq > expected else f"seq {seq}",
+                        f"events seq {expected}..{seq - 1} are missing: seq is not contiguous"
+                        if seq > expected
+                        else "seq repeats or goes backwards",
+                        expected=f"seq {expected}",
+                        found=f"seq {seq}",
+                    )
+                )
+            expected = seq + 1
+        return position + 1, block_starts
+
+    def _blocks(self, total: int, block_starts: list[int]) -> Iterator[_Block]:
+        trusted_size = self.trusted.tree_size if self.trusted else None
+        jobs = []
+        for number, first_seq in enumerate(block_starts):
+            position = number * BLOCK_SIZE
+            end_seq = block_starts[number + 1] if number + 1 < len(block_starts) else None
+            wanted = []
+            if trusted_size is not None and position <= trusted_size < position + BLOCK_SIZE:
+                wanted.append(trusted_size)
+            jobs.append((position, first_seq, end_seq, wanted))
+        if self.workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                yield _check_block(self.open_store, *job)
+            return
+        with ProcessPoolExecutor(max_workers=self.workers) as pool:
+            futures = [pool.submit(_check_block, self.open_store, *job) for job in jobs]
+            for future in futures:
+                yield future.result()
+
+    def run(self) -> VerificationReport:
+        total, block_starts = self._scan_positions()
+        above_blocks = merkle.CompactRange(record_from_level=1)
+        for block in self._blocks(total, block_starts):
+            self.report.findings.extend(block.findings)
+            above = above_blocks.subtree_hashes
+            for position, seq, signed_note in block.checkpoints:
+                root = merkle.root_from_subtrees(above + block.prefixes[position])
+                self._check_checkpoint(position, seq, signed_note, root)
+            if self.trusted is not None and self.trusted.tree_size in block.prefixes:
+                self.root_at_trusted_size = merkle.root_from_subtrees(
+                    above + block.prefixes[self.trusted.tree_size]
+                )
+            if block.count == BLOCK_SIZE:
+                above_blocks.append(block.subtrees[0])
+                for level, index, node in above_blocks.completed:
+                    cached = self.store.tree_node(level + BLOCK_LEVEL, index)
+                    if cached != node:
+                        self.report.findings.append(
+                            _cache_mismatch(level + BLOCK_LEVEL, index, node, cached)
+                        )
+                above_blocks.completed.clear()
+            if block.last_event_type is not None:
+                self.report.last_event_type = block.last_event_type
+            self.report.events += block.count
+            if self.progress is not None:
+                self.progress(self.report.events, total)
+        # Only a trusted size on a block boundary is left: the root over whole blocks.
+        if (
+            self.trusted is not None
+            and self.root_at_trusted_size is None
+            and self.trusted.tree_size == above_blocks.size * BLOCK_SIZE
+        ):
+            self.root_at_trusted_size = above_blocks.root()
+        self._check_tail()
+        if self.trusted is not None:
+            self._check_trusted()
+        return self.report
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def _check_checkpoint(
+        self, position: int, seq: int, signed_note: str | None, recomputed: bytes
+    ) -> None:
+        where = f"checkpoint at seq {seq}"
+        fail = self.report.findings.append
+        if signed_note is None:
+            fail(_failure(where, "checkpoint event has no signed note"))
+            return
+        self.report.checkpoints += 1
+        self.last_checkpoint_position = position
+        try:
+            signed = checkpoints.open_checkpoint(signed_note, self.verifier)
+        except checkpoints.CheckpointError as exc:
+            fail(_failure(where, f"signature check failed: {exc}"))
+            try:
+                signed = checkpoints.read_unverified(signed_note)
+            except checkpoints.CheckpointError:
+                return
+        self.report.latest_checkpoint_size = signed.tree_size
+        if self.origin is None:
+            self.origin = signed.origin
+        elif signed.origin != self.origin:
+            fail(_failure(where, "names another log", expected=self.origin, found=signed.origin))
+        if signed.tree_size != position:
+            fail(
+                _failure(
+                    where,
+                    "a checkpoint must cover exactly the events before it",
+                    expected=f"tree size {position}",
+                    found=f"tree size {signed.tree_size}",
+                )
+            )
+            return
+        if recomputed != signed.root_hash:
+            since = self.previous_checkpoint.tree_size if self.previous_checkpoint else 0
+            fail(
+                _failure(
+                    where,
+                    f"signed root does not match the events before it: an event in seq "
+                    f"{since}..{seq - 1} was changed, removed, inserted or reordered",
+                    expected=f"signed root {signed.root_b64}",
+                    found=f"recomputed root {_b64(recomputed)}",
+                )
+            )
+            self.previous_checkpoint = None
+            return
+        previous = self.previous_checkpoint
+        if previous is not None:
+            # Both roots were recomputed from one sequence of leaves, so the newer tree extends
+            # the older; the proof also shows the stored tree serves correct proofs.
+            try:
+                proof = StoredTree(self.store).consistency_proof(
+                    previous.tree_size, signed.tree_size
+                )
+                merkle.verify_consistency(
+                    previous.tree_size,
+                    signed.tree_size,
+                    previous.root_hash,
+                    signed.root_hash,
+                    proof,
+                )
+            except (merkle.ProofError, LookupError) as exc:
+                fail(
+                    _failure(
+                        where, f"no valid consistency proof from size {previous.tree_size}: {exc}"
+                    )
+                )
+        self.previous_checkpoint = signed
+
+    def _check_tail(self) -> None:
+        events = self.report.events
+        if events == 0:
+            self.report.findings.append(Finding("warning", "ledger", "the ledger is empty"))
+            return
+        if self.report.checkpoints == 0:
+            self.report.findings.append(
+                Finding(
+                    "warning", "ledger", f"no checkpoint yet: none of {events} events is signed"
+                )
+            )
+        elif self.last_checkpoint_position < events - 1:
+            self.report.findings.append(
+                Finding(
+                    "warning",
+                    f"seq {self.last_checkpoint_position + 1}..{events - 1}",
+                    "not yet covered by a signed checkpoint (the gateway is running, or stopped "
+                    "without its final checkpoint)",
+                )
+            )
+
+    def _check_trusted(self) -> None:
+        trusted = self.trusted
+        assert trusted is not None
+        where = "trusted checkpoint"
+        fail = self.report.findings.append
+        if self.origin is not None and trusted.origin != self.origin:
+            fail(_failure(where, "names another log", expected=self.origin, found=trusted.origin))
+            return
+        if trusted.tree_size > self.report.events:
+            fail(
+                _failure(
+                    where,
+                    "the ledger is shorter than a checkpoint it once signed: events were removed "
+                    "from the end (truncated or rolled back)",
+                    expected=f"at least {trusted.tree_size} events",
+                    found=f"{self.report.events} events",
+                )
+            )
+            return
+        if self.root_at_trusted_size != trusted.root_hash:
+            found = self.root_at_trusted_size
+            fail(
+                _failure(
+                    where,
+                    "the ledger's first events differ from what was signed: the log was "
+                    "rewritten (a fork)",
+                    expected=f"root {trusted.root_b64} at size {trusted.tree_size}",
+                    found=f"root {_b64(found) if found else '?'}",
+                )
+            )
+
+
+def verify_ledger(
+    store: Store,
+    open_store: StoreOpener,
+    verifier: Verifier,
+    *,
+    trusted_checkpoint: str | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> VerificationReport:
+    """Verify the whole ledger in ``store`` with ``verifier``'s key.
+
+    ``trusted_checkpoint`` is a signed checkpoint obtained earlier and kept off the host; it must
+    verify under the same key (so a replaced signing key fails here). ``workers`` processes check
+    blocks in parallel (default: one per CPU).
+    """
+    trusted = None
+    trusted_failure = None
+    if trusted_checkpoint is not None:
+        try:
+            trusted = checkpoints.open_checkpoint(trusted_checkpoint, verifier)
+        except checkpoints.CheckpointError as exc:
+            trusted_failure = _failure(
+                "trusted checkpoint",
+                f"does not verify under key {verifier.name}+{verifier.key_id.hex()}: {exc} "
+                "(was the signing key replaced?)",
+            )
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    report = _Verification(store, open_store, verifier, trusted, progress, workers).run()
+    if trusted_failure is not None:
+        report.findings.insert(0, trusted_failure)
+    return report

@@ -1,0 +1,483 @@
+"""The ledger writer: assigns positions, hashes, signs checkpoints, and commits with group commit.
+
+One thread owns the write connection. Callers hand it events and wait; it takes everything queued
+so far, appends the batch in one durable transaction, and only then acknowledges each event. A
+signed checkpoint is appended every N events or T seconds and at close, and every writer run is
+bracketed by ``gateway_start`` / ``gateway_stop`` events so gaps in activity are explained.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import orjson
+
+from trailguard import __version__
+from trailguard.events import Checkpoint, Event, EventType, GatewayStart, GatewayStop
+from trailguard.ledger import checkpoint as checkpoints
+from trailguard.ledger import keys, merkle
+from trailguard.ledger.canonical import canonical_json
+from trailguard.ledger.stored_tree import StoredTree
+from trailguard.store.base import LedgerRow, StoreError
+from trailguard.store.sqlite import SQLiteStore
+
+LOCK_FILE = "writer.lock"
+
+
+class LedgerError(RuntimeError):
+    """The ledger cannot do what was asked; the message says why and what to do."""
+
+
+class LedgerWriteError(LedgerError):
+    """An append that was not committed (disk full, read-only, ...). Nothing of it was stored."""
+
+
+class EventRejectedError(LedgerError):
+    """An event that cannot be stored as given (already has a position, not canonicalisable).
+
+    ``receipts`` holds the receipts of the other events of the same call, which were stored.
+    """
+
+    def __init__(self, message: str, receipts: list[Receipt] | None = None) -> None:
+        super().__init__(message)
+        self.receipts = receipts or []
+
+
+class LedgerIntegrityError(LedgerError):
+    """The stored ledger does not match its own signed checkpoint or key; the writer refuses to
+    extend it. Run ``trailguard verify`` to see what changed."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Proof of a durable append: the event's position and leaf hash."""
+
+    seq: int
+    event_id: str
+    leaf_hash: bytes
+    duplicate: bool = False
+    """True when an event with this id was already stored (at ``seq``); nothing new was written."""
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    checkpoint_every_events: int = 1000
+    checkpoint_interval_seconds: float = 10.0
+    max_batch: int = 2000
+
+
+class WriterLock:
+    """An exclusive advisory lock that makes one process the data directory's only writer."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise LedgerError(
+                f"{self.path.parent} is in use by another trailguard writer (pid {holder}); "
+                "stop it first, or use the read-only commands (verify, query, checkpoint, proof)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @staticmethod
+    def is_held(data_dir: Path) -> bool:
+        """Whether some process currently writes to ``data_dir``."""
+        path = data_dir / LOCK_FILE
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+
+def encode_row(event: Event, seq: int) -> LedgerRow:
+    """The stored form of ``event`` at position ``seq``: its canonical bytes and index columns."""
+    if event.seq is not None:
+        raise EventRejectedError(f"event {event.event_id} already has seq {event.seq}")
+    document = event.to_json_dict()
+    document["seq"] = seq
+    try:
+        body = canonical_json(document)
+    except ValueError as exc:
+        raise EventRejectedError(f"event {event.event_id}: {exc}") from None
+    return LedgerRow(
+        seq=seq,
+        event_id=event.event_id,
+        timestamp=event.timestamp,
+        event_type=event.event_type.value,
+        session_id=event.session_id,
+        developer_id=event.developer_id,
+        project_id=event.project_id,
+        tool=getattr(event, "tool", None),
+        leaf_hash=merkle.hash_leaf(body),
+        body=body,
+    )
+
+
+_Command = Literal["append", "checkpoint", "stop"]
+
+
+@dataclass
+class _Request:
+    command: _Command
+    events: list[Event]
+    future: Future[list[Receipt]]
+
+
+class Ledger:
+    """The append-only, signed event log of one data directory. Use ``Ledger.open``."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        store: SQLiteStore,
+        lock: WriterLock,
+        signer: keys.LoadedSigner,
+        origin: str,
+        config: LedgerConfig,
+    ) -> None:
+        self.data_dir = data_dir
+        self.origin = origin
+        self.config = config
+        self._store = store
+        self._lock = lock
+        self._signer = signer.signer
+        self.signer_source = signer.source
+        tree = StoredTree(store)
+        size = store.tree_size()
+        self._tree = tree.compact_range(size)
+        last = store.last_row_of_type(EventType.CHECKPOINT.value)
+        self._last_checkpoint_seq = -1 if last is None else last.seq
+        self._last_checkpoint_time = time.monotonic()
+        self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._failure: BaseException | None = None
+        self._accepting = True
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="trailguard-ledger", daemon=True)
+
+    # -- opening --------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        *,
+        config: LedgerConfig | None = None,
+        key_file: Path | None = None,
+        run_reason: str = "serve",
+    ) -> Ledger:
+        """Open (creating on first use) the ledger in ``data_dir`` as its only writer, check the
+        stored tree against its latest signed checkpoint, and record ``gateway_start``."""
+        data_dir = data_dir.expanduser().absolute()
+        try:
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(f"cannot create data directory {data_dir}: {exc.strerror}") from None
+        lock = WriterLock(data_dir)
+        try:
+            lock.acquire()
+        except OSError as exc:
+            raise LedgerError(f"cannot lock {data_dir}: {exc.strerror}") from None
+        try:
+            store = SQLiteStore.in_data_dir(data_dir)
+            origin = store.get_meta("origin")
+            key_name = origin or f"trailguard.local/{uuid.uuid4().hex[:16]}"
+            signer = keys.load_or_create_signer(data_dir, key_file=key_file, default_name=key_name)
+            verifier_key = signer.signer.verifier.to_string()
+            if origin is None:
+                origin = key_name
+                store.set_meta("origin", origin)
+                store.set_meta("verifier_key", verifier_key)
+            pinned = store.get_meta("verifier_key")
+            if pinned != verifier_key:
+                raise LedgerIntegrityError(
+                    f"the signing key from {signer.source} ({verifier_key.split('+')[0]}+"
+                    f"{verifier_key.split('+')[1]}) is not the key this ledger was created with "
+                    f"({pinned}); refusing to sign with a different key"
+                )
+            ledger = cls(data_dir, store, lock, signer, origin, config or LedgerConfig())
+            previous_clean = ledger._check_against_latest_checkpoint()
+        except BaseException:
+            lock.release()
+            raise
+        ledger._thread.start()
+        ledger.append(
+            GatewayStart(
+                version=__version__,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                origin=origin,
+                verifier_key=verifier_key,
+                previous_tree_size=ledger._tree.size,
+                previous_stop_clean=previous_clean,
+                source=run_reason,
+            )
+        )
+        return ledger
+
+    def _check_against_latest_checkpoint(self) -> bool | None:
+        """Refuse to extend a ledger whose stored tree no longer matches its signed checkpoint.
+        Returns whether the previous writer stopped cleanly (None for a new ledger)."""
+        store = self._store
+        size = self._tree.size
+        if size == 0:
+            return None
+        last = store.last_row_of_type(EventType.CHECKPOINT.value)
+        if last is not None:
+            signed_note = _checkpoint_note(last)
+            try:
+                signed = checkpoints.open_checkpoint(signed_note, self._signer.verifier)
+            except checkpoints.CheckpointError as exc:
+                raise LedgerIntegrityError(
+                    f"latest checkpoint (seq {last.seq}) does not verify: {exc}; "
+                    f"run `trailguard verify --data-dir {self.data_dir}`"
+                ) from None
+            recomputed = StoredTree(store).root(signed.tree_size)
+            if signed.tree_size != last.seq or recomputed != signed.root_hash:
+                raise LedgerIntegrityError(
+                    f"the stored tree does not match the latest signed checkpoint (seq {last.seq},"
+                    f" size {signed.tree_size}); run `trailguard verify --data-dir {self.data_dir}`"
+                )
+        tail = store.last_row_of_type(EventType.GATEWAY_STOP.value)
+        # A clean stop is gateway_stop followed only by its closing checkpoint.
+        return tail is not None and tail.seq >= size - 2
+
+    # -- appending ------------------------------------------------------------------------------
+
+    def submit(self, event: Event) -> Future[list[Receipt]]:
+        """Queue ``event``; the future resolves with its one Receipt once it is durable."""
+        return self._submit("append", [event])
+
+    def append(self, event: Event) -> Receipt:
+        """Append ``event`` and return once it is committed to disk."""
+        return self._submit("append", [event]).result()[0]
+
+    def append_many(self, events: Iterable[Event], *, chunk: int = 5000) -> list[Receipt]:
+        """Append ``events`` in order, committed in chunks of up to ``chunk`` events per
+        transaction. Raises EventRejectedError if any event cannot be stored; the others are."""
+        receipts: list[Receipt] = []
+        batch: list[Event] = []
+        for event in events:
+            batch.append(event)
+            if len(batch) >= chunk:
+                receipts.extend(self._submit("append", batch).result())
+                batch = []
+        if batch:
+            receipts.extend(self._submit("append", batch).result())
+        return receipts
+
+    def checkpoint(self) -> Receipt:
+        """Sign and append a checkpoint now (if anything is uncovered); returns the receipt of
+        the latest checkpoint."""
+        return self._submit("checkpoint", []).result()[0]
+
+    @property
+    def tree_size(self) -> int:
+        return self._tree.size
+
+    @property
+    def healthy(self) -> bool:
+        """True while the writer thread accepts and commits appends."""
+        return self._failure is None and not self._closed and self._thread.is_alive()
+
+    def _submit(self, command: _Command, events: list[Event]) -> Future[list[Receipt]]:
+        if self._failure is not None:
+            raise LedgerError(f"the ledger writer has stopped: {self._failure}")
+        if self._closed or (command == "append" and not self._accepting):
+            raise LedgerError("the ledger is closed")
+        future: Future[list[Receipt]] = Future()
+        self._queue.put(_Request(command, events, future))
+        return future
+
+    # -- the writer thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                timeout = max(
+                    0.0,
+                    self._last_checkpoint_time
+                    + self.config.checkpoint_interval_seconds
+                    - time.monotonic(),
+                )
+                batch: list[_Request] = []
+                pending = 0
+                try:
+                    batch.append(self._queue.get(timeout=timeout))
+                    pending = len(batch[0].events)
+                    while pending < self.config.max_batch:
+                        batch.append(self._queue.get_nowait())
+                        pending += len(batch[-1].events)
+                except queue.Empty:
+                    pass
+                stop = any(request.command == "stop" for request in batch)
+                self._commit(batch)
+                if stop:
+                    return
+        except BaseException as exc:  # a bug: fail everything waiting rather than hang it
+            self._failure = exc
+            while True:
+                try:
+                    self._queue.get_nowait().future.set_exception(
+                        LedgerError(f"the ledger writer has stopped: {exc}")
+                    )
+                except queue.Empty:
+                    break
+            raise
+
+    def _uncovered(self) -> int:
+        """Events appended since the latest checkpoint, not counting the checkpoint itself."""
+        return self._tree.size - self._last_checkpoint_seq - 1
+
+    def _commit(self, batch: list[_Request]) -> None:
+        tree = self._tree
+        saved = tree.copy()
+        rows: list[LedgerRow] = []
+        event_ids = [event.event_id for request in batch for event in request.events]
+        stored = self._store.existing_event_ids(event_ids) if event_ids else {}
+        written: dict[str, Receipt] = {}
+        outcomes: list[tuple[_Request, list[Receipt], list[str]]] = []
+        for request in batch:
+            receipts: list[Receipt] = []
+            rejected: list[str] = []
+            for event in request.events:
+                event_id = event.event_id
+                if event_id in written:
+                    receipts.append(replace(written[event_id], duplicate=True))
+                    continue
+                if event_id in stored:
+                    receipts.append(Receipt(stored[event_id], event_id, b"", duplicate=True))
+                    continue
+                try:
+                    row = encode_row(event, tree.size)
+                except EventRejectedError as exc:
+                    rejected.append(str(exc))
+                    continue
+                tree.append(row.leaf_hash)
+                rows.append(row)
+                written[event_id] = receipt = Receipt(row.seq, event_id, row.leaf_hash)
+                receipts.append(receipt)
+            outcomes.append((request, receipts, rejected))
+
+        forced = any(request.command != "append" for request in batch)
+        due_by_count = self._uncovered() >= self.config.checkpoint_every_events
+        due_by_time = (
+            time.monotonic() - self._last_checkpoint_time >= self.config.checkpoint_interval_seconds
+        )
+        checkpoint_row = None
+        if self._uncovered() > 0 and (forced or due_by_count or due_by_time):
+            checkpoint_row = self._checkpoint_row()
+            tree.append(checkpoint_row.leaf_hash)
+            rows.append(checkpoint_row)
+        elif due_by_time:
+            self._last_checkpoint_time = time.monotonic()
+
+        try:
+            self._store.append(rows, tree.completed)
+        except StoreError as exc:
+            self._tree = saved
+            error = LedgerWriteError(str(exc))
+            for request in batch:
+                request.future.set_exception(error)
+            return
+        tree.completed.clear()
+        if checkpoint_row is not None:
+            self._last_checkpoint_seq = checkpoint_row.seq
+            self._last_checkpoint_time = time.monotonic()
+        latest_checkpoint: list[Receipt] = []
+        if forced:
+            last = checkpoint_row or self._store.last_row_of_type(EventType.CHECKPOINT.value)
+            if last is not None:
+                latest_checkpoint = [Receipt(last.seq, last.event_id, last.leaf_hash)]
+        for request, receipts, rejected in outcomes:
+            if rejected:
+                request.future.set_exception(EventRejectedError("; ".join(rejected), receipts))
+            elif request.command == "append":
+                request.future.set_result(receipts)
+            elif latest_checkpoint:
+                request.future.set_result(latest_checkpoint)
+            else:
+                request.future.set_exception(LedgerError("the ledger has no checkpoint yet"))
+
+    def _checkpoint_row(self) -> LedgerRow:
+        size = self._tree.size
+        signed = checkpoints.sign_checkpoint(self.origin, size, self._tree.root(), self._signer)
+        event = Checkpoint(
+            origin=self.origin,
+            tree_size=size,
+            root_hash=signed.root_b64,
+            note=signed.note,
+            source="ledger",
+        )
+        return encode_row(event, size)
+
+    # -- closing --------------------------------------------------------------------------------
+
+    def close(self, reason: str = "shutdown") -> None:
+        """Record ``gateway_stop``, sign a final checkpoint, and release the data directory."""
+        if self._closed:
+            return
+        try:
+            if self._failure is None:
+                self.append(GatewayStop(reason=reason, source="ledger"))
+                self._accepting = False
+                self._submit("stop", []).result()
+        finally:
+            self._accepting = False
+            self._closed = True
+            if self._thread.is_alive():
+                self._queue.put(_Request("stop", [], Future()))
+            self._thread.join(timeout=30)
+            while True:  # anything that raced the stop is refused, never silently dropped
+                try:
+                    self._queue.get_nowait().future.set_exception(
+                        LedgerError("the ledger closed before this event was written")
+                    )
+                except queue.Empty:
+                    break
+            self._store.close()
+            self._lock.release()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _checkpoint_note(row: LedgerRow) -> str:
+    document = orjson.loads(row.body)
+    note = document.get("note") if isinstance(document, dict) else None
+    if not isinstance(note, str):
+        raise LedgerIntegrityError(f"checkpoint event at seq {row.seq} has no signed note")
+    return note

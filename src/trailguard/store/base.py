@@ -1,0 +1,96 @@
+"""The Store protocol: what the ledger needs from a database, whichever database it is.
+
+A store keeps ledger rows (an event's canonical bytes plus the columns it is indexed by) and the
+cached Merkle subtree hashes used for fast proofs. It never decides anything: positions, hashes
+and signatures come from the ledger, and the verifier trusts none of the derived columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked (disk full, read-only, corrupt, locked...)."""
+
+
+class LedgerRow(NamedTuple):
+    seq: int
+    event_id: str
+    timestamp: str
+    event_type: str
+    session_id: str | None
+    developer_id: str | None
+    project_id: str | None
+    tool: str | None
+    leaf_hash: bytes
+    """A cache of SHA-256(0x00 || body); the verifier recomputes it and never trusts it."""
+    body: bytes
+    """The event's RFC 8785 canonical bytes, exactly as hashed."""
+
+
+TreeNode = tuple[int, int, bytes]
+"""(level, index, hash) of a perfect subtree: leaves [index * 2**level, (index+1) * 2**level)."""
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Retrieval filters; every field narrows the result, ``None`` means any."""
+
+    session_id: str | None = None
+    developer_id: str | None = None
+    project_id: str | None = None
+    event_type: str | None = None
+    tool: str | None = None
+    since: str | None = None
+    """Inclusive lower bound on ``timestamp`` (RFC 3339 UTC, compared as text)."""
+    until: str | None = None
+    """Exclusive upper bound on ``timestamp``."""
+    limit: int | None = None
+
+
+class Store(Protocol):
+    def tree_size(self) -> int:
+        """How many rows the store holds (the next ``seq``)."""
+        ...
+
+    def append(self, rows: Sequence[LedgerRow], nodes: Sequence[TreeNode]) -> None:
+        """Store ``rows`` (contiguous, starting at ``tree_size()``) and ``nodes`` atomically.
+
+        Returns only after the transaction is durable; on failure nothing is stored.
+        """
+        ...
+
+    def existing_event_ids(self, event_ids: Sequence[str]) -> dict[str, int]:
+        """Which of ``event_ids`` are already stored, and at which ``seq``."""
+        ...
+
+    def rows(self, start: int = 0, end: int | None = None) -> Iterator[LedgerRow]:
+        """Rows with start <= seq < end in ``seq`` order, streamed."""
+        ...
+
+    def row_by_event_id(self, event_id: str) -> LedgerRow | None: ...
+
+    def leaf_hashes(self, begin: int, end: int) -> list[bytes]: ...
+
+    def tree_node(self, level: int, index: int) -> bytes | None: ...
+
+    def tree_nodes(self, level: int, begin: int, end: int) -> dict[int, bytes]:
+        """Cached subtrees of ``level`` with begin <= index < end, by index."""
+        ...
+
+    def seqs(self) -> Iterator[int]:
+        """Every stored ``seq`` in order (cheap: no event bytes are read)."""
+        ...
+
+    def last_row_of_type(self, event_type: str) -> LedgerRow | None: ...
+
+    def query(self, event_filter: EventFilter) -> Iterator[LedgerRow]: ...
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,311 @@
+"""The embedded store: one SQLite file in WAL mode with ``synchronous=FULL``.
+
+A commit returns only after SQLite has fsynced the write-ahead log, so an acknowledged append
+survives a crash or power loss. One process writes (the ledger's writer thread); any number of
+readers open the file read-only and see committed data while the writer runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from trailguard.store.base import EventFilter, LedgerRow, StoreError, TreeNode
+
+DATABASE_FILE = "ledger.sqlite3"
+
+# Each entry upgrades the schema by one version (PRAGMA user_version). Never edit a released one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE events (
+        seq          INTEGER PRIMARY KEY,
+        event_id     TEXT NOT NULL UNIQUE,
+        timestamp    TEXT NOT NULL,
+        event_type   TEXT NOT NULL,
+        session_id   TEXT,
+        developer_id TEXT,
+        project_id   TEXT,
+        tool         TEXT,
+        leaf_hash    BLOB NOT NULL,
+        body         BLOB NOT NULL
+    );
+    CREATE INDEX events_by_session   ON events (session_id, seq);
+    CREATE INDEX events_by_developer ON events (developer_id, timestamp);
+    CREATE INDEX events_by_project   ON events (project_id, timestamp);
+    CREATE INDEX events_by_time      ON events (timestamp);
+    CREATE INDEX events_by_type      ON events (event_type, seq);
+
+    -- Perfect Merkle subtrees of 2**8 leaves and up, cached for O(log n) proofs. Derived data:
+    -- the verifier recomputes the tree from the events and only cross-checks these.
+    CREATE TABLE tree_nodes (
+        level INTEGER NOT NULL,
+        idx   INTEGER NOT NULL,
+        hash  BLOB NOT NULL,
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID;
+
+    -- The ledger is append-only. A trigger is no defence against someone who owns the file (the
+    -- signed checkpoints are), but it stops a mistaken UPDATE or DELETE from any tool.
+    CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
+    CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+_ROW_COLUMNS = (
+    "seq, event_id, timestamp, event_type, session_id, developer_id, project_id, tool, "
+    "leaf_hash, body"
+)
+
+
+def _describe(exc: sqlite3.Error) -> str:
+    message = str(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        if "disk is full" in message or "database or disk is full" in message:
+            return f"{message}: free space on the data directory's file system"
+        if "readonly" in message or "read-only" in message:
+            return f"{message}: the data directory or database file is not writable"
+        if "locked" in message:
+            return f"{message}: another process holds a write lock on the database"
+    return message
+
+
+class SQLiteStore:
+    """The Store protocol on one SQLite database file."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.path = path
+        self.read_only = read_only
+        try:
+            if read_only:
+                if not path.exists():
+                    raise StoreError(f"no ledger at {path}: is --data-dir right?")
+                self._db = sqlite3.connect(
+                    f"file:{path}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            else:
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                if not path.exists():
+                    # Create the file 0600 ourselves: sqlite3 would use the process umask.
+                    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+                self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout = 5000")
+            if not read_only:
+                mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise StoreError(f"{path}: could not switch to WAL mode (got {mode})")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open ledger database {path}: {_describe(exc)}") from None
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path, *, read_only: bool = False) -> SQLiteStore:
+        return cls(data_dir / DATABASE_FILE, read_only=read_only)
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this trailguard "
+                f"understands ({SCHEMA_VERSION}): upgrade trailguard"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if self.read_only:
+            raise StoreError(
+                f"{self.path} has schema version {version}; open it once for writing "
+                f"(start the gateway) to upgrade it to {SCHEMA_VERSION}"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _split_statements(MIGRATIONS[number]):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number + 1}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def append(self, rows: Sequence[LedgerRow], nodes: Sequence[TreeNode]) -> None:
+        if not rows and not nodes:
+            return
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    f"INSERT INTO events ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                if nodes:
+                    db.executemany(
+                        "INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"could not commit {len(rows)} event(s) to {self.path}: {_describe(exc)}; "
+                "nothing of this batch was stored"
+            ) from None
+
+    def set_meta(self, key: str, value: str) -> None:
+        try:
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not write {key} to {self.path}: {_describe(exc)}") from None
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def tree_size(self) -> int:
+        row = self._db.execute("SELECT max(seq) FROM events").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def existing_event_ids(self, event_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for event_id, seq in self._db.execute(
+                f"SELECT event_id, seq FROM events WHERE event_id IN ({marks})", chunk
+            ):
+                found[event_id] = seq
+        return found
+
+    def rows(self, start: int = 0, end: int | None = None) -> Iterator[LedgerRow]:
+        cursor = self._db.execute(
+            f"SELECT {_ROW_COLUMNS} FROM events WHERE seq >= ? AND seq < ? ORDER BY seq",
+            (start, end if end is not None else 2**63 - 1),
+        )
+        while batch := cursor.fetchmany(4096):
+            for row in batch:
+                yield LedgerRow._make(row)
+
+    def row_by_event_id(self, event_id: str) -> LedgerRow | None:
+        row = self._db.execute(
+            f"SELECT {_ROW_COLUMNS} FROM events WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return None if row is None else LedgerRow._make(row)
+
+    def row_by_seq(self, seq: int) -> LedgerRow | None:
+        row = self._db.execute(
+            f"SELECT {_ROW_COLUMNS} FROM events WHERE seq = ?", (seq,)
+        ).fetchone()
+        return None if row is None else LedgerRow._make(row)
+
+    def leaf_hashes(self, begin: int, end: int) -> list[bytes]:
+        return [
+            bytes(h)
+            for (h,) in self._db.execute(
+                "SELECT leaf_hash FROM events WHERE seq >= ? AND seq < ? ORDER BY seq",
+                (begin, end),
+            )
+        ]
+
+    def tree_node(self, level: int, index: int) -> bytes | None:
+        row = self._db.execute(
+            "SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, index)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def tree_nodes(self, level: int, begin: int, end: int) -> dict[int, bytes]:
+        return {
+            idx: bytes(node)
+            for idx, node in self._db.execute(
+                "SELECT idx, hash FROM tree_nodes WHERE level = ? AND idx >= ? AND idx < ?",
+                (level, begin, end),
+            )
+        }
+
+    def seqs(self) -> Iterator[int]:
+        cursor = self._db.execute("SELECT seq FROM events ORDER BY seq")
+        while batch := cursor.fetchmany(65536):
+            for (seq,) in batch:
+                yield seq
+
+    def last_row_of_type(self, event_type: str) -> LedgerRow | None:
+        row = self._db.execute(
+            f"SELECT {_ROW_COLUMNS} FROM events WHERE event_type = ? ORDER BY seq DESC LIMIT 1",
+            (event_type,),
+        ).fetchone()
+        return None if row is None else LedgerRow._make(row)
+
+    def query(self, event_filter: EventFilter) -> Iterator[LedgerRow]:
+        clauses: list[str] = []
+        params: list[object] = []
+        for column, value in (
+            ("session_id", event_filter.session_id),
+            ("developer_id", event_filter.developer_id),
+            ("project_id", event_filter.project_id),
+            ("event_type", event_filter.event_type),
+            ("tool", event_filter.tool),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if event_filter.since is not None:
+            clauses.append("timestamp >= ?")
+            params.append(event_filter.since)
+        if event_filter.until is not None:
+            clauses.append("timestamp < ?")
+            params.append(event_filter.until)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        limit = ""
+        if event_filter.limit is not None:
+            limit = "LIMIT ?"
+            params.append(event_filter.limit)
+        cursor = self._db.execute(
+            f"SELECT {_ROW_COLUMNS} FROM events {where} ORDER BY timestamp, seq {limit}", params
+        )
+        while batch := cursor.fetchmany(1024):
+            for row in batch:
+                yield LedgerRow._make(row)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _split_statements(script: str) -> list[str]:
+    """Split a migration into statements; sqlite3.complete_statement keeps triggers whole."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        if not current and (not line.strip() or line.strip().startswith("--")):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        raise StoreError(f"incomplete statement in migration: {current[:80]!r}")
+    return statements
