@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
+INTERNAL_ERROR_EXIT = 3
+
 
 def main() -> None:
     from trailguard.cli import app
 
-    app()
+    try:
+        app(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        # A bug must never look like a verdict: verify's "not intact" is exit 1, this is 3.
+        if os.environ.get("TRAILGUARD_DEBUG"):
+            raise
+        print(
+            f"trailguard: internal error ({type(exc).__name__}: {exc}); this is a bug. "
+            "Set TRAILGUARD_DEBUG=1 to see the traceback.",
+            file=sys.stderr,
+        )
+        sys.exit(INTERNAL_ERROR_EXIT)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The ``trailguard`` command: a thin layer over the ledger, store and gateway modules.
 
 Exit codes: 0 success; 1 the check failed (ledger not intact, proof invalid, lines skipped);
-2 usage or input error (bad option, missing file, no such ledger).
+2 usage or input error (bad option, missing file, no such ledger); 3 internal error (a bug).
 """
 
 from __future__ import annotations
@@ -403,10 +403,11 @@ def serve(
     err.print(f"trailguard {__version__}: ledger {directory}, log {ledger.origin}")
     err.print(f"listening on http://{host}:{port} (Ctrl-C to stop)")
     try:
+        # The app's shutdown closes the ledger: uvicorn re-raises SIGTERM/SIGINT once it has
+        # shut down, so code after run() may never execute.
         uvicorn.run(create_app(ledger), host=host, port=port, log_level="warning")
     finally:
         ledger.close(reason="shutdown")
-        err.print("trailguard stopped; final checkpoint signed")
 
 
 @app.command()

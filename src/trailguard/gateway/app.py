@@ -6,6 +6,8 @@ added on the same app.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
@@ -17,8 +19,16 @@ from trailguard.ledger.writer import Ledger
 from trailguard.store.sqlite import SQLiteStore
 
 
-def create_app(ledger: Ledger) -> FastAPI:
-    app = FastAPI(title="trailguard", version=__version__)
+def create_app(ledger: Ledger, *, stop_reason: str = "shutdown") -> FastAPI:
+    """The gateway app over an open ``ledger``; shutting the app down closes the ledger
+    (recording ``gateway_stop`` and a final checkpoint) before the process exits."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        ledger.close(reason=stop_reason)
+
+    app = FastAPI(title="trailguard", version=__version__, lifespan=lifespan)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

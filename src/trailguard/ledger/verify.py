@@ -278,7 +278,11 @@ class _Verification:
             position = number * BLOCK_SIZE
             end_seq = block_starts[number + 1] if number + 1 < len(block_starts) else None
             wanted = []
-            if trusted_size is not None and position <= trusted_size < position + BLOCK_SIZE:
+            if (
+                trusted_size is not None
+                and position <= trusted_size < position + BLOCK_SIZE
+                and trusted_size <= total
+            ):
                 wanted.append(trusted_size)
             jobs.append((position, first_seq, end_seq, wanted))
         if self.workers <= 1 or len(jobs) <= 1:

@@ -1,0 +1,98 @@
+"""Shared fixtures: ledgers in temporary directories and realistic sample events."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from trailguard.events import Event, Prompt, ToolInvocation, ToolResult
+from trailguard.ledger.keys import load_verifier
+from trailguard.ledger.note import Verifier
+from trailguard.ledger.verify import VerificationReport, verify_ledger
+from trailguard.ledger.writer import Ledger, LedgerConfig
+from trailguard.store.sqlite import SQLiteStore
+
+
+def sample_events(count: int, *, session: str = "sess_a8f3b21c") -> list[Event]:
+    """A realistic mix: prompts, tool calls and their results."""
+    events: list[Event] = []
+    for i in range(count):
+        kind = i % 3
+        common = {"session_id": session, "developer_id": "dev_jordan", "project_id": "proj_backend"}
+        if kind == 0:
+            events.append(Prompt(prompt=f"step {i}: list the files", **common))
+        elif kind == 1:
+            events.append(
+                ToolInvocation(
+                    tool="Bash",
+                    tool_use_id=f"toolu_{i:06d}",
+                    input={"command": f"ls -la src/{i}", "description": "list"},
+                    policy_result="allowed",
+                    policy_rule="allow-all",
+                    **common,
+                )
+            )
+        else:
+            events.append(
+                ToolResult(
+                    tool="Bash",
+                    tool_use_id=f"toolu_{i - 1:06d}",
+                    status="success",
+                    output={"stdout": "a.py\nb.py\n", "stderr": ""},
+                    duration_ms=12,
+                    **common,
+                )
+            )
+    return events
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "ledger"
+
+
+@pytest.fixture
+def open_ledger(data_dir: Path) -> Iterator[Callable[..., Ledger]]:
+    """Opens ledgers in ``data_dir`` (small checkpoint interval) and closes them afterwards."""
+    opened: list[Ledger] = []
+
+    def opener(**config: object) -> Ledger:
+        settings = {"checkpoint_every_events": 50, "checkpoint_interval_seconds": 3600.0}
+        settings.update(config)
+        ledger = Ledger.open(data_dir, config=LedgerConfig(**settings))  # type: ignore[arg-type]
+        opened.append(ledger)
+        return ledger
+
+    yield opener
+    for ledger in opened:
+        with contextlib.suppress(Exception):  # a test that broke the disk on purpose
+            ledger.close()
+
+
+def pinned_verifier(data_dir: Path) -> Verifier:
+    return load_verifier(str(data_dir / "signing.pub"))
+
+
+def verify_dir(
+    data_dir: Path,
+    *,
+    verifier: Verifier | None = None,
+    trusted_checkpoint: str | None = None,
+    workers: int = 1,
+) -> VerificationReport:
+    opener = functools.partial(SQLiteStore.in_data_dir, data_dir, read_only=True)
+    store = opener()
+    try:
+        return verify_ledger(
+            store,
+            opener,
+            verifier or pinned_verifier(data_dir),
+            trusted_checkpoint=trusted_checkpoint,
+            workers=workers,
+        )
+    finally:
+        store.close()

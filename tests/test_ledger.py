@@ -1,0 +1,237 @@
+"""The ledger writer: durable appends, group commit, checkpoints, restarts, keys and locks."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from pathlib import Path
+
+import orjson
+import pytest
+import rfc8785
+
+import tamper
+from conftest import sample_events, verify_dir
+from trailguard.events import EventType, Prompt
+from trailguard.ledger import merkle
+from trailguard.ledger.checkpoint import open_checkpoint
+from trailguard.ledger.keys import SIGNING_KEY_ENV, SIGNING_KEY_FILE
+from trailguard.ledger.note import Signer
+from trailguard.ledger.stored_tree import StoredTree
+from trailguard.ledger.writer import (
+    EventRejectedError,
+    Ledger,
+    LedgerConfig,
+    LedgerError,
+    LedgerIntegrityError,
+)
+from trailguard.store.sqlite import SQLiteStore
+
+
+def stored_rows(data_dir: Path) -> list:
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    try:
+        return list(store.rows())
+    finally:
+        store.close()
+
+
+def test_append_is_stored_as_rfc8785_bytes_of_the_event_with_its_seq(open_ledger, data_dir):
+    ledger = open_ledger()
+    event = sample_events(2)[1]
+    receipt = ledger.append(event)
+    row = next(r for r in stored_rows(data_dir) if r.event_id == event.event_id)
+    expected = event.to_json_dict() | {"seq": receipt.seq}
+    assert row.body == rfc8785.dumps(expected)
+    assert row.leaf_hash == receipt.leaf_hash == merkle.hash_leaf(row.body)
+    assert row.seq == receipt.seq
+
+
+def test_first_event_is_gateway_start_and_close_records_stop_then_checkpoint(open_ledger, data_dir):
+    ledger = open_ledger()
+    ledger.append_many(sample_events(3))
+    ledger.close(reason="test finished")
+    rows = stored_rows(data_dir)
+    assert rows[0].event_type == EventType.GATEWAY_START
+    assert [r.event_type for r in rows[-2:]] == [EventType.GATEWAY_STOP, EventType.CHECKPOINT]
+    assert orjson.loads(rows[-2].body)["reason"] == "test finished"
+    assert [r.seq for r in rows] == list(range(len(rows)))
+
+
+def test_checkpoint_every_n_events_covers_exactly_the_events_before_it(open_ledger, data_dir):
+    ledger = open_ledger(checkpoint_every_events=10)
+    for event in sample_events(45):
+        ledger.append(event)
+    ledger.close()
+    rows = stored_rows(data_dir)
+    verifier = Signer.from_string((data_dir / SIGNING_KEY_FILE).read_text()).verifier
+    checkpoints = [r for r in rows if r.event_type == EventType.CHECKPOINT]
+    assert len(checkpoints) >= 5
+    leaf_hashes = [merkle.hash_leaf(r.body) for r in rows]
+    for row in checkpoints:
+        signed = open_checkpoint(orjson.loads(row.body)["note"], verifier)
+        assert signed.tree_size == row.seq
+        assert signed.root_hash == merkle.root_of(leaf_hashes[: row.seq])
+    gaps = [b.seq - a.seq for a, b in itertools.pairwise(checkpoints)]
+    assert max(gaps) <= 12  # every 10 events, plus the checkpoint itself and start/stop
+
+
+def test_checkpoint_every_t_seconds_when_there_are_new_events(open_ledger, data_dir):
+    ledger = open_ledger(checkpoint_every_events=10_000, checkpoint_interval_seconds=0.2)
+    ledger.append(sample_events(1)[0])
+    deadline = threading.Event()
+    for _ in range(50):
+        if any(r.event_type == EventType.CHECKPOINT for r in stored_rows(data_dir)):
+            break
+        deadline.wait(0.05)
+    assert any(r.event_type == EventType.CHECKPOINT for r in stored_rows(data_dir))
+    size_after_first = len(stored_rows(data_dir))
+    deadline.wait(0.6)  # no new events: no new checkpoints
+    assert len(stored_rows(data_dir)) == size_after_first
+
+
+def test_concurrent_writers_are_group_committed_without_lost_or_duplicated_seq(
+    open_ledger, data_dir
+):
+    ledger = open_ledger(checkpoint_every_events=100)
+    commits = 0
+    original_append = ledger._store.append
+
+    def counting_append(rows, nodes):
+        nonlocal commits
+        commits += 1
+        original_append(rows, nodes)
+
+    ledger._store.append = counting_append  # type: ignore[method-assign]
+    receipts: list = []
+    lock = threading.Lock()
+
+    def writer(worker: int) -> None:
+        for event in sample_events(150, session=f"sess_{worker}"):
+            receipt = ledger.append(event)
+            with lock:
+                receipts.append((receipt, event.event_id))
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ledger.close()
+
+    assert len(receipts) == 16 * 150
+    seqs = [receipt.seq for receipt, _ in receipts]
+    assert len(set(seqs)) == len(seqs)
+    rows = stored_rows(data_dir)
+    assert [r.seq for r in rows] == list(range(len(rows)))
+    by_seq = {r.seq: r.event_id for r in rows}
+    assert all(by_seq[receipt.seq] == event_id for receipt, event_id in receipts)
+    assert commits < len(receipts) / 2, "appends were not batched into shared commits"
+    report = verify_dir(data_dir)
+    assert report.intact, report.failures
+
+
+def test_replayed_event_id_is_acknowledged_as_duplicate_and_not_stored_twice(open_ledger, data_dir):
+    ledger = open_ledger()
+    event = sample_events(1)[0]
+    first = ledger.append(event)
+    again = ledger.append(event)
+    in_one_batch = ledger.append_many([sample_events(1)[0]] * 2)
+    assert not first.duplicate
+    assert again.duplicate
+    assert again.seq == first.seq
+    assert [r.duplicate for r in in_one_batch] == [False, True]
+    assert in_one_batch[0].seq == in_one_batch[1].seq
+    ids = [r.event_id for r in stored_rows(data_dir)]
+    assert len(ids) == len(set(ids))
+
+
+def test_event_that_already_has_a_seq_is_rejected_and_the_rest_of_the_call_is_stored(
+    open_ledger, data_dir
+):
+    ledger = open_ledger()
+    good = sample_events(2)
+    positioned = Prompt(prompt="replayed from another ledger", seq=7)
+    with pytest.raises(EventRejectedError, match="already has seq 7") as caught:
+        ledger.append_many([good[0], positioned, good[1]])
+    assert len(caught.value.receipts) == 2
+    stored = {r.event_id for r in stored_rows(data_dir)}
+    assert {good[0].event_id, good[1].event_id} <= stored
+    assert positioned.event_id not in stored
+
+
+def test_reopening_continues_the_same_tree_and_marks_the_previous_stop(open_ledger, data_dir):
+    first = open_ledger()
+    first.append_many(sample_events(300))
+    first.close()
+    second = open_ledger()
+    second.append_many(sample_events(300))
+    second.close()
+    rows = stored_rows(data_dir)
+    starts = [orjson.loads(r.body) for r in rows if r.event_type == EventType.GATEWAY_START]
+    assert starts[0]["previousStopClean"] is None
+    assert starts[1]["previousStopClean"] is True
+    assert starts[1]["previousTreeSize"] == starts[1]["seq"]
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    try:
+        # The cached subtrees (written across two runs) give the same root as a full rehash.
+        leaf_hashes = [merkle.hash_leaf(r.body) for r in rows]
+        assert StoredTree(store).root(len(rows)) == merkle.root_of(leaf_hashes)
+    finally:
+        store.close()
+    assert verify_dir(data_dir).intact
+
+
+def test_second_writer_on_the_same_directory_is_refused(open_ledger, data_dir):
+    open_ledger()
+    with pytest.raises(LedgerError, match="in use by another trailguard writer"):
+        Ledger.open(data_dir)
+
+
+def test_signing_key_is_created_mode_0600_and_a_different_key_is_refused(
+    open_ledger, data_dir, monkeypatch, tmp_path
+):
+    open_ledger().close()
+    key_file = data_dir / SIGNING_KEY_FILE
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    other = Signer.generate("intruder")
+    monkeypatch.setenv(SIGNING_KEY_ENV, other.to_string())
+    with pytest.raises(LedgerIntegrityError, match="not the key this ledger was created with"):
+        Ledger.open(data_dir)
+
+
+def test_signing_key_from_environment_signs_a_new_ledger(monkeypatch, tmp_path):
+    signer = Signer.generate("ops-key")
+    monkeypatch.setenv(SIGNING_KEY_ENV, signer.to_string())
+    ledger = Ledger.open(tmp_path / "d", config=LedgerConfig())
+    ledger.close()
+    assert not (tmp_path / "d" / SIGNING_KEY_FILE).exists()
+    report = verify_dir(tmp_path / "d", verifier=signer.verifier)
+    assert report.intact
+    assert report.checkpoints == 1
+
+
+def test_world_readable_key_file_is_refused(tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text(Signer.generate("k").to_string())
+    key_file.chmod(0o644)
+    with pytest.raises(ValueError, match="chmod 600"):
+        Ledger.open(tmp_path / "d", key_file=key_file)
+
+
+def test_writer_refuses_a_ledger_whose_stored_tree_no_longer_matches_its_checkpoint(data_dir):
+    ledger = Ledger.open(data_dir)
+    ledger.append_many(sample_events(20))
+    ledger.close()
+    tamper.edit_event(data_dir, 5, lambda event: event.update(prompt="rewritten"))
+    tamper.rehash_everything(data_dir)  # hashes consistent, signatures now stale
+    with pytest.raises(LedgerIntegrityError, match="latest checkpoint"):
+        Ledger.open(data_dir)
+
+
+def test_event_that_cannot_be_canonicalised_is_rejected_with_its_id(open_ledger):
+    ledger = open_ledger()
+    bad = Prompt(prompt="lone surrogate \ud800 here")
+    with pytest.raises(EventRejectedError, match=bad.event_id):
+        ledger.append(bad)
+    assert ledger.append(sample_events(1)[0]).seq > 0  # the writer carries on

@@ -1,0 +1,225 @@
+"""Tampering with a stored ledger, each kind detected and named by `trailguard verify`.
+
+Every test really edits the SQLite file the way someone with access to the host could, then runs
+the verifier an auditor runs. A test passes only if verify exits 1 and names what was changed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import tamper
+from conftest import sample_events
+from trailguard.cli import app
+from trailguard.ledger import merkle
+from trailguard.ledger.note import Signer
+from trailguard.ledger.writer import Ledger, LedgerConfig
+
+runner = CliRunner()
+
+
+def verify(data_dir: Path, *extra: str) -> tuple[int, dict]:
+    result = runner.invoke(
+        app, ["verify", "--data-dir", str(data_dir), "--workers", "1", "--format", "json", *extra]
+    )
+    assert result.exit_code in (0, 1), result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+def failures(report: dict) -> list[str]:
+    return [
+        f"{f['where']}: {f['problem']} (expected {f['expected']}, found {f['found']})"
+        for f in report["findings"]
+        if f["severity"] == "failure"
+    ]
+
+
+@pytest.fixture
+def ledger_dir(tmp_path: Path) -> Path:
+    """A closed ledger of 200 events with a checkpoint every 25 events."""
+    data_dir = tmp_path / "ledger"
+    ledger = Ledger.open(data_dir, config=LedgerConfig(checkpoint_every_events=25))
+    for event in sample_events(200):
+        ledger.append(event)
+    ledger.close()
+    return data_dir
+
+
+def test_untouched_ledger_verifies_intact(ledger_dir):
+    code, report = verify(ledger_dir)
+    assert code == 0, failures(report)
+    assert report["intact"]
+    assert report["events"] > 200
+    assert report["checkpoints"] >= 8
+
+
+def test_modified_event_bytes_are_named_by_seq(ledger_dir):
+    tamper.edit_event(ledger_dir, 40, lambda e: e.update(extra={"command": "rm -rf /"}))
+    code, report = verify(ledger_dir)
+    assert code == 1
+    found = failures(report)
+    assert any(f.startswith("seq 40: event bytes were changed") for f in found), found
+    assert any("signed root does not match" in f and "seq 40" not in f.split(":")[0] for f in found)
+
+
+def test_modified_event_with_its_leaf_hash_rewritten_is_caught_by_the_next_checkpoint(ledger_dir):
+    tamper.edit_event(ledger_dir, 40, lambda e: e.update(extra={"command": "rm -rf /"}))
+    tamper.rehash_leaf(ledger_dir, 40)
+    code, report = verify(ledger_dir)
+    assert code == 1
+    found = failures(report)
+    # The checkpoint right after seq 40 names the range the change lies in.
+    assert any("signed root does not match the events before it" in f for f in found), found
+    assert any("seq 26..51" in f or "..5" in f for f in found), found
+
+
+def test_deleted_event_is_reported_as_a_gap(ledger_dir):
+    tamper.execute(ledger_dir, "DELETE FROM events WHERE seq = 77")
+    code, report = verify(ledger_dir)
+    assert code == 1
+    found = failures(report)
+    assert any("events seq 77..77 are missing" in f for f in found), found
+
+
+def test_forged_event_inserted_in_the_middle_is_detected(ledger_dir):
+    db = tamper.connect(ledger_dir)
+    db.execute("UPDATE events SET seq = seq + 1000000 WHERE seq >= 60")
+    db.execute("UPDATE events SET seq = seq - 1000000 + 1 WHERE seq >= 1000000")
+    forged_body = db.execute("SELECT body FROM events WHERE seq = 59").fetchone()[0]
+    forged = forged_body.replace(b'"seq":59', b'"seq":60')
+    db.execute(
+        "INSERT INTO events SELECT 60, '01a2167a-0000-7000-8000-00000000f0f0', timestamp, "
+        "event_type, session_id, developer_id, project_id, tool, ?, ? FROM events WHERE seq = 59",
+        (merkle.hash_leaf(forged), forged),
+    )
+    db.close()
+    code, report = verify(ledger_dir)
+    assert code == 1
+    found = failures(report)
+    assert any(f.startswith("seq 60: index column for eventId") for f in found), found
+    assert any("the event's own seq disagrees with its position" in f for f in found), found
+    # Every later checkpoint now sits one place after the size it signed.
+    assert any(
+        f.startswith("checkpoint at seq") and "must cover exactly the events before it" in f
+        for f in found
+    ), found
+
+
+def test_two_swapped_events_are_detected(ledger_dir):
+    db = tamper.connect(ledger_dir)
+    db.execute("UPDATE events SET seq = -1 WHERE seq = 30")
+    db.execute("UPDATE events SET seq = 30 WHERE seq = 31")
+    db.execute("UPDATE events SET seq = 31 WHERE seq = -1")
+    db.close()
+    code, report = verify(ledger_dir)
+    assert code == 1
+    found = failures(report)
+    assert any(f.startswith("seq 30: the event's own seq disagrees") for f in found), found
+    assert any(f.startswith("seq 31: the event's own seq disagrees") for f in found), found
+    assert any("signed root does not match" in f for f in found), found
+
+
+def test_swap_with_every_hash_rewritten_is_still_caught_by_the_signatures(ledger_dir):
+    db = tamper.connect(ledger_dir)
+    db.execute("UPDATE events SET seq = -1 WHERE seq = 30")
+    db.execute("UPDATE events SET seq = 30 WHERE seq = 31")
+    db.execute("UPDATE events SET seq = 31 WHERE seq = -1")
+    db.close()
+    for seq in (30, 31):
+        tamper.edit_event(ledger_dir, seq, lambda e, s=seq: e.update(seq=s))
+    tamper.rehash_everything(ledger_dir)
+    code, report = verify(ledger_dir)
+    assert code == 1
+    found = failures(report)
+    assert any("signature check failed" in f for f in found), found
+
+
+def test_truncated_tail_passes_alone_but_is_caught_with_a_trusted_checkpoint(ledger_dir, tmp_path):
+    kept = runner.invoke(app, ["checkpoint", "--data-dir", str(ledger_dir)])
+    assert kept.exit_code == 0
+    trusted = tmp_path / "kept-off-host.checkpoint"
+    trusted.write_text(kept.stdout)
+    tamper.execute(ledger_dir, "DELETE FROM events WHERE seq > 150")
+
+    code, report = verify(ledger_dir)
+    assert code == 0, "without a trusted checkpoint a clean cut is indistinguishable"
+    assert any("did not record gateway_stop" in f["problem"] for f in report["findings"])
+
+    code, report = verify(ledger_dir, "--trusted-checkpoint", str(trusted))
+    assert code == 1
+    found = failures(report)
+    assert any("trusted checkpoint: the ledger is shorter" in f for f in found), found
+
+
+def test_rewritten_history_signed_with_the_real_key_is_caught_as_a_fork(ledger_dir, tmp_path):
+    kept = runner.invoke(app, ["checkpoint", "--data-dir", str(ledger_dir)])
+    trusted = tmp_path / "kept.checkpoint"
+    trusted.write_text(kept.stdout)
+    insider = Signer.from_string((ledger_dir / "signing.key").read_text())
+    tamper.edit_event(ledger_dir, 12, lambda e: e.update(prompt="nothing to see"))
+    tamper.rehash_everything(ledger_dir, resign_with=insider)
+
+    code, report = verify(ledger_dir)
+    assert code == 0, failures(report)  # self-consistent: only the outside copy can tell
+    code, report = verify(ledger_dir, "--trusted-checkpoint", str(trusted))
+    assert code == 1
+    found = failures(report)
+    assert any("the log was rewritten (a fork)" in f for f in found), found
+
+
+def test_every_hash_rewritten_without_the_signing_key_fails_every_later_signature(ledger_dir):
+    tamper.edit_event(ledger_dir, 12, lambda e: e.update(prompt="nothing to see"))
+    tamper.rehash_everything(ledger_dir)
+    code, report = verify(ledger_dir)
+    assert code == 1
+    found = failures(report)
+    signature_failures = [f for f in found if "signature check failed" in f]
+    assert signature_failures, found
+    assert all(f.startswith("checkpoint at seq") for f in signature_failures)
+    assert not any("seq 12: event bytes were changed" in f for f in found)  # hashes are "right"
+
+
+def test_replaced_signing_key_is_caught_by_a_pinned_key_or_trusted_checkpoint(ledger_dir, tmp_path):
+    original_key = (ledger_dir / "signing.pub").read_text().strip()
+    kept = runner.invoke(app, ["checkpoint", "--data-dir", str(ledger_dir)])
+    trusted = tmp_path / "kept.checkpoint"
+    trusted.write_text(kept.stdout)
+    attacker = Signer.generate(original_key.split("+")[0])  # same name, different key
+    tamper.edit_event(ledger_dir, 12, lambda e: e.update(prompt="nothing to see"))
+    tamper.replace_signing_key(ledger_dir, attacker)
+    tamper.rehash_everything(ledger_dir, resign_with=attacker)
+
+    code, report = verify(ledger_dir, "--key", original_key)
+    assert code == 1
+    assert any("signature check failed" in f for f in failures(report))
+
+    code, report = verify(ledger_dir, "--trusted-checkpoint", str(trusted))
+    assert code == 1
+    found = failures(report)
+    assert any("was the signing key replaced?" in f for f in found), found
+
+
+def test_index_column_edited_to_hide_an_event_from_session_queries_is_detected(ledger_dir):
+    tamper.execute(ledger_dir, "UPDATE events SET session_id = 'sess_other' WHERE seq = 90")
+    code, report = verify(ledger_dir)
+    assert code == 1
+    found = failures(report)
+    assert any(f.startswith("seq 90: index column for sessionId") for f in found), found
+
+
+def test_corrupted_cached_subtree_is_detected(tmp_path):
+    data_dir = tmp_path / "big"
+    ledger = Ledger.open(data_dir, config=LedgerConfig(checkpoint_every_events=100))
+    ledger.append_many(sample_events(600))
+    ledger.close()
+    tamper.execute(
+        data_dir, "UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 8 AND idx = 1"
+    )
+    code, report = verify(data_dir)
+    assert code == 1
+    found = failures(report)
+    assert any(f.startswith("tree node level 8 index 1") for f in found), found
