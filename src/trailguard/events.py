@@ -44,6 +44,7 @@ __all__ = [
     "SessionStart",
     "ToolInvocation",
     "ToolResult",
+    "describe_validation_error",
     "format_timestamp",
     "parse_event",
     "utc_now",
@@ -78,7 +79,10 @@ MAX_ID_LENGTH = 256
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with exactly millisecond precision: ``2026-04-15T14:32:07.123Z``."""
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+        f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def utc_now() -> str:
@@ -239,8 +243,8 @@ class Cost(_EventBase):
     tool_use_ids: list[str] = Field(default_factory=list)
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
-    cache_write_5m_tokens: int = Field(default=0, ge=0)
-    cache_write_1h_tokens: int = Field(default=0, ge=0)
+    cache_write_5m_tokens: int = Field(default=0, ge=0, alias="cacheWrite5mTokens")
+    cache_write_1h_tokens: int = Field(default=0, ge=0, alias="cacheWrite1hTokens")
     cache_read_tokens: int = Field(default=0, ge=0)
     cost_usd: float | None = Field(default=None, ge=0)
     """``None`` means unknown (e.g. a model missing from the price table), never zero."""
@@ -361,14 +365,20 @@ def _describe(error: Any) -> str:
 _UNION_TAGS = frozenset(t.value for t in EventType)
 
 
+def describe_validation_error(exc: ValidationError) -> EventValidationError:
+    """Pydantic's error as an EventValidationError whose problems name each field."""
+    return EventValidationError([_describe(err) for err in exc.errors()])
+
+
 def parse_event(data: dict[str, Any] | bytes | str) -> Event:
-    """Validate camelCase JSON (or its parsed dict) into a typed event.
+    """Validate camelCase JSON (or its parsed dict) into a typed event, strictly: ``"5"`` is
+    not a number and ``1`` is not ``true``.
 
     Raises EventValidationError whose message names every offending field.
     """
     try:
         if isinstance(data, dict):
-            return _EVENT_ADAPTER.validate_python(data, strict=False)
-        return _EVENT_ADAPTER.validate_json(data, strict=False)
+            return _EVENT_ADAPTER.validate_python(data, strict=True)
+        return _EVENT_ADAPTER.validate_json(data, strict=True)
     except ValidationError as exc:
-        raise EventValidationError([_describe(err) for err in exc.errors()]) from None
+        raise describe_validation_error(exc) from None

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from trailguard.events import (
     AgentEvent,
     Event,
@@ -20,6 +22,7 @@ from trailguard.events import (
     SessionStart,
     ToolInvocation,
     ToolResult,
+    describe_validation_error,
 )
 from trailguard.ledger.canonical import canonical_json
 
@@ -81,13 +84,24 @@ def event_from_hook(
 ) -> Event:
     """The audit event for one Claude Code hook payload.
 
-    Raises HookPayloadError (naming the field) when the payload cannot be an event, and
-    trailguard.events.EventValidationError when a mapped value breaks the event model.
+    Raises HookPayloadError (naming the field) when the payload cannot be an event,
+    trailguard.events.EventValidationError when a mapped value breaks the event model, and
+    ValueError when the tool output cannot be stored canonically (e.g. an integer over 2**53).
     """
+    try:
+        return _event_from_hook(payload, attribution, output_cap)
+    except ValidationError as exc:
+        raise describe_validation_error(exc) from None
+
+
+def _event_from_hook(
+    payload: Mapping[str, Any], attribution: Attribution, output_cap: int
+) -> Event:
     if not isinstance(payload, Mapping):
         raise HookPayloadError("hook payload must be a JSON object")
     name = _text(payload, "hook_event_name", required=True)
-    assert name is not None
+    if not name:
+        raise HookPayloadError("hook_event_name: must not be empty")
     session_id = _text(payload, "session_id", required=True)
     if not session_id:
         raise HookPayloadError("session_id: must not be empty")
@@ -144,7 +158,6 @@ def event_from_hook(
             extra=extra("tool_name", "tool_use_id", "agent_id", "tool_input"),
         )
     if name in ("PostToolUse", "PostToolUseFailure", "PermissionDenied"):
-        failed = name == "PostToolUseFailure"
         status = {"PostToolUse": "success", "PostToolUseFailure": "error"}.get(name, "denied")
         output, truncated, length, digest = cap_output(payload.get("tool_response"), output_cap)
         mapped = ["tool_name", "tool_use_id", "agent_id", "tool_response"]
@@ -153,9 +166,9 @@ def event_from_hook(
             mapped.append("duration_ms")
         else:
             duration = None  # kept as sent in extra
-        error_field = "error" if failed else "reason"
-        error = payload.get(error_field)
-        if isinstance(error, str):
+        error_field = {"PostToolUseFailure": "error", "PermissionDenied": "reason"}.get(name)
+        error = payload.get(error_field) if error_field else None
+        if isinstance(error, str) and error_field:
             mapped.append(error_field)
         else:
             error = None
@@ -175,7 +188,7 @@ def event_from_hook(
         )
     return AgentEvent(
         **common,
-        name=name or "unknown",
+        name=name,
         agent_id=_text(payload, "agent_id"),
         payload=extra("agent_id"),
     )

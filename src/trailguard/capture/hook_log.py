@@ -59,11 +59,11 @@ def _timestamp_of(payload: dict[str, Any]) -> str | None:
         if isinstance(value, str):
             try:
                 moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=UTC)
+                return format_timestamp(moment)
+            except (ValueError, OverflowError):  # unreadable, or out of range once in UTC
                 continue
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            return format_timestamp(moment)
     return None
 
 
