@@ -1,0 +1,112 @@
+"""The SQLite store: durability settings, schema versions, indexes and retrieval filters."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from conftest import sample_events
+from trailguard.events import Prompt
+from trailguard.store.base import EventFilter, StoreError
+from trailguard.store.sqlite import SCHEMA_VERSION, SQLiteStore
+
+
+def test_store_uses_wal_with_full_synchronous_commits(tmp_path):
+    store = SQLiteStore(tmp_path / "l.sqlite3")
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    store.close()
+    assert (tmp_path / "l.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+def test_new_database_is_migrated_to_the_current_schema_with_its_indexes(tmp_path):
+    store = SQLiteStore(tmp_path / "l.sqlite3")
+    version = store._db.execute("PRAGMA user_version").fetchone()[0]
+    indexes = {
+        name for (name,) in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
+    store.close()
+    assert version == SCHEMA_VERSION
+    assert {
+        "events_by_session",
+        "events_by_developer",
+        "events_by_project",
+        "events_by_time",
+        "events_by_type",
+    } <= indexes
+
+
+def test_database_from_a_newer_trailguard_is_refused(tmp_path):
+    path = tmp_path / "l.sqlite3"
+    SQLiteStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer than this trailguard understands"):
+        SQLiteStore(path)
+
+
+def test_events_cannot_be_updated_or_deleted_through_sql(open_ledger, data_dir):
+    open_ledger().append_many(sample_events(3))
+    db = sqlite3.connect(data_dir / "ledger.sqlite3")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("UPDATE events SET body = x'00' WHERE seq = 1")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("DELETE FROM events WHERE seq = 1")
+    db.close()
+
+
+def test_query_filters_by_session_developer_type_and_time_in_chronological_order(
+    open_ledger, data_dir
+):
+    ledger = open_ledger()
+    ledger.append_many(
+        [
+            Prompt(
+                prompt="a",
+                session_id="s1",
+                developer_id="alice",
+                timestamp="2026-04-15T10:00:00.000Z",
+            ),
+            Prompt(
+                prompt="b",
+                session_id="s2",
+                developer_id="bob",
+                timestamp="2026-04-15T09:00:00.000Z",
+            ),
+            Prompt(
+                prompt="c",
+                session_id="s1",
+                developer_id="alice",
+                timestamp="2026-04-14T23:59:59.999Z",
+            ),
+            Prompt(
+                prompt="d",
+                session_id="s1",
+                developer_id="alice",
+                timestamp="2026-04-16T00:00:00.000Z",
+            ),
+        ]
+    )
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    try:
+
+        def prompts(**filters: object) -> list[str]:
+            rows = store.query(EventFilter(event_type="prompt", **filters))  # type: ignore[arg-type]
+            return [row.body.split(b'"prompt":"')[1][:1].decode() for row in rows]
+
+        assert prompts(session_id="s1") == ["c", "a", "d"]
+        assert prompts(developer_id="bob") == ["b"]
+        april_15 = {"since": "2026-04-15T00:00:00.000Z", "until": "2026-04-16T00:00:00.000Z"}
+        assert prompts(**april_15) == ["b", "a"]
+        assert prompts(session_id="s1", **april_15) == ["a"]
+        assert prompts(session_id="s1", limit=2) == ["c", "a"]
+        assert prompts(session_id="nobody") == []
+    finally:
+        store.close()
+
+
+def test_read_only_store_of_a_missing_ledger_says_where_it_looked(tmp_path):
+    with pytest.raises(StoreError, match=r"no ledger at .* is --data-dir right"):
+        SQLiteStore(tmp_path / "absent.sqlite3", read_only=True)
