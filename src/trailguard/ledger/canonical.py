@@ -48,8 +48,8 @@ def canonical_json(value: Any) -> bytes:
     if _is_sorted_json_enough(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-        except orjson.JSONEncodeError as exc:  # e.g. a lone surrogate in a string
-            raise ValueError(f"value cannot be canonicalised: {exc}") from None
+        except orjson.JSONEncodeError:
+            pass  # nesting deeper than orjson allows, or a lone surrogate: let rfc8785 decide
     try:
         return bytes(rfc8785.dumps(value))
     except (rfc8785.CanonicalizationError, TypeError, UnicodeError) as exc:

@@ -51,7 +51,10 @@ def parse_checkpoint_text(text: str) -> tuple[str, int, bytes]:
     if len(lines) < 4 or lines[-1] != "":
         raise CheckpointError("checkpoint must have origin, size and root lines")
     origin, size_line, root_line = lines[0], lines[1], lines[2]
-    if not size_line.isdigit() or (size_line != "0" and size_line.startswith("0")):
+    if not origin:
+        raise CheckpointError("checkpoint origin line is empty")
+    is_decimal = size_line.isascii() and size_line.isdigit()
+    if not is_decimal or (size_line != "0" and size_line.startswith("0")):
         raise CheckpointError(f"tree size {size_line[:40]!r} is not a decimal number")
     try:
         root = base64.b64decode(root_line, validate=True)

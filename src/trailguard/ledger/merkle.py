@@ -101,8 +101,8 @@ class CompactRange:
 
     Enough state to append leaves and compute any later root without rereading the log (the
     "compact range" of transparency-dev/merkle). ``completed`` collects every perfect subtree of
-    height >= ``record_from_level`` as (level, index, hash) when it completes, so a store can
-    keep them for fast proofs.
+    height >= ``record_from_level`` (at least 1) as (level, index, hash) when it completes, so a
+    store can keep them for fast proofs.
     """
 
     __slots__ = ("_hashes", "completed", "record_from_level", "size")
@@ -114,6 +114,8 @@ class CompactRange:
         *,
         record_from_level: int | None = None,
     ) -> None:
+        if record_from_level is not None and record_from_level < 1:
+            raise ValueError("record_from_level must be at least 1 (leaves are not recorded)")
         if len(subtree_hashes) != size.bit_count():
             raise ValueError(
                 f"a compact range of size {size} has {size.bit_count()} subtrees, "

@@ -114,22 +114,21 @@ def _b64(value: bytes) -> str:
 class _Block:
     """What checking one block found; positions are leaf indexes (row ranks) in the ledger."""
 
-    position: int
+    number: int
     count: int
     findings: list[Finding]
-    subtrees: list[bytes]
-    """Perfect subtrees covering the whole block, largest first (one hash for a full block)."""
-    prefixes: dict[int, list[bytes]]
-    """For each requested position inside the block: subtrees covering [block start, position)."""
+    levels: list[list[bytes]]
+    """Every perfect subtree of the block, by level (``merkle.subtree_levels``)."""
     checkpoints: list[tuple[int, int, str | None]]
     """(position, seq, signed note) of every checkpoint event in the block."""
     last_event_type: str | None
 
 
 def _check_block(
-    open_store: StoreOpener, position: int, first_seq: int, end_seq: int | None, wanted: list[int]
+    open_store: StoreOpener, number: int, first_seq: int, end_seq: int | None
 ) -> _Block:
     """Recompute the leaves and subtrees of one aligned block and check each event's bytes."""
+    position = number * BLOCK_SIZE
     store = open_store()
     try:
         rows = list(store.rows(first_seq, end_seq))
@@ -200,17 +199,7 @@ def _check_block(
             for index, node in enumerate(computed, start=first):
                 if cached.get(index) != node:
                     findings.append(_cache_mismatch(level, index, node, cached.get(index)))
-        requested = [p for p, _, _ in block_checkpoints] + wanted
-        prefixes = {p: merkle.prefix_subtrees(levels, p - position) for p in requested}
-        return _Block(
-            position,
-            len(rows),
-            findings,
-            merkle.prefix_subtrees(levels, len(rows)),
-            prefixes,
-            block_checkpoints,
-            last_event_type,
-        )
+        return _Block(number, len(rows), findings, levels, block_checkpoints, last_event_type)
     finally:
         store.close()
 
@@ -225,6 +214,57 @@ def _cache_mismatch(level: int, index: int, node: bytes, cached: bytes | None) -
 
 
 # -- the whole ledger -----------------------------------------------------------------------------
+
+
+class _RecomputedTree:
+    """The tree rebuilt from the stored bytes, one block at a time.
+
+    It keeps every perfect subtree of a whole block or larger, and every level of the two most
+    recent blocks: enough for the root at any checkpoint and for the consistency proof between
+    consecutive checkpoints, without keeping the whole tree in memory.
+    """
+
+    def __init__(self) -> None:
+        self._blocks = merkle.CompactRange(record_from_level=1)
+        self.large_subtrees: dict[tuple[int, int], bytes] = {}
+        """(level, index) -> hash for perfect subtrees of level >= BLOCK_LEVEL."""
+        self._recent: dict[int, list[list[bytes]]] = {}
+
+    def add(self, block: _Block) -> list[tuple[int, int, bytes]]:
+        """Add a block; returns the large subtrees it completed (to cross-check the cache)."""
+        self._recent[block.number] = block.levels
+        self._recent.pop(block.number - 2, None)
+        if block.count < BLOCK_SIZE:
+            return []
+        root = block.levels[BLOCK_LEVEL][0]
+        completed = [(BLOCK_LEVEL, block.number, root)]
+        self._blocks.append(root)
+        completed += [(lvl + BLOCK_LEVEL, idx, h) for lvl, idx, h in self._blocks.completed]
+        self._blocks.completed.clear()
+        for level, index, node in completed:
+            self.large_subtrees[level, index] = node
+        return completed
+
+    def range_hash(self, begin: int, end: int) -> bytes:
+        """MTH(D[begin:end]); raises LookupError for a small subtree of a block no longer kept."""
+        size = end - begin
+        level = size.bit_length() - 1
+        if size == 1 << level and begin % size == 0:
+            if level >= BLOCK_LEVEL:
+                return self.large_subtrees[level, begin >> level]
+            levels = self._recent[begin >> BLOCK_LEVEL]
+            return levels[level][(begin % BLOCK_SIZE) >> level]
+        k = 1 << ((size - 1).bit_length() - 1)
+        return merkle.hash_children(
+            self.range_hash(begin, begin + k), self.range_hash(begin + k, end)
+        )
+
+    def root(self, size: int) -> bytes:
+        """The root of the first ``size`` leaves (the block holding leaf ``size`` is kept)."""
+        subtrees = [
+            self.range_hash(begin, end) for begin, end in merkle.CompactRange.subtree_bounds(size)
+        ]
+        return merkle.root_from_subtrees(subtrees)
 
 
 class _Verification:
@@ -248,6 +288,7 @@ class _Verification:
         self.previous_checkpoint: checkpoints.SignedCheckpoint | None = None
         self.last_checkpoint_position = -1
         self.root_at_trusted_size: bytes | None = None
+        self.tree = _RecomputedTree()
 
     def _scan_positions(self) -> tuple[int, list[int]]:
         """Check that ``seq`` runs 0, 1, 2... and find the seq where each block starts."""
@@ -271,20 +312,15 @@ class _Verification:
             expected = seq + 1
         return position + 1, block_starts
 
-    def _blocks(self, total: int, block_starts: list[int]) -> Iterator[_Block]:
-        trusted_size = self.trusted.tree_size if self.trusted else None
-        jobs = []
-        for number, first_seq in enumerate(block_starts):
-            position = number * BLOCK_SIZE
-            end_seq = block_starts[number + 1] if number + 1 < len(block_starts) else None
-            wanted = []
-            if (
-                trusted_size is not None
-                and position <= trusted_size < position + BLOCK_SIZE
-                and trusted_size <= total
-            ):
-                wanted.append(trusted_size)
-            jobs.append((position, first_seq, end_seq, wanted))
+    def _blocks(self, block_starts: list[int]) -> Iterator[_Block]:
+        jobs = [
+            (
+                number,
+                first_seq,
+                block_starts[number + 1] if number + 1 < len(block_starts) else None,
+            )
+            for number, first_seq in enumerate(block_starts)
+        ]
         if self.workers <= 1 or len(jobs) <= 1:
             for job in jobs:
                 yield _check_block(self.open_store, *job)
@@ -296,38 +332,29 @@ class _Verification:
 
     def run(self) -> VerificationReport:
         total, block_starts = self._scan_positions()
-        above_blocks = merkle.CompactRange(record_from_level=1)
-        for block in self._blocks(total, block_starts):
+        tree = self.tree = _RecomputedTree()
+        trusted_size = self.trusted.tree_size if self.trusted else None
+        for block in self._blocks(block_starts):
             self.report.findings.extend(block.findings)
-            above = above_blocks.subtree_hashes
+            for level, index, node in tree.add(block):
+                cached = self.store.tree_node(level, index)
+                if cached != node:
+                    self.report.findings.append(_cache_mismatch(level, index, node, cached))
             for position, seq, signed_note in block.checkpoints:
-                root = merkle.root_from_subtrees(above + block.prefixes[position])
-                self._check_checkpoint(position, seq, signed_note, root)
-            if self.trusted is not None and self.trusted.tree_size in block.prefixes:
-                self.root_at_trusted_size = merkle.root_from_subtrees(
-                    above + block.prefixes[self.trusted.tree_size]
-                )
-            if block.count == BLOCK_SIZE:
-                above_blocks.append(block.subtrees[0])
-                for level, index, node in above_blocks.completed:
-                    cached = self.store.tree_node(level + BLOCK_LEVEL, index)
-                    if cached != node:
-                        self.report.findings.append(
-                            _cache_mismatch(level + BLOCK_LEVEL, index, node, cached)
-                        )
-                above_blocks.completed.clear()
+                self._check_checkpoint(position, seq, signed_note, tree.root(position))
             if block.last_event_type is not None:
                 self.report.last_event_type = block.last_event_type
             self.report.events += block.count
+            if (
+                trusted_size is not None
+                and trusted_size <= self.report.events
+                and self.root_at_trusted_size is None
+            ):
+                self.root_at_trusted_size = tree.root(trusted_size)
             if self.progress is not None:
                 self.progress(self.report.events, total)
-        # Only a trusted size on a block boundary is left: the root over whole blocks.
-        if (
-            self.trusted is not None
-            and self.root_at_trusted_size is None
-            and self.trusted.tree_size == above_blocks.size * BLOCK_SIZE
-        ):
-            self.root_at_trusted_size = above_blocks.root()
+        if trusted_size == 0:
+            self.root_at_trusted_size = merkle.EMPTY_ROOT
         self._check_tail()
         if self.trusted is not None:
             self._check_trusted()
@@ -383,12 +410,17 @@ class _Verification:
             return
         previous = self.previous_checkpoint
         if previous is not None:
-            # Both roots were recomputed from one sequence of leaves, so the newer tree extends
-            # the older; the proof also shows the stored tree serves correct proofs.
+            # RFC 9162 §2.1.4 between consecutive signed checkpoints, the proof taken from the
+            # tree rebuilt from the events (the stored tree only if a block is no longer kept).
             try:
-                proof = StoredTree(self.store).consistency_proof(
-                    previous.tree_size, signed.tree_size
-                )
+                try:
+                    proof = merkle.consistency_proof(
+                        previous.tree_size, signed.tree_size, self.tree.range_hash
+                    )
+                except LookupError:
+                    proof = StoredTree(self.store).consistency_proof(
+                        previous.tree_size, signed.tree_size
+                    )
                 merkle.verify_consistency(
                     previous.tree_size,
                     signed.tree_size,
