@@ -12,7 +12,7 @@ import rfc8785
 
 import tamper
 from conftest import sample_events, verify_dir
-from trailguard.events import EventType, Prompt
+from trailguard.events import Cost, EventType, Prompt, ToolInvocation
 from trailguard.ledger import merkle
 from trailguard.ledger.checkpoint import open_checkpoint
 from trailguard.ledger.keys import SIGNING_KEY_ENV, SIGNING_KEY_FILE
@@ -235,3 +235,35 @@ def test_event_that_cannot_be_canonicalised_is_rejected_with_its_id(open_ledger)
     with pytest.raises(EventRejectedError, match=bad.event_id):
         ledger.append(bad)
     assert ledger.append(sample_events(1)[0]).seq > 0  # the writer carries on
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ToolInvocation(tool="Bash", input={"timeout": 1.5, "ratio": 1e21, "n": 10.0}),
+        ToolInvocation(tool="Edit", input={"\u00e9t\u00e9": 1, "\U0001f600": "x", "\u20ac": 2}),
+        Cost(model="claude-opus-5-5", cost_usd=0.0207, input_tokens=3900),
+        Prompt(prompt="nested", extra={"deep": [[[{"k": -0.0}]]], "big": 2**53 - 1}),
+    ],
+)
+def test_stored_bytes_equal_rfc8785_for_floats_and_non_ascii_keys(open_ledger, data_dir, event):
+    receipt = open_ledger().append(event)
+    row = next(r for r in stored_rows(data_dir) if r.seq == receipt.seq)
+    assert row.body == rfc8785.dumps(event.to_json_dict() | {"seq": receipt.seq})
+
+
+def test_every_field_that_can_hold_floats_or_free_json_is_inspected_by_the_canonicaliser():
+    from typing import get_args
+
+    from trailguard.events import Event
+
+    for event_class in get_args(get_args(Event)[0]):
+        for name, info in event_class.model_fields.items():
+            text = repr(info.annotation)
+            if any(word in text for word in ("JsonValue", "float", "Any", "dict")):
+                assert (info.alias or name) in event_class.free_form_fields(), (event_class, name)
+
+
+def test_integer_beyond_2_53_in_a_typed_field_is_rejected_not_rounded(open_ledger):
+    with pytest.raises(EventRejectedError, match="cannot be canonicalised"):
+        open_ledger().append(Cost(input_tokens=2**60))

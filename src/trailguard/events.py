@@ -7,9 +7,10 @@ Events serialise to the camelCase JSON form auditors read (``eventId``, ``sessio
 from __future__ import annotations
 
 import re
+import types
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from enum import Enum, StrEnum
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -104,6 +105,40 @@ class _Model(BaseModel):
     def to_json_dict(self) -> dict[str, Any]:
         """The auditor-facing JSON form (camelCase): what the ledger canonicalises and stores."""
         return self.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def free_form_fields(cls) -> tuple[str, ...]:
+        """JSON names of the fields that may hold arbitrary JSON (tool input, output, extra...)
+        or floats. Every other field holds strings, integers, booleans or lists of them, which
+        the canonicaliser need not inspect."""
+        cached: tuple[str, ...] | None = cls.__dict__.get("_free_form_cache")
+        if cached is None:
+            cached = tuple(
+                info.alias or name
+                for name, info in cls.model_fields.items()
+                if not _is_plain_annotation(info.annotation)
+            )
+            cls._free_form_cache = cached  # type: ignore[attr-defined]
+        return cached
+
+
+def _is_plain_annotation(annotation: Any) -> bool:
+    """Whether every value of this type is a string, int, bool, None, or a list or model of
+    those: the JSON that sorted-key orjson and RFC 8785 encode identically."""
+    if annotation in (str, int, bool, type(None)):
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, _Model):
+        return all(_is_plain_annotation(f.annotation) for f in annotation.model_fields.values())
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return all(isinstance(arg, str | Enum) for arg in get_args(annotation))
+    if origin is Annotated:
+        return _is_plain_annotation(get_args(annotation)[0])
+    if origin in (Union, types.UnionType, list):
+        return all(_is_plain_annotation(arg) for arg in get_args(annotation))
+    return False
 
 
 class Operation(_Model):

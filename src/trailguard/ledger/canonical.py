@@ -8,6 +8,7 @@ instead; property tests compare both encoders over that domain.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -52,5 +53,21 @@ def canonical_json(value: Any) -> bytes:
             pass  # nesting deeper than orjson allows, or a lone surrogate: let rfc8785 decide
     try:
         return bytes(rfc8785.dumps(value))
+    except (rfc8785.CanonicalizationError, TypeError, UnicodeError) as exc:
+        raise ValueError(f"value cannot be canonicalised: {exc}") from None
+
+
+def canonical_document(document: dict[str, Any], free_form: Iterable[str]) -> bytes:
+    """``canonical_json(document)`` for an event document whose top-level keys are ASCII and
+    whose values are plain (strings, integers, booleans, lists and objects of them) except
+    those under ``free_form`` (``Event.free_form_fields()``): only those are inspected."""
+    if all(_is_sorted_json_enough(document[key]) for key in free_form):
+        try:
+            # OPT_STRICT_INTEGER refuses integers beyond 2**53 instead of encoding them.
+            return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
+        except orjson.JSONEncodeError:
+            pass
+    try:
+        return bytes(rfc8785.dumps(document))
     except (rfc8785.CanonicalizationError, TypeError, UnicodeError) as exc:
         raise ValueError(f"value cannot be canonicalised: {exc}") from None

@@ -27,9 +27,9 @@ from trailguard import __version__
 from trailguard.events import Checkpoint, Event, EventType, GatewayStart, GatewayStop
 from trailguard.ledger import checkpoint as checkpoints
 from trailguard.ledger import keys, merkle
-from trailguard.ledger.canonical import canonical_json
+from trailguard.ledger.canonical import canonical_document
 from trailguard.ledger.stored_tree import StoredTree
-from trailguard.store.base import LedgerRow, StoreError
+from trailguard.store.base import DuplicateEventError, LedgerRow, StoreError
 from trailguard.store.sqlite import SQLiteStore
 
 LOCK_FILE = "writer.lock"
@@ -127,7 +127,7 @@ def encode_row(event: Event, seq: int) -> LedgerRow:
     document = event.to_json_dict()
     document["seq"] = seq
     try:
-        body = canonical_json(document)
+        body = canonical_document(document, event.free_form_fields())
     except ValueError as exc:
         raise EventRejectedError(f"event {event.event_id}: {exc}") from None
     return LedgerRow(
@@ -359,12 +359,17 @@ class Ledger:
         """Events appended since the latest checkpoint, not counting the checkpoint itself."""
         return self._tree.size - self._last_checkpoint_seq - 1
 
-    def _commit(self, batch: list[_Request]) -> None:
+    def _commit(self, batch: list[_Request], *, look_up_stored_ids: bool = False) -> None:
+        """Append one batch in one transaction. Replayed event ids are rare, so the batch is
+        first written optimistically; if the store reports a stored id it is redone with a
+        lookup, and the replayed events are acknowledged as duplicates."""
         tree = self._tree
         saved = tree.copy()
         rows: list[LedgerRow] = []
-        event_ids = [event.event_id for request in batch for event in request.events]
-        stored = self._store.existing_event_ids(event_ids) if event_ids else {}
+        stored: dict[str, int] = {}
+        if look_up_stored_ids:
+            event_ids = [event.event_id for request in batch for event in request.events]
+            stored = self._store.existing_event_ids(event_ids)
         written: dict[str, Receipt] = {}
         outcomes: list[tuple[_Request, list[Receipt], list[str]]] = []
         for request in batch:
@@ -404,6 +409,12 @@ class Ledger:
 
         try:
             self._store.append(rows, tree.completed)
+        except DuplicateEventError:
+            self._tree = saved
+            if look_up_stored_ids:  # cannot happen twice; refuse rather than loop
+                raise
+            self._commit(batch, look_up_stored_ids=True)
+            return
         except StoreError as exc:
             self._tree = saved
             error = LedgerWriteError(str(exc))

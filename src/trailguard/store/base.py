@@ -16,6 +16,10 @@ class StoreError(RuntimeError):
     """The store could not do what was asked (disk full, read-only, corrupt, locked...)."""
 
 
+class DuplicateEventError(StoreError):
+    """An appended event id is already stored; nothing of the batch was written."""
+
+
 class LedgerRow(NamedTuple):
     seq: int
     event_id: str
@@ -59,7 +63,8 @@ class Store(Protocol):
     def append(self, rows: Sequence[LedgerRow], nodes: Sequence[TreeNode]) -> None:
         """Store ``rows`` (contiguous, starting at ``tree_size()``) and ``nodes`` atomically.
 
-        Returns only after the transaction is durable; on failure nothing is stored.
+        Returns only after the transaction is durable; on failure nothing is stored. Raises
+        DuplicateEventError when an event id is already stored.
         """
         ...
 

@@ -12,7 +12,13 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from trailguard.store.base import EventFilter, LedgerRow, StoreError, TreeNode
+from trailguard.store.base import (
+    DuplicateEventError,
+    EventFilter,
+    LedgerRow,
+    StoreError,
+    TreeNode,
+)
 
 DATABASE_FILE = "ledger.sqlite3"
 
@@ -165,6 +171,10 @@ class SQLiteStore:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+        except sqlite3.IntegrityError as exc:
+            if "events.event_id" in str(exc):
+                raise DuplicateEventError(str(exc)) from None
+            raise StoreError(f"could not commit to {self.path}: {exc}") from None
         except sqlite3.Error as exc:
             raise StoreError(
                 f"could not commit {len(rows)} event(s) to {self.path}: {_describe(exc)}; "
