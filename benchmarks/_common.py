@@ -1,0 +1,316 @@
+"""Shared helpers for the benchmark scripts: event workloads, temp dirs, timing and reporting.
+
+Not a benchmark itself; the ``bench_*.py`` scripts import it (they run with this directory on
+``sys.path``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from trailguard.events import Event, Prompt, SessionEnd, SessionStart, ToolInvocation, ToolResult
+
+# -- workloads ------------------------------------------------------------------------------------
+
+
+def sample_events(count: int, *, session: str = "sess_a8f3b21c") -> Iterator[Event]:
+    """The mix of tests/conftest.py ``sample_events``: prompt, Bash call, Bash result, repeated.
+
+    Small bodies (~300-400 bytes canonical). A generator so large ledgers need little memory.
+    """
+    common = {"session_id": session, "developer_id": "dev_jordan", "project_id": "proj_backend"}
+    for i in range(count):
+        kind = i % 3
+        if kind == 0:
+            yield Prompt(prompt=f"step {i}: list the files", **common)
+        elif kind == 1:
+            yield ToolInvocation(
+                tool="Bash",
+                tool_use_id=f"toolu_{i:06d}",
+                input={"command": f"ls -la src/{i}", "description": "list"},
+                policy_result="allowed",
+                policy_rule="allow-all",
+                **common,
+            )
+        else:
+            yield ToolResult(
+                tool="Bash",
+                tool_use_id=f"toolu_{i - 1:06d}",
+                status="success",
+                output={"stdout": "a.py\nb.py\n", "stderr": ""},
+                duration_ms=12,
+                **common,
+            )
+
+
+_VOCABULARY = (
+    "the file test function returns value config module error request handler update "
+    "database query index table user session token cache build deploy check refactor import "
+    "class method parse result output input path directory branch commit merge server client "
+    "response status retry timeout logger fixture schema migration"
+)
+_WORDS = _VOCABULARY.split()
+
+_COMMANDS = (
+    "pytest -q tests/test_{w}.py -k 'not slow' --maxfail=1 2>&1 | tail -n 40",
+    "git diff --stat HEAD~1 -- src/{w}/ && git log --oneline -n 5 -- src/{w}/",
+    "rg -n --hidden 'def {w}_handler' src/ tests/ | head -n 50",
+    "ruff check src/{w} --output-format=concise && mypy src/{w} --strict",
+    "ls -la src/{w}/ && wc -l src/{w}/*.py | sort -n | tail -n 10",
+    "npm run build -- --filter=@app/{w} 2>&1 | grep -E 'error|warn' | head",
+)
+
+
+def _text(rng: random.Random, length: int) -> str:
+    words: list[str] = []
+    size = 0
+    while size < length:
+        word = rng.choice(_WORDS)
+        words.append(word)
+        size += len(word) + 1
+    return " ".join(words)[:length]
+
+
+def _stdout(rng: random.Random, length: int) -> str:
+    lines: list[str] = []
+    size = 0
+    while size < length:
+        line = f"src/{rng.choice(_WORDS)}/{rng.choice(_WORDS)}.py:{rng.randint(1, 900)}: " + _text(
+            rng, rng.randint(20, 70)
+        )
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines)[:length]
+
+
+def _file_content(rng: random.Random, length: int) -> str:
+    lines: list[str] = []
+    size = 0
+    while size < length:
+        name = rng.choice(_WORDS)
+        line = rng.choice(
+            (
+                f"def {name}_{rng.randint(0, 99)}(value: str) -> str:",
+                f'    """Return the {name} for {rng.choice(_WORDS)}."""',
+                f"    {name} = config.get('{rng.choice(_WORDS)}', {rng.randint(0, 500)})",
+                f'    return f"{{{name}}}-{rng.choice(_WORDS)}"',
+                "",
+            )
+        )
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines)[:length]
+
+
+def realistic_events(count: int, *, seed: int = 1) -> Iterator[Event]:
+    """Exactly ``count`` events of a coding-agent session mix (deterministic for a seed).
+
+    Sessions of ~400 events open with ``session_start`` and close with ``session_end``; each turn
+    is a prompt (~200 chars) then 1-6 tool calls: Bash (command ~80 chars; result stdout ~500
+    bytes, 1 in 10 about 4 KB) or Write (~1 KB of file content; short result).
+    """
+    rng = random.Random(seed)
+    produced = 0
+    session_number = 0
+    while produced < count:
+        session_number += 1
+        session = f"sess_{seed:02d}{session_number:06d}"
+        common = {
+            "session_id": session,
+            "developer_id": f"dev_{rng.choice(('jordan', 'amara', 'li', 'sofia'))}",
+            "project_id": f"proj_{rng.choice(('backend', 'web', 'infra'))}",
+            "source": "hook",
+        }
+        batch: list[Event] = [
+            SessionStart(
+                agent="claude-code",
+                agent_version="2.1.3",
+                model="claude-sonnet-4-5",
+                permission_mode="default",
+                cwd=f"/home/dev/{common['project_id']}",
+                git_remote=f"git@github.com:acme/{common['project_id']}.git",
+                git_branch=f"feature/{rng.choice(_WORDS)}-{rng.randint(1, 999)}",
+                claimed_identity={"osUser": "dev", "gitEmail": "dev@acme.example"},
+                start_source="startup",
+                **common,
+            )
+        ]
+        target = rng.randint(300, 500)
+        tool_number = 0
+        while len(batch) < target:
+            batch.append(Prompt(prompt=_text(rng, rng.randint(150, 250)), **common))
+            for _ in range(rng.randint(1, 6)):
+                tool_number += 1
+                use_id = f"toolu_{session_number:06d}{tool_number:05d}"
+                if rng.random() < 0.75:
+                    command = rng.choice(_COMMANDS).format(w=rng.choice(_WORDS))
+                    batch.append(
+                        ToolInvocation(
+                            tool="Bash",
+                            tool_use_id=use_id,
+                            input={"command": command, "description": _text(rng, 30)},
+                            policy_result="allowed",
+                            policy_rule="default-allow",
+                            policy_version="2026-01-01",
+                            **common,
+                        )
+                    )
+                    size = rng.randint(3500, 4500) if rng.random() < 0.1 else rng.randint(300, 700)
+                    batch.append(
+                        ToolResult(
+                            tool="Bash",
+                            tool_use_id=use_id,
+                            status="success",
+                            output={
+                                "stdout": _stdout(rng, size),
+                                "stderr": "",
+                                "interrupted": False,
+                            },
+                            duration_ms=rng.randint(5, 30000),
+                            **common,
+                        )
+                    )
+                else:
+                    path = f"/home/dev/{common['project_id']}/src/{rng.choice(_WORDS)}.py"
+                    batch.append(
+                        ToolInvocation(
+                            tool="Write",
+                            tool_use_id=use_id,
+                            input={
+                                "file_path": path,
+                                "content": _file_content(rng, rng.randint(800, 1200)),
+                            },
+                            policy_result="allowed",
+                            policy_rule="default-allow",
+                            policy_version="2026-01-01",
+                            **common,
+                        )
+                    )
+                    batch.append(
+                        ToolResult(
+                            tool="Write",
+                            tool_use_id=use_id,
+                            status="success",
+                            output={"type": "update", "filePath": path},
+                            duration_ms=rng.randint(1, 40),
+                            **common,
+                        )
+                    )
+        batch.append(SessionEnd(reason="completed", **common))
+        for event in batch:
+            if produced >= count:
+                return
+            yield event
+            produced += 1
+
+
+WORKLOADS = {"sample": sample_events, "realistic": realistic_events}
+
+
+def make_events(mix: str, count: int) -> Iterator[Event]:
+    return WORKLOADS[mix](count)
+
+
+# -- environment ----------------------------------------------------------------------------------
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="small sizes, about 10 seconds")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()),
+        help="parent of the temporary data directories (default: %(default)s)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
+
+
+@contextlib.contextmanager
+def scratch_dir(parent: Path, keep: bool) -> Iterator[Path]:
+    """A fresh directory under ``parent``, removed afterwards unless ``keep``."""
+    parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="trailguard-bench-", dir=parent))
+    try:
+        yield path
+    finally:
+        if keep:
+            print(f"kept {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def environment(scratch: Path) -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "dir": str(scratch),
+        "same_fs_as_project": os.stat(scratch).st_dev == os.stat(Path(__file__)).st_dev,
+    }
+
+
+def print_header(title: str, scratch: Path) -> dict[str, Any]:
+    """Print the title and the environment; returns the environment for the RESULT line."""
+    env = environment(scratch)
+    print(title)
+    print(
+        f"python {env['python']}, sqlite {env['sqlite']}, {env['cpus']} CPUs, "
+        f"{env['machine']}, data in {env['dir']} "
+        f"({'same' if env['same_fs_as_project'] else 'NOT the same'} file system as the project)"
+    )
+    return env
+
+
+# -- reporting ------------------------------------------------------------------------------------
+
+
+def section(title: str) -> None:
+    print()
+    print(title)
+
+
+def metric(label: str, value: float | int | str, unit: str = "") -> None:
+    """One aligned line: label, value, unit."""
+    if isinstance(value, (bool, str)):
+        text = str(value)
+    elif isinstance(value, int):
+        text = f"{value:,}"
+    elif abs(value) >= 1000:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.3f}"
+    print(f"  {label:<48} {text:>14} {unit}".rstrip())
+
+
+def target(label: str, met: bool) -> None:
+    metric(label, "MET" if met else "NOT MET")
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of ``values`` (pct in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]
+
+
+def print_result(result: dict[str, Any]) -> None:
+    print()
+    print("RESULT " + json.dumps(result, separators=(",", ":")))
+    sys.stdout.flush()
