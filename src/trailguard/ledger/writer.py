@@ -197,7 +197,8 @@ class Ledger:
         run_reason: str = "serve",
     ) -> Ledger:
         """Open (creating on first use) the ledger in ``data_dir`` as its only writer, check the
-        stored tree against its latest signed checkpoint, and record ``gateway_start``."""
+        stored tree against its latest signed checkpoint, record ``gateway_start`` and sign a
+        checkpoint covering it."""
         data_dir = data_dir.expanduser().absolute()
         try:
             data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -243,6 +244,8 @@ class Ledger:
                 source=run_reason,
             )
         )
+        # Sign at once, so the start is covered and `trailguard checkpoint` has an answer.
+        ledger.checkpoint()
         return ledger
 
     def _check_against_latest_checkpoint(self) -> bool | None:
