@@ -16,7 +16,8 @@ import shutil
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,26 @@ def make_events(mix: str, count: int) -> Iterator[Event]:
 
 
 # -- environment ----------------------------------------------------------------------------------
+
+
+def build_ledger(data_dir: Path, events: Iterable[Event], checkpoint_every: int) -> float:
+    """Write ``events`` in transactions of ``checkpoint_every`` events, each ending with a
+    signed checkpoint; returns the seconds it took (callers report it as not timed)."""
+    from trailguard.ledger.writer import Ledger, LedgerConfig
+
+    started = time.perf_counter()
+    ledger = Ledger.open(
+        data_dir,
+        config=LedgerConfig(
+            checkpoint_every_events=checkpoint_every, checkpoint_interval_seconds=3600.0
+        ),
+        run_reason="benchmark",
+    )
+    try:
+        ledger.append_many(events, chunk=checkpoint_every)
+    finally:
+        ledger.close()
+    return time.perf_counter() - started
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import time
 from collections import Counter
-from pathlib import Path
 
 from _common import (
     add_common_arguments,
+    build_ledger,
     metric,
     print_header,
     print_result,
@@ -20,24 +19,7 @@ from _common import (
     scratch_dir,
     section,
 )
-from trailguard.ledger.writer import Ledger, LedgerConfig
 from trailguard.store.sqlite import DATABASE_FILE
-
-
-def build(data_dir: Path, count: int, checkpoint_every: int, seed: int) -> float:
-    started = time.perf_counter()
-    ledger = Ledger.open(
-        data_dir,
-        config=LedgerConfig(
-            checkpoint_every_events=checkpoint_every, checkpoint_interval_seconds=3600.0
-        ),
-        run_reason="benchmark",
-    )
-    try:
-        ledger.append_many(realistic_events(count, seed=seed), chunk=checkpoint_every)
-    finally:
-        ledger.close()
-    return time.perf_counter() - started
 
 
 def dbstat(db: sqlite3.Connection) -> list[tuple[str, int, int]] | None:
@@ -63,7 +45,9 @@ def main() -> None:
         env = print_header("trailguard storage benchmark", scratch)
         data_dir = scratch / "ledger"
         database = data_dir / DATABASE_FILE
-        build_seconds = build(data_dir, count, args.checkpoint_every, args.seed)
+        build_seconds = build_ledger(
+            data_dir, realistic_events(count, seed=args.seed), args.checkpoint_every
+        )
 
         wal = database.with_name(database.name + "-wal")
         db = sqlite3.connect(database, isolation_level=None)

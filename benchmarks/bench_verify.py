@@ -17,6 +17,7 @@ from pathlib import Path
 from _common import (
     WORKLOADS,
     add_common_arguments,
+    build_ledger,
     make_events,
     metric,
     print_header,
@@ -27,28 +28,9 @@ from _common import (
 )
 from trailguard.ledger.keys import VERIFIER_KEY_FILE, load_verifier
 from trailguard.ledger.verify import VerificationReport, verify_ledger
-from trailguard.ledger.writer import Ledger, LedgerConfig
 from trailguard.store.sqlite import DATABASE_FILE, SQLiteStore
 
 TARGET_RATE = 250_000  # events/s
-
-
-def build(data_dir: Path, mix: str, count: int, checkpoint_every: int) -> float:
-    """Write ``count`` events with a signed checkpoint after every ``checkpoint_every``."""
-    started = time.perf_counter()
-    ledger = Ledger.open(
-        data_dir,
-        config=LedgerConfig(
-            checkpoint_every_events=checkpoint_every, checkpoint_interval_seconds=3600.0
-        ),
-        run_reason="benchmark",
-    )
-    try:
-        # One transaction per checkpoint_every events, so each commit ends with a checkpoint.
-        ledger.append_many(make_events(mix, count), chunk=checkpoint_every)
-    finally:
-        ledger.close()
-    return time.perf_counter() - started
 
 
 def read_and_hash(database: Path) -> tuple[int, float]:
@@ -115,7 +97,7 @@ def main() -> None:
         env = print_header("trailguard offline verification benchmark", scratch)
         data_dir = scratch / "ledger"
         database = data_dir / DATABASE_FILE
-        build_seconds = build(data_dir, args.mix, count, args.checkpoint_every)
+        build_seconds = build_ledger(data_dir, make_events(args.mix, count), args.checkpoint_every)
         db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
         rows, body_bytes = db.execute("SELECT count(*), sum(length(body)) FROM events").fetchone()
         checkpoints = db.execute(
