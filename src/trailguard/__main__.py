@@ -9,6 +9,12 @@ INTERNAL_ERROR_EXIT = 3
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["hook"]:
+        # Runs once per tool call: the standard-library client, without the CLI's imports.
+        from trailguard.capture import hook_client
+
+        sys.exit(hook_client.main(sys.stdin.buffer, sys.stdout, os.environ))
+
     from trailguard.cli import app
 
     try:

@@ -8,6 +8,7 @@ other hook (Stop, Notification, SubagentStart, names a newer Claude Code invents
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,36 @@ def _object(payload: Mapping[str, Any], name: str) -> dict[str, Any] | None:
     return value
 
 
+_SCP_REMOTE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$")  # git@github.com:org/repo.git
+_URL_REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://(?:[^@/]*@)?([^/:]+)(?::\d+)?/(.+)$", re.I)
+
+
+def project_id_from_remote(remote: str | None) -> str | None:
+    """``github.com/org/repo`` from any form of a git remote URL, credentials dropped."""
+    if not remote:
+        return None
+    remote = remote.strip()
+    match = _URL_REMOTE.match(remote) or _SCP_REMOTE.match(remote)
+    if match is None:
+        return None
+    host, path = match.group(1).lower(), match.group(2).strip("/")
+    if path.endswith(".git"):
+        path = path[:-4]
+    return f"{host}/{path}" if path else None
+
+
+def strip_credentials(remote: str | None) -> str | None:
+    """A remote URL without any ``user:password@`` part (a token in a remote is a secret)."""
+    if not remote:
+        return remote
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^@/]*@", r"\1", remote.strip(), flags=re.I)
+
+
+def _context_text(context: Mapping[str, Any], name: str) -> str | None:
+    value = context.get(name)
+    return value if isinstance(value, str) and value else None
+
+
 def cap_output(output: Any, cap: int) -> tuple[Any, bool, int, str]:
     """(stored output, truncated?, full length in bytes, SHA-256 of the full canonical JSON)."""
     encoded = canonical_json(output)
@@ -81,6 +112,7 @@ def event_from_hook(
     attribution: Attribution,
     *,
     output_cap: int = DEFAULT_OUTPUT_CAP,
+    context: Mapping[str, Any] | None = None,
 ) -> Event:
     """The audit event for one Claude Code hook payload.
 
@@ -89,13 +121,16 @@ def event_from_hook(
     ValueError when the tool output cannot be stored canonically (e.g. an integer over 2**53).
     """
     try:
-        return _event_from_hook(payload, attribution, output_cap)
+        return _event_from_hook(payload, attribution, output_cap, context or {})
     except ValidationError as exc:
         raise describe_validation_error(exc) from None
 
 
 def _event_from_hook(
-    payload: Mapping[str, Any], attribution: Attribution, output_cap: int
+    payload: Mapping[str, Any],
+    attribution: Attribution,
+    output_cap: int,
+    context: Mapping[str, Any],
 ) -> Event:
     if not isinstance(payload, Mapping):
         raise HookPayloadError("hook payload must be a JSON object")
@@ -125,14 +160,28 @@ def _event_from_hook(
         return kept or None
 
     if name == "SessionStart":
+        # ``context`` is what the hook client collected on the developer's machine: claims,
+        # recorded beside the token's identity and never trusted over it.
+        claimed = {
+            key: value
+            for key in ("osUser", "gitEmail", "hostname")
+            if (value := _context_text(context, key)) is not None
+        }
+        permissions = context.get("permissions")
         return SessionStart(
             **common,
             agent="claude-code",
-            model=_text(payload, "model"),
-            permission_mode=_text(payload, "permission_mode"),
+            agent_version=_text(payload, "version") or _context_text(context, "agentVersion"),
+            model=_text(payload, "model") or _context_text(context, "model"),
+            permission_mode=_text(payload, "permission_mode")
+            or _context_text(context, "permissionMode"),
+            permissions=permissions if isinstance(permissions, dict) else None,
+            claimed_identity=claimed or None,
+            git_remote=strip_credentials(_context_text(context, "gitRemote")),
+            git_branch=_context_text(context, "gitBranch"),
             cwd=_text(payload, "cwd"),
             start_source=_text(payload, "source"),
-            extra=extra("model", "permission_mode", "cwd", "source"),
+            extra=extra("model", "permission_mode", "cwd", "source", "version"),
         )
     if name == "SessionEnd":
         return SessionEnd(

@@ -1,34 +1,161 @@
-"""The gateway's FastAPI application.
+"""The gateway's HTTP API (FastAPI): Claude Code hooks in, the record out to auditors.
 
-This first version serves health and the latest signed checkpoint; agent capture routes are
-added on the same app.
+Every hook is committed to the ledger before it is answered. Requests without a valid token are
+refused with 401 and recorded as an ``alert``; bad payloads get a 4xx naming the problem.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import PlainTextResponse
+import orjson
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from trailguard import __version__
+from trailguard.capture.claude_code import HookPayloadError
+from trailguard.events import Alert, AuditAccess, EventValidationError
+from trailguard.gateway.hooks import HookHandler
+from trailguard.gateway.reaper import Reaper
+from trailguard.gateway.sessions import SessionRegistry
 from trailguard.ledger.proof import ProofBundleError, latest_checkpoint_note
 from trailguard.ledger.writer import Ledger
+from trailguard.retrieval import EventQuery, QueryError, query_events
+from trailguard.store.gateway_state import GatewayState, Identity
 from trailguard.store.sqlite import SQLiteStore
 
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""Larger hook payloads are refused (413); tool outputs inside are truncated far below this."""
+MAX_QUERY_LIMIT = 10_000
+_BEARER = re.compile(r"^Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
-def create_app(ledger: Ledger, *, stop_reason: str = "shutdown") -> FastAPI:
-    """The gateway app over an open ``ledger``; shutting the app down closes the ledger
-    (recording ``gateway_stop`` and a final checkpoint) before the process exits."""
+HOOK_BODY_SCHEMA = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["session_id", "hook_event_name"],
+                "properties": {
+                    "session_id": {"type": "string", "minLength": 1},
+                    "hook_event_name": {"type": "string", "minLength": 1},
+                    "tool_name": {"type": "string"},
+                    "tool_input": {},
+                    "tool_response": {},
+                    "tool_use_id": {"type": "string"},
+                },
+                "additionalProperties": True,
+            }
+        }
+    },
+    "required": True,
+}
+
+
+@dataclass
+class _FailedAuthLimiter:
+    """At most ``per_minute`` auth-failure alerts per client; the rest are counted into the next.
+    A client hammering the gateway with bad tokens must not fill the disk with alerts."""
+
+    per_minute: int = 30
+    window_start: float = 0.0
+    counts: dict[str, int] | None = None
+    suppressed: dict[str, int] | None = None
+
+    def admit(self, client: str) -> tuple[bool, int]:
+        now = time.monotonic()
+        if self.counts is None or now - self.window_start > 60:
+            self.window_start, self.counts = now, {}
+            self.suppressed = self.suppressed or {}
+        assert self.suppressed is not None
+        self.counts[client] = self.counts.get(client, 0) + 1
+        if self.counts[client] > self.per_minute:
+            self.suppressed[client] = self.suppressed.get(client, 0) + 1
+            return False, 0
+        return True, self.suppressed.pop(client, 0)
+
+
+def create_app(
+    ledger: Ledger,
+    *,
+    idle_timeout: float | None = None,
+    stop_reason: str = "shutdown",
+) -> FastAPI:
+    """The gateway app over an open ``ledger``. Its lifespan runs the session reaper and, at
+    shutdown, closes the ledger (``gateway_stop`` and a final checkpoint)."""
+    state = GatewayState(ledger.data_dir)
+    sessions = SessionRegistry(state)
+    handler = HookHandler(ledger, sessions)
+    reaper = Reaper(
+        ledger, sessions, state, **({"idle_timeout": idle_timeout} if idle_timeout else {})
+    )
+    limiter = _FailedAuthLimiter()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        ledger.close(reason=stop_reason)
+        reaper.start()
+        try:
+            yield
+        finally:
+            reaper.stop()
+            ledger.close(reason=stop_reason)
+            state.close()
 
-    app = FastAPI(title="trailguard", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="trailguard",
+        version=__version__,
+        summary="Audit trail gateway for AI coding agents",
+        lifespan=lifespan,
+    )
+
+    async def refuse(request: Request, reason: str, payload: Any = None) -> JSONResponse:
+        """401, and an alert in the ledger (rate-limited per client address)."""
+        client = request.client.host if request.client else "unknown"
+        admitted, suppressed = limiter.admit(client)
+        if admitted:
+            details: dict[str, Any] = {"client": client, "path": request.url.path, "reason": reason}
+            if suppressed:
+                details["suppressedSinceLastAlert"] = suppressed
+            claimed_session = payload.get("session_id") if isinstance(payload, dict) else None
+            await _append(
+                ledger,
+                Alert(
+                    alert_type="authentication_failed",
+                    severity="high",
+                    message=f"request to {request.url.path} from {client} refused: {reason}",
+                    details=details,
+                    session_id=claimed_session
+                    if isinstance(claimed_session, str) and 0 < len(claimed_session) <= 256
+                    else None,
+                    source="gateway",
+                ),
+            )
+        return JSONResponse(
+            {
+                "detail": f"{reason}. Send 'Authorization: Bearer <token>' with a token from "
+                "`trailguard token create`."
+            },
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    def identify(request: Request) -> tuple[Identity | None, str]:
+        header = request.headers.get("authorization")
+        if not header:
+            return None, "no Authorization header"
+        match = _BEARER.match(header)
+        if match is None:
+            return None, "the Authorization header is not 'Bearer <token>'"
+        identity = state.identify(match.group(1))
+        if identity is None:
+            return None, "the token is unknown or revoked"
+        return identity, ""
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -48,4 +175,133 @@ def create_app(ledger: Ledger, *, stop_reason: str = "shutdown") -> FastAPI:
         finally:
             store.close()
 
+    @app.post(
+        "/hooks/claude-code",
+        openapi_extra={"requestBody": HOOK_BODY_SCHEMA},
+        responses={
+            400: {"description": "Malformed payload"},
+            401: {"description": "Missing or invalid token"},
+            409: {"description": "Event id already recorded"},
+            413: {"description": "Payload too large"},
+        },
+    )
+    async def claude_code_hook(request: Request) -> JSONResponse:
+        """Record one Claude Code hook event and answer with the hook output it expects."""
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _problem(413, f"payload of {declared} bytes exceeds {MAX_BODY_BYTES} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return _problem(413, f"payload exceeds {MAX_BODY_BYTES} bytes")
+        payload = _parse_json_object(bytes(body))
+        identity, reason = identify(request)
+        if identity is None:
+            return await refuse(request, reason, payload if isinstance(payload, dict) else None)
+        if isinstance(payload, JSONResponse):
+            return payload
+        event_id = request.headers.get("x-trailguard-event-id")
+        if event_id is not None:
+            try:
+                event_id = str(uuid.UUID(event_id))
+            except ValueError:
+                return _problem(400, "X-Trailguard-Event-Id must be a UUID")
+        try:
+            reply = await handler.handle(payload, identity, event_id)
+        except (HookPayloadError, EventValidationError, ValueError) as exc:
+            return _problem(400, f"hook payload rejected: {exc}")
+        return JSONResponse(reply.body, status_code=reply.status)
+
+    @app.get("/v1/events")
+    async def events(
+        request: Request,
+        session: str | None = None,
+        developer: str | None = None,
+        project: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        date: Annotated[str | None, Query(description="UTC day, YYYY-MM-DD")] = None,
+        type: Annotated[str | None, Query(description="event type")] = None,
+        tool: str | None = None,
+        decision: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_QUERY_LIMIT)] = 1000,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> JSONResponse:
+        """Events in chronological order, with the CLI's filters. Auditor and admin tokens only;
+        every query is itself recorded as an ``audit_access`` event."""
+        identity, reason = identify(request)
+        if identity is None:
+            return await refuse(request, reason)
+        if identity.role not in ("auditor", "admin"):
+            return _problem(
+                403, f"role {identity.role!r} cannot read the record; use an auditor token"
+            )
+        filters = {
+            "session": session,
+            "developer": developer,
+            "project": project,
+            "since": since,
+            "until": until,
+            "date": date,
+            "type": type,
+            "tool": tool,
+            "decision": decision,
+        }
+        try:
+            event_query = EventQuery.build(
+                session=session,
+                developer=developer,
+                project=project,
+                since=since,
+                until=until,
+                day=date,
+                event_type=type,
+                tool=tool,
+                decision=decision,
+                limit=limit,
+                offset=offset,
+            )
+        except QueryError as exc:
+            return _problem(400, str(exc))
+        store = SQLiteStore.in_data_dir(ledger.data_dir, read_only=True)
+        try:
+            found = list(query_events(store, event_query))
+        finally:
+            store.close()
+        await _append(
+            ledger,
+            AuditAccess(
+                developer_id=identity.developer_id,
+                action="GET /v1/events",
+                query={k: v for k, v in filters.items() if v is not None}
+                | {"limit": limit, "offset": offset},
+                result_count=len(found),
+                source="gateway",
+            ),
+        )
+        return JSONResponse({"count": len(found), "events": found})
+
     return app
+
+
+async def _append(ledger: Ledger, event: Any) -> None:
+    await asyncio.wrap_future(ledger.submit_many([event]))
+
+
+def _problem(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _parse_json_object(body: bytes) -> dict[str, Any] | JSONResponse:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _problem(400, f"payload is not valid UTF-8 (byte {exc.start})")
+    try:
+        payload = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return _problem(400, f"payload is not JSON: {exc}")
+    if not isinstance(payload, dict):
+        return _problem(400, "payload must be a JSON object (a Claude Code hook event)")
+    return payload

@@ -281,6 +281,10 @@ class Ledger:
         """Queue ``event``; the future resolves with its one Receipt once it is durable."""
         return self._submit("append", [event])
 
+    def submit_many(self, events: list[Event]) -> Future[list[Receipt]]:
+        """Queue ``events`` to be committed together, in order, in one transaction."""
+        return self._submit("append", list(events))
+
     def append(self, event: Event) -> Receipt:
         """Append ``event`` and return once it is committed to disk."""
         return self._submit("append", [event]).result()[0]

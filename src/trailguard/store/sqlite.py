@@ -64,6 +64,40 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
     """,
+    """
+    -- Gateway state: mutable, operational, and not part of the signed record. Everything that
+    -- happens to it that matters (a session's start, end, kill) is also an event in the ledger.
+    CREATE TABLE tokens (
+        token_hash   TEXT PRIMARY KEY,
+        token_id     TEXT NOT NULL UNIQUE,
+        developer_id TEXT NOT NULL,
+        role         TEXT NOT NULL CHECK (role IN ('agent', 'auditor', 'admin')),
+        created_at   TEXT NOT NULL,
+        revoked_at   TEXT
+    ) WITHOUT ROWID;
+
+    CREATE TABLE sessions (
+        session_id     TEXT PRIMARY KEY,
+        developer_id   TEXT,
+        project_id     TEXT,
+        started_at     TEXT,
+        last_event_at  TEXT NOT NULL,
+        ended_at       TEXT,
+        end_reason     TEXT,
+        raw_end_reason TEXT,
+        never_started  INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_developer ON sessions (developer_id, last_event_at);
+    CREATE INDEX sessions_by_project   ON sessions (project_id, last_event_at);
+
+    CREATE TABLE session_kills (
+        session_id   TEXT PRIMARY KEY,
+        requested_at TEXT NOT NULL,
+        requested_by TEXT,
+        reason       TEXT,
+        recorded_at  TEXT
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

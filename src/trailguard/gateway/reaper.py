@@ -1,0 +1,86 @@
+"""The gateway's background job for session endings it must notice itself: kill requests made
+with `trailguard sessions kill` (from any process) and sessions idle past the timeout."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from trailguard.events import SessionEnd, utc_now
+from trailguard.gateway.sessions import SessionRegistry
+from trailguard.ledger.writer import Ledger, LedgerError
+from trailguard.store.base import StoreError
+from trailguard.store.gateway_state import GatewayState
+
+log = logging.getLogger("trailguard.reaper")
+
+DEFAULT_IDLE_TIMEOUT = 30 * 60.0
+
+
+class Reaper:
+    def __init__(
+        self,
+        ledger: Ledger,
+        sessions: SessionRegistry,
+        state: GatewayState,
+        *,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        interval: float = 0.5,
+    ) -> None:
+        self.ledger = ledger
+        self.sessions = sessions
+        self.state = state
+        self.idle_timeout = idle_timeout
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trailguard-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.tick()
+            except (LedgerError, StoreError) as exc:  # said loudly, retried next tick
+                log.error("trailguard reaper: %s", exc)
+
+    def tick(self) -> None:
+        for request in self.state.pending_kills():
+            summary = self.sessions.get(request.session_id)
+            self.sessions.mark_killed(request)
+            if summary is None or summary.ended_at is None:
+                self.ledger.append(
+                    SessionEnd(
+                        session_id=request.session_id,
+                        developer_id=summary.developer_id if summary else None,
+                        project_id=summary.project_id if summary else None,
+                        reason="killed",
+                        raw_reason=request.reason,
+                        source="gateway",
+                        extra={
+                            "requestedBy": request.requested_by,
+                            "requestedAt": request.requested_at,
+                        },
+                    )
+                )
+                self.sessions.end(request.session_id, "killed", request.reason, utc_now())
+            self.state.mark_kill_recorded(request.session_id)
+        for summary in self.sessions.idle_since(self.idle_timeout):
+            self.ledger.append(
+                SessionEnd(
+                    session_id=summary.session_id,
+                    developer_id=summary.developer_id,
+                    project_id=summary.project_id,
+                    reason="timed_out",
+                    raw_reason=f"no event for {self.idle_timeout:g} s "
+                    f"(last at {summary.last_event_at})",
+                    source="gateway",
+                )
+            )
+            self.sessions.end(summary.session_id, "timed_out", None, utc_now())
+        self.sessions.flush()

@@ -1,0 +1,189 @@
+"""Reading the record: event queries with filters, session reports and their completeness.
+
+Shared by the CLI (reading the database directly, also while the gateway runs) and the
+gateway's /v1 API, so both answer the same question the same way.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+import orjson
+
+from trailguard.events import EventType, format_timestamp
+from trailguard.store.base import EventFilter, Store
+
+Decision = Literal["allowed", "denied"]
+
+
+class QueryError(ValueError):
+    """A filter value that cannot be used; the message names it."""
+
+
+def parse_time(text: str, *, name: str) -> str:
+    """An RFC 3339 time (any offset) or a date, as the ledger's UTC millisecond form."""
+    try:
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                raise QueryError(f"{name}: {text!r} has no time zone; add Z or +HH:MM")
+        return format_timestamp(moment)
+    except (ValueError, OverflowError):
+        raise QueryError(
+            f"{name}: {text!r} is neither a date (2026-04-15) nor an RFC 3339 time "
+            "(2026-04-15T14:32:07Z)"
+        ) from None
+
+
+def day_bounds(day: str) -> tuple[str, str]:
+    """[start, end) of a UTC calendar day given as YYYY-MM-DD."""
+    try:
+        start = datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
+    except ValueError:
+        raise QueryError(f"--date: {day!r} is not a date like 2026-04-15") from None
+    return format_timestamp(start), format_timestamp(start + timedelta(days=1))
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    filter: EventFilter = field(default_factory=EventFilter)
+    decision: Decision | None = None
+    """Only tool invocations with this policy result."""
+    offset: int = 0
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        session: str | None = None,
+        developer: str | None = None,
+        project: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        day: str | None = None,
+        event_type: str | None = None,
+        tool: str | None = None,
+        decision: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> EventQuery:
+        """Validate user-given filters (CLI options or query parameters)."""
+        if event_type is not None and event_type not in {t.value for t in EventType}:
+            known = ", ".join(t.value for t in EventType)
+            raise QueryError(f"type: unknown event type {event_type!r} (one of {known})")
+        if decision is not None and decision not in ("allowed", "denied"):
+            raise QueryError(f"decision: must be allowed or denied, got {decision!r}")
+        if limit is not None and limit < 1:
+            raise QueryError("limit: must be at least 1")
+        if offset < 0:
+            raise QueryError("offset: must not be negative")
+        since_at = parse_time(since, name="since") if since else None
+        until_at = parse_time(until, name="until") if until else None
+        if day is not None:
+            day_start, day_end = day_bounds(day)
+            since_at = max(since_at or day_start, day_start)
+            until_at = min(until_at or day_end, day_end)
+        if decision is not None:
+            event_type = event_type or EventType.TOOL_INVOCATION.value
+        return cls(
+            EventFilter(
+                session_id=session,
+                developer_id=developer,
+                project_id=project,
+                event_type=event_type,
+                tool=tool,
+                since=since_at,
+                until=until_at,
+                limit=limit,
+            ),
+            decision,  # type: ignore[arg-type]
+            offset,
+        )
+
+
+def query_events(store: Store, query: EventQuery) -> Iterator[dict[str, Any]]:
+    """Matching events, oldest first, as their JSON documents."""
+    wanted = query.filter.limit
+    store_filter = (
+        replace(query.filter, limit=None) if query.decision or query.offset else query.filter
+    )
+    produced = skipped = 0
+    for row in store.query(store_filter):
+        document: dict[str, Any] = orjson.loads(row.body)
+        if query.decision is not None and document.get("policyResult") != query.decision:
+            continue
+        if skipped < query.offset:
+            skipped += 1
+            continue
+        yield document
+        produced += 1
+        if wanted is not None and produced >= wanted:
+            return
+
+
+@dataclass
+class SessionReport:
+    session_id: str
+    developer_id: str | None = None
+    project_id: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    end_reason: str | None = None
+    raw_end_reason: str | None = None
+    never_started: bool = False
+    counts: Counter[str] = field(default_factory=Counter)
+    tool_calls: int = 0
+    gaps: list[str] = field(default_factory=list)
+    """toolUseIds without an invocation, or without a result, error or denial."""
+
+    @property
+    def complete(self) -> bool:
+        return not self.gaps
+
+
+def session_report(store: Store, session_id: str) -> SessionReport | None:
+    """Who, what project, when, how it ended, counts, and completeness, from the ledger alone."""
+    report = SessionReport(session_id)
+    invoked: dict[str, dict[str, Any]] = {}
+    resolved: set[str] = set()
+    found = False
+    for row in store.query(EventFilter(session_id=session_id)):
+        found = True
+        document = orjson.loads(row.body)
+        kind = document["eventType"]
+        report.counts[kind] += 1
+        report.developer_id = report.developer_id or document.get("developerId")
+        report.project_id = report.project_id or document.get("projectId")
+        if kind == EventType.SESSION_START:
+            report.started_at = report.started_at or document["timestamp"]
+        elif kind == EventType.SESSION_END:
+            report.ended_at = document["timestamp"]
+            report.end_reason = document.get("reason")
+            report.raw_end_reason = document.get("rawReason")
+        elif kind == EventType.ALERT and document.get("alertType") == "session_not_started":
+            report.never_started = True
+        elif kind == EventType.TOOL_INVOCATION and document.get("toolUseId"):
+            invoked[document["toolUseId"]] = document
+            if document.get("policyResult") == "denied":
+                resolved.add(document["toolUseId"])
+        elif kind == EventType.TOOL_RESULT and document.get("toolUseId"):
+            resolved.add(document["toolUseId"])
+            if document["toolUseId"] not in invoked:
+                report.gaps.append(f"{document['toolUseId']}: result without an invocation")
+    if not found:
+        return None
+    report.never_started = report.never_started or report.started_at is None
+    report.tool_calls = len(invoked)
+    report.gaps.extend(
+        f"{tool_use_id}: {document.get('tool')} invoked at {document['timestamp']} has no "
+        "result, error or denial"
+        for tool_use_id, document in invoked.items()
+        if tool_use_id not in resolved
+    )
+    return report

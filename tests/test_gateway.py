@@ -1,0 +1,281 @@
+"""The gateway API in process: hooks recorded before they are answered, identity from tokens,
+session lifecycle, kills, retrieval, and hostile input."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import verify_dir
+from trailguard.gateway.app import create_app
+from trailguard.ledger.writer import Ledger, LedgerConfig
+from trailguard.store.gateway_state import GatewayState
+from trailguard.store.sqlite import SQLiteStore
+
+SESSION = "ae1e1885-0000-4000-8000-000000000001"
+
+
+def stored(data_dir: Path) -> list[dict]:
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    try:
+        return [orjson.loads(row.body) for row in store.rows()]
+    finally:
+        store.close()
+
+
+class Gateway:
+    def __init__(self, client: TestClient, data_dir: Path, token: str, auditor: str) -> None:
+        self.client = client
+        self.data_dir = data_dir
+        self.token = token
+        self.auditor = auditor
+
+    def hook(self, payload: dict, *, token: str | None = None, event_id: str | None = None):
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        if event_id:
+            headers["X-Trailguard-Event-Id"] = event_id
+        return self.client.post("/hooks/claude-code", json=payload, headers=headers)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
+    data_dir = tmp_path / "ledger"
+    ledger = Ledger.open(data_dir, config=LedgerConfig(checkpoint_every_events=50))
+    state = GatewayState(data_dir)
+    token, _ = state.create_token("dev_jordan", "agent")
+    auditor, _ = state.create_token("aud_sam", "auditor")
+    state.close()
+    app = create_app(ledger, idle_timeout=3600)
+    with TestClient(app) as client:
+        yield Gateway(client, data_dir, token, auditor)
+
+
+def pre_tool_use(tool_use_id: str = "toolu_01", command: str = "echo hello") -> dict:
+    return {
+        "session_id": SESSION,
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": command, "description": "say hello"},
+        "tool_use_id": tool_use_id,
+        "permission_mode": "acceptEdits",
+    }
+
+
+def test_pre_tool_use_is_committed_before_the_answer_and_named_allow_all(gateway):
+    gateway.hook({"session_id": SESSION, "hook_event_name": "SessionStart", "source": "startup"})
+    response = gateway.hook(pre_tool_use())
+    assert response.status_code == 200
+    assert response.json() == {}  # no decision: Claude Code's own permissions still apply
+    invocation = [e for e in stored(gateway.data_dir) if e["eventType"] == "tool_invocation"]
+    assert len(invocation) == 1
+    assert invocation[0]["policyResult"] == "allowed"
+    assert invocation[0]["policyRule"] == "allow-all"
+    assert invocation[0]["developerId"] == "dev_jordan"
+    assert invocation[0]["input"]["command"] == "echo hello"
+
+
+def test_developer_comes_from_the_token_and_claims_are_only_recorded(gateway):
+    payload = {
+        "session_id": SESSION,
+        "hook_event_name": "SessionStart",
+        "source": "startup",
+        "trailguard": {
+            "context": {
+                "osUser": "root",
+                "gitEmail": "someone.else@example.invalid",
+                "hostname": "laptop-1",
+                "gitRemote": "https://user:fake-token-123@github.com/acme/backend.git",
+                "gitBranch": "main",
+                "permissions": {"allow": ["Bash(ls:*)"], "deny": ["Read(.env)"]},
+            }
+        },
+    }
+    assert gateway.hook(payload).status_code == 200
+    start = next(e for e in stored(gateway.data_dir) if e["eventType"] == "session_start")
+    assert start["developerId"] == "dev_jordan"
+    assert start["claimedIdentity"] == {
+        "osUser": "root",
+        "gitEmail": "someone.else@example.invalid",
+        "hostname": "laptop-1",
+    }
+    assert start["projectId"] == "github.com/acme/backend"
+    assert start["gitRemote"] == "https://github.com/acme/backend.git"
+    assert "fake-token-123" not in json.dumps(stored(gateway.data_dir))
+    assert start["permissions"]["deny"] == ["Read(.env)"]
+
+
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        (None, "no Authorization header"),
+        ("Bearer tg_not-a-real-token", "unknown or revoked"),
+        ("Basic dXNlcjpwYXNz", "not 'Bearer <token>'"),
+    ],
+)
+def test_missing_or_bad_token_is_401_and_recorded_as_a_security_alert(gateway, header, why):
+    headers = {"Authorization": header} if header else {}
+    response = gateway.client.post("/hooks/claude-code", json=pre_tool_use(), headers=headers)
+    assert response.status_code == 401
+    assert why in response.json()["detail"]
+    events = stored(gateway.data_dir)
+    assert not any(e["eventType"] == "tool_invocation" for e in events)
+    alert = next(e for e in events if e["eventType"] == "alert")
+    assert alert["alertType"] == "authentication_failed"
+    assert why in alert["message"]
+    assert alert["sessionId"] == SESSION  # what the request claimed, for the investigation
+
+
+def test_session_lifecycle_completed_with_the_raw_reason_kept(gateway):
+    gateway.hook({"session_id": SESSION, "hook_event_name": "SessionStart", "source": "startup"})
+    gateway.hook(pre_tool_use())
+    gateway.hook(
+        pre_tool_use() | {"hook_event_name": "PostToolUse", "tool_response": {"stdout": "hello"}}
+    )
+    gateway.hook({"session_id": SESSION, "hook_event_name": "SessionEnd", "reason": "other"})
+    end = next(e for e in stored(gateway.data_dir) if e["eventType"] == "session_end")
+    assert end["reason"] == "completed"
+    assert end["rawReason"] == "other"
+    state = GatewayState(gateway.data_dir)
+    summary = state.session(SESSION)
+    state.close()
+    assert summary is not None
+    assert summary.end_reason == "completed"
+    assert not summary.never_started
+
+
+def test_event_for_a_session_never_started_is_accepted_and_flagged(gateway):
+    response = gateway.hook(pre_tool_use())
+    assert response.status_code == 200
+    events = stored(gateway.data_dir)
+    alert = next(e for e in events if e["eventType"] == "alert")
+    assert alert["alertType"] == "session_not_started"
+    assert any(e["eventType"] == "tool_invocation" for e in events)
+
+
+def test_killed_session_is_ended_and_every_later_hook_is_denied(gateway):
+    gateway.hook({"session_id": SESSION, "hook_event_name": "SessionStart", "source": "startup"})
+    state = GatewayState(gateway.data_dir)
+    state.request_kill(SESSION, "secops", "credential exfiltration suspected")
+    state.close()
+    for _ in range(100):  # the reaper polls every 0.5 s
+        if any(e["eventType"] == "session_end" for e in stored(gateway.data_dir)):
+            break
+        time.sleep(0.05)
+    end = next(e for e in stored(gateway.data_dir) if e["eventType"] == "session_end")
+    assert end["reason"] == "killed"
+    assert end["rawReason"] == "credential exfiltration suspected"
+
+    answer = gateway.hook(pre_tool_use("toolu_after_kill")).json()
+    assert answer["continue"] is False
+    assert "killed by secops" in answer["stopReason"]
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+    denied = next(e for e in stored(gateway.data_dir) if e.get("toolUseId") == "toolu_after_kill")
+    assert denied["policyResult"] == "denied"
+    assert denied["policyRule"] == "session-killed"
+    prompt = gateway.hook(
+        {"session_id": SESSION, "hook_event_name": "UserPromptSubmit", "prompt": "go on"}
+    ).json()
+    assert prompt["continue"] is False
+
+
+def test_replayed_event_id_is_409_and_recorded_once(gateway):
+    event_id = str(uuid.uuid4())
+    first = gateway.hook(pre_tool_use(), event_id=event_id)
+    again = gateway.hook(pre_tool_use(), event_id=event_id)
+    assert first.status_code == 200
+    assert again.status_code == 409
+    assert "already recorded" in again.json()["detail"]
+    assert sum(e["eventId"] == event_id for e in stored(gateway.data_dir)) == 1
+
+
+def test_large_tool_output_is_accepted_truncated_with_length_and_hash(gateway):
+    big = "x" * (10 * 1024 * 1024)
+    response = gateway.hook(
+        pre_tool_use() | {"hook_event_name": "PostToolUse", "tool_response": {"stdout": big}}
+    )
+    assert response.status_code == 200
+    result = next(e for e in stored(gateway.data_dir) if e["eventType"] == "tool_result")
+    assert result["outputTruncated"] is True
+    assert result["outputLength"] > 10 * 1024 * 1024
+    assert len(result["output"]) <= 64 * 1024
+    assert result["outputSha256"].startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        (b"{not json", 400, "not JSON"),
+        (b"\xff\xfe{}", 400, "not valid UTF-8"),
+        (b"[1, 2]", 400, "must be a JSON object"),
+        (b'{"hook_event_name": "PreToolUse"}', 400, "session_id: field required"),
+        (b'{"session_id": 5, "hook_event_name": "Stop"}', 400, "session_id: must be a string"),
+        (b'{"session_id": "s", "hook_event_name": "PreToolUse", "tool_name": 7}', 400, "tool_name"),
+    ],
+)
+def test_bad_payloads_get_a_4xx_naming_the_problem_and_nothing_is_stored(
+    gateway, body, status, says
+):
+    before = len(stored(gateway.data_dir))
+    response = gateway.client.post(
+        "/hooks/claude-code",
+        content=body,
+        headers={"Authorization": f"Bearer {gateway.token}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == status
+    assert says in response.json()["detail"]
+    assert len(stored(gateway.data_dir)) == before
+
+
+def test_unknown_hook_event_and_unknown_fields_are_kept(gateway):
+    payload = {
+        "session_id": SESSION,
+        "hook_event_name": "SomethingNewInVersion3",
+        "novel_field": {"a": 1},
+    }
+    assert gateway.hook(payload).status_code == 200
+    kept = next(e for e in stored(gateway.data_dir) if e["eventType"] == "agent_event")
+    assert kept["name"] == "SomethingNewInVersion3"
+    assert kept["payload"] == {"novel_field": {"a": 1}}
+
+
+def test_events_api_is_for_auditors_and_every_query_is_recorded(gateway):
+    gateway.hook({"session_id": SESSION, "hook_event_name": "SessionStart", "source": "startup"})
+    gateway.hook(pre_tool_use())
+    refused = gateway.client.get("/v1/events", headers={"Authorization": f"Bearer {gateway.token}"})
+    assert refused.status_code == 403
+    answer = gateway.client.get(
+        "/v1/events",
+        params={"session": SESSION, "type": "tool_invocation"},
+        headers={"Authorization": f"Bearer {gateway.auditor}"},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["count"] == 1
+    assert answer.json()["events"][0]["tool"] == "Bash"
+    access = next(e for e in stored(gateway.data_dir) if e["eventType"] == "audit_access")
+    assert access["developerId"] == "aud_sam"
+    assert access["query"]["session"] == SESSION
+    assert access["resultCount"] == 1
+    bad = gateway.client.get(
+        "/v1/events",
+        params={"since": "yesterday"},
+        headers={"Authorization": f"Bearer {gateway.auditor}"},
+    )
+    assert bad.status_code == 400
+    assert "since" in bad.json()["detail"]
+
+
+def test_ledger_stays_intact_through_a_gateway_session(gateway):
+    gateway.hook({"session_id": SESSION, "hook_event_name": "SessionStart", "source": "startup"})
+    for n in range(30):
+        gateway.hook(pre_tool_use(f"toolu_{n}"))
+    gateway.client.__exit__(None, None, None)  # shut down: gateway_stop + final checkpoint
+    report = verify_dir(gateway.data_dir)
+    assert report.intact, report.failures
+    assert report.last_event_type == "gateway_stop"
