@@ -16,6 +16,7 @@ from trailguard.capture.claude_code import (
     project_id_from_remote,
 )
 from trailguard.events import (
+    AgentEvent,
     Alert,
     Event,
     SessionEnd,
@@ -121,6 +122,19 @@ class HookHandler:
                         source="gateway",
                     )
                 )
+
+        if isinstance(event, SessionEnd) and known is not None and known.ended_at is not None:
+            # Already ended (killed, timed out): the agent's own end is kept, not a second end.
+            event = AgentEvent(
+                event_id=event.event_id,
+                timestamp=event.timestamp,
+                session_id=session_id,
+                developer_id=event.developer_id,
+                project_id=event.project_id,
+                source=event.source,
+                name="SessionEnd",
+                payload={"reason": event.raw_reason, "endedEarlierAs": known.end_reason},
+            )
 
         killed = self.sessions.kill_request(session_id)
         if killed is not None:

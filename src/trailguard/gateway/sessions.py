@@ -53,6 +53,8 @@ class SessionRegistry:
             live = self._live.get(session_id)
             if live is None:
                 known = self._state.session(session_id)
+                if known is not None and known.ended_at is not None:
+                    return known, False  # ended: late events are recorded, it is not revived
                 unknown = known is None
                 summary = known or SessionSummary(
                     session_id, developer_id, None, None, timestamp, None, None, None, True

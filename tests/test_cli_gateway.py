@@ -1,0 +1,187 @@
+"""The operator's and auditor's commands around the gateway: tokens, sessions, query."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from trailguard.capture.claude_code import Attribution, event_from_hook
+from trailguard.cli import app
+from trailguard.events import Alert
+from trailguard.ledger.writer import Ledger
+from trailguard.store.gateway_state import GatewayState
+
+runner = CliRunner()
+SESSION = "sess-cli-0001"
+
+
+def hook(name: str, **fields: object) -> dict:
+    return {"session_id": SESSION, "hook_event_name": name, **fields}
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Path:
+    """A ledger holding one session: two tool calls with results, one left without a result."""
+    data_dir = tmp_path / "ledger"
+    who = Attribution(developer_id="dev_jordan", project_id="github.com/acme/backend")
+    payloads = [
+        hook("SessionStart", source="startup"),
+        hook("UserPromptSubmit", prompt="list files"),
+        hook("PreToolUse", tool_name="Bash", tool_input={"command": "ls"}, tool_use_id="t1"),
+        hook("PostToolUse", tool_name="Bash", tool_response={"stdout": "a"}, tool_use_id="t1"),
+        hook("PreToolUse", tool_name="Read", tool_input={"file_path": "/x"}, tool_use_id="t2"),
+        hook("PostToolUseFailure", tool_name="Read", error="ENOENT", tool_use_id="t2"),
+        hook("PreToolUse", tool_name="Bash", tool_input={"command": "sleep 99"}, tool_use_id="t3"),
+        hook("SessionEnd", reason="prompt_input_exit"),
+    ]
+    ledger = Ledger.open(data_dir)
+    ledger.append_many(event_from_hook(p, who) for p in payloads)
+    ledger.append(Alert(alert_type="test", severity="info", message="unrelated"))
+    ledger.close()
+    return data_dir
+
+
+def test_token_create_prints_the_token_last_and_stores_only_its_hash(tmp_path):
+    data_dir = tmp_path / "d"
+    result = runner.invoke(
+        app,
+        [
+            "token",
+            "create",
+            "--developer",
+            "dev_ana",
+            "--role",
+            "auditor",
+            "--data-dir",
+            str(data_dir),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("tg_")
+    assert len(token) > 40
+    assert token.encode() not in (data_dir / "ledger.sqlite3").read_bytes()
+    state = GatewayState(data_dir)
+    identity = state.identify(token)
+    state.close()
+    assert identity is not None
+    assert (identity.developer_id, identity.role) == ("dev_ana", "auditor")
+
+
+def test_token_with_unknown_role_is_refused(tmp_path):
+    result = runner.invoke(
+        app, ["token", "create", "--developer", "d", "--role", "root", "--data-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "role must be one of agent, auditor, admin" in result.output
+
+
+def test_revoked_token_no_longer_identifies(tmp_path):
+    made = runner.invoke(app, ["token", "create", "--developer", "d", "--data-dir", str(tmp_path)])
+    token = made.stdout.strip().splitlines()[-1]
+    listed = runner.invoke(app, ["token", "list", "--data-dir", str(tmp_path)])
+    token_id = listed.stdout.split()[0]
+    assert token not in listed.stdout
+    assert (
+        runner.invoke(app, ["token", "revoke", token_id, "--data-dir", str(tmp_path)]).exit_code
+        == 0
+    )
+    state = GatewayState(tmp_path)
+    assert state.identify(token) is None
+    state.close()
+
+
+def test_sessions_show_lists_who_when_why_and_the_gap(recorded):
+    result = runner.invoke(app, ["sessions", "show", SESSION, "--data-dir", str(recorded)])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "developer   dev_jordan" in text
+    assert "project     github.com/acme/backend" in text
+    assert "(completed, agent said 'prompt_input_exit')" in text
+    assert "incomplete: 1 gap(s) in 3 tool calls" in text
+    assert "gap t3: Bash invoked at" in text
+
+
+def test_sessions_show_json_and_unknown_session(recorded):
+    result = runner.invoke(
+        app, ["sessions", "show", SESSION, "--format", "json", "--data-dir", str(recorded)]
+    )
+    report = json.loads(result.stdout)
+    assert report["complete"] is False
+    assert report["counts"]["tool_invocation"] == 3
+    missing = runner.invoke(app, ["sessions", "show", "nope", "--data-dir", str(recorded)])
+    assert missing.exit_code == 1
+    assert "no events for session nope" in missing.output
+
+
+def test_query_filters_and_formats(recorded):
+    def run(*args: str) -> list[dict]:
+        result = runner.invoke(
+            app, ["query", "--data-dir", str(recorded), "--format", "jsonl", *args]
+        )
+        assert result.exit_code == 0, result.output
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    assert [e["toolUseId"] for e in run("--type", "tool_invocation")] == ["t1", "t2", "t3"]
+    assert [e["toolUseId"] for e in run("--tool", "Read")] == ["t2", "t2"]
+    assert all(e["sessionId"] == SESSION for e in run("--session", SESSION))
+    assert run("--developer", "nobody") == []
+    assert len(run("--session", SESSION, "--limit", "2")) == 2
+    today = run("--type", "prompt")[0]["timestamp"][:10]
+    assert len(run("--date", today, "--type", "prompt")) == 1
+    assert run("--date", "2001-01-01") == []
+
+    as_csv = runner.invoke(
+        app, ["query", "--data-dir", str(recorded), "--format", "csv", "--type", "tool_result"]
+    )
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [r["toolUseId"] for r in rows] == ["t1", "t2"]
+    table = runner.invoke(app, ["query", "--data-dir", str(recorded), "--session", SESSION])
+    assert "sleep 99" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--since", "last tuesday"], "since"),
+        (["--date", "2026-13-45"], "--date"),
+        (["--type", "tool_call"], "unknown event type"),
+        (["--decision", "maybe"], "decision"),
+        (["--format", "xml"], "--format"),
+    ],
+)
+def test_query_rejects_bad_filters_by_name(recorded, args, says):
+    result = runner.invoke(app, ["query", "--data-dir", str(recorded), *args])
+    assert result.exit_code == 2
+    assert says in result.output
+
+
+def test_sessions_kill_is_recorded_for_the_gateway(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "sessions",
+            "kill",
+            SESSION,
+            "--reason",
+            "runaway",
+            "--by",
+            "secops",
+            "--data-dir",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0
+    again = runner.invoke(app, ["sessions", "kill", SESSION, "--data-dir", str(tmp_path)])
+    assert "already killed" in again.stdout
+    state = GatewayState(tmp_path)
+    pending = state.pending_kills()
+    state.close()
+    assert [(k.session_id, k.requested_by, k.reason) for k in pending] == [
+        (SESSION, "secops", "runaway")
+    ]
