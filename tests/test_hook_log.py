@@ -568,13 +568,15 @@ def test_ledger_verifies_intact_after_repeated_imports(data_dir, mixed_log):
     assert report.events == stored
 
 
-def test_duplicate_lines_within_one_file_are_recorded_once(data_dir, tmp_path):
-    path = tmp_path / "dupes.jsonl"
-    path.write_bytes(jsonl(STOP, STOP, STOP))
+def test_identical_lines_in_one_file_are_genuine_repeats_and_each_recorded(data_dir, tmp_path):
+    path = tmp_path / "repeats.jsonl"
+    path.write_bytes(jsonl(STOP, STOP, STOP))  # three identical Stop events really happened
     result = import_file(data_dir, path)
-    assert result.appended == 1
-    assert result.already_recorded == 2
-    assert len(imported_rows(data_dir)) == 1
+    assert result.appended == 3
+    assert len(imported_rows(data_dir)) == 3
+    again = import_file(data_dir, path)  # the same file again: nothing new
+    assert again.appended == 0
+    assert again.already_recorded == 3
 
 
 def test_same_payloads_with_keys_in_another_order_are_recognised_as_recorded(data_dir, tmp_path):

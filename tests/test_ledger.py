@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -273,3 +275,80 @@ def test_every_field_that_can_hold_floats_or_free_json_is_inspected_by_the_canon
 def test_integer_beyond_2_53_in_a_typed_field_is_rejected_not_rounded(open_ledger):
     with pytest.raises(EventRejectedError, match="cannot be canonicalised"):
         open_ledger().append(Cost(input_tokens=2**60))
+
+
+def test_callers_cannot_append_events_only_the_writer_writes(open_ledger):
+    from trailguard.events import Checkpoint, GatewayStop
+
+    ledger = open_ledger()
+    forged = Checkpoint(origin="x", tree_size=1, root_hash="AAAA", note="x\n1\nAAAA\n\n")
+    for event in (forged, GatewayStop(reason="pretend")):
+        with pytest.raises(EventRejectedError, match="written by the ledger itself"):
+            ledger.append(event)
+
+
+def test_a_rejected_event_does_not_stop_later_chunks(open_ledger, data_dir):
+    ledger = open_ledger()
+    events = sample_events(6)
+    events[2] = Prompt(prompt="already positioned", seq=3)
+    with pytest.raises(EventRejectedError) as caught:
+        ledger.append_many(events, chunk=2)
+    stored = {r.event_id for r in stored_rows(data_dir)}
+    assert {e.event_id for i, e in enumerate(events) if i != 2} <= stored
+    assert len(caught.value.receipts) == 5
+
+
+def test_close_under_load_records_nothing_after_gateway_stop(open_ledger, data_dir):
+    ledger = open_ledger()
+    stop = threading.Event()
+    refused: list[Exception] = []
+
+    def keep_appending() -> None:
+        while not stop.is_set():
+            try:
+                ledger.append(sample_events(1)[0])
+            except LedgerError as exc:
+                refused.append(exc)
+                return
+
+    workers = [threading.Thread(target=keep_appending) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    threading.Event().wait(0.3)
+    ledger.close()
+    stop.set()
+    for worker in workers:
+        worker.join()
+    types = [r.event_type for r in stored_rows(data_dir)]
+    assert types[-2:] == [EventType.GATEWAY_STOP, EventType.CHECKPOINT]
+    assert refused, "appends racing close() must be refused, not silently dropped"
+
+
+def test_a_crashing_writer_fails_waiting_appends_instead_of_hanging(open_ledger):
+    ledger = open_ledger()
+
+    def broken(rows, nodes):
+        raise RuntimeError("simulated bug in the store")
+
+    ledger._store.append = broken  # type: ignore[method-assign]
+    future = ledger.submit(sample_events(1)[0])
+    with pytest.raises(LedgerError, match="writer has stopped"):
+        future.result(timeout=10)
+    with pytest.raises(LedgerError, match="writer has stopped"):
+        ledger.append(sample_events(1)[0])
+    assert not ledger.healthy
+
+
+def test_unsigned_tail_edited_after_a_crash_is_not_signed_by_the_next_writer(data_dir):
+    crash = (
+        "import os, sys; sys.path.insert(0, 'tests'); from conftest import sample_events;"
+        "from trailguard.ledger.writer import Ledger, LedgerConfig;"
+        f"ledger = Ledger.open(__import__('pathlib').Path({str(data_dir)!r}),"
+        " config=LedgerConfig(checkpoint_every_events=10_000));"
+        "ledger.append_many(sample_events(5)); os._exit(0)"  # no stop, no final checkpoint
+    )
+    subprocess.run([sys.executable, "-c", crash], check=True)
+    last = stored_rows(data_dir)[-1].seq
+    tamper.edit_event(data_dir, last, lambda e: e.update(prompt="rewritten while down"))
+    with pytest.raises(LedgerIntegrityError, match=f"seq {last}, written after the latest"):
+        Ledger.open(data_dir)

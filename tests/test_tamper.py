@@ -143,7 +143,13 @@ def test_truncated_tail_passes_alone_but_is_caught_with_a_trusted_checkpoint(led
     assert kept.exit_code == 0
     trusted = tmp_path / "kept-off-host.checkpoint"
     trusted.write_text(kept.stdout)
-    tamper.execute(ledger_dir, "DELETE FROM events WHERE seq > 150")
+    # A clean cut right after a checkpoint leaves a shorter log that is signed to its end.
+    db = tamper.connect(ledger_dir)
+    (cut,) = db.execute(
+        "SELECT max(seq) FROM events WHERE event_type = 'checkpoint' AND seq <= 150"
+    ).fetchone()
+    db.execute("DELETE FROM events WHERE seq > ?", (cut,))
+    db.close()
 
     code, report = verify(ledger_dir)
     assert code == 0, "without a trusted checkpoint a clean cut is indistinguishable"
@@ -223,3 +229,64 @@ def test_corrupted_cached_subtree_is_detected(tmp_path):
     assert code == 1
     found = failures(report)
     assert any(f.startswith("tree node level 8 index 1") for f in found), found
+
+
+def test_ledger_stripped_of_every_checkpoint_and_renumbered_is_not_intact(ledger_dir):
+    db = tamper.connect(ledger_dir)
+    db.execute("DELETE FROM events WHERE event_type IN ('checkpoint', 'gateway_start')")
+    rows = db.execute("SELECT seq FROM events ORDER BY seq").fetchall()
+    for position, (seq,) in enumerate(rows):
+        db.execute("UPDATE events SET seq = ? WHERE seq = ?", (-1 - position, seq))
+    db.execute("UPDATE events SET seq = -seq - 1")
+    db.close()
+    for position in range(len(rows)):
+        tamper.edit_event(ledger_dir, position, lambda e, p=position: e.update(seq=p))
+        tamper.rehash_leaf(ledger_dir, position)
+    tamper.execute(ledger_dir, "DELETE FROM tree_nodes")
+    code, report = verify(ledger_dir, "--key", (ledger_dir / "signing.pub").read_text().strip())
+    assert code == 1
+    found = failures(report)
+    assert any("covered by no valid signed checkpoint" in f for f in found), found
+    assert any(f.startswith("seq 0: a ledger starts with gateway_start") for f in found), found
+
+
+def test_unsigned_fields_of_the_last_checkpoint_event_must_match_its_note(ledger_dir):
+    db = tamper.connect(ledger_dir)
+    (last,) = db.execute("SELECT max(seq) FROM events").fetchone()
+    db.close()
+    tamper.edit_event(ledger_dir, last, lambda e: e.update(treeSize=999999, extra={"x": 1}))
+    tamper.rehash_leaf(ledger_dir, last)
+    code, report = verify(ledger_dir)
+    assert code == 1
+    found = failures(report)
+    assert any("checkpoint event's treeSize differs from its signed note" in f for f in found)
+    assert any("checkpoint event's extra differs from its signed note" in f for f in found)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE events SET body = CAST(body AS TEXT) WHERE seq = 5",
+        "UPDATE events SET leaf_hash = 'x' WHERE seq = 5",
+    ],
+)
+def test_damaged_rows_are_reported_not_crashed_on(ledger_dir, damage):
+    tamper.execute(ledger_dir, damage)
+    code, report = verify(ledger_dir)
+    assert code == 1
+    assert any(f.startswith("seq 5:") for f in failures(report)), failures(report)
+
+
+def test_hostile_checkpoint_note_is_a_failure_not_a_crash(ledger_dir):
+    db = tamper.connect(ledger_dir)
+    (last,) = db.execute("SELECT max(seq) FROM events WHERE event_type = 'checkpoint'").fetchone()
+    db.close()
+
+    def poison(event: dict) -> None:
+        text, _, _ = event["note"].partition("\n\n")
+        event["note"] = text + "\n\n\u2014 " + event["origin"] + " \u00e9\u00e9\u00e9\u00e9\n"
+
+    tamper.edit_event(ledger_dir, last, poison)
+    code, report = verify(ledger_dir)
+    assert code == 1
+    assert any(f.startswith(f"checkpoint at seq {last}: signature") for f in failures(report))

@@ -80,16 +80,20 @@ def _open_read_only(data_dir: Path) -> Any:
 def _verifier_for(store: Any, data_dir: Path, key: str | None) -> tuple[Any, str]:
     """The verifier key to check with, and a description of where it came from."""
     from trailguard.ledger.keys import SigningKeyError, load_verifier
+    from trailguard.ledger.note import NoteError, Verifier
 
-    try:
-        if key is not None:
+    if key is not None:
+        try:
             return load_verifier(key), "given with --key"
-        pinned = store.get_meta("verifier_key")
-        if pinned is None:
-            _fail(f"{data_dir} records no verifier key; pass --key")
-        return load_verifier(pinned), "recorded in the data directory (not independent)"
-    except SigningKeyError as exc:
-        _fail(str(exc))
+        except SigningKeyError as exc:
+            _fail(str(exc))
+    pinned = store.get_meta("verifier_key")
+    if pinned is None:
+        _fail(f"{data_dir} records no verifier key; pass --key")
+    try:
+        return Verifier.from_string(pinned), "recorded in the data directory (not independent)"
+    except NoteError as exc:
+        _fail(f"the verifier key recorded in {data_dir} is unusable ({exc}); pass --key")
 
 
 # -- info -----------------------------------------------------------------------------------------
@@ -155,11 +159,15 @@ def verify(
     store = _open_read_only(directory)
     trusted_text = None
     if trusted_checkpoint is not None:
+        from trailguard.ledger.checkpoint import CheckpointError, read_unverified
+
         try:
             trusted_text = trusted_checkpoint.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            _fail(f"cannot read trusted checkpoint {trusted_checkpoint}: {exc}")
+            read_unverified(trusted_text)
+        except (OSError, UnicodeDecodeError, CheckpointError) as exc:
+            _fail(f"{trusted_checkpoint} is not a readable signed checkpoint: {exc}")
     verifier, key_origin = _verifier_for(store, directory, key)
+    writer_running = WriterLock.is_held(directory)
     opener = functools.partial(SQLiteStore.in_data_dir, directory, read_only=True)
     with Progress(
         TextColumn("verifying"),
@@ -178,9 +186,9 @@ def verify(
             trusted_checkpoint=trusted_text,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             workers=workers,
+            writer_running=writer_running,
         )
     store.close()
-    writer_running = WriterLock.is_held(directory)
     findings = list(report.findings)
     if report.events and report.last_event_type != "gateway_stop" and not writer_running:
         findings.append(
@@ -192,13 +200,22 @@ def verify(
                 "trusted checkpoint)",
             )
         )
+    if key is None:
+        findings.append(
+            Finding(
+                "warning",
+                "ledger",
+                "no --key: the verifier key was read from the data directory being verified, so "
+                "a log rewritten and re-signed with a replaced key would pass; pin the key",
+            )
+        )
     if trusted_text is None:
         findings.append(
             Finding(
                 "warning",
                 "ledger",
-                "no --trusted-checkpoint: a truncated tail or a rewritten log signed with the same "
-                "key cannot be detected without one",
+                "no --trusted-checkpoint: a truncated tail, a rollback, or history rewritten by "
+                "someone holding the signing key cannot be detected without one",
             )
         )
     if output_format == "json":
@@ -207,6 +224,8 @@ def verify(
                 {
                     "intact": report.intact,
                     "events": report.events,
+                    "unsignedEvents": report.unsigned_events,
+                    "keyPinned": key is not None,
                     "checkpoints": report.checkpoints,
                     "latestCheckpointSize": report.latest_checkpoint_size,
                     "key": verifier.to_string(),
@@ -241,7 +260,14 @@ def verify(
         if hidden:
             out.print(f"... and {hidden} more failures (use --format json for all)")
         if report.intact:
-            out.print("[bold green]INTACT[/]: every event, checkpoint and signature verified")
+            covered = report.events - report.unsigned_events
+            scope = (
+                f"all {report.events} events"
+                if not report.unsigned_events
+                else f"{covered} of {report.events} events (the rest await the running writer)"
+            )
+            against = "the pinned key" if key is not None else "the key recorded in the data dir"
+            out.print(f"[bold green]INTACT[/]: {scope} verified against {against}")
         else:
             out.print(f"[bold red]NOT INTACT[/]: {len(report.failures)} failure(s)")
     raise typer.Exit(0 if report.intact else 1)
@@ -251,13 +277,16 @@ def verify(
 
 
 @app.command()
-def checkpoint(data_dir: DataDir = None) -> None:
-    """Print the latest signed checkpoint. Keep a copy off this host to detect truncation."""
+def checkpoint(data_dir: DataDir = None, key: KeyOption = None) -> None:
+    """Print the latest signed checkpoint, after checking its signature and root. Keep a copy
+    off this host: with it, `verify --trusted-checkpoint` detects truncation and rewrites."""
     from trailguard.ledger.proof import ProofBundleError, latest_checkpoint_note
 
-    store = _open_read_only(_resolve(data_dir))
+    directory = _resolve(data_dir)
+    store = _open_read_only(directory)
     try:
-        sys.stdout.write(latest_checkpoint_note(store))
+        verifier, _ = _verifier_for(store, directory, key)
+        sys.stdout.write(latest_checkpoint_note(store, verifier))
     except ProofBundleError as exc:
         _fail(str(exc), 1)
     finally:

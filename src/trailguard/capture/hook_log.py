@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,11 +43,12 @@ class ImportResult:
     problems: list[LineProblem] = field(default_factory=list)
 
 
-def content_event_id(payload: Any) -> str:
-    """A UUID (version 8, RFC 9562 §5.8) from SHA-256 of the payload's canonical JSON."""
-    digest = bytearray(
-        hashlib.sha256(b"trailguard-hook-log\x00" + canonical_json(payload)).digest()
-    )
+def content_event_id(payload: Any, occurrence: int = 0) -> str:
+    """A UUID (version 8, RFC 9562 §5.8) from SHA-256 of the payload's canonical JSON and how
+    many identical payloads came before it in the same file: a re-import is recognised, while
+    genuine repeats (two identical Stop events in one session) are each kept."""
+    material = b"trailguard-hook-log\x00%d\x00" % occurrence + canonical_json(payload)
+    digest = bytearray(hashlib.sha256(material).digest())
     digest[6] = (digest[6] & 0x0F) | 0x80  # version 8
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 9562 variant
     return str(uuid.UUID(bytes=bytes(digest[:16])))
@@ -71,6 +73,7 @@ def parse_hook_log(
     stream: BinaryIO, *, developer_id: str | None, project_id: str | None
 ) -> Iterator[tuple[int, Event | LineProblem]]:
     """(line number, event or problem) for every non-blank line of a hook JSONL stream."""
+    seen: Counter[bytes] = Counter()
     for number, raw in enumerate(stream, start=1):
         if not raw.strip():
             continue
@@ -84,12 +87,15 @@ def parse_hook_log(
             yield number, LineProblem(number, "not a JSON object (a hook payload is an object)")
             continue
         try:
+            canonical = canonical_json(payload)
+            occurrence = seen[canonical]
+            seen[canonical] += 1
             attribution = Attribution(
                 developer_id=developer_id,
                 project_id=project_id,
                 source="ingest",
                 timestamp=_timestamp_of(payload),
-                event_id=content_event_id(payload),
+                event_id=content_event_id(payload, occurrence),
             )
             event = event_from_hook(payload, attribution)
             canonical_json(event.to_json_dict())  # reject what the ledger could not store

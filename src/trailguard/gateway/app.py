@@ -169,7 +169,7 @@ def create_app(
         """The latest signed checkpoint (C2SP tlog-checkpoint), to keep off this host."""
         store = SQLiteStore.in_data_dir(ledger.data_dir, read_only=True)
         try:
-            return latest_checkpoint_note(store)
+            return latest_checkpoint_note(store, ledger.verifier)
         except ProofBundleError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from None
         finally:

@@ -46,28 +46,33 @@ def canonical_json(value: Any) -> bytes:
     Raises ValueError for values JSON cannot represent canonically (NaN, lone surrogates,
     integers beyond 2**53).
     """
-    if _is_sorted_json_enough(value):
-        try:
-            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-        except orjson.JSONEncodeError:
-            pass  # nesting deeper than orjson allows, or a lone surrogate: let rfc8785 decide
     try:
+        if _is_sorted_json_enough(value):
+            try:
+                return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+            except orjson.JSONEncodeError:
+                pass  # nesting deeper than orjson allows, or a lone surrogate: rfc8785 decides
         return bytes(rfc8785.dumps(value))
     except (rfc8785.CanonicalizationError, TypeError, UnicodeError) as exc:
         raise ValueError(f"value cannot be canonicalised: {exc}") from None
+    except RecursionError:
+        raise ValueError("value cannot be canonicalised: nested too deeply") from None
 
 
 def canonical_document(document: dict[str, Any], free_form: Iterable[str]) -> bytes:
     """``canonical_json(document)`` for an event document whose top-level keys are ASCII and
     whose values are plain (strings, integers, booleans, lists and objects of them) except
     those under ``free_form`` (``Event.free_form_fields()``): only those are inspected."""
-    if all(_is_sorted_json_enough(document[key]) for key in free_form):
-        try:
-            # OPT_STRICT_INTEGER refuses integers beyond 2**53 instead of encoding them.
-            return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
-        except orjson.JSONEncodeError:
-            pass
     try:
+        if all(_is_sorted_json_enough(document[key]) for key in free_form):
+            try:
+                # OPT_STRICT_INTEGER refuses integers beyond 2**53 instead of encoding them.
+                options = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+                return orjson.dumps(document, option=options)
+            except orjson.JSONEncodeError:
+                pass
         return bytes(rfc8785.dumps(document))
     except (rfc8785.CanonicalizationError, TypeError, UnicodeError) as exc:
         raise ValueError(f"value cannot be canonicalised: {exc}") from None
+    except RecursionError:
+        raise ValueError("value cannot be canonicalised: nested too deeply") from None

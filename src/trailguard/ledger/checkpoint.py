@@ -53,12 +53,12 @@ def parse_checkpoint_text(text: str) -> tuple[str, int, bytes]:
     origin, size_line, root_line = lines[0], lines[1], lines[2]
     if not origin:
         raise CheckpointError("checkpoint origin line is empty")
-    is_decimal = size_line.isascii() and size_line.isdigit()
+    is_decimal = size_line.isascii() and size_line.isdigit() and len(size_line) <= 20
     if not is_decimal or (size_line != "0" and size_line.startswith("0")):
         raise CheckpointError(f"tree size {size_line[:40]!r} is not a decimal number")
     try:
         root = base64.b64decode(root_line, validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII characters
         raise CheckpointError(f"root hash {root_line[:60]!r} is not base64") from None
     if len(root) != HASH_SIZE:
         raise CheckpointError(f"root hash is {len(root)} bytes, expected {HASH_SIZE}")
@@ -86,3 +86,20 @@ def read_unverified(signed_note: str) -> SignedCheckpoint:
         raise CheckpointError(str(exc)) from None
     origin, size, root = parse_checkpoint_text(parsed.text)
     return SignedCheckpoint(origin, size, root, signed_note)
+
+
+def note_of_event(body: bytes) -> str:
+    """The signed note carried by a stored ``checkpoint`` event's bytes.
+
+    Raises CheckpointError when the bytes are not a JSON object with a string ``note``.
+    """
+    import orjson
+
+    try:
+        document = orjson.loads(body)
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint event is not JSON: {exc}") from None
+    note = document.get("note") if isinstance(document, dict) else None
+    if not isinstance(note, str):
+        raise CheckpointError("checkpoint event carries no signed note")
+    return note

@@ -111,7 +111,7 @@ class Signer:
         try:
             raw = base64.b64decode(encoded, validate=True)
             claimed_id = bytes.fromhex(hex_id)
-        except (binascii.Error, ValueError):
+        except (binascii.Error, ValueError):  # ValueError: non-ASCII input
             raise NoteError(f"signer key {name!r} is not valid base64/hex") from None
         if len(raw) != 33 or raw[0] != ALG_ED25519:
             raise NoteError(f"signer key {name!r} is not an Ed25519 seed (type byte, 32 bytes)")
@@ -174,8 +174,8 @@ def parse(note: str) -> SignedNote:
         name, _, encoded = line[len(SIGNATURE_PREFIX) :].partition(" ")
         try:
             blob = base64.b64decode(encoded, validate=True)
-        except binascii.Error:
-            raise NoteError(f"signature by {name!r} is not valid base64") from None
+        except (binascii.Error, ValueError):  # ValueError: non-ASCII characters
+            raise NoteError(f"signature by {name[:80]!r} is not valid base64") from None
         if len(blob) < 5:
             raise NoteError(f"signature by {name!r} is too short")
         signatures.append((name, blob[:4], blob[4:]))

@@ -27,24 +27,29 @@ class ProofBundleError(ValueError):
     """A bundle that cannot be built or does not verify; the message says which check failed."""
 
 
-def _latest_checkpoint(store: Store, verifier: Verifier | None) -> checkpoints.SignedCheckpoint:
+def latest_checkpoint(store: Store, verifier: Verifier) -> checkpoints.SignedCheckpoint:
+    """The newest checkpoint, checked before it is handed out: signed by ``verifier`` and equal
+    to the root of the stored tree at its size."""
     row = store.last_row_of_type(EventType.CHECKPOINT.value)
     if row is None:
         raise ProofBundleError("the ledger has no signed checkpoint yet")
-    note = orjson.loads(row.body).get("note")
-    if not isinstance(note, str):
-        raise ProofBundleError(f"checkpoint at seq {row.seq} has no signed note")
+    where = f"latest checkpoint (seq {row.seq})"
     try:
-        if verifier is None:
-            return checkpoints.read_unverified(note)
-        return checkpoints.open_checkpoint(note, verifier)
+        signed = checkpoints.open_checkpoint(checkpoints.note_of_event(bytes(row.body)), verifier)
     except checkpoints.CheckpointError as exc:
-        raise ProofBundleError(f"latest checkpoint (seq {row.seq}) is invalid: {exc}") from None
+        raise ProofBundleError(f"{where} is invalid: {exc}; run `trailguard verify`") from None
+    try:
+        matches = StoredTree(store).root(signed.tree_size) == signed.root_hash
+    except LookupError:
+        matches = False
+    if not matches:
+        raise ProofBundleError(f"{where} does not match the stored events; run `trailguard verify`")
+    return signed
 
 
-def latest_checkpoint_note(store: Store) -> str:
+def latest_checkpoint_note(store: Store, verifier: Verifier) -> str:
     """The newest signed checkpoint, as its note text (to keep somewhere off this host)."""
-    return _latest_checkpoint(store, None).note
+    return latest_checkpoint(store, verifier).note
 
 
 def build_inclusion_proof(store: Store, event_id: str, verifier: Verifier) -> dict[str, Any]:
@@ -52,7 +57,7 @@ def build_inclusion_proof(store: Store, event_id: str, verifier: Verifier) -> di
     row = store.row_by_event_id(event_id)
     if row is None:
         raise ProofBundleError(f"no event with id {event_id} in this ledger")
-    signed = _latest_checkpoint(store, verifier)
+    signed = latest_checkpoint(store, verifier)
     if row.seq >= signed.tree_size:
         raise ProofBundleError(
             f"event {event_id} (seq {row.seq}) is newer than the latest checkpoint, which "
@@ -106,7 +111,7 @@ def verify_inclusion_bundle(bundle: Any, verifier: Verifier) -> VerifiedInclusio
         path = [
             base64.b64decode(node, validate=True) for node in _field(bundle, "inclusionPath", list)
         ]
-    except (binascii.Error, TypeError):
+    except (binascii.Error, TypeError, ValueError):
         raise ProofBundleError("entry and inclusionPath must be base64") from None
     try:
         merkle.verify_inclusion(

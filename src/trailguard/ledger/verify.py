@@ -1,10 +1,12 @@
 """The offline verifier: everything an auditor checks, from the stored bytes alone.
 
-It trusts nothing the store derived. It recomputes every leaf hash from the stored event bytes,
-rebuilds the RFC 6962 tree, checks each recorded checkpoint's Ed25519 signature and root against
-the rebuilt tree, checks consecutive checkpoints with RFC 9162 consistency proofs, checks that
-``seq`` is contiguous and that every index column agrees with the signed bytes. Given a trusted
-checkpoint kept outside the host it also detects a truncated tail, a rollback or a fork.
+It trusts nothing the store derived: index columns, cached hashes and event types are checked
+against the stored bytes, never used in their place. It recomputes every leaf hash, rebuilds the
+RFC 6962 tree, checks each checkpoint event's Ed25519 signature, its root against the rebuilt tree
+and its own fields against what it signed, checks consecutive checkpoints with RFC 9162
+consistency proofs built from the rebuilt tree, checks that ``seq`` is contiguous, and that every
+event is covered by a signature. Given a trusted checkpoint kept outside the host it also detects
+a truncated tail, a rollback or a fork.
 
 The ledger is cut into aligned blocks of 2**14 events. Each block is a perfect subtree, so blocks
 are checked independently (in parallel on several cores) and joined with a compact range.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import base64
 import operator
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -27,8 +30,8 @@ from trailguard.events import EventType
 from trailguard.ledger import checkpoint as checkpoints
 from trailguard.ledger import merkle
 from trailguard.ledger.note import Verifier
-from trailguard.ledger.stored_tree import CACHED_SUBTREE_LEVEL, StoredTree
-from trailguard.store.base import Store
+from trailguard.ledger.stored_tree import CACHED_SUBTREE_LEVEL
+from trailguard.store.base import Store, StoreError
 
 Progress = Callable[[int, int], None]
 """Called with (events checked, events in the ledger) as verification advances."""
@@ -39,6 +42,7 @@ StoreOpener = Callable[[], Store]
 BLOCK_LEVEL = 14
 BLOCK_SIZE = 1 << BLOCK_LEVEL
 _CHECKPOINT = EventType.CHECKPOINT.value
+_GATEWAY_START = EventType.GATEWAY_START.value
 
 # Index columns (LedgerRow positions 1..7) and the field of the signed event each must equal.
 _INDEXED_FIELDS = (
@@ -88,6 +92,9 @@ class VerificationReport:
     latest_checkpoint_size: int | None = None
     last_event_type: str | None = None
     """The type of the last event other than a checkpoint (``gateway_stop`` after a clean stop)."""
+    first_event_type: str | None = None
+    unsigned_events: int = 0
+    """Events after the last valid checkpoint."""
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -119,36 +126,52 @@ class _Block:
     findings: list[Finding]
     levels: list[list[bytes]]
     """Every perfect subtree of the block, by level (``merkle.subtree_levels``)."""
-    checkpoints: list[tuple[int, int, str | None]]
-    """(position, seq, signed note) of every checkpoint event in the block."""
+    checkpoints: list[tuple[int, int, dict[str, Any]]]
+    """(position, seq, event) of every checkpoint event in the block."""
+    starts: list[tuple[int, dict[str, Any]]]
+    """(position, event) of every gateway_start in the block."""
+    first_event_type: str | None
     last_event_type: str | None
 
 
-def _check_block(
-    open_store: StoreOpener, number: int, first_seq: int, end_seq: int | None
-) -> _Block:
+def _bytes_or_none(value: object) -> bytes | None:
+    return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else None
+
+
+def _check_block(open_store: StoreOpener, number: int, first_seq: int, end_seq: int) -> _Block:
     """Recompute the leaves and subtrees of one aligned block and check each event's bytes."""
     position = number * BLOCK_SIZE
     store = open_store()
     try:
         rows = list(store.rows(first_seq, end_seq))
         findings: list[Finding] = []
-        leaves = [sha256(b"\x00" + row.body).digest() for row in rows]
-        block_checkpoints: list[tuple[int, int, str | None]] = []
-        last_event_type = None
-        for offset, (row, leaf) in enumerate(zip(rows, leaves, strict=True)):
+        block_checkpoints: list[tuple[int, int, dict[str, Any]]] = []
+        starts: list[tuple[int, dict[str, Any]]] = []
+        first_event_type = last_event_type = None
+        leaves = []
+        for offset, row in enumerate(rows):
             where = f"seq {row.seq}"
-            if leaf != row.leaf_hash:
+            body = _bytes_or_none(row.body)
+            if body is None:  # a damaged or hand-edited row: still a leaf, and a failure
+                findings.append(
+                    _failure(where, f"stored event is {type(row.body).__name__}, not bytes")
+                )
+                body = repr(row.body).encode()
+            leaf = sha256(b"\x00" + body).digest()  # merkle.hash_leaf, inlined: hot loop
+            leaves.append(leaf)
+            if leaf != _bytes_or_none(row.leaf_hash):
                 findings.append(
                     _failure(
                         where,
                         "event bytes were changed after they were written",
-                        expected=f"leaf hash {bytes(row.leaf_hash).hex()}",
+                        expected=f"leaf hash {row.leaf_hash!r}"
+                        if not isinstance(row.leaf_hash, bytes)
+                        else f"leaf hash {row.leaf_hash.hex()}",
                         found=f"bytes hashing to {leaf.hex()}",
                     )
                 )
             try:
-                document = orjson.loads(row.body)
+                document = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 findings.append(_failure(where, f"event bytes are not JSON: {exc}"))
                 continue
@@ -182,13 +205,15 @@ def _check_block(
                                 found=repr(column_value),
                             )
                         )
-            if row.event_type == _CHECKPOINT:
-                note = document.get("note")
-                block_checkpoints.append(
-                    (position + offset, row.seq, note if isinstance(note, str) else None)
-                )
+            event_type = document.get("eventType")  # the signed type, not the column
+            if offset == 0:
+                first_event_type = event_type if isinstance(event_type, str) else None
+            if event_type == _CHECKPOINT:
+                block_checkpoints.append((position + offset, row.seq, document))
             else:
-                last_event_type = row.event_type
+                last_event_type = event_type if isinstance(event_type, str) else None
+                if event_type == _GATEWAY_START:
+                    starts.append((position + offset, document))
         levels = merkle.subtree_levels(leaves, BLOCK_LEVEL)
         for level in range(CACHED_SUBTREE_LEVEL, BLOCK_LEVEL + 1):
             computed = levels[level]
@@ -199,7 +224,16 @@ def _check_block(
             for index, node in enumerate(computed, start=first):
                 if cached.get(index) != node:
                     findings.append(_cache_mismatch(level, index, node, cached.get(index)))
-        return _Block(number, len(rows), findings, levels, block_checkpoints, last_event_type)
+        return _Block(
+            number,
+            len(rows),
+            findings,
+            levels,
+            block_checkpoints,
+            starts,
+            first_event_type,
+            last_event_type,
+        )
     finally:
         store.close()
 
@@ -219,9 +253,9 @@ def _cache_mismatch(level: int, index: int, node: bytes, cached: bytes | None) -
 class _RecomputedTree:
     """The tree rebuilt from the stored bytes, one block at a time.
 
-    It keeps every perfect subtree of a whole block or larger, and every level of the two most
-    recent blocks: enough for the root at any checkpoint and for the consistency proof between
-    consecutive checkpoints, without keeping the whole tree in memory.
+    It keeps every perfect subtree of a whole block or larger, and every level of the blocks
+    since ``keep_from`` (the previous checkpoint's): enough for the root at any checkpoint and
+    the consistency proof between consecutive checkpoints, without the whole tree in memory.
     """
 
     def __init__(self) -> None:
@@ -229,11 +263,16 @@ class _RecomputedTree:
         self.large_subtrees: dict[tuple[int, int], bytes] = {}
         """(level, index) -> hash for perfect subtrees of level >= BLOCK_LEVEL."""
         self._recent: dict[int, list[list[bytes]]] = {}
+        self.keep_from = 0
+        """Leaf position from which every block's levels are kept."""
 
     def add(self, block: _Block) -> list[tuple[int, int, bytes]]:
         """Add a block; returns the large subtrees it completed (to cross-check the cache)."""
         self._recent[block.number] = block.levels
-        self._recent.pop(block.number - 2, None)
+        for number in [
+            n for n in self._recent if n < min(block.number, self.keep_from // BLOCK_SIZE)
+        ]:
+            del self._recent[number]
         if block.count < BLOCK_SIZE:
             return []
         root = block.levels[BLOCK_LEVEL][0]
@@ -246,7 +285,7 @@ class _RecomputedTree:
         return completed
 
     def range_hash(self, begin: int, end: int) -> bytes:
-        """MTH(D[begin:end]); raises LookupError for a small subtree of a block no longer kept."""
+        """MTH(D[begin:end]) of the rebuilt tree (RFC 6962 §2.1)."""
         size = end - begin
         level = size.bit_length() - 1
         if size == 1 << level and begin % size == 0:
@@ -276,6 +315,7 @@ class _Verification:
         trusted: checkpoints.SignedCheckpoint | None,
         progress: Progress | None,
         workers: int,
+        writer_running: bool,
     ) -> None:
         self.store = store
         self.open_store = open_store
@@ -289,12 +329,17 @@ class _Verification:
         self.last_checkpoint_position = -1
         self.root_at_trusted_size: bytes | None = None
         self.tree = _RecomputedTree()
+        self.checkpoint_positions: set[int] = set()
+        self.start_positions: list[int] = []
+        self.writer_running = writer_running
 
     def _scan_positions(self) -> tuple[int, list[int]]:
-        """Check that ``seq`` runs 0, 1, 2... and find the seq where each block starts."""
+        """Check that ``seq`` runs 0, 1, 2... and find the seq where each block starts, plus the
+        end of the last one: rows a live writer adds after this scan are not read."""
         block_starts = []
         expected = 0
         position = -1
+        seq = -1
         for position, seq in enumerate(self.store.seqs()):
             if position % BLOCK_SIZE == 0:
                 block_starts.append(seq)
@@ -310,16 +355,13 @@ class _Verification:
                     )
                 )
             expected = seq + 1
+        block_starts.append(seq + 1)
         return position + 1, block_starts
 
     def _blocks(self, block_starts: list[int]) -> Iterator[_Block]:
         jobs = [
-            (
-                number,
-                first_seq,
-                block_starts[number + 1] if number + 1 < len(block_starts) else None,
-            )
-            for number, first_seq in enumerate(block_starts)
+            (number, first_seq, block_starts[number + 1])
+            for number, first_seq in enumerate(block_starts[:-1])
         ]
         if self.workers <= 1 or len(jobs) <= 1:
             for job in jobs:
@@ -340,8 +382,14 @@ class _Verification:
                 cached = self.store.tree_node(level, index)
                 if cached != node:
                     self.report.findings.append(_cache_mismatch(level, index, node, cached))
-            for position, seq, signed_note in block.checkpoints:
-                self._check_checkpoint(position, seq, signed_note, tree.root(position))
+            for position, seq, document in block.checkpoints:
+                self.checkpoint_positions.add(position)
+                self._check_checkpoint(position, seq, document, tree.root(position))
+            for position, document in block.starts:
+                self.start_positions.append(position)
+                self._check_start(position, document)
+            if block.number == 0:
+                self.report.first_event_type = block.first_event_type
             if block.last_event_type is not None:
                 self.report.last_event_type = block.last_event_type
             self.report.events += block.count
@@ -355,6 +403,7 @@ class _Verification:
                 self.progress(self.report.events, total)
         if trusted_size == 0:
             self.root_at_trusted_size = merkle.EMPTY_ROOT
+        self._check_structure()
         self._check_tail()
         if self.trusted is not None:
             self._check_trusted()
@@ -363,24 +412,39 @@ class _Verification:
     # -- checkpoints ----------------------------------------------------------------------------
 
     def _check_checkpoint(
-        self, position: int, seq: int, signed_note: str | None, recomputed: bytes
+        self, position: int, seq: int, document: dict[str, Any], recomputed: bytes
     ) -> None:
         where = f"checkpoint at seq {seq}"
         fail = self.report.findings.append
-        if signed_note is None:
+        signed_note = document.get("note")
+        if not isinstance(signed_note, str):
             fail(_failure(where, "checkpoint event has no signed note"))
             return
-        self.report.checkpoints += 1
-        self.last_checkpoint_position = position
         try:
             signed = checkpoints.open_checkpoint(signed_note, self.verifier)
         except checkpoints.CheckpointError as exc:
             fail(_failure(where, f"signature check failed: {exc}"))
-            try:
-                signed = checkpoints.read_unverified(signed_note)
-            except checkpoints.CheckpointError:
-                return
+            return
+        self.report.checkpoints += 1
+        self.last_checkpoint_position = position
         self.report.latest_checkpoint_size = signed.tree_size
+        # The event's own fields are not signed; they must say exactly what the note says.
+        for field_name, expected in (
+            ("treeSize", signed.tree_size),
+            ("rootHash", signed.root_b64),
+            ("origin", signed.origin),
+            ("source", "ledger"),
+            ("extra", None),
+        ):
+            if document.get(field_name) != expected:
+                fail(
+                    _failure(
+                        where,
+                        f"the checkpoint event's {field_name} differs from its signed note",
+                        expected=repr(expected),
+                        found=repr(document.get(field_name)),
+                    )
+                )
         if self.origin is None:
             self.origin = signed.origin
         elif signed.origin != self.origin:
@@ -410,17 +474,13 @@ class _Verification:
             return
         previous = self.previous_checkpoint
         if previous is not None:
-            # RFC 9162 §2.1.4 between consecutive signed checkpoints, the proof taken from the
-            # tree rebuilt from the events (the stored tree only if a block is no longer kept).
+            # RFC 9162 §2.1.4 between consecutive signed checkpoints, with the proof taken from
+            # the tree rebuilt from the events. Both roots were just matched against that tree,
+            # so this restates consistency in the RFC's terms rather than finding new tampering.
             try:
-                try:
-                    proof = merkle.consistency_proof(
-                        previous.tree_size, signed.tree_size, self.tree.range_hash
-                    )
-                except LookupError:
-                    proof = StoredTree(self.store).consistency_proof(
-                        previous.tree_size, signed.tree_size
-                    )
+                proof = merkle.consistency_proof(
+                    previous.tree_size, signed.tree_size, self.tree.range_hash
+                )
                 merkle.verify_consistency(
                     previous.tree_size,
                     signed.tree_size,
@@ -428,32 +488,74 @@ class _Verification:
                     signed.root_hash,
                     proof,
                 )
-            except (merkle.ProofError, LookupError) as exc:
+            except merkle.ProofError as exc:
                 fail(
                     _failure(
                         where, f"no valid consistency proof from size {previous.tree_size}: {exc}"
                     )
                 )
         self.previous_checkpoint = signed
+        self.tree.keep_from = position
+
+    def _check_start(self, position: int, document: dict[str, Any]) -> None:
+        """A writer that did not stop cleanly left events unsigned until its successor signed."""
+        if document.get("previousStopClean") is False:
+            self.report.findings.append(
+                Finding(
+                    "warning",
+                    f"seq {position}",
+                    "the previous writer stopped without gateway_stop (crash, kill or power "
+                    f"loss); events after seq {document.get('previousTreeSize')} of its run were "
+                    "unsigned until this start",
+                )
+            )
+
+    def _check_structure(self) -> None:
+        """What the writer always does: a ledger opens with gateway_start and every start is
+        followed at once by a checkpoint covering it."""
+        if self.report.events and self.report.first_event_type != _GATEWAY_START:
+            self.report.findings.append(
+                _failure(
+                    "seq 0",
+                    "a ledger starts with gateway_start",
+                    expected="gateway_start",
+                    found=repr(self.report.first_event_type),
+                )
+            )
+        for position in self.start_positions:
+            if position + 1 not in self.checkpoint_positions and position + 1 < self.report.events:
+                self.report.findings.append(
+                    _failure(
+                        f"seq {position + 1}",
+                        "a gateway_start must be followed at once by a checkpoint",
+                        expected="checkpoint",
+                        found="another event",
+                    )
+                )
 
     def _check_tail(self) -> None:
         events = self.report.events
         if events == 0:
             self.report.findings.append(Finding("warning", "ledger", "the ledger is empty"))
             return
-        if self.report.checkpoints == 0:
+        unsigned = events - self.last_checkpoint_position - 1
+        self.report.unsigned_events = unsigned
+        if unsigned <= 0:
+            return
+        where = f"seq {self.last_checkpoint_position + 1}..{events - 1}"
+        if self.writer_running:
             self.report.findings.append(
                 Finding(
-                    "warning", "ledger", f"no checkpoint yet: none of {events} events is signed"
+                    "warning", where, "not yet covered by a signed checkpoint (a writer is running)"
                 )
             )
-        elif self.last_checkpoint_position < events - 1:
+        else:
             self.report.findings.append(
-                Finding(
-                    "warning",
-                    f"seq {self.last_checkpoint_position + 1}..{events - 1}",
-                    "not yet covered by a signed checkpoint (the gateway is running, or stopped "
-                    "without its final checkpoint)",
+                _failure(
+                    where,
+                    f"{unsigned} event(s) are covered by no valid signed checkpoint and no writer "
+                    "is running to sign them: they cannot be verified (start the gateway once to "
+                    "sign them if they are genuine)",
                 )
             )
 
@@ -497,12 +599,14 @@ def verify_ledger(
     trusted_checkpoint: str | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    writer_running: bool = False,
 ) -> VerificationReport:
     """Verify the whole ledger in ``store`` with ``verifier``'s key.
 
     ``trusted_checkpoint`` is a signed checkpoint obtained earlier and kept off the host; it must
     verify under the same key (so a replaced signing key fails here). ``workers`` processes check
-    blocks in parallel (default: one per CPU).
+    blocks in parallel (default: one per CPU). ``writer_running`` says a gateway may still
+    sign the newest events; otherwise an unsigned tail is a failure.
     """
     trusted = None
     trusted_failure = None
@@ -516,7 +620,16 @@ def verify_ledger(
                 "(was the signing key replaced?)",
             )
     workers = workers if workers is not None else (os.cpu_count() or 1)
-    report = _Verification(store, open_store, verifier, trusted, progress, workers).run()
+    verification = _Verification(
+        store, open_store, verifier, trusted, progress, workers, writer_running
+    )
+    try:
+        report = verification.run()
+    except (StoreError, sqlite3.Error) as exc:
+        report = verification.report
+        report.findings.append(
+            _failure("ledger", f"the database could not be read to the end: {exc}")
+        )
     if trusted_failure is not None:
         report.findings.insert(0, trusted_failure)
     return report

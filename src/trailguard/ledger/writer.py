@@ -21,12 +21,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-import orjson
-
 from trailguard import __version__
 from trailguard.events import Checkpoint, Event, EventType, GatewayStart, GatewayStop
 from trailguard.ledger import checkpoint as checkpoints
-from trailguard.ledger import keys, merkle
+from trailguard.ledger import keys, merkle, note
 from trailguard.ledger.canonical import canonical_document
 from trailguard.ledger.stored_tree import StoredTree
 from trailguard.store.base import DuplicateEventError, LedgerRow, StoreError
@@ -145,6 +143,8 @@ def encode_row(event: Event, seq: int) -> LedgerRow:
 
 
 _Command = Literal["append", "checkpoint", "stop"]
+_WRITER_OWNED = (Checkpoint, GatewayStart, GatewayStop)
+"""Event types only the writer itself appends: a caller forging one could break the ledger."""
 
 
 @dataclass
@@ -181,6 +181,7 @@ class Ledger:
         self._last_checkpoint_time = time.monotonic()
         self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
         self._failure: BaseException | None = None
+        self._submit_lock = threading.Lock()
         self._accepting = True
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="trailguard-ledger", daemon=True)
@@ -217,35 +218,41 @@ class Ledger:
             verifier_key = signer.signer.verifier.to_string()
             if origin is None:
                 origin = key_name
-                store.set_meta("origin", origin)
-                store.set_meta("verifier_key", verifier_key)
+                store.set_meta_values({"origin": origin, "verifier_key": verifier_key})
             pinned = store.get_meta("verifier_key")
             if pinned != verifier_key:
+                name, key_id, _ = verifier_key.split("+", 2)
                 raise LedgerIntegrityError(
-                    f"the signing key from {signer.source} ({verifier_key.split('+')[0]}+"
-                    f"{verifier_key.split('+')[1]}) is not the key this ledger was created with "
-                    f"({pinned}); refusing to sign with a different key"
+                    f"the signing key from {signer.source} ({name}+{key_id}) is not the key this "
+                    f"ledger was created with ({pinned}); refusing to sign with a different key"
                 )
             ledger = cls(data_dir, store, lock, signer, origin, config or LedgerConfig())
             previous_clean = ledger._check_against_latest_checkpoint()
+        except StoreError as exc:
+            lock.release()
+            raise LedgerError(str(exc)) from None
         except BaseException:
             lock.release()
             raise
         ledger._thread.start()
-        ledger.append(
-            GatewayStart(
-                version=__version__,
-                hostname=socket.gethostname(),
-                pid=os.getpid(),
-                origin=origin,
-                verifier_key=verifier_key,
-                previous_tree_size=ledger._tree.size,
-                previous_stop_clean=previous_clean,
-                source=run_reason,
-            )
-        )
+        ledger._submit(
+            "append",
+            [
+                GatewayStart(
+                    version=__version__,
+                    hostname=socket.gethostname(),
+                    pid=os.getpid(),
+                    origin=origin,
+                    verifier_key=verifier_key,
+                    previous_tree_size=ledger._tree.size,
+                    previous_stop_clean=previous_clean,
+                    source=run_reason,
+                )
+            ],
+            internal=True,
+        ).result()
         # Sign at once, so the start is covered and `trailguard checkpoint` has an answer.
-        ledger.checkpoint()
+        ledger._submit("checkpoint", [], internal=True).result()
         return ledger
 
     def _check_against_latest_checkpoint(self) -> bool | None:
@@ -257,9 +264,10 @@ class Ledger:
             return None
         last = store.last_row_of_type(EventType.CHECKPOINT.value)
         if last is not None:
-            signed_note = _checkpoint_note(last)
             try:
-                signed = checkpoints.open_checkpoint(signed_note, self._signer.verifier)
+                signed = checkpoints.open_checkpoint(
+                    checkpoints.note_of_event(bytes(last.body)), self._signer.verifier
+                )
             except checkpoints.CheckpointError as exc:
                 raise LedgerIntegrityError(
                     f"latest checkpoint (seq {last.seq}) does not verify: {exc}; "
@@ -270,6 +278,16 @@ class Ledger:
                 raise LedgerIntegrityError(
                     f"the stored tree does not match the latest signed checkpoint (seq {last.seq},"
                     f" size {signed.tree_size}); run `trailguard verify --data-dir {self.data_dir}`"
+                )
+        # The events after that checkpoint are about to be signed: their bytes must still match
+        # the leaf hashes written with them (a crash leaves them unsigned, not unprotected).
+        covered = last.seq + 1 if last is not None else 0
+        for row in store.rows(covered):
+            if merkle.hash_leaf(bytes(row.body)) != row.leaf_hash:
+                raise LedgerIntegrityError(
+                    f"seq {row.seq}, written after the latest checkpoint, no longer matches its "
+                    f"leaf hash; refusing to sign it. Run `trailguard verify --data-dir "
+                    f"{self.data_dir}`"
                 )
         tail = store.last_row_of_type(EventType.GATEWAY_STOP.value)
         # A clean stop is gateway_stop followed only by its closing checkpoint.
@@ -291,44 +309,71 @@ class Ledger:
 
     def append_many(self, events: Iterable[Event], *, chunk: int = 5000) -> list[Receipt]:
         """Append ``events`` in order, committed in chunks of up to ``chunk`` events per
-        transaction. Raises EventRejectedError if any event cannot be stored; the others are."""
+        transaction. If some events cannot be stored, every other one still is, and then
+        EventRejectedError is raised carrying all the receipts."""
         receipts: list[Receipt] = []
+        rejected: list[str] = []
+
+        def commit(batch: list[Event]) -> None:
+            try:
+                receipts.extend(self._submit("append", batch).result())
+            except EventRejectedError as exc:
+                receipts.extend(exc.receipts)
+                rejected.append(str(exc))
+
         batch: list[Event] = []
         for event in events:
             batch.append(event)
             if len(batch) >= chunk:
-                receipts.extend(self._submit("append", batch).result())
+                commit(batch)
                 batch = []
         if batch:
-            receipts.extend(self._submit("append", batch).result())
+            commit(batch)
+        if rejected:
+            raise EventRejectedError("; ".join(rejected), receipts)
         return receipts
 
     def checkpoint(self) -> Receipt:
         """Sign and append a checkpoint now (if anything is uncovered); returns the receipt of
         the latest checkpoint."""
-        return self._submit("checkpoint", []).result()[0]
+        return self._submit("checkpoint", [], internal=True).result()[0]
 
     @property
     def tree_size(self) -> int:
         return self._tree.size
 
     @property
+    def verifier(self) -> note.Verifier:
+        """The public half of the key that signs this ledger's checkpoints."""
+        return self._signer.verifier
+
+    @property
     def healthy(self) -> bool:
         """True while the writer thread accepts and commits appends."""
         return self._failure is None and not self._closed and self._thread.is_alive()
 
-    def _submit(self, command: _Command, events: list[Event]) -> Future[list[Receipt]]:
-        if self._failure is not None:
-            raise LedgerError(f"the ledger writer has stopped: {self._failure}")
-        if self._closed or (command == "append" and not self._accepting):
-            raise LedgerError("the ledger is closed")
-        future: Future[list[Receipt]] = Future()
-        self._queue.put(_Request(command, events, future))
-        return future
+    def _submit(
+        self, command: _Command, events: list[Event], *, internal: bool = False
+    ) -> Future[list[Receipt]]:
+        if not internal:
+            for event in events:
+                if isinstance(event, _WRITER_OWNED):
+                    raise EventRejectedError(
+                        f"{event.event_type.value} events are written by the ledger itself"
+                    )
+        with self._submit_lock:
+            if self._failure is not None:
+                raise LedgerError(f"the ledger writer has stopped: {self._failure}")
+            if self._closed or (command == "append" and not self._accepting and not internal):
+                raise LedgerError("the ledger is closed")
+            future: Future[list[Receipt]] = Future()
+            self._queue.put(_Request(command, events, future))
+            return future
 
     # -- the writer thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
+        batch: list[_Request] = []
         try:
             while True:
                 timeout = max(
@@ -337,7 +382,7 @@ class Ledger:
                     + self.config.checkpoint_interval_seconds
                     - time.monotonic(),
                 )
-                batch: list[_Request] = []
+                batch = []
                 pending = 0
                 try:
                     batch.append(self._queue.get(timeout=timeout))
@@ -352,15 +397,22 @@ class Ledger:
                 if stop:
                     return
         except BaseException as exc:  # a bug: fail everything waiting rather than hang it
-            self._failure = exc
-            while True:
-                try:
-                    self._queue.get_nowait().future.set_exception(
-                        LedgerError(f"the ledger writer has stopped: {exc}")
-                    )
-                except queue.Empty:
-                    break
+            error = LedgerError(f"the ledger writer has stopped: {exc}")
+            with self._submit_lock:
+                self._failure = exc
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(error)
+                self._refuse_queued(error)
             raise
+
+    def _refuse_queued(self, error: LedgerError) -> None:
+        """Fail every queued request (under ``_submit_lock``, so none can slip in after)."""
+        while True:
+            try:
+                self._queue.get_nowait().future.set_exception(error)
+            except queue.Empty:
+                return
 
     def _uncovered(self) -> int:
         """Events appended since the latest checkpoint, not counting the checkpoint itself."""
@@ -467,22 +519,21 @@ class Ledger:
             return
         try:
             if self._failure is None:
-                self.append(GatewayStop(reason=reason, source="ledger"))
-                self._accepting = False
-                self._submit("stop", []).result()
+                # Refuse new appends first, so nothing lands after gateway_stop.
+                with self._submit_lock:
+                    self._accepting = False
+                stop = GatewayStop(reason=reason, source="ledger")
+                self._submit("append", [stop], internal=True).result()
+                self._submit("stop", [], internal=True).result()
         finally:
-            self._accepting = False
-            self._closed = True
+            with self._submit_lock:
+                self._accepting = False
+                self._closed = True
             if self._thread.is_alive():
                 self._queue.put(_Request("stop", [], Future()))
             self._thread.join(timeout=30)
-            while True:  # anything that raced the stop is refused, never silently dropped
-                try:
-                    self._queue.get_nowait().future.set_exception(
-                        LedgerError("the ledger closed before this event was written")
-                    )
-                except queue.Empty:
-                    break
+            with self._submit_lock:  # anything that raced the stop is refused, never dropped
+                self._refuse_queued(LedgerError("the ledger closed before this event was written"))
             self._store.close()
             self._lock.release()
 
@@ -491,11 +542,3 @@ class Ledger:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _checkpoint_note(row: LedgerRow) -> str:
-    document = orjson.loads(row.body)
-    note = document.get("note") if isinstance(document, dict) else None
-    if not isinstance(note, str):
-        raise LedgerIntegrityError(f"checkpoint event at seq {row.seq} has no signed note")
-    return note

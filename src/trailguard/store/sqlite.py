@@ -168,10 +168,9 @@ class SQLiteStore:
         if version == SCHEMA_VERSION:
             return
         if self.read_only:
-            raise StoreError(
-                f"{self.path} has schema version {version}; open it once for writing "
-                f"(start the gateway) to upgrade it to {SCHEMA_VERSION}"
-            )
+            if version >= 1:
+                return  # every version has the ledger tables: read it as it is, never upgrade
+            raise StoreError(f"{self.path} is not a trailguard ledger (no schema)")
         for number in range(version, SCHEMA_VERSION):
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -214,6 +213,20 @@ class SQLiteStore:
                 f"could not commit {len(rows)} event(s) to {self.path}: {_describe(exc)}; "
                 "nothing of this batch was stored"
             ) from None
+
+    def set_meta_values(self, values: dict[str, str]) -> None:
+        """Set several meta keys in one transaction (all or none)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for key, value in values.items():
+                    self.set_meta(key, value)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not write to {self.path}: {_describe(exc)}") from None
 
     def set_meta(self, key: str, value: str) -> None:
         try:
