@@ -1,0 +1,354 @@
+"""Commands around the gateway: serve, tokens, sessions, install, and the hook client."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from trailguard import __version__
+from trailguard.cli._common import (
+    DataDir,
+    app,
+    err,
+    fail,
+    open_read_only,
+    out,
+    resolve_data_dir,
+)
+
+# -- serve ----------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str, typer.Option(help="Address to bind. Keep 127.0.0.1 unless fronted.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
+    checkpoint_every: Annotated[int, typer.Option(help="Sign a checkpoint every N events.")] = 1000,
+    checkpoint_interval: Annotated[
+        float, typer.Option(help="...or every T seconds with new events.")
+    ] = 10.0,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(help="Signing key file (else $TRAILGUARD_SIGNING_KEY or the data dir's)."),
+    ] = None,
+    idle_timeout: Annotated[
+        float, typer.Option(help="End a session as timed_out after this many idle seconds.")
+    ] = 1800.0,
+) -> None:
+    """Run the gateway on the embedded SQLite ledger."""
+    import uvicorn
+
+    from trailguard.gateway.app import create_app
+    from trailguard.ledger.keys import SigningKeyError
+    from trailguard.ledger.writer import Ledger, LedgerConfig, LedgerError
+
+    if checkpoint_every < 1 or checkpoint_interval <= 0 or idle_timeout <= 0:
+        fail("--checkpoint-every must be >= 1, --checkpoint-interval and --idle-timeout > 0")
+    directory = resolve_data_dir(data_dir)
+    try:
+        ledger = Ledger.open(
+            directory,
+            config=LedgerConfig(
+                checkpoint_every_events=checkpoint_every,
+                checkpoint_interval_seconds=checkpoint_interval,
+            ),
+            key_file=signing_key,
+        )
+    except (LedgerError, SigningKeyError, OSError) as exc:
+        fail(str(exc))
+    err.print(f"trailguard {__version__}: ledger {directory}, log {ledger.origin}")
+    err.print(f"listening on http://{host}:{port} (Ctrl-C to stop)")
+    try:
+        # The app's shutdown closes the ledger: uvicorn re-raises SIGTERM/SIGINT once it has
+        # shut down, so code after run() may never execute.
+        uvicorn.run(
+            create_app(ledger, idle_timeout=idle_timeout),
+            host=host,
+            port=port,
+            log_level="warning",
+        )
+    finally:
+        ledger.close(reason="shutdown")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+# -- tokens ---------------------------------------------------------------------------------------
+
+token_app = typer.Typer(help="API tokens: they decide who a request is from.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+def gateway_state(data_dir: Path | None) -> Any:
+    from trailguard.store.base import StoreError
+    from trailguard.store.gateway_state import GatewayState
+
+    try:
+        return GatewayState(resolve_data_dir(data_dir))
+    except StoreError as exc:
+        fail(str(exc))
+
+
+@token_app.command("create")
+def token_create(
+    developer: Annotated[str, typer.Option(help="The developerId this token stands for.")],
+    role: Annotated[str, typer.Option(help="agent (hooks), auditor (read), admin")] = "agent",
+    data_dir: DataDir = None,
+) -> None:
+    """Create a token; it is printed once, as the last line, and stored only as a hash."""
+    state = gateway_state(data_dir)
+    try:
+        token, token_id = state.create_token(developer, role)  # type: ignore[arg-type]
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        state.close()
+    err.print(f"token {token_id} for {developer} ({role}); it is not shown again:")
+    out.print(token)
+
+
+@token_app.command("list")
+def token_list(data_dir: DataDir = None) -> None:
+    """List tokens (ids, developers, roles; never the tokens themselves)."""
+    state = gateway_state(data_dir)
+    try:
+        for token_id, developer, role, created, revoked in state.tokens():
+            status = f"revoked {revoked}" if revoked else "active"
+            out.print(f"{token_id}  {developer}  {role}  created {created}  {status}")
+    finally:
+        state.close()
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, data_dir: DataDir = None) -> None:
+    """Revoke a token by its id (tok_...); requests with it get 401 from then on."""
+    state = gateway_state(data_dir)
+    try:
+        if not state.revoke_token(token_id):
+            fail(f"no active token {token_id}", 1)
+    finally:
+        state.close()
+    out.print(f"revoked {token_id}")
+
+
+# -- sessions -------------------------------------------------------------------------------------
+
+sessions_app = typer.Typer(help="Agent sessions: list, show, kill.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+
+
+@sessions_app.command("list")
+def sessions_list(
+    data_dir: DataDir = None,
+    developer: Annotated[str | None, typer.Option()] = None,
+    project: Annotated[str | None, typer.Option()] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Active at or after (date or RFC 3339).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Started before.")] = None,
+    active: Annotated[bool | None, typer.Option("--active/--ended")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Sessions, oldest first."""
+    from rich.table import Table
+
+    from trailguard.retrieval import QueryError, parse_time
+
+    try:
+        since_at = parse_time(since, name="--since") if since else None
+        until_at = parse_time(until, name="--until") if until else None
+    except QueryError as exc:
+        fail(str(exc))
+    state = gateway_state(data_dir)
+    try:
+        found = list(
+            state.sessions(
+                developer_id=developer,
+                project_id=project,
+                since=since_at,
+                until=until_at,
+                active=active,
+            )
+        )
+    finally:
+        state.close()
+    if output_format == "json":
+        out.print_json(json.dumps([s.__dict__ for s in found]))
+        return
+    table = Table("session", "developer", "project", "started", "last event", "ended", "reason")
+    for s in found:
+        table.add_row(
+            s.session_id,
+            s.developer_id or "",
+            s.project_id or "",
+            s.started_at or "(never started)",
+            s.last_event_at,
+            s.ended_at or "",
+            s.end_reason or "",
+        )
+    out.print(table)
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: str,
+    data_dir: DataDir = None,
+    output_format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """Who, project, start, end and why, event counts, and a completeness line."""
+    from trailguard.retrieval import session_report
+
+    store = open_read_only(resolve_data_dir(data_dir))
+    try:
+        report = session_report(store, session_id)
+    finally:
+        store.close()
+    if report is None:
+        fail(f"no events for session {session_id}", 1)
+    if output_format == "json":
+        document = dict(report.__dict__)
+        document["counts"] = dict(report.counts)
+        document["complete"] = report.complete
+        out.print_json(json.dumps(document))
+        return
+    out.print(f"session     {report.session_id}")
+    out.print(f"developer   {report.developer_id}")
+    out.print(f"project     {report.project_id}")
+    out.print(f"started     {report.started_at or '(never started: flagged)'}")
+    ended = f"{report.ended_at} ({report.end_reason}"
+    ended += f", agent said {report.raw_end_reason!r})" if report.raw_end_reason else ")"
+    out.print(f"ended       {ended if report.ended_at else '(open)'}")
+    counts = ", ".join(f"{kind} {n}" for kind, n in sorted(report.counts.items()))
+    out.print(f"events      {sum(report.counts.values())}: {counts}")
+    if report.complete:
+        out.print(
+            f"[green]complete[/]: all {report.tool_calls} tool calls have an invocation and a "
+            "result, error or denial"
+        )
+    else:
+        out.print(
+            f"[red]incomplete[/]: {len(report.gaps)} gap(s) in {report.tool_calls} tool calls"
+        )
+        for gap in report.gaps:
+            out.print(f"  gap {gap}")
+
+
+@sessions_app.command("kill")
+def sessions_kill(
+    session_id: str,
+    data_dir: DataDir = None,
+    reason: Annotated[str | None, typer.Option(help="Recorded with the session's end.")] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Who asks (default: the OS user running this).")
+    ] = None,
+) -> None:
+    """Kill a session: the gateway records session_end (killed) and from then on denies every
+    hook of it with continue=false."""
+    import getpass
+
+    state = gateway_state(data_dir)
+    try:
+        new = state.request_kill(session_id, by or getpass.getuser(), reason)
+    finally:
+        state.close()
+    out.print(
+        f"session {session_id}: kill requested"
+        if new
+        else f"session {session_id} was already killed"
+    )
+
+
+# -- install --------------------------------------------------------------------------------------
+
+
+@app.command()
+def install(
+    gateway: Annotated[str, typer.Option(help="Gateway URL, e.g. http://127.0.0.1:8787")] = (
+        "http://127.0.0.1:8787"
+    ),
+    project_dir: Annotated[
+        Path | None, typer.Option("--project", help="Install into DIR/.claude/settings.json")
+    ] = None,
+    user: Annotated[bool, typer.Option("--user", help="Install into ~/.claude/settings.json")] = (
+        False
+    ),
+    managed: Annotated[
+        bool, typer.Option("--managed", help="Install into /etc/claude-code/managed-settings.json")
+    ] = False,
+    mode: Annotated[str, typer.Option(help="http (default) or command")] = "http",
+    hook_command: Annotated[
+        str | None, typer.Option(help="Command hook to run [default: this trailguard's path]")
+    ] = None,
+    allow_managed_hooks_only: Annotated[
+        bool, typer.Option(help="With --managed: ignore hooks from user and project settings.")
+    ] = False,
+    uninstall: Annotated[bool, typer.Option("--uninstall", help="Remove trailguard's hooks.")] = (
+        False
+    ),
+) -> None:
+    """Merge trailguard's hooks into a Claude Code settings file, idempotently."""
+    from trailguard.capture import install as installer
+
+    scopes = [
+        name
+        for name, chosen in (("project", project_dir), ("user", user), ("managed", managed))
+        if chosen
+    ]
+    if len(scopes) != 1:
+        fail("choose exactly one of --project DIR, --user, --managed")
+    if mode not in ("http", "command"):
+        fail("--mode must be http or command")
+    if allow_managed_hooks_only and not managed:
+        fail("--allow-managed-hooks-only only applies with --managed")
+    path = installer.settings_path(scopes[0], project_dir=project_dir)  # type: ignore[arg-type]
+    if hook_command is None:
+        executable = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+        hook_command = (
+            f"{executable} hook"
+            if executable and executable.name == "trailguard"
+            else "trailguard hook"
+        )
+    try:
+        if uninstall:
+            result = installer.uninstall(path)
+        else:
+            result = installer.install(
+                path,
+                gateway,
+                mode,  # type: ignore[arg-type]
+                hook_command=hook_command,
+                allow_managed_hooks_only=allow_managed_hooks_only,
+            )
+    except (installer.InstallError, OSError) as exc:
+        fail(str(exc))
+    verb = "removed from" if uninstall else "installed in"
+    if result.changed:
+        out.print(f"trailguard hooks {verb} {result.path}")
+    else:
+        out.print(f"{result.path} already up to date")
+    if not uninstall and mode == "http":
+        err.print(
+            "HTTP hooks send $TRAILGUARD_TOKEN: set it in the environment Claude Code runs in."
+        )
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help="The command hook client (Claude Code runs it; reads the hook JSON on stdin).",
+)
+def hook() -> None:
+    from trailguard.capture import hook_client
+
+    raise typer.Exit(hook_client.main(sys.stdin.buffer, sys.stdout, os.environ))

@@ -1,0 +1,317 @@
+"""Commands on the ledger itself: info, verify, checkpoint, proof, verify-proof, ingest."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from trailguard import __version__
+from trailguard.cli._common import (
+    DataDir,
+    KeyOption,
+    app,
+    err,
+    fail,
+    open_read_only,
+    out,
+    resolve_data_dir,
+    verifier_for,
+)
+
+# -- info -----------------------------------------------------------------------------------------
+
+
+@app.command()
+def info(data_dir: DataDir = None) -> None:
+    """Show the ledger's location, size, latest checkpoint and signing key."""
+    from trailguard.events import EventType
+    from trailguard.ledger.keys import SIGNING_KEY_FILE
+    from trailguard.ledger.note import Verifier
+    from trailguard.ledger.writer import WriterLock
+
+    directory = resolve_data_dir(data_dir)
+    store = open_read_only(directory)
+    try:
+        pinned = store.get_meta("verifier_key")
+        verifier = Verifier.from_string(pinned) if pinned else None
+        last = store.last_row_of_type(EventType.CHECKPOINT.value)
+        size = store.tree_size()
+        out.print(f"trailguard {__version__}")
+        out.print(f"data directory   {directory}")
+        out.print(f"log origin       {store.get_meta('origin')}")
+        out.print(f"events           {size}")
+        out.print(
+            "latest checkpoint "
+            + (f"seq {last.seq} (covers {last.seq} events)" if last else "none yet")
+        )
+        out.print(f"writer running   {'yes' if WriterLock.is_held(directory) else 'no'}")
+        if verifier is not None:
+            out.print(f"key name         {verifier.name}")
+            out.print(f"key fingerprint  {verifier.key_id.hex()}")
+            out.print(f"verifier key     {verifier.to_string()}")
+        key_file = directory / SIGNING_KEY_FILE
+        if key_file.exists():
+            out.print(f"signing key file {key_file} (mode {key_file.stat().st_mode & 0o777:04o})")
+    finally:
+        store.close()
+
+
+# -- verify ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def verify(
+    data_dir: DataDir = None,
+    trusted_checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A signed checkpoint kept off this host (from `trailguard checkpoint`)."),
+    ] = None,
+    key: KeyOption = None,
+    workers: Annotated[int | None, typer.Option(help="Processes to use [default: CPUs].")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """Recompute and check every leaf, checkpoint root, signature and seq. Exit 0 if intact."""
+    from trailguard.ledger.verify import Finding, verify_ledger
+    from trailguard.ledger.writer import WriterLock
+    from trailguard.store.sqlite import SQLiteStore
+
+    if output_format not in ("text", "json"):
+        fail("--format must be text or json")
+    directory = resolve_data_dir(data_dir)
+    store = open_read_only(directory)
+    trusted_text = None
+    if trusted_checkpoint is not None:
+        from trailguard.ledger.checkpoint import CheckpointError, read_unverified
+
+        try:
+            trusted_text = trusted_checkpoint.read_text(encoding="utf-8")
+            read_unverified(trusted_text)
+        except (OSError, UnicodeDecodeError, CheckpointError) as exc:
+            fail(f"{trusted_checkpoint} is not a readable signed checkpoint: {exc}")
+    verifier, key_origin = verifier_for(store, directory, key)
+    writer_running = WriterLock.is_held(directory)
+    opener = functools.partial(SQLiteStore.in_data_dir, directory, read_only=True)
+    with Progress(
+        TextColumn("verifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("verify", total=None)
+        report = verify_ledger(
+            store,
+            opener,
+            verifier,
+            trusted_checkpoint=trusted_text,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            workers=workers,
+            writer_running=writer_running,
+        )
+    store.close()
+    findings = list(report.findings)
+    if report.events and report.last_event_type != "gateway_stop" and not writer_running:
+        findings.append(
+            Finding(
+                "warning",
+                "ledger",
+                "the last writer did not record gateway_stop and none is running now: it "
+                "crashed, was killed, or the end of the log was removed (check against a "
+                "trusted checkpoint)",
+            )
+        )
+    if key is None:
+        findings.append(
+            Finding(
+                "warning",
+                "ledger",
+                "no --key: the verifier key was read from the data directory being verified, so "
+                "a log rewritten and re-signed with a replaced key would pass; pin the key",
+            )
+        )
+    if trusted_text is None:
+        findings.append(
+            Finding(
+                "warning",
+                "ledger",
+                "no --trusted-checkpoint: a truncated tail, a rollback, or history rewritten by "
+                "someone holding the signing key cannot be detected without one",
+            )
+        )
+    if output_format == "json":
+        out.print_json(
+            json.dumps(
+                {
+                    "intact": report.intact,
+                    "events": report.events,
+                    "unsignedEvents": report.unsigned_events,
+                    "keyPinned": key is not None,
+                    "checkpoints": report.checkpoints,
+                    "latestCheckpointSize": report.latest_checkpoint_size,
+                    "key": verifier.to_string(),
+                    "keySource": key_origin,
+                    "findings": [
+                        {
+                            "severity": f.severity,
+                            "where": f.where,
+                            "problem": f.problem,
+                            "expected": f.expected,
+                            "found": f.found,
+                        }
+                        for f in findings
+                    ],
+                }
+            )
+        )
+    else:
+        out.print(f"key       {verifier.name}+{verifier.key_id.hex()} ({key_origin})")
+        out.print(f"events    {report.events}")
+        out.print(
+            f"checkpoints {report.checkpoints}, latest covers {report.latest_checkpoint_size}"
+        )
+        shown = 0
+        for finding in findings:
+            if finding.severity == "failure" and shown >= 200:
+                continue
+            shown += finding.severity == "failure"
+            colour = "red" if finding.severity == "failure" else "yellow"
+            out.print(f"[{colour}]{finding.severity.upper()}[/] {finding}")
+        hidden = len(report.failures) - min(len(report.failures), 200)
+        if hidden:
+            out.print(f"... and {hidden} more failures (use --format json for all)")
+        if report.intact:
+            covered = report.events - report.unsigned_events
+            scope = (
+                f"all {report.events} events"
+                if not report.unsigned_events
+                else f"{covered} of {report.events} events (the rest await the running writer)"
+            )
+            against = "the pinned key" if key is not None else "the key recorded in the data dir"
+            out.print(f"[bold green]INTACT[/]: {scope} verified against {against}")
+        else:
+            out.print(f"[bold red]NOT INTACT[/]: {len(report.failures)} failure(s)")
+    raise typer.Exit(0 if report.intact else 1)
+
+
+# -- checkpoint, proof, verify-proof --------------------------------------------------------------
+
+
+@app.command()
+def checkpoint(data_dir: DataDir = None, key: KeyOption = None) -> None:
+    """Print the latest signed checkpoint, after checking its signature and root. Keep a copy
+    off this host: with it, `verify --trusted-checkpoint` detects truncation and rewrites."""
+    from trailguard.ledger.proof import ProofBundleError, latest_checkpoint_note
+
+    directory = resolve_data_dir(data_dir)
+    store = open_read_only(directory)
+    try:
+        verifier, _ = verifier_for(store, directory, key)
+        sys.stdout.write(latest_checkpoint_note(store, verifier))
+    except ProofBundleError as exc:
+        fail(str(exc), 1)
+    finally:
+        store.close()
+
+
+@app.command()
+def proof(
+    event: Annotated[str, typer.Option("--event", help="The eventId to prove.")],
+    data_dir: DataDir = None,
+    key: KeyOption = None,
+) -> None:
+    """Print an inclusion proof of one event against the latest signed checkpoint (JSON)."""
+    from trailguard.ledger.proof import ProofBundleError, build_inclusion_proof
+
+    directory = resolve_data_dir(data_dir)
+    store = open_read_only(directory)
+    try:
+        verifier, _ = verifier_for(store, directory, key)
+        bundle = build_inclusion_proof(store, event, verifier)
+    except ProofBundleError as exc:
+        fail(str(exc), 1)
+    finally:
+        store.close()
+    sys.stdout.write(json.dumps(bundle, indent=2) + "\n")
+
+
+@app.command("verify-proof")
+def verify_proof(
+    proof_file: Annotated[Path, typer.Argument(help="A proof bundle from `trailguard proof`.")],
+    key: Annotated[str, typer.Option("--key", help="The log's verifier key, or a file of it.")],
+) -> None:
+    """Check an inclusion proof offline, with only the log's public key."""
+    from trailguard.ledger.keys import SigningKeyError, load_verifier
+    from trailguard.ledger.proof import ProofBundleError, verify_inclusion_bundle
+
+    try:
+        verifier = load_verifier(key)
+    except SigningKeyError as exc:
+        fail(str(exc))
+    try:
+        bundle = json.loads(proof_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        fail(f"cannot read proof {proof_file}: {exc}")
+    try:
+        verified = verify_inclusion_bundle(bundle, verifier)
+    except ProofBundleError as exc:
+        out.print(f"[bold red]INVALID[/]: {exc}")
+        raise typer.Exit(1) from None
+    event = verified.event
+    out.print(
+        f"[bold green]VALID[/]: event {event.get('eventId')} ({event.get('eventType')}, "
+        f"{event.get('timestamp')}) is entry {verified.leaf_index} of "
+        f"{verified.checkpoint.origin} at tree size {verified.checkpoint.tree_size}, signed by "
+        f"{verifier.name}+{verifier.key_id.hex()}"
+    )
+
+
+# -- ingest ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="JSONL file: one Claude Code hook payload a line.")],
+    data_dir: DataDir = None,
+    developer: Annotated[
+        str | None, typer.Option(help="developerId to record (the file's author is not trusted).")
+    ] = None,
+    project: Annotated[str | None, typer.Option(help="projectId to record.")] = None,
+) -> None:
+    """Append hook payloads saved by other tools. Bad lines are reported and skipped (exit 1)."""
+    from trailguard.capture.hook_log import import_hook_log
+    from trailguard.ledger.writer import Ledger, LedgerError
+
+    if not file.is_file():
+        fail(f"{file} is not a readable file")
+    try:
+        ledger = Ledger.open(resolve_data_dir(data_dir), run_reason="ingest")
+    except (LedgerError, OSError, ValueError) as exc:
+        fail(str(exc))
+    try:
+        with err.status(f"importing {file}") as status:
+            result = import_hook_log(
+                ledger,
+                file,
+                developer_id=developer,
+                project_id=project,
+                progress=lambda line: status.update(f"importing {file}: line {line}"),
+            )
+    except LedgerError as exc:
+        fail(f"import stopped: {exc}; events acknowledged before this are stored", 1)
+    finally:
+        ledger.close(reason="ingest finished")
+    for problem in result.problems:
+        err.print(f"[yellow]skipped[/] {file}:{problem}")
+    out.print(
+        f"{result.appended} event(s) appended, {result.already_recorded} already recorded, "
+        f"{len(result.problems)} line(s) skipped, from {file}"
+    )
+    raise typer.Exit(1 if result.problems else 0)
