@@ -679,3 +679,14 @@ def test_reason_on_a_successful_tool_result_is_kept_as_extra_not_as_an_error():
 def test_empty_hook_event_name_is_refused_by_name():
     with pytest.raises(HookPayloadError, match="hook_event_name: must not be empty"):
         to_event({**STOP, "hook_event_name": ""})
+
+
+def test_line_nested_too_deeply_is_a_line_problem_not_an_aborted_import(data_dir, tmp_path):
+    depth = 1020  # orjson parses up to 1024 levels; Python's recursion stops near 1000
+    deep = '{"d":' * depth + '{"leaf":1}' + "}" * depth
+    line = '{"session_id":"s","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":'
+    path = tmp_path / "deep.jsonl"
+    path.write_bytes((line + deep + "}\n").encode() + jsonl(STOP))
+    result = import_file(data_dir, path)
+    assert [p.line for p in result.problems] == [1]
+    assert result.appended == 1

@@ -110,3 +110,16 @@ def test_query_filters_by_session_developer_type_and_time_in_chronological_order
 def test_read_only_store_of_a_missing_ledger_says_where_it_looked(tmp_path):
     with pytest.raises(StoreError, match=r"no ledger at .* is --data-dir right"):
         SQLiteStore(tmp_path / "absent.sqlite3", read_only=True)
+
+
+def test_read_only_open_accepts_an_older_schema_without_writing(tmp_path):
+    path = tmp_path / "l.sqlite3"
+    SQLiteStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 1")
+    db.close()
+    before = path.read_bytes()
+    store = SQLiteStore(path, read_only=True)
+    assert store.tree_size() == 0
+    store.close()
+    assert path.read_bytes() == before
