@@ -150,6 +150,8 @@ class Operation(_Model):
     access: Literal["read", "write", "delete", "admin"]
     risk: Literal["low", "medium", "high", "critical"]
     flags: list[str] = Field(default_factory=list)
+    attributes: dict[str, str] = Field(default_factory=dict)
+    """Facts the policy can match on: profile, region, branch, namespace, host, tables..."""
     raw: str | None = None
 
 
