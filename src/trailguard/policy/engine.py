@@ -1,0 +1,144 @@
+"""Deciding one tool call with Cedar, before it runs.
+
+Each operation the classifier found is one Cedar request (action = the operation's IAM-style
+action, e.g. ``s3:PutObject``), plus one for the tool itself (``tool:Bash``). Forbid overrides
+permit. The call is denied if any request is denied by a plain forbid or by no permit matching
+(allow-list mode); it is ``ask`` if every forbid that matched is annotated ``@decision("ask")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import cedarpy
+
+from trailguard.events import Operation
+from trailguard.policy.loader import PolicySet
+
+Result = Literal["allowed", "denied", "ask"]
+NO_PERMIT_RULE = "default-deny"
+"""The rule named when no permit matched (allow-list mode and nothing allowed the action)."""
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    developer_id: str
+    tool: str
+    operations: Sequence[Operation]
+    project_id: str | None = None
+    session_id: str | None = None
+    command: str | None = None
+    """The raw command or path, for policies on the tool as a whole."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    result: Result
+    rule: str
+    reason: str
+    version: str
+
+
+def _entity_id(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _uid(kind: str, identifier: str) -> str:
+    return f'{kind}::"{_entity_id(identifier)}"'
+
+
+def _operation_context(operation: Operation) -> dict[str, Any]:
+    return {
+        "kind": operation.kind,
+        "action": operation.action,
+        "resource": operation.resource or "",
+        "access": operation.access,
+        "risk": operation.risk,
+        "flags": list(operation.flags),
+        "attributes": dict(operation.attributes),
+    }
+
+
+def _requests(request: DecisionRequest) -> list[tuple[dict[str, Any], str]]:
+    principal = _uid("Developer", request.developer_id)
+    common = {
+        "tool": request.tool,
+        "project": request.project_id or "",
+        "session": request.session_id or "",
+        "command": request.command or "",
+    }
+    made = [
+        (
+            {
+                "principal": principal,
+                "action": _uid("Action", f"tool:{request.tool}"),
+                "resource": _uid("Tool", request.tool),
+                "context": common | {"operations": [op.action for op in request.operations]},
+            },
+            f"tool {request.tool}",
+        )
+    ]
+    for operation in request.operations:
+        made.append(
+            (
+                {
+                    "principal": principal,
+                    "action": _uid("Action", operation.action),
+                    "resource": _uid("Resource", operation.resource or operation.kind),
+                    "context": common | {"operation": _operation_context(operation)},
+                },
+                f"{operation.action} on {operation.resource or operation.kind}",
+            )
+        )
+    return made
+
+
+def _entities(policy_set: PolicySet, developer_id: str) -> list[dict[str, Any]]:
+    teams = policy_set.teams_of(developer_id)
+    return [
+        {
+            "uid": {"type": "Developer", "id": developer_id},
+            "attrs": {"teams": teams},
+            "parents": [{"type": "Team", "id": team} for team in teams],
+        },
+        *({"uid": {"type": "Team", "id": team}, "attrs": {}, "parents": []} for team in teams),
+    ]
+
+
+def decide(policy_set: PolicySet, request: DecisionRequest) -> Decision:
+    """The decision for one tool call under ``policy_set``."""
+    requests = _requests(request)
+    results = cedarpy.is_authorized_batch(
+        [cedar_request for cedar_request, _ in requests],
+        policy_set.cedar,
+        _entities(policy_set, request.developer_id),
+    )
+    denials: list[tuple[str, str, bool, str]] = []  # (rule, reason, ask, what)
+    permits: list[str] = []
+    for (_, what), outcome in zip(requests, results, strict=True):
+        errors = list(outcome.diagnostics.errors)
+        rules = [policy_set.rules[p] for p in outcome.diagnostics.reasons if p in policy_set.rules]
+        if outcome.allowed:
+            permits.extend(rule.name for rule in rules)
+            continue
+        forbids = [rule for rule in rules if rule.effect == "forbid"]
+        if not forbids:
+            detail = f" (policy errors: {'; '.join(map(str, errors))})" if errors else ""
+            denials.append((NO_PERMIT_RULE, f"no rule permits {what}{detail}", False, what))
+            continue
+        for rule in forbids:
+            reason = rule.reason or f"rule {rule.name} forbids {what}"
+            denials.append((rule.name, reason, rule.ask, what))
+    if denials:
+        hard = [d for d in denials if not d[2]]
+        chosen = hard[0] if hard else denials[0]
+        return Decision("denied" if hard else "ask", chosen[0], chosen[1], policy_set.version)
+    rule = permits[0] if permits else NO_PERMIT_RULE
+    return Decision(
+        "allowed",
+        rule,
+        f"permitted by {', '.join(dict.fromkeys(permits)) or rule}",
+        policy_set.version,
+    )
