@@ -143,7 +143,11 @@ def test_session_lifecycle_completed_with_the_raw_reason_kept(gateway):
     assert end["reason"] == "completed"
     assert end["rawReason"] == "other"
     state = GatewayState(gateway.data_dir)
-    summary = state.session(SESSION)
+    for _ in range(100):  # the reaper persists session summaries every 0.5 s
+        summary = state.session(SESSION)
+        if summary is not None and summary.end_reason:
+            break
+        time.sleep(0.05)
     state.close()
     assert summary is not None
     assert summary.end_reason == "completed"

@@ -81,6 +81,30 @@ class _FailedAuthLimiter:
         return True, self.suppressed.pop(client, 0)
 
 
+class _TokenCache:
+    """Token → identity, remembered for ``ttl`` seconds so a hook does not cost a database read.
+    A revoked token stops working within ``ttl``; an unknown token is always looked up."""
+
+    def __init__(self, state: GatewayState, ttl: float = 5.0) -> None:
+        self._state = state
+        self._ttl = ttl
+        self._known: dict[str, tuple[float, Identity]] = {}
+
+    def identify(self, token: str) -> Identity | None:
+        now = time.monotonic()
+        cached = self._known.get(token)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        identity = self._state.identify(token)
+        if identity is None:
+            self._known.pop(token, None)
+        else:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[token] = (now, identity)
+        return identity
+
+
 def create_app(
     ledger: Ledger,
     *,
@@ -96,6 +120,7 @@ def create_app(
         ledger, sessions, state, **({"idle_timeout": idle_timeout} if idle_timeout else {})
     )
     limiter = _FailedAuthLimiter()
+    tokens = _TokenCache(state)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -152,7 +177,7 @@ def create_app(
         match = _BEARER.match(header)
         if match is None:
             return None, "the Authorization header is not 'Bearer <token>'"
-        identity = state.identify(match.group(1))
+        identity = tokens.identify(match.group(1))
         if identity is None:
             return None, "the token is unknown or revoked"
         return identity, ""

@@ -1,5 +1,9 @@
 """Live session state in the gateway: who a session belongs to, when it was last active, whether
-it has ended or been killed. Persisted to the gateway state so the CLI can list sessions."""
+it has ended or been killed.
+
+Hook handlers only touch memory; the reaper thread persists changes (``flush``) to the gateway
+state, so no request ever waits on a database write that is not its own ledger append.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ class LiveSession:
     summary: SessionSummary
     last_seen: float
     """time.monotonic() of the last event, for the idle reaper."""
-    killed: KillRequest | None = None
 
 
 class SessionRegistry:
@@ -25,19 +28,21 @@ class SessionRegistry:
         self._state = state
         self._lock = threading.Lock()
         self._live: dict[str, LiveSession] = {}
+        self._ended: dict[str, SessionSummary] = {}
+        """Sessions that ended since the last flush (kept so late events do not revive them)."""
         self._dirty: set[str] = set()
         self._killed = state.killed_sessions()
         now = time.monotonic()
         for summary in state.sessions(active=True):
-            self._live[summary.session_id] = LiveSession(
-                summary, now, self._killed.get(summary.session_id)
-            )
+            self._live[summary.session_id] = LiveSession(summary, now)
 
     def get(self, session_id: str) -> SessionSummary | None:
         with self._lock:
             live = self._live.get(session_id)
-        if live is not None:
-            return live.summary
+            if live is not None:
+                return live.summary
+            if session_id in self._ended:
+                return self._ended[session_id]
         return self._state.session(session_id)
 
     def kill_request(self, session_id: str) -> KillRequest | None:
@@ -49,21 +54,26 @@ class SessionRegistry:
     ) -> tuple[SessionSummary, bool]:
         """Note activity in ``session_id``; returns its summary and whether it was unknown
         (an event for a session that never started: the session is flagged)."""
+        known = None
         with self._lock:
             live = self._live.get(session_id)
+            ended = self._ended.get(session_id)
+        if live is None and ended is None:
+            known = self._state.session(session_id)  # outside the lock: a read, may be slow
+        with self._lock:
+            live = self._live.get(session_id)
+            ended = ended or self._ended.get(session_id)
             if live is None:
-                known = self._state.session(session_id)
-                if known is not None and known.ended_at is not None:
-                    return known, False  # ended: late events are recorded, it is not revived
+                if ended is not None or (known is not None and known.ended_at is not None):
+                    # Ended: late events are recorded, the session is not revived.
+                    return (ended or known), False  # type: ignore[return-value]
                 unknown = known is None
                 summary = known or SessionSummary(
                     session_id, developer_id, None, None, timestamp, None, None, None, True
                 )
-                live = self._live[session_id] = LiveSession(
-                    summary, time.monotonic(), self._killed.get(session_id)
-                )
+                live = self._live[session_id] = LiveSession(summary, time.monotonic())
+                self._dirty.add(session_id)
                 if unknown:
-                    self._state.save_session(summary)
                     return summary, True
             live.summary = replace(live.summary, last_event_at=timestamp)
             live.last_seen = time.monotonic()
@@ -73,42 +83,37 @@ class SessionRegistry:
     def start(
         self, session_id: str, developer_id: str, project_id: str | None, timestamp: str
     ) -> SessionSummary:
+        summary = SessionSummary(
+            session_id, developer_id, project_id, timestamp, timestamp, None, None, None, False
+        )
         with self._lock:
-            summary = SessionSummary(
-                session_id, developer_id, project_id, timestamp, timestamp, None, None, None, False
-            )
-            self._live[session_id] = LiveSession(
-                summary, time.monotonic(), self._killed.get(session_id)
-            )
-            self._dirty.discard(session_id)
-        self._state.save_session(summary)
+            self._live[session_id] = LiveSession(summary, time.monotonic())
+            self._ended.pop(session_id, None)
+            self._dirty.add(session_id)
         return summary
 
     def end(self, session_id: str, reason: str, raw_reason: str | None, timestamp: str) -> None:
         with self._lock:
             live = self._live.pop(session_id, None)
-            self._dirty.discard(session_id)
-        summary = live.summary if live else self._state.session(session_id)
+        summary = live.summary if live else self.get(session_id)
         if summary is None:
             summary = SessionSummary(
                 session_id, None, None, None, timestamp, None, None, None, True
             )
-        self._state.save_session(
-            replace(
-                summary,
-                last_event_at=timestamp,
-                ended_at=timestamp,
-                end_reason=reason,
-                raw_end_reason=raw_reason,
-            )
+        ended = replace(
+            summary,
+            last_event_at=timestamp,
+            ended_at=timestamp,
+            end_reason=reason,
+            raw_end_reason=raw_reason,
         )
+        with self._lock:
+            self._ended[session_id] = ended
+            self._dirty.add(session_id)
 
     def mark_killed(self, request: KillRequest) -> None:
         with self._lock:
             self._killed[request.session_id] = request
-            live = self._live.get(request.session_id)
-            if live is not None:
-                live.killed = request
 
     def idle_since(self, seconds: float) -> list[SessionSummary]:
         """Open sessions with no event for ``seconds``."""
@@ -117,9 +122,19 @@ class SessionRegistry:
             return [live.summary for live in self._live.values() if live.last_seen < cutoff]
 
     def flush(self) -> None:
-        """Persist last-activity times (kept in memory between flushes)."""
+        """Persist what changed since the last flush (run by the reaper thread only)."""
         with self._lock:
-            dirty = [self._live[s].summary for s in self._dirty if s in self._live]
+            changed = []
+            for session_id in self._dirty:
+                if session_id in self._live:
+                    changed.append(self._live[session_id].summary)
+                elif session_id in self._ended:
+                    changed.append(self._ended[session_id])
             self._dirty.clear()
-        for summary in dirty:
+            flushed_ended = [s.session_id for s in changed if s.ended_at is not None]
+        for summary in changed:
             self._state.save_session(summary)
+        with self._lock:
+            for session_id in flushed_ended:
+                if session_id not in self._dirty:
+                    self._ended.pop(session_id, None)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from trailguard.events import utc_now
 from trailguard.store.base import StoreError
@@ -60,23 +61,57 @@ def hash_token(token: str) -> str:
 
 
 class GatewayState:
+    """Each thread gets its own connection, and every statement is run to completion and its
+    cursor closed: a connection shared across threads, or a half-read cursor holding an old
+    read snapshot, makes SQLite writers wait out the busy timeout."""
+
     def __init__(self, data_dir: Path) -> None:
-        path = data_dir / DATABASE_FILE
+        self.path = data_dir / DATABASE_FILE
         # Creating the ledger store first applies every migration (and the file's mode).
-        SQLiteStore(path).close()
-        try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout = 5000")
-            self._db.execute("PRAGMA synchronous = FULL")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open gateway state in {path}: {exc}") from None
+        SQLiteStore(self.path).close()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._connection()
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA busy_timeout = 5000")
+                db.execute("PRAGMA synchronous = FULL")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open gateway state in {self.path}: {exc}") from None
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
 
     def close(self) -> None:
-        self._db.close()
+        with self._connections_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            cursor = self._connection().execute(sql, params)
+            try:
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read gateway state: {exc}") from None
 
     def _write(self, sql: str, params: tuple[object, ...]) -> int:
         try:
-            return self._db.execute(sql, params).rowcount
+            cursor = self._connection().execute(sql, params)
+            try:
+                return cursor.rowcount
+            finally:
+                cursor.close()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot update gateway state: {exc}") from None
 
@@ -98,12 +133,12 @@ class GatewayState:
         return token, token_id
 
     def identify(self, token: str) -> Identity | None:
-        row = self._db.execute(
+        rows = self._rows(
             "SELECT developer_id, role, token_id FROM tokens "
             "WHERE token_hash = ? AND revoked_at IS NULL",
             (hash_token(token),),
-        ).fetchone()
-        return None if row is None else Identity(row[0], row[1], row[2])
+        )
+        return Identity(*rows[0]) if rows else None
 
     def revoke_token(self, token_id: str) -> bool:
         return (
@@ -116,11 +151,9 @@ class GatewayState:
 
     def tokens(self) -> list[tuple[str, str, str, str, str | None]]:
         """(token id, developer, role, created, revoked) for every token, newest first."""
-        return list(
-            self._db.execute(
-                "SELECT token_id, developer_id, role, created_at, revoked_at FROM tokens "
-                "ORDER BY created_at DESC"
-            )
+        return self._rows(
+            "SELECT token_id, developer_id, role, created_at, revoked_at FROM tokens "
+            "ORDER BY created_at DESC"
         )
 
     # -- sessions -------------------------------------------------------------------------------
@@ -148,10 +181,8 @@ class GatewayState:
         )
 
     def session(self, session_id: str) -> SessionSummary | None:
-        row = self._db.execute(
-            "SELECT * FROM sessions WHERE session_id = ?", (session_id,)
-        ).fetchone()
-        return None if row is None else _summary(row)
+        rows = self._rows("SELECT * FROM sessions WHERE session_id = ?", (session_id,))
+        return _summary(rows[0]) if rows else None
 
     def sessions(
         self,
@@ -176,9 +207,9 @@ class GatewayState:
         if active is not None:
             clauses.append("ended_at IS NULL" if active else "ended_at IS NOT NULL")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        for row in self._db.execute(
+        for row in self._rows(
             f"SELECT * FROM sessions {where} ORDER BY coalesce(started_at, last_event_at)",  # noqa: S608
-            params,
+            tuple(params),
         ):
             yield _summary(row)
 
@@ -198,7 +229,7 @@ class GatewayState:
     def pending_kills(self) -> list[KillRequest]:
         return [
             KillRequest(*row)
-            for row in self._db.execute(
+            for row in self._rows(
                 "SELECT session_id, requested_at, requested_by, reason FROM session_kills "
                 "WHERE recorded_at IS NULL ORDER BY requested_at"
             )
@@ -207,7 +238,7 @@ class GatewayState:
     def killed_sessions(self) -> dict[str, KillRequest]:
         return {
             row[0]: KillRequest(*row)
-            for row in self._db.execute(
+            for row in self._rows(
                 "SELECT session_id, requested_at, requested_by, reason FROM session_kills"
             )
         }

@@ -1,0 +1,596 @@
+"""Gateway throughput: hook requests per second into ``trailguard serve``, every one committed.
+
+``trailguard serve`` runs as a subprocess on a fresh data directory with its default checkpoint
+settings; an agent token is made with ``trailguard token create``. ``--clients`` concurrent
+clients (threads, split over ``--procs`` client processes), each with one keep-alive HTTP/1.1
+connection over a plain socket and its own session, send a SessionStart and then alternate
+realistic PreToolUse / PostToolUse payloads (Bash commands of ~80 characters, tool output of
+~300-700 bytes, 1 in 10 about 4 KB) as fast as they are answered: a short warm-up, then the
+measured window. Every answer must be ``200``. Afterwards the gateway is stopped with SIGTERM
+and the ledger (``ledger.sqlite3``) is read with sqlite3: the ``tool_invocation`` +
+``tool_result`` rows must equal the PreToolUse/PostToolUse requests answered ``200``, and the
+``session_start`` rows the SessionStarts (gateway_start/stop, checkpoint rows are not hooks).
+
+Baseline, in the same run and alternating with trailguard in ``--rounds`` rounds: the same load
+against a minimal ASGI app under the same uvicorn (one worker, same ``log_level``) that reads
+the body and answers ``{}`` without recording anything: the ceiling of the HTTP stack here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from array import array
+from dataclasses import dataclass, field
+from multiprocessing.pool import Pool as ProcessPool
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    _COMMANDS,
+    _WORDS,
+    _stdout,
+    _text,
+    add_common_arguments,
+    metric,
+    percentile,
+    print_header,
+    print_result,
+    scratch_dir,
+    section,
+    target,
+)
+
+TRAILGUARD = Path(sys.executable).with_name("trailguard")
+TARGET_RATE = 1_500  # hook requests/s
+HOOK_PATH = "/hooks/claude-code"
+HOOK_EVENTS = ("session_start", "tool_invocation", "tool_result")
+NOT_HOOKS = ("checkpoint", "gateway_start", "gateway_stop")
+
+BASELINE_APP = r"""
+import sys
+
+import uvicorn
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+# -- payloads --------------------------------------------------------------------------------------
+
+_PRE = (
+    b'{"session_id":"%s","transcript_path":"/home/dev/.claude/projects/-home-dev-backend/%s.jsonl",'
+    b'"cwd":"/home/dev/backend","permission_mode":"acceptEdits","effort":{"level":"medium"},'
+    b'"hook_event_name":"PreToolUse","tool_name":"Bash",'
+    b'"tool_input":{"command":%s,"description":%s},"tool_use_id":"%s"}'
+)
+_POST = (
+    b'{"session_id":"%s","transcript_path":"/home/dev/.claude/projects/-home-dev-backend/%s.jsonl",'
+    b'"cwd":"/home/dev/backend","permission_mode":"acceptEdits","hook_event_name":"PostToolUse",'
+    b'"tool_name":"Bash","tool_input":{"command":%s,"description":%s},'
+    b'"tool_response":{"stdout":%s,"stderr":"","interrupted":false,"isImage":false,'
+    b'"noOutputExpected":false},"tool_use_id":"%s","duration_ms":%d}'
+)
+
+
+def session_start_body(session: bytes) -> bytes:
+    payload = {
+        "session_id": session.decode(),
+        "transcript_path": f"/home/dev/.claude/projects/-home-dev-backend/{session.decode()}.jsonl",
+        "cwd": "/home/dev/backend",
+        "hook_event_name": "SessionStart",
+        "source": "startup",
+        "trailguard": {
+            "context": {
+                "osUser": "dev",
+                "hostname": "bench-host",
+                "gitEmail": "dev@acme.example",
+                "gitRemote": "git@github.com:acme/backend.git",
+                "gitBranch": "feature/bench",
+                "permissionMode": "acceptEdits",
+                "permissions": {"allow": ["Bash(git:*)"], "deny": [], "ask": []},
+                "model": "claude-opus-5-5",
+                "agentVersion": "2.1.328",
+            },
+            "observedAt": "2026-01-01T00:00:00.000Z",
+        },
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+class Pool:
+    """Pre-encoded JSON strings (commands, descriptions, outputs) to splice into payloads."""
+
+    def __init__(self, seed: int, size: int = 64) -> None:
+        rng = random.Random(seed)
+        dump = lambda text: json.dumps(text).encode()  # noqa: E731
+        self.commands = [
+            dump(rng.choice(_COMMANDS).format(w=rng.choice(_WORDS))) for _ in range(size)
+        ]
+        self.descriptions = [dump(_text(rng, 30)) for _ in range(size)]
+        sizes = [
+            rng.randint(3500, 4500) if rng.random() < 0.1 else rng.randint(300, 700)
+            for _ in range(size)
+        ]
+        self.outputs = [dump(_stdout(rng, n)) for n in sizes]
+        self.rng = rng
+
+
+def request_bytes(port: int, token: str, body: bytes) -> bytes:
+    return (
+        b"POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        % (HOOK_PATH.encode(), port, token.encode(), len(body))
+    ) + body
+
+
+# -- the load generator ----------------------------------------------------------------------------
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; ``exchange`` returns (status, body)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock, self.buffer = sock, b""
+        return sock
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def exchange(self, request: bytes) -> tuple[int, bytes]:
+        sock = self.sock or self._connect()
+        try:
+            sock.sendall(request)
+            buffer = self.buffer
+            while (end := buffer.find(b"\r\n\r\n")) < 0:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("connection closed by the server")
+                buffer += chunk
+            head = buffer[:end].decode("latin-1")
+            status = int(head[9:12])
+            length = 0
+            close = False
+            for line in head.split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                name = name.strip().lower()
+                if name == "content-length":
+                    length = int(value)
+                elif name == "connection" and value.strip().lower() == "close":
+                    close = True
+            start = end + 4
+            while len(buffer) < start + length:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("connection closed mid-response")
+                buffer += chunk
+            body = buffer[start : start + length]
+            self.buffer = buffer[start + length :]
+            if close:
+                self.close()
+            return status, body
+        except BaseException:
+            self.close()
+            raise
+
+
+@dataclass
+class Stats:
+    ok_sessions: int = 0  # SessionStart answered 200
+    ok_tools: int = 0  # PreToolUse / PostToolUse answered 200
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    measured: int = 0  # 200 answers that arrived inside the measured window
+    latencies: array[float] = field(default_factory=lambda: array("d"))
+    slowest: float = 0.0  # the slowest answer of any phase, warm-up and overrun included
+    over_1s: int = 0  # answers of any phase that took more than a second
+
+    def merge(self, other: Stats) -> None:
+        self.ok_sessions += other.ok_sessions
+        self.ok_tools += other.ok_tools
+        self.errors += other.errors
+        self.error_samples += other.error_samples[: max(0, 5 - len(self.error_samples))]
+        self.measured += other.measured
+        self.latencies.extend(other.latencies)
+        self.slowest = max(self.slowest, other.slowest)
+        self.over_1s += other.over_1s
+
+
+def client(port: int, token: str, seed: int, t0: float, t_end: float) -> Stats:
+    """One client: a session of its own, then PreToolUse/PostToolUse pairs until ``t_end``.
+    Throughput counts the 200 answers that arrive in [t0, t_end]; latencies are kept for every
+    request that starts in that window, however late its answer comes."""
+    stats = Stats()
+    pool = Pool(seed)
+    rng = pool.rng
+    session = str(uuid.UUID(int=rng.getrandbits(128), version=4)).encode()
+    connection = Connection(port)
+    clock = time.monotonic
+
+    def send(body: bytes, kind: str) -> None:
+        request = request_bytes(port, token, body)
+        began = clock()
+        try:
+            status, answer = connection.exchange(request)
+        except OSError as exc:
+            status, answer = 0, repr(exc).encode()
+        ended = clock()
+        stats.slowest = max(stats.slowest, ended - began)
+        stats.over_1s += ended - began > 1.0
+        if status == 200:
+            if kind == "session":
+                stats.ok_sessions += 1
+            else:
+                stats.ok_tools += 1
+        else:
+            stats.errors += 1
+            if len(stats.error_samples) < 5:
+                stats.error_samples.append(f"{status} {answer[:200]!r}")
+        if status == 200 and t0 <= ended <= t_end:
+            stats.measured += 1
+        if t0 <= began < t_end:  # a request stalled past the window still counts its latency
+            stats.latencies.append(ended - began)
+
+    try:
+        send(session_start_body(session), "session")
+        number = 0
+        while clock() < t_end:
+            number += 1
+            use_id = b"toolu_%06d%018d" % (seed % 1_000_000, number)
+            i = rng.randrange(len(pool.commands))
+            command, description = pool.commands[i], pool.descriptions[i]
+            send(_PRE % (session, session, command, description, use_id), "tool")
+            if clock() >= t_end:
+                break
+            output = pool.outputs[rng.randrange(len(pool.outputs))]
+            duration = rng.randint(5, 30000)
+            send(_POST % (session, session, command, description, output, use_id, duration), "tool")
+    finally:
+        connection.close()
+    return stats
+
+
+def run_clients(
+    port: int, token: str, threads: int, seed: int, t0: float, t_end: float
+) -> tuple[Stats, float]:
+    """``threads`` clients in this process; returns their merged stats and this process's CPU
+    seconds (user + system) spent while they ran."""
+    results: list[Stats] = []
+    lock = threading.Lock()
+    cpu_before = sum(os.times()[:2])
+
+    def work(number: int) -> None:
+        stats = client(port, token, seed * 1000 + number, t0, t_end)
+        with lock:
+            results.append(stats)
+
+    workers = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    merged = Stats()
+    for stats in results:
+        merged.merge(stats)
+    return merged, sum(os.times()[:2]) - cpu_before
+
+
+# -- processes -------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 60) -> int | None:
+    """SIGTERM, then SIGKILL if it does not exit within ``timeout``; returns the exit code."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            process.wait(timeout=10)
+    return process.returncode
+
+
+def wait_ready(process: subprocess.Popen[Any], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc), 0.0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[Any]
+    port: int
+    token: str = "none"  # the baseline checks no token
+    stats: Stats = field(default_factory=Stats)
+    seconds: float = 0.0  # measured window, summed over rounds
+    server_cpu: float = 0.0  # server CPU seconds during the measured windows
+    client_cpu: float = 0.0  # client CPU seconds during whole segments (warm-up included)
+    client_seconds: float = 0.0
+
+
+def drive(
+    server: Server,
+    executor: ProcessPool | None,
+    clients: int,
+    procs: int,
+    warmup: float,
+    duration: float,
+    seed: int,
+) -> None:
+    """One segment: warm-up + measured window of ``clients`` clients over ``procs`` processes."""
+    began = time.monotonic()
+    t0 = began + 0.2 + warmup  # 0.2 s for the client processes to pick up their work
+    t_end = t0 + duration
+    shares = [clients // procs + (1 if n < clients % procs else 0) for n in range(procs)]
+    cpu_at: dict[str, float] = {}
+
+    def sample_cpu(key: str, at: float) -> None:
+        time.sleep(max(0.0, at - time.monotonic()))
+        cpu_at[key] = cpu_seconds(server.process.pid)
+
+    sampler = threading.Thread(
+        target=lambda: (sample_cpu("t0", t0), sample_cpu("t_end", t_end)), daemon=True
+    )
+    sampler.start()
+    if executor is None:
+        outcomes = [run_clients(server.port, server.token, clients, seed, t0, t_end)]
+    else:
+        pending = [
+            executor.apply_async(
+                run_clients, (server.port, server.token, share, seed * 100 + n, t0, t_end)
+            )
+            for n, share in enumerate(shares)
+        ]
+        outcomes = [result.get() for result in pending]
+    sampler.join()
+    for stats, cpu in outcomes:
+        server.stats.merge(stats)
+        server.client_cpu += cpu
+    server.client_seconds += time.monotonic() - began
+    server.seconds += duration
+    server.server_cpu += cpu_at.get("t_end", 0.0) - cpu_at.get("t0", 0.0)
+
+
+def ledger_counts(data_dir: Path) -> dict[str, int]:
+    uri = f"{(data_dir / 'ledger.sqlite3').as_uri()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True)
+    try:
+        rows = db.execute("SELECT event_type, count(*) FROM events GROUP BY event_type")
+        return {str(kind): int(count) for kind, count in rows}
+    finally:
+        db.close()
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--seconds", type=float, help="measured seconds per server (20 / 5)")
+    parser.add_argument("--warmup", type=float, help="warm-up seconds per segment (2 / 1)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
+    parser.add_argument("--procs", type=int, default=1, help="client processes")
+    parser.add_argument("--rounds", type=int, default=2, help="trailguard/baseline alternations")
+    args = parser.parse_args()
+    seconds = args.seconds or (5.0 if args.quick else 20.0)
+    warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
+    procs = max(1, min(args.procs, args.clients))
+
+    with scratch_dir(args.dir, args.keep) as scratch, contextlib.ExitStack() as stack:
+        env = print_header("trailguard gateway throughput", scratch)
+        print(
+            f"{args.clients} clients in {procs} process(es), keep-alive HTTP/1.1; "
+            f"{seconds:g} s measured per server in {args.rounds} round(s), {warmup:g} s warm-up "
+            "before each"
+        )
+        data_dir = scratch / "gateway-data"
+        data_dir.mkdir()
+        log = scratch / "gateway.log"
+        port = free_port()
+        with log.open("ab") as log_file:
+            gateway_process = subprocess.Popen(
+                [str(TRAILGUARD), "serve", "--data-dir", str(data_dir), "--port", str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
+        stack.callback(stop_process, gateway_process)
+        wait_ready(gateway_process, f"http://127.0.0.1:{port}", log)
+        made = subprocess.run(
+            [str(TRAILGUARD), "token", "create", "--developer", "dev_bench", "--role", "agent",
+             "--data-dir", str(data_dir)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if made.returncode != 0:
+            raise SystemExit(f"trailguard token create failed:\n{made.stderr}")
+        gateway = Server("trailguard", gateway_process, port, made.stdout.strip().splitlines()[-1])
+
+        base_log = scratch / "baseline.log"
+        base_port = free_port()
+        with base_log.open("ab") as log_file:
+            base_process = subprocess.Popen(
+                [sys.executable, "-c", BASELINE_APP, str(base_port)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
+        stack.callback(stop_process, base_process)
+        wait_ready(base_process, f"http://127.0.0.1:{base_port}", base_log)
+        baseline = Server("baseline", base_process, base_port)
+
+        executor: ProcessPool | None = None
+        if procs > 1:  # forked now (all of them), before anything is timed; terminated on exit
+            executor = stack.enter_context(multiprocessing.get_context("fork").Pool(procs))
+
+        segment = seconds / args.rounds
+        for number in range(args.rounds):
+            order = (gateway, baseline) if number % 2 == 0 else (baseline, gateway)
+            for server in order:
+                drive(server, executor, args.clients, procs, warmup, segment, number + 1)
+
+        gateway_exit = stop_process(gateway_process)
+        counts = ledger_counts(data_dir)
+        gateway_errors = [  # anything but the start-up banner
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if line.strip() and not line.startswith(("trailguard ", "listening on "))
+        ]
+
+    results: dict[str, Any] = {}
+    section(f"hook requests ({args.clients} clients, {seconds:g} s measured per server)")
+    for server in (gateway, baseline):
+        stats = server.stats
+        rate = stats.measured / server.seconds
+        latencies = list(stats.latencies)
+        key = "tg" if server is gateway else "base"
+        results |= {
+            f"{key}_requests_per_s": round(rate, 1),
+            f"{key}_p50_ms": round(percentile(latencies, 50) * 1e3, 3) if latencies else None,
+            f"{key}_p99_ms": round(percentile(latencies, 99) * 1e3, 3) if latencies else None,
+            f"{key}_max_ms": round(max(latencies) * 1e3, 3) if latencies else None,
+            f"{key}_slowest_any_phase_ms": round(stats.slowest * 1e3, 3),
+            f"{key}_answers_over_1s": stats.over_1s,
+            f"{key}_errors": stats.errors,
+            f"{key}_server_cores": round(server.server_cpu / server.seconds, 2),
+            f"{key}_client_cores": round(server.client_cpu / server.client_seconds, 2),
+        }
+        label = "(a) trailguard serve" if server is gateway else "(b) baseline uvicorn {}"
+        metric(f"{label} throughput", rate, "requests/s")
+        for name in ("p50", "p99", "max"):
+            value = results[f"{key}_{name}_ms"]
+            metric(f"{label} latency {name}", "no data" if value is None else value, "ms")
+        metric(f"{label} slowest answer, any phase", stats.slowest * 1e3, "ms")
+        metric(f"{label} answers that took > 1 s, any phase", stats.over_1s)
+        metric(f"{label} non-200 answers / failures", stats.errors)
+        metric(f"{label} server CPU", results[f"{key}_server_cores"], "cores")
+        metric(f"{label} client CPU", results[f"{key}_client_cores"], "cores")
+    ratio = results["tg_requests_per_s"] / max(results["base_requests_per_s"], 1e-9)
+    metric("ratio (a)/(b)", ratio, "x")
+
+    stats = gateway.stats
+    tool_rows = counts.get("tool_invocation", 0) + counts.get("tool_result", 0)
+    hook_rows = sum(n for kind, n in counts.items() if kind not in NOT_HOOKS)
+    answered = stats.ok_sessions + stats.ok_tools
+    committed = (
+        tool_rows == stats.ok_tools
+        and counts.get("session_start", 0) == stats.ok_sessions
+        and hook_rows == answered
+    )
+    section(f"ledger after SIGTERM (gateway exit code {gateway_exit})")
+    metric("PreToolUse/PostToolUse answered 200", stats.ok_tools, "requests")
+    metric("tool_invocation + tool_result rows", tool_rows, "events")
+    metric("SessionStart answered 200", stats.ok_sessions, "requests")
+    metric("session_start rows", counts.get("session_start", 0), "events")
+    metric("hook events in the ledger (all but gateway/ckpt)", hook_rows, "events")
+    metric("checkpoint rows", counts.get("checkpoint", 0), "events")
+    print(f"  rows by event_type: {json.dumps(counts, sort_keys=True)}")
+
+    all_ok = stats.errors == 0 and baseline.stats.errors == 0
+    rate_met = results["tg_requests_per_s"] >= TARGET_RATE
+    section("targets")
+    target("every request answered 200", all_ok)
+    target("every answered hook committed to the ledger", committed)
+    target(f"trailguard >= {TARGET_RATE:,} hook requests/s", rate_met)
+    samples = stats.error_samples + baseline.stats.error_samples
+    if samples or gateway_errors:
+        section("problems")
+        for sample in samples[:5]:
+            print(f"  answer: {sample}")
+        if gateway_errors:
+            print(f"  gateway stderr: {len(gateway_errors)} line(s) besides the banner, e.g.")
+        for line in gateway_errors[:5]:
+            print(f"    {line}")
+
+    print_result(
+        {
+            "benchmark": "gateway_throughput",
+            "clients": args.clients,
+            "client_procs": procs,
+            "seconds": seconds,
+            "rounds": args.rounds,
+            **results,
+            "ratio": round(ratio, 4),
+            "tg_answered_200": answered,
+            "ledger_hook_events": hook_rows,
+            "ledger_counts": counts,
+            "gateway_exit_code": gateway_exit,
+            "gateway_stderr_lines": len(gateway_errors),
+            "target_all_200_met": all_ok,
+            "target_committed_met": committed,
+            "target_rate_met": rate_met,
+            "env": env,
+        }
+    )
+    if not committed:
+        raise SystemExit("the ledger does not hold every hook request answered 200")
+
+
+if __name__ == "__main__":
+    main()
