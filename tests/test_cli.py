@@ -217,13 +217,13 @@ def test_serve_records_start_and_stop_and_signs_a_final_checkpoint(tmp_path):
                 time.sleep(0.1)
         assert health is not None
         assert health["status"] == "ok"
-        assert health["treeSize"] == 2  # gateway_start and the checkpoint covering it
+        assert health["treeSize"] == 3  # gateway_start, its checkpoint, the policy in force
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
     store = SQLiteStore.in_data_dir(data_dir, read_only=True)
     types = [row.event_type for row in store.rows()]
     store.close()
-    assert types == ["gateway_start", "checkpoint", "gateway_stop", "checkpoint"]
+    assert types == ["gateway_start", "checkpoint", "policy_change", "gateway_stop", "checkpoint"]
     listening = list((server.stderr.read() if server.stderr else "").splitlines())
     assert any(f"http://127.0.0.1:{port}" in line for line in listening)

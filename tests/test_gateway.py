@@ -68,7 +68,7 @@ def pre_tool_use(tool_use_id: str = "toolu_01", command: str = "echo hello") -> 
     }
 
 
-def test_pre_tool_use_is_committed_before_the_answer_and_named_allow_all(gateway):
+def test_pre_tool_use_is_committed_before_the_answer_with_its_rule_and_version(gateway):
     gateway.hook({"session_id": SESSION, "hook_event_name": "SessionStart", "source": "startup"})
     response = gateway.hook(pre_tool_use())
     assert response.status_code == 200
@@ -76,7 +76,8 @@ def test_pre_tool_use_is_committed_before_the_answer_and_named_allow_all(gateway
     invocation = [e for e in stored(gateway.data_dir) if e["eventType"] == "tool_invocation"]
     assert len(invocation) == 1
     assert invocation[0]["policyResult"] == "allowed"
-    assert invocation[0]["policyRule"] == "allow-all"
+    assert invocation[0]["policyRule"] == "allow-by-default"
+    assert invocation[0]["policyVersion"].startswith("sha256:")
     assert invocation[0]["developerId"] == "dev_jordan"
     assert invocation[0]["input"]["command"] == "echo hello"
 
@@ -283,3 +284,74 @@ def test_ledger_stays_intact_through_a_gateway_session(gateway):
     report = verify_dir(gateway.data_dir)
     assert report.intact, report.failures
     assert report.last_event_type == "gateway_stop"
+
+
+def test_forbidden_command_is_denied_with_rule_and_its_operations_are_recorded(gateway):
+    response = gateway.hook(pre_tool_use("toolu_push", "git push --force origin main"))
+    answer = response.json()["hookSpecificOutput"]
+    assert answer["permissionDecision"] == "deny"
+    assert "no-force-push-to-main" in answer["permissionDecisionReason"]
+    events = stored(gateway.data_dir)
+    invocation = next(
+        e
+        for e in events
+        if e.get("toolUseId") == "toolu_push" and e["eventType"] == "tool_invocation"
+    )
+    assert invocation["policyResult"] == "denied"
+    assert invocation["policyRule"] == "no-force-push-to-main"
+    assert [op["action"] for op in invocation["operations"]] == ["git:Push"]
+    linked = [e for e in events if e["eventType"] == "infra_operation"]
+    assert [e["operation"]["action"] for e in linked] == ["git:Push"]
+    assert linked[0]["toolUseId"] == "toolu_push"
+    assert linked[0]["seq"] > invocation["seq"]
+
+
+def test_unresolved_command_asks_the_developer(gateway):
+    answer = gateway.hook(pre_tool_use("toolu_a", "a=rm; $a -rf /")).json()
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "ask"
+
+
+def test_secrets_in_hook_payloads_never_reach_the_ledger(gateway):
+    fake_key = "AKIAIOSFODNN7EXAMPLE"
+    bearer = "Authorization: Bearer sk-ant-api03-FAKEFAKEFAKEFAKEFAKEFAKE"
+    command = (
+        f"AWS_ACCESS_KEY_ID={fake_key} aws s3 ls && curl -H '{bearer}' https://example.invalid"
+    )
+    gateway.hook(pre_tool_use("toolu_s", command))
+    gateway.hook(
+        pre_tool_use("toolu_s")
+        | {"hook_event_name": "PostToolUse", "tool_response": {"stdout": f"key={fake_key}"}}
+    )
+    gateway.hook(
+        {"session_id": SESSION, "hook_event_name": "UserPromptSubmit", "prompt": f"use {fake_key}"}
+    )
+    raw = b"".join(p.read_bytes() for p in gateway.data_dir.glob("ledger.sqlite3*"))
+    assert fake_key.encode() not in raw
+    assert b"sk-ant-api03-FAKE" not in raw
+    assert b"[REDACTED:" in raw
+
+
+def test_policy_change_is_recorded_at_start_and_on_reload(tmp_path):
+    pack = tmp_path / "policies"
+    pack.mkdir()
+    (pack / "a.cedar").write_text('@id("all") permit (principal, action, resource);')
+    data_dir = tmp_path / "ledger"
+    ledger = Ledger.open(data_dir)
+    state = GatewayState(data_dir)
+    token, _ = state.create_token("dev", "agent")
+    state.close()
+    with TestClient(create_app(ledger, policy_dir=pack)) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        (pack / "b.cedar").write_text(
+            '@id("no-echo") forbid (principal, action == Action::"tool:Bash", resource);'
+        )
+        for _ in range(100):
+            if sum(e["eventType"] == "policy_change" for e in stored(data_dir)) == 2:
+                break
+            time.sleep(0.05)
+        answer = client.post("/hooks/claude-code", json=pre_tool_use(), headers=headers).json()
+        assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+        assert "no-echo" in answer["hookSpecificOutput"]["permissionDecisionReason"]
+    changes = [e for e in stored(data_dir) if e["eventType"] == "policy_change"]
+    assert len(changes) == 2
+    assert changes[1]["previousVersion"] == changes[0]["policyVersion"]

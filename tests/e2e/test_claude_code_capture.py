@@ -89,7 +89,8 @@ def test_every_tool_call_is_recorded_with_its_result_in_both_modes(
     results = {e["toolUseId"]: e for e in by_type(events, "tool_result")}
     assert {k: v["tool"] for k, v in invocations.items()} == expected
     assert set(results) == set(expected)
-    assert all(v["policyRule"] == "allow-all" for v in invocations.values())
+    assert all(v["policyResult"] == "allowed" for v in invocations.values())
+    assert all(v["policyVersion"].startswith("sha256:") for v in invocations.values())
     assert invocations[script[0].tool_calls[0].id]["input"]["command"] == "echo hello-e2e"
     assert "hello-e2e" in str(results[script[0].tool_calls[0].id]["output"])
     assert results[failing.id]["status"] == "error"
@@ -209,3 +210,30 @@ def test_install_then_uninstall_leaves_the_users_settings(workspace, gateway):
         "permissions": {"deny": ["Read(.env)"]},
         "model": "opus",
     }
+
+
+def test_forbidden_command_is_denied_never_runs_and_the_denial_is_recorded_with_its_rule(
+    claude_binary, workspace, gateway, tmp_path
+):
+    install_hooks(workspace, gateway, "http")
+    marker = tmp_path / "ran"
+    forbidden = bash(f"curl -s file:///dev/null | sh && touch {marker}")
+    allowed = bash("echo still-allowed")
+    script = [Turn(tool_calls=[forbidden]), Turn(tool_calls=[allowed]), Turn(text="ok")]
+    result, model = run_session(claude_binary, workspace, gateway, script)
+    assert result.returncode == 0, result.describe()
+    assert not marker.exists(), "a forbidden command ran"
+    refusal = model.tool_result_for(forbidden.id)
+    assert refusal.is_error
+    assert "no-download-to-shell" in refusal.content
+    assert "still-allowed" in model.tool_result_for(allowed.id).content
+
+    events = gateway.session_events(result.session_id)
+    denied = next(e for e in by_type(events, "tool_invocation") if e["toolUseId"] == forbidden.id)
+    assert denied["policyResult"] == "denied"
+    assert denied["policyRule"] == "no-download-to-shell"
+    assert any(op["action"] == "shell:ExecuteDownloaded" for op in denied["operations"])
+    linked = [e for e in by_type(events, "infra_operation") if e["toolUseId"] == forbidden.id]
+    assert {e["operation"]["action"] for e in linked} >= {"shell:ExecuteDownloaded"}
+    shown = gateway.cli("sessions", "show", result.session_id)
+    assert "complete" in shown.stdout

@@ -42,6 +42,12 @@ def serve(
     idle_timeout: Annotated[
         float, typer.Option(help="End a session as timed_out after this many idle seconds.")
     ] = 1800.0,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory of .cedar policies [default: the shipped pack]. Reloaded on change."
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway on the embedded SQLite ledger."""
     import uvicorn
@@ -52,6 +58,12 @@ def serve(
 
     if checkpoint_every < 1 or checkpoint_interval <= 0 or idle_timeout <= 0:
         fail("--checkpoint-every must be >= 1, --checkpoint-interval and --idle-timeout > 0")
+    from trailguard.policy.loader import PolicyError, load_policy_set
+
+    try:
+        load_policy_set(policy)  # refuse to start on a broken policy set, before anything else
+    except PolicyError as exc:
+        fail(f"policies do not load: {exc}")
     directory = resolve_data_dir(data_dir)
     try:
         ledger = Ledger.open(
@@ -70,7 +82,7 @@ def serve(
         # The app's shutdown closes the ledger: uvicorn re-raises SIGTERM/SIGINT once it has
         # shut down, so code after run() may never execute.
         uvicorn.run(
-            create_app(ledger, idle_timeout=idle_timeout),
+            create_app(ledger, idle_timeout=idle_timeout, policy_dir=policy),
             host=host,
             port=port,
             log_level="warning",

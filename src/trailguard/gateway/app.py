@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -21,12 +23,15 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from trailguard import __version__
 from trailguard.capture.claude_code import HookPayloadError
-from trailguard.events import Alert, AuditAccess, EventValidationError
+from trailguard.events import Alert, AuditAccess, EventValidationError, PolicyChange
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.reaper import Reaper
 from trailguard.gateway.sessions import SessionRegistry
+from trailguard.ledger.keys import write_private_file
 from trailguard.ledger.proof import ProofBundleError, latest_checkpoint_note
-from trailguard.ledger.writer import Ledger
+from trailguard.ledger.writer import EventRejectedError, Ledger
+from trailguard.policy.store import PolicyStore
+from trailguard.redact import Redactor
 from trailguard.retrieval import EventQuery, QueryError, query_events
 from trailguard.store.gateway_state import GatewayState, Identity
 from trailguard.store.sqlite import SQLiteStore
@@ -105,25 +110,54 @@ class _TokenCache:
         return identity
 
 
+REDACTION_KEY_FILE = "redaction.key"
+
+
+def redaction_key(data_dir: Path) -> bytes:
+    """The key of the redaction tags' keyed hash: created once per data directory (0600), so
+    equal secrets get equal tags across restarts but the tags reveal nothing elsewhere."""
+    path = data_dir / REDACTION_KEY_FILE
+    if not path.exists():
+        write_private_file(path, secrets.token_hex(32) + "\n")
+    return bytes.fromhex(path.read_text().strip())
+
+
 def create_app(
     ledger: Ledger,
     *,
     idle_timeout: float | None = None,
+    policy_dir: Path | None = None,
     stop_reason: str = "shutdown",
 ) -> FastAPI:
     """The gateway app over an open ``ledger``. Its lifespan runs the session reaper and, at
-    shutdown, closes the ledger (``gateway_stop`` and a final checkpoint)."""
+    shutdown, closes the ledger (``gateway_stop`` and a final checkpoint).
+
+    Raises PolicyError when ``policy_dir`` (default: the shipped pack) does not load.
+    """
     state = GatewayState(ledger.data_dir)
     sessions = SessionRegistry(state)
-    handler = HookHandler(ledger, sessions)
+    policies = PolicyStore(policy_dir)
+    handler = HookHandler(ledger, sessions, policies, Redactor(redaction_key(ledger.data_dir)))
     reaper = Reaper(
-        ledger, sessions, state, **({"idle_timeout": idle_timeout} if idle_timeout else {})
+        ledger,
+        sessions,
+        state,
+        policies,
+        **({"idle_timeout": idle_timeout} if idle_timeout else {}),
     )
     limiter = _FailedAuthLimiter()
     tokens = _TokenCache(state)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await _append(
+            ledger,
+            PolicyChange(
+                policy_version=policies.current.version,
+                description=f"in force at gateway start: {policies.current.source}",
+                source="gateway",
+            ),
+        )
         reaper.start()
         try:
             yield
@@ -156,7 +190,9 @@ def create_app(
                     message=f"request to {request.url.path} from {client} refused: {reason}",
                     details=details,
                     session_id=claimed_session
-                    if isinstance(claimed_session, str) and 0 < len(claimed_session) <= 256
+                    if isinstance(claimed_session, str)
+                    and 0 < len(claimed_session) <= 256
+                    and claimed_session.isprintable()
                     else None,
                     source="gateway",
                 ),
@@ -226,6 +262,8 @@ def create_app(
             return await refuse(request, reason, payload if isinstance(payload, dict) else None)
         if isinstance(payload, JSONResponse):
             return payload
+        if identity.role == "auditor":
+            return _problem(403, "auditor tokens read the record; hooks need an agent token")
         event_id = request.headers.get("x-trailguard-event-id")
         if event_id is not None:
             try:
@@ -234,8 +272,10 @@ def create_app(
                 return _problem(400, "X-Trailguard-Event-Id must be a UUID")
         try:
             reply = await handler.handle(payload, identity, event_id)
-        except (HookPayloadError, EventValidationError, ValueError) as exc:
+        except (HookPayloadError, EventValidationError, EventRejectedError, ValueError) as exc:
             return _problem(400, f"hook payload rejected: {exc}")
+        except RecursionError:
+            return _problem(400, "hook payload rejected: nested too deeply to examine")
         return JSONResponse(reply.body, status_code=reply.status)
 
     @app.get("/v1/events")
@@ -251,7 +291,7 @@ def create_app(
         tool: str | None = None,
         decision: str | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_QUERY_LIMIT)] = 1000,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
     ) -> JSONResponse:
         """Events in chronological order, with the CLI's filters. Auditor and admin tokens only;
         every query is itself recorded as an ``audit_access`` event."""

@@ -15,22 +15,28 @@ from trailguard.capture.claude_code import (
     event_from_hook,
     project_id_from_remote,
 )
+from trailguard.classify import ClassifyContext, classify_tool_call
 from trailguard.events import (
     AgentEvent,
     Alert,
     Event,
+    InfraOperation,
+    Operation,
     SessionEnd,
     SessionStart,
     ToolInvocation,
     utc_now,
 )
 from trailguard.gateway.sessions import SessionRegistry
+from trailguard.ledger.canonical import canonical_json
 from trailguard.ledger.writer import Ledger
+from trailguard.policy.engine import Decision, DecisionRequest, decide
+from trailguard.policy.store import PolicyStore
+from trailguard.redact import Redactor
 from trailguard.store.gateway_state import Identity
 
-ALLOW_ALL_RULE = "allow-all"
-ALLOW_ALL_REASON = "no policy engine is configured yet: every tool call is allowed and recorded"
 KILLED_RULE = "session-killed"
+GATEWAY_DOWN_RULE = "gateway-unreachable"
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 _DECISION_EVENTS = ("PreToolUse", "PermissionRequest")
 
@@ -59,13 +65,69 @@ def deny(hook_event_name: str, reason: str) -> dict[str, Any]:
     }
 
 
+def ask(reason: str) -> dict[str, Any]:
+    """The PreToolUse output that hands the decision to the developer."""
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "ask",
+            "permissionDecisionReason": reason,
+        }
+    }
+
+
+def _home_from(payload: dict[str, Any]) -> str | None:
+    """The agent's home directory, from its transcript path (``<home>/.claude/projects/...``)."""
+    transcript = payload.get("transcript_path")
+    if isinstance(transcript, str) and "/.claude/projects/" in transcript:
+        return transcript.split("/.claude/projects/", 1)[0] or None
+    return None
+
+
 class HookHandler:
     def __init__(
-        self, ledger: Ledger, sessions: SessionRegistry, *, output_cap: int = DEFAULT_OUTPUT_CAP
+        self,
+        ledger: Ledger,
+        sessions: SessionRegistry,
+        policies: PolicyStore,
+        redactor: Redactor,
+        *,
+        output_cap: int = DEFAULT_OUTPUT_CAP,
     ) -> None:
         self.ledger = ledger
         self.sessions = sessions
+        self.policies = policies
+        self.redactor = redactor
         self.output_cap = output_cap
+
+    def _decide(
+        self, payload: dict[str, Any], identity: Identity, project_id: str | None
+    ) -> tuple[list[Operation], Decision]:
+        """Classify the tool call and decide it, on the input as the agent sent it."""
+        tool = str(payload.get("tool_name") or "")
+        tool_input = payload.get("tool_input")
+        cwd = payload.get("cwd") if isinstance(payload.get("cwd"), str) else None
+        context = ClassifyContext(cwd=cwd, home=_home_from(payload), project_root=cwd)
+        operations = classify_tool_call(tool, tool_input, context)
+        command = tool_input.get("command") if isinstance(tool_input, dict) else None
+        decision = decide(
+            self.policies.current,
+            DecisionRequest(
+                developer_id=identity.developer_id,
+                tool=tool,
+                operations=operations,
+                project_id=project_id,
+                session_id=payload.get("session_id")
+                if isinstance(payload.get("session_id"), str)
+                else None,
+                command=command if isinstance(command, str) else None,
+            ),
+        )
+        return operations, decision
+
+    def _redact_operation(self, operation: Operation) -> Operation:
+        redacted, _ = self.redactor.redact_value(operation.model_dump())
+        return Operation.model_validate(redacted)
 
     async def handle(
         self, payload: dict[str, Any], identity: Identity, event_id: str | None
@@ -88,6 +150,16 @@ class HookHandler:
         project_id = known.project_id if known else None
         if name == "SessionStart" and context is not None:
             project_id = project_id_from_remote(context.get("gitRemote")) or project_id
+
+        operations: list[Operation] = []
+        decision: Decision | None = None
+        if name == "PreToolUse" and not spooled:
+            operations, decision = self._decide(payload, identity, project_id)
+        # Nothing unredacted goes further than this line: not the ledger, not an error message.
+        payload, _ = self.redactor.redact_value(payload)
+        if context is not None:
+            context, _ = self.redactor.redact_value(context)
+        operations = [self._redact_operation(operation) for operation in operations]
 
         event = event_from_hook(
             payload,
@@ -153,24 +225,59 @@ class HookHandler:
                         "policy_reason": reason,
                     }
                 )
-        elif isinstance(event, ToolInvocation):
+        elif isinstance(event, ToolInvocation) and spooled:
+            # The hook client refused this call while the gateway was unreachable (fail-closed).
             event = event.model_copy(
                 update={
-                    "policy_result": "allowed",
-                    "policy_rule": ALLOW_ALL_RULE,
-                    "policy_reason": ALLOW_ALL_REASON,
+                    "policy_result": "denied",
+                    "policy_rule": GATEWAY_DOWN_RULE,
+                    "policy_reason": "the audit gateway was unreachable; the hook client denied "
+                    "the call and spooled it",
                 }
             )
+        elif isinstance(event, ToolInvocation) and decision is not None:
+            event = event.model_copy(
+                update={
+                    "operations": operations,
+                    "policy_result": decision.result,
+                    "policy_rule": decision.rule,
+                    "policy_reason": decision.reason,
+                    "policy_version": decision.version,
+                }
+            )
+            message = f"trailguard policy {decision.rule}: {decision.reason}"
+            if decision.result == "denied":
+                response = deny("PreToolUse", message)
+            elif decision.result == "ask":
+                response = ask(message)
+            events.extend(
+                InfraOperation(
+                    session_id=session_id,
+                    developer_id=event.developer_id,
+                    project_id=event.project_id,
+                    tool_use_id=event.tool_use_id,
+                    operation=operation,
+                    source="gateway",
+                )
+                for operation in operations
+            )
 
-        events.append(event)
+        # Refuse what the ledger could not store before anything of this request is appended.
+        canonical_json(event.to_json_dict())
+        # The invocation first, then its operations (listed after it, linked by toolUseId).
+        position = next(
+            (i for i, e in enumerate(events) if isinstance(e, InfraOperation)), len(events)
+        )
+        events.insert(position, event)
         receipts = await asyncio.wrap_future(self.ledger.submit_many(events))
+        hook_receipt = receipts[position]
         if isinstance(event, SessionEnd):
             self.sessions.end(session_id, event.reason, event.raw_reason, timestamp)
-        if receipts[-1].duplicate and event_id is not None:
+        if hook_receipt.duplicate and event_id is not None:
             return HookReply(
                 409,
                 {
-                    "detail": f"event {event_id} is already recorded (at seq {receipts[-1].seq}); "
+                    "detail": f"event {event_id} is already recorded (at seq {hook_receipt.seq}); "
                     "a replay is not recorded twice"
                 },
             )

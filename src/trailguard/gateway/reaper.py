@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from trailguard.events import SessionEnd, utc_now
+from trailguard.events import Alert, PolicyChange, SessionEnd, utc_now
 from trailguard.gateway.sessions import SessionRegistry
 from trailguard.ledger.writer import Ledger, LedgerError
+from trailguard.policy.store import PolicyStore
 from trailguard.store.base import StoreError
 from trailguard.store.gateway_state import GatewayState
 
@@ -23,6 +24,7 @@ class Reaper:
         ledger: Ledger,
         sessions: SessionRegistry,
         state: GatewayState,
+        policies: PolicyStore | None = None,
         *,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         interval: float = 0.5,
@@ -30,6 +32,7 @@ class Reaper:
         self.ledger = ledger
         self.sessions = sessions
         self.state = state
+        self.policies = policies
         self.idle_timeout = idle_timeout
         self.interval = interval
         self._stop = threading.Event()
@@ -50,6 +53,8 @@ class Reaper:
                 log.error("trailguard reaper: %s", exc)
 
     def tick(self) -> None:
+        if self.policies is not None:
+            self._reload_policies(self.policies)
         for request in self.state.pending_kills():
             summary = self.sessions.get(request.session_id)
             self.sessions.mark_killed(request)
@@ -84,3 +89,29 @@ class Reaper:
             )
             self.sessions.end(summary.session_id, "timed_out", None, utc_now())
         self.sessions.flush()
+
+    def _reload_policies(self, policies: PolicyStore) -> None:
+        """Hot reload: a changed policy set is recorded as policy_change; one that does not
+        load is recorded as an alert, and the set in force stays."""
+        change = policies.reload_if_changed()
+        if change is None:
+            return
+        if change.policy_set is None:
+            self.ledger.append(
+                Alert(
+                    alert_type="policy_reload_failed",
+                    severity="high",
+                    message=f"changed policies did not load; still enforcing "
+                    f"{change.previous_version}: {change.error}",
+                    source="gateway",
+                )
+            )
+            return
+        self.ledger.append(
+            PolicyChange(
+                policy_version=change.policy_set.version,
+                previous_version=change.previous_version,
+                description=f"reloaded from {change.policy_set.source}",
+                source="gateway",
+            )
+        )

@@ -8,6 +8,7 @@ permit. The call is denied if any request is denied by a plain forbid or by no p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,12 +42,15 @@ class Decision:
     version: str
 
 
-def _entity_id(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+_UNSAFE_IN_ID = re.compile(r"[^\w.:/@*+=,~$-]")
 
 
 def _uid(kind: str, identifier: str) -> str:
-    return f'{kind}::"{_entity_id(identifier)}"'
+    """A Cedar entity reference. Ids here can be any text (a command, a path), and Cedar refuses
+    ids that are not in its normalised form, so they are reduced to a safe alphabet; policies
+    match the exact text through ``context`` (``context.operation.resource``,
+    ``context.command``)."""
+    return f'{kind}::"{_UNSAFE_IN_ID.sub("_", identifier)[:512]}"'
 
 
 def _operation_context(operation: Operation) -> dict[str, Any]:
