@@ -99,7 +99,8 @@ class ScriptState:
         """Take in what a command sets up; True when it does nothing else worth classifying."""
         argv = command.argv
         program = command.program
-        if program == "export" or (not argv and command.env and not command.unresolved):
+        assignment_only = not argv and command.env and not command.unresolved
+        if program == "export" or (assignment_only and not command.redirects):
             self.environment.update(command.env)
             self.environment.update(
                 arg.split("=", 1) for arg in argv[1:] if "=" in arg and not arg.startswith("-")
