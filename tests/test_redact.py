@@ -213,6 +213,23 @@ def test_overlapping_rules_give_one_span_with_the_specific_kind(redactor: Redact
     assert out == f"GITHUB_TOKEN={_tag('github-token', FAKE_GITHUB)}"
 
 
+def test_secrets_glued_together_are_all_found(redactor: Redactor) -> None:
+    # Found by the fixed-point property below: the Google key is followed by a token character
+    # until the PEM block after it has been replaced.
+    google = "AIza" + ("SyFAKE_FAKE-FAKE" + "0" * 40)[:35]
+    pem = (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEFAKEFAKEFAKEFAKEFAKE0000\n"
+        "-----END RSA PRIVATE KEY-----"
+    )
+    text = f"key={google}{pem}\n"
+    out, findings = redactor.redact_text(text)
+    assert [(f.kind, text[f.start : f.end]) for f in findings] == [
+        ("google-api-key", google),
+        ("private-key", pem),
+    ]
+    assert redactor.redact_text(out) == (out, [])
+
+
 def test_url_keeps_the_user_and_host(redactor: Redactor) -> None:
     out, _ = redactor.redact_text("https://jordan:FakePass123@github.com/acme/app.git")
     assert out == (
@@ -489,17 +506,21 @@ def test_64k_tool_output_performance(redactor: Redactor) -> None:
     out, findings = redactor.redact_text(text)
     assert FAKE_GITHUB not in out
     assert findings
-    timings = []
+    wall, cpu = [], []
     for _ in range(25):
-        start = time.perf_counter()
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
         redactor.redact_text(text)
-        timings.append((time.perf_counter() - start) * 1000)
-    timings.sort()
-    best, median, p90 = timings[0], statistics.median(timings), timings[int(len(timings) * 0.9)]
+        cpu.append((time.process_time() - cpu_start) * 1000)
+        wall.append((time.perf_counter() - wall_start) * 1000)
+    wall.sort()
+    cpu.sort()
     print(
-        f"\nredact_text(64 KiB, {len(findings)} findings): best {best:.2f} ms, "
-        f"median {median:.2f} ms, p90 {p90:.2f} ms"
+        f"\nredact_text(64 KiB, {len(findings)} findings): wall best {wall[0]:.2f} ms, "
+        f"median {statistics.median(wall):.2f} ms, p90 {wall[int(len(wall) * 0.9)]:.2f} ms; "
+        f"CPU median {statistics.median(cpu):.2f} ms"
     )
-    # The best run is what the code costs; the median also carries the machine's noise.
-    assert best < 10.0
-    assert median < 25.0
+    # CPU time is what the code costs; wall time also carries whatever else runs on the
+    # machine, so its median only guards against gross regressions.
+    assert wall[0] < 10.0
+    assert statistics.median(cpu) < 10.0
+    assert statistics.median(wall) < 50.0

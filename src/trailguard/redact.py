@@ -50,7 +50,8 @@ Decisions (``tests/corpus/redaction.jsonl`` tests each of them):
   password.
 * When rules overlap, the union of their spans is redacted and the most specific kind names it
   (a GitHub token in ``GITHUB_TOKEN=...`` is a ``github-token``, not an ``env-secret``).
-* Text that already is a redaction tag is never redacted again: redaction is idempotent.
+* Text that already is a redaction tag is never redacted again, and secrets glued to each other
+  (no separator in between) are redacted to a fixed point: redacting the output finds nothing.
 
 Not found (see ``tests/corpus/README.md``): secrets in prose without a name or a known format
 ("my password is hunter2"), random strings of unknown format under names that do not say
@@ -264,13 +265,22 @@ _NEGATING: Final = frozenset(
 )  # fmt: skip
 
 
-@functools.lru_cache(maxsize=4096)
 def secret_name_kind(name: str) -> str | None:
     """Whether a key, variable or flag *name* says its value is a secret.
 
     Returns ``"password"``, ``"cookie"``, ``"authorization"`` or ``"secret"``, or ``None`` when
     the name does not name a secret (``TOKENIZER_PATH``, ``max_tokens``, ``PUBLIC_KEY``...).
     """
+    if len(name) <= 64 and _TOKEN_LIKE_PART.search(name) is None:
+        return _cached_name_kind(name)
+    return _name_kind(name)  # never cache what could be a credential used as a key
+
+
+# Logs repeat the same few names thousands of times; only word-like names are remembered.
+_TOKEN_LIKE_PART: Final = re.compile(r"[A-Za-z0-9]{25,}|[0-9]{4,}")
+
+
+def _name_kind(name: str) -> str | None:
     words = [w.upper() for w in _WORD_RE.findall(name) if not w.isdigit()]
     for i in range(len(words) - 1, -1, -1):
         kind = _secret_word(words, i)
@@ -287,6 +297,9 @@ def secret_name_kind(name: str) -> str | None:
             return None  # TOKEN_TTL, PASSWORD_FILE, COOKIE_SECURE, AUTH_PROVIDER, token_bucket
         return kind
     return None
+
+
+_cached_name_kind: Final = functools.lru_cache(maxsize=4096)(_name_kind)
 
 
 def _secret_word(words: list[str], i: int) -> str | None:
@@ -1612,6 +1625,28 @@ def _merge(candidates: list[_Span]) -> list[_Span]:
     return merged
 
 
+def _glued(text: str, span: _Span) -> bool:
+    """Whether a span touches a token character (no separator between it and its neighbour)."""
+    return (span.start > 0 and text[span.start - 1] in _TOKEN_CHARS) or (
+        span.end < len(text) and text[span.end] in _TOKEN_CHARS
+    )
+
+
+def _to_original(found: list[_Span], placed: list[tuple[int, int, int]]) -> list[_Span]:
+    """Spans found in rendered text, outside its tags, as offsets in the original text."""
+    result: list[_Span] = []
+    for span in found:
+        shift = 0
+        for tag_start, tag_end, replaced in placed:
+            if tag_end <= span.start:
+                shift += (tag_end - tag_start) - replaced
+            elif tag_start < span.end:
+                break  # overlaps a tag: already redacted
+        else:
+            result.append(_Span(span.start - shift, span.end - shift, span.kind))
+    return result
+
+
 def _best_kind(group: list[_Span]) -> str:
     best = max(group, key=lambda s: (_PRIORITY.get(s.kind, _FORMAT_PRIORITY), s.end - s.start))
     return best.kind
@@ -1645,16 +1680,36 @@ class Redactor:
         spans = _find_spans(text)
         if not spans:
             return text, []
+        out, placed = self._render(text, spans)
+        # A secret glued to another one (``...KEY0000-----BEGIN...``) only stands apart once its
+        # neighbour is a tag: look again until nothing new turns up, so that redacting the
+        # output finds nothing more. Rare - separators normally surround secrets.
+        for _ in range(3):
+            if not any(_glued(text, span) for span in spans):
+                break
+            extra = _to_original(_find_spans(out), placed)
+            if not extra:
+                break
+            spans = _merge(spans + extra)
+            out, placed = self._render(text, spans)
+        return out, [Finding(span.kind, span.start, span.end) for span in spans]
+
+    def _render(self, text: str, spans: list[_Span]) -> tuple[str, list[tuple[int, int, int]]]:
+        """The text with each span replaced by its tag, and where each tag landed
+        (``(start, end, length of what it replaced)``)."""
         parts: list[str] = []
-        findings: list[Finding] = []
-        pos = 0
+        placed: list[tuple[int, int, int]] = []
+        pos = out_len = 0
         for span in spans:
-            parts.append(text[pos : span.start])
-            parts.append(self.tag(span.kind, text[span.start : span.end]))
-            findings.append(Finding(span.kind, span.start, span.end))
+            before = text[pos : span.start]
+            tag = self.tag(span.kind, text[span.start : span.end])
+            parts += (before, tag)
+            out_len += len(before)
+            placed.append((out_len, out_len + len(tag), span.end - span.start))
+            out_len += len(tag)
             pos = span.end
         parts.append(text[pos:])
-        return "".join(parts), findings
+        return "".join(parts), placed
 
     def redact_value(self, value: Any) -> tuple[Any, list[Finding]]:
         """A copy of a JSON-like value (dicts, lists, strings, numbers...) with secrets redacted.
