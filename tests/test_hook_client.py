@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -863,6 +864,460 @@ def test_session_start_outside_a_repository_has_no_git_context(gateway, env, tmp
 )
 def test_strip_credentials(remote, clean):
     assert hook_client.strip_credentials(remote) == clean
+
+
+# --------------------------------------------------------------------------------------------
+# Model usage from the transcript
+
+MODEL = "claude-opus-5-5"
+
+
+def usage_of(output: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "input_tokens": 100,
+        "cache_creation_input_tokens": 50,
+        "cache_read_input_tokens": 1500,
+        "output_tokens": output,
+        "service_tier": "standard",
+        **extra,
+    }
+
+
+def assistant(
+    message_id: str,
+    *,
+    output: int = 20,
+    tools: tuple[str, ...] = (),
+    text: str | None = None,
+    usage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One transcript line of an assistant message, as Claude Code 2.1.328 writes it: one line
+    per content block, each with the message's id, model and usage."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text is not None else []
+    content += [
+        {"type": "tool_use", "id": tool, "name": "Bash", "input": {"command": "true"}}
+        for tool in tools
+    ]
+    return {
+        "parentUuid": str(uuid.uuid4()),
+        "isSidechain": False,
+        "message": {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": MODEL,
+            "content": content,
+            "stop_reason": "tool_use" if tools else "end_turn",
+            "usage": usage if usage is not None else usage_of(output),
+        },
+        "requestId": f"req_{message_id}",
+        "type": "assistant",
+        "uuid": str(uuid.uuid4()),
+        "sessionId": SESSION,
+    }
+
+
+def user_line(text: str = "tool output") -> dict[str, Any]:
+    return {"type": "user", "message": {"role": "user", "content": text}, "sessionId": SESSION}
+
+
+def other_line(kind: str = "attachment") -> dict[str, Any]:
+    return {"type": kind, "sessionId": SESSION, "uuid": str(uuid.uuid4())}
+
+
+def encode_lines(*records: dict[str, Any]) -> bytes:
+    return b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in records)
+
+
+def append(path: Path, *records: dict[str, Any], raw: bytes = b"") -> None:
+    with path.open("ab") as handle:
+        handle.write(encode_lines(*records) + raw)
+
+
+def entry(message_id: str, tools: list[str], usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The usage entry the client sends for a message."""
+    return {
+        "messageId": message_id,
+        "model": MODEL,
+        "usage": usage if usage is not None else usage_of(20),
+        "toolUseIds": tools,
+        "requestId": f"req_{message_id}",
+    }
+
+
+@pytest.fixture
+def transcript(tmp_path: Path) -> Path:
+    directory = tmp_path / "home" / ".claude" / "projects" / "-home-dev-app"
+    directory.mkdir(parents=True)
+    path = directory / f"{SESSION}.jsonl"
+    append(path, other_line("queue-operation"), user_line("go"))
+    return path
+
+
+def with_transcript(payload: dict[str, Any], path: Path | str) -> dict[str, Any]:
+    return {**payload, "transcript_path": str(path)}
+
+
+def usage_sent(request: dict[str, Any]) -> list[dict[str, Any]] | None:
+    return request["body"]["trailguard"].get("usage")
+
+
+def all_usage(gateway: Gateway) -> list[dict[str, Any]]:
+    return [e for r in gateway.requests for e in usage_sent(r) or []]
+
+
+def state_file(env: dict[str, str], path: Path) -> Path:
+    digest = hashlib.sha256(os.fsencode(str(path))).hexdigest()
+    return Path(env["TRAILGUARD_SPOOL_DIR"]) / "transcripts" / f"{digest}.json"
+
+
+def test_transcript_usage_goes_with_the_next_event_once(gateway, env, transcript):
+    append(transcript, assistant("msg_1", tools=("toolu_1",)), user_line())
+    result = run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    assert result.answer == {}
+    assert result.stderr == ""
+    assert usage_sent(gateway.requests[0]) == [entry("msg_1", ["toolu_1"])]
+
+    append(transcript, assistant("msg_2", tools=("toolu_2",)), user_line())
+    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    assert usage_sent(gateway.requests[1]) == [entry("msg_2", ["toolu_2"])]
+
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    assert "usage" not in gateway.requests[2]["body"]["trailguard"]  # nothing new
+    assert [e["messageId"] for e in all_usage(gateway)] == ["msg_1", "msg_2"]
+
+    state = json.loads(state_file(env, transcript).read_text())
+    assert state["offset"] == transcript.stat().st_size
+    assert state["sent"] == ["msg_1", "msg_2"]
+    assert stat.S_IMODE(state_file(env, transcript).parent.stat().st_mode) == 0o700
+    assert spool_files(env) == []  # the state directory is not mistaken for a spooled event
+
+
+def test_a_partial_last_line_waits_for_the_next_event(gateway, env, transcript):
+    second = encode_lines(assistant("msg_2", tools=("toolu_2",)))
+    append(transcript, assistant("msg_1", tools=("toolu_1",)), user_line(), raw=second[:40])
+    before_partial = transcript.stat().st_size - 40
+    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    assert usage_sent(gateway.requests[0]) == [entry("msg_1", ["toolu_1"])]
+    assert json.loads(state_file(env, transcript).read_text())["offset"] == before_partial
+
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)  # still torn: nothing to send
+    assert usage_sent(gateway.requests[1]) is None
+
+    append(transcript, raw=second[40:] + encode_lines(user_line()))
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    assert usage_sent(gateway.requests[2]) == [entry("msg_2", ["toolu_2"])]
+    assert json.loads(state_file(env, transcript).read_text())["offset"] == (
+        transcript.stat().st_size
+    )
+
+
+def test_lines_of_one_message_are_merged(gateway, env, transcript):
+    final = usage_of(
+        240,
+        cache_creation={"ephemeral_5m_input_tokens": 50, "ephemeral_1h_input_tokens": 0},
+    )
+    append(
+        transcript,
+        assistant("msg_1", text="Let me look", usage=usage_of(1)),
+        assistant("msg_1", tools=("toolu_a",), usage=final),
+        assistant("msg_1", tools=("toolu_b", "toolu_a"), usage=usage_of(5)),
+        other_line("last-prompt"),
+        assistant("msg_2", tools=("toolu_c",)),
+        assistant("msg_1", tools=("toolu_d",), usage=usage_of(240)),  # later, not larger
+        user_line(),
+    )
+    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    assert usage_sent(gateway.requests[0]) == [
+        entry("msg_1", ["toolu_a", "toolu_b", "toolu_d"], usage=final),
+        entry("msg_2", ["toolu_c"]),
+    ]
+
+
+def test_the_last_message_waits_until_a_line_follows_it_or_the_turn_ends(gateway, env, transcript):
+    append(transcript, assistant("msg_1", text="Running", output=240))
+    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    assert usage_sent(gateway.requests[0]) is None  # its tool_use line may still be on the way
+    append(transcript, assistant("msg_1", tools=("toolu_1",), output=240))
+    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    assert usage_sent(gateway.requests[1]) is None
+    append(transcript, user_line())
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    assert usage_sent(gateway.requests[2]) == [entry("msg_1", ["toolu_1"], usage_of(240))]
+
+    append(transcript, assistant("msg_2", text="All done."))
+    run_hook(with_transcript(STOP, transcript), env)  # the turn is over: nothing else comes
+    assert usage_sent(gateway.requests[3]) == [entry("msg_2", [])]
+    assert [e["messageId"] for e in all_usage(gateway)] == ["msg_1", "msg_2"]
+
+
+@pytest.mark.parametrize("failure", ["unreachable", "HTTP 503"])
+def test_usage_of_a_spooled_event_reaches_the_gateway_exactly_once(
+    gateway, env, closed_url, transcript, failure
+):
+    failing = down(env, closed_url) if failure == "unreachable" else env
+    if failure == "HTTP 503":
+        gateway.respond = lambda _r: (503, b'{"detail": "restarting"}')
+    append(transcript, assistant("msg_1", tools=("toolu_1",)), user_line())
+    deny_reason(run_hook(with_transcript(PRE_TOOL_USE, transcript), failing).answer)
+    append(transcript, assistant("msg_2", tools=("toolu_2",)), user_line())
+    run_hook(with_transcript(POST_TOOL_USE, transcript), failing)
+    spooled = [json.loads(f.read_text())["payload"] for f in spool_files(env)]
+    assert [p["trailguard"]["usage"] for p in spooled] == [
+        [entry("msg_1", ["toolu_1"])],
+        [entry("msg_2", ["toolu_2"])],
+    ]
+    # The usage is safe in the spool, so the read position moved past it.
+    assert json.loads(state_file(env, transcript).read_text())["offset"] == (
+        transcript.stat().st_size
+    )
+
+    tried = len(gateway.requests)
+    gateway.respond = lambda _r: (200, b"{}")
+    run_hook(with_transcript(STOP, transcript), env)
+    run_hook(with_transcript(STOP, transcript), env)
+    replayed = gateway.requests[tried:]
+    assert [r["body"]["trailguard"].get("spooled", False) for r in replayed] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    delivered = [e["messageId"] for r in replayed for e in usage_sent(r) or []]
+    assert delivered == ["msg_1", "msg_2"]
+    assert spool_files(env) == []
+
+
+def test_usage_of_an_event_that_was_not_kept_is_sent_again(
+    gateway, env, closed_url, transcript, monkeypatch
+):
+    append(transcript, assistant("msg_1", tools=("toolu_1",)), user_line())
+
+    def unwritable(*_args: Any) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(hook_client, "spool_event", unwritable)
+    reason = deny_reason(
+        run_hook(with_transcript(PRE_TOOL_USE, transcript), down(env, closed_url)).answer
+    )
+    assert "could not be saved locally" in reason
+    assert not state_file(env, transcript).exists()  # the read position did not move
+
+    gateway.respond = lambda _r: (400, b'{"detail": "bad event"}')
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)  # rejected: kept aside, not sent
+    assert usage_sent(gateway.requests[0]) == [entry("msg_1", ["toolu_1"])]
+    assert not state_file(env, transcript).exists()
+
+    gateway.respond = lambda _r: (200, b"{}")
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    assert usage_sent(gateway.requests[1]) == [entry("msg_1", ["toolu_1"])]
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    assert usage_sent(gateway.requests[2]) is None
+
+
+def test_409_counts_as_delivered(gateway, env, transcript):
+    append(transcript, assistant("msg_1"), user_line())
+    gateway.respond = lambda _r: (409, b'{"detail": "event already recorded"}')
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    gateway.respond = lambda _r: (200, b"{}")
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    assert [usage_sent(r) for r in gateway.requests] == [[entry("msg_1", [])], None]
+
+
+def test_a_shrunk_or_replaced_transcript_is_read_from_the_start(gateway, env, transcript):
+    append(transcript, assistant("msg_1"), user_line("x" * 500))
+    prefix = transcript.stat().st_size
+    append(transcript, assistant("msg_2"), user_line())
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    read_up_to = transcript.stat().st_size
+
+    # Cut back to a prefix (same head), then written on: shorter than the read position.
+    with transcript.open("r+b") as handle:
+        handle.truncate(prefix)
+    append(transcript, assistant("msg_3"))
+    assert transcript.stat().st_size < read_up_to
+    run_hook(with_transcript(STOP, transcript), env)
+
+    # Rewritten with another head, shorter still.
+    transcript.write_bytes(encode_lines(other_line("queue-operation"), assistant("msg_6")))
+    run_hook(with_transcript(STOP, transcript), env)
+    read_up_to = json.loads(state_file(env, transcript).read_text())["offset"]
+
+    # Replaced by a longer file with another head: read from 0, already-sent ids skipped.
+    replacement = transcript.with_suffix(".new")
+    replacement.write_bytes(
+        encode_lines(
+            assistant("msg_5"),  # below the old read position
+            user_line("y" * 2000),
+            assistant("msg_1"),
+            assistant("msg_4"),
+            user_line(),
+        )
+    )
+    os.replace(replacement, transcript)
+    assert len(encode_lines(assistant("msg_5"))) < read_up_to < transcript.stat().st_size
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    assert [[e["messageId"] for e in usage_sent(r) or []] for r in gateway.requests] == [
+        ["msg_1", "msg_2"],
+        ["msg_3"],
+        ["msg_6"],
+        ["msg_5", "msg_4"],
+    ]
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "fifo", "not a string", "empty"])
+def test_a_missing_or_unusable_transcript_is_ignored(gateway, env, tmp_path, kind):
+    path: Any
+    if kind == "missing":
+        path = str(tmp_path / "nope.jsonl")
+    elif kind == "directory":
+        path = str(tmp_path)
+    elif kind == "fifo":
+        path = str(tmp_path / "fifo.jsonl")
+        os.mkfifo(path)  # opening it for reading must not wait for a writer
+    elif kind == "not a string":
+        path = 42
+    else:
+        path = ""
+    gateway.respond = lambda _r: (200, json.dumps(PRE_TOOL_DENY).encode())
+    started = time.monotonic()
+    result = run_hook({**PRE_TOOL_USE, "transcript_path": path}, env)
+    assert time.monotonic() - started < 2
+    assert result.answer == PRE_TOOL_DENY
+    assert result.stderr == ""
+    assert usage_sent(gateway.requests[0]) is None
+
+
+@pytest.mark.parametrize("kind", ["below a file", "no permission"])
+def test_an_unreadable_transcript_is_skipped_with_a_warning(gateway, env, transcript, kind):
+    append(transcript, assistant("msg_1"), user_line())
+    path = transcript / "x"  # ENOTDIR
+    if kind == "no permission":
+        if os.geteuid() == 0:
+            pytest.skip("root reads files whatever their mode")
+        transcript.chmod(0)
+        path = transcript
+    result = run_hook(with_transcript(PRE_TOOL_USE, path), env)
+    assert result.answer == {}
+    assert "transcript usage skipped" in result.stderr
+    assert usage_sent(gateway.requests[0]) is None
+
+
+def test_a_corrupt_state_file_starts_over(gateway, env, transcript):
+    append(transcript, assistant("msg_1"), user_line())
+    state = state_file(env, transcript)
+    state.parent.mkdir(parents=True)
+    state.write_bytes(b'{"offset": 12, "se')
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    assert usage_sent(gateway.requests[0]) == [entry("msg_1", [])]
+    assert json.loads(state.read_text())["sent"] == ["msg_1"]
+
+
+def test_transcript_failures_never_stop_the_event(gateway, env, transcript, monkeypatch):
+    append(transcript, assistant("msg_1"), user_line())
+    gateway.respond = lambda _r: (200, json.dumps(PRE_TOOL_DENY).encode())
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("surprise")
+
+    monkeypatch.setattr(hook_client, "read_transcript_usage", broken)
+    result = run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    assert result.answer == PRE_TOOL_DENY
+    assert "transcript usage skipped (RuntimeError: surprise)" in result.stderr
+    assert usage_sent(gateway.requests[0]) is None
+    monkeypatch.undo()
+
+    monkeypatch.setattr(hook_client, "_write_state", broken)
+    result = run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    assert result.answer == PRE_TOOL_DENY
+    assert "cannot save the transcript read position" in result.stderr
+    assert usage_sent(gateway.requests[1]) == [entry("msg_1", [])]
+    monkeypatch.undo()
+    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)  # sent again: never lost
+    assert usage_sent(gateway.requests[2]) == [entry("msg_1", [])]
+
+
+def test_a_hook_reading_the_same_transcript_makes_the_others_skip(gateway, env, transcript):
+    append(transcript, assistant("msg_1"), user_line())
+    lock_path = state_file(env, transcript).with_suffix(".json.lock")
+    lock_path.parent.mkdir(parents=True)
+    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert run_hook(with_transcript(PRE_TOOL_USE, transcript), env).answer == {}
+    finally:
+        os.close(lock)
+    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    assert [usage_sent(r) for r in gateway.requests] == [None, [entry("msg_1", [])]]
+
+
+def test_usage_per_event_and_bytes_per_read_are_capped(gateway, env, transcript, monkeypatch):
+    monkeypatch.setattr(hook_client, "USAGE_MAX_ENTRIES", 2)
+    for index in range(5):
+        append(transcript, assistant(f"msg_{index}"), user_line())
+    for _ in range(4):
+        run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    assert [[e["messageId"] for e in usage_sent(r) or []] for r in gateway.requests] == [
+        ["msg_0", "msg_1"],
+        ["msg_2", "msg_3"],
+        ["msg_4"],
+        [],
+    ]
+
+    gateway.requests.clear()
+    monkeypatch.setattr(hook_client, "USAGE_MAX_ENTRIES", 200)
+    monkeypatch.setattr(hook_client, "TRANSCRIPT_MAX_READ", 2048)
+    append(transcript, user_line("z" * 5000))  # one line longer than a whole read: skipped
+    for index in range(5, 12):
+        append(transcript, assistant(f"msg_{index}"), user_line())
+    for _ in range(12):
+        run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    sent = [e["messageId"] for e in all_usage(gateway)]
+    assert sent == [f"msg_{i}" for i in range(5, 12)]
+    assert max(len(usage_sent(r) or []) for r in gateway.requests) < 7  # spread over events
+
+    # A message whose lines fill a whole read is sent even though no line follows it there.
+    gateway.requests.clear()
+    append(
+        transcript,
+        *(assistant("msg_12", tools=(f"toolu_{i}",)) for i in range(3)),
+        user_line("w" * 5000),
+    )
+    for _ in range(4):
+        run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    assert all_usage(gateway) == [entry("msg_12", ["toolu_0", "toolu_1", "toolu_2"])]
+
+
+def test_the_sent_ids_kept_are_bounded(gateway, env, transcript, monkeypatch):
+    monkeypatch.setattr(hook_client, "USAGE_SENT_MEMORY", 3)
+    for index in range(5):
+        append(transcript, assistant(f"msg_{index}"), user_line())
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    assert json.loads(state_file(env, transcript).read_text())["sent"] == [
+        "msg_2",
+        "msg_3",
+        "msg_4",
+    ]
+
+
+def test_reading_a_transcript_loads_no_heavy_module(gateway, env, transcript):
+    """hashlib loads OpenSSL (several ms per tool call); the client hashes with the built-in
+    module instead."""
+    append(transcript, assistant("msg_1"), user_line())
+    probe = (
+        "import io, json, os, sys\n"
+        "from trailguard.capture import hook_client\n"
+        f"payload = {json.dumps(with_transcript(POST_TOOL_USE, transcript))!r}\n"
+        "out = io.StringIO()\n"
+        "hook_client.main(io.BytesIO(payload.encode()), out, dict(os.environ), io.StringIO())\n"
+        "print(json.dumps(sorted(m for m in ('hashlib', '_hashlib', 'ssl', 'typing') "
+        "if m in sys.modules)))\n"
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+    )
+    assert json.loads(process.stdout) == []
+    assert usage_sent(gateway.requests[0]) == [entry("msg_1", [])]
 
 
 # --------------------------------------------------------------------------------------------
