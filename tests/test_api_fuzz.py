@@ -240,6 +240,8 @@ def test_schemathesis_generated_requests_get_no_5xx_and_conform(gateway, credent
         "GET /v1/checkpoint",
         f"POST {HOOK}",
         f"GET {EVENTS}",
+        "POST /v1/logs",
+        "POST /v1/metrics",
     }
     statuses: collections.Counter[tuple[str, int]] = collections.Counter()
     failures: list[Exception] = []

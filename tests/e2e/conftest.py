@@ -63,6 +63,7 @@ class GatewayProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[str] | None = None
     log: Path | None = None
+    extra_args: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -89,6 +90,7 @@ class GatewayProcess:
                 str(self.port),
                 "--checkpoint-interval",
                 "1",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("a"),

@@ -42,6 +42,22 @@ def serve(
     idle_timeout: Annotated[
         float, typer.Option(help="End a session as timed_out after this many idle seconds.")
     ] = 1800.0,
+    anthropic_upstream: Annotated[
+        str, typer.Option(help="Where /anthropic forwards model requests.")
+    ] = "https://api.anthropic.com",
+    budget_session_usd: Annotated[float | None, typer.Option(help="USD per session.")] = None,
+    budget_developer_day_usd: Annotated[
+        float | None, typer.Option(help="USD per developer per UTC day.")
+    ] = None,
+    budget_project_day_usd: Annotated[
+        float | None, typer.Option(help="USD per project per UTC day.")
+    ] = None,
+    budget_thresholds: Annotated[
+        str, typer.Option(help="Percentages that raise budget_threshold events.")
+    ] = "50,80,100",
+    prices: Annotated[
+        Path | None, typer.Option(help="JSON price file overriding the shipped table.")
+    ] = None,
     policy: Annotated[
         Path | None,
         typer.Option(
@@ -58,7 +74,27 @@ def serve(
 
     if checkpoint_every < 1 or checkpoint_interval <= 0 or idle_timeout <= 0:
         fail("--checkpoint-every must be >= 1, --checkpoint-interval and --idle-timeout > 0")
+    from decimal import Decimal
+
+    from trailguard.cost.budgets import BudgetConfig
+    from trailguard.cost.prices import PriceTableError, load_price_table
     from trailguard.policy.loader import PolicyError, load_policy_set
+
+    try:
+        thresholds = tuple(sorted(int(t) for t in budget_thresholds.split(",") if t.strip()))
+    except ValueError:
+        fail(f"--budget-thresholds must be comma-separated percentages, got {budget_thresholds!r}")
+    limits = (budget_session_usd, budget_developer_day_usd, budget_project_day_usd)
+    if any(limit is not None and limit <= 0 for limit in limits) or not thresholds:
+        fail("budgets must be positive amounts and thresholds a non-empty list")
+    budget_config = BudgetConfig(
+        *(Decimal(str(limit)) if limit is not None else None for limit in limits),
+        thresholds=thresholds,
+    )
+    try:
+        load_price_table(prices)
+    except PriceTableError as exc:
+        fail(str(exc))
 
     try:
         load_policy_set(policy)  # refuse to start on a broken policy set, before anything else
@@ -82,7 +118,14 @@ def serve(
         # The app's shutdown closes the ledger: uvicorn re-raises SIGTERM/SIGINT once it has
         # shut down, so code after run() may never execute.
         uvicorn.run(
-            create_app(ledger, idle_timeout=idle_timeout, policy_dir=policy),
+            create_app(
+                ledger,
+                idle_timeout=idle_timeout,
+                policy_dir=policy,
+                budgets=budget_config,
+                prices_file=prices,
+                anthropic_upstream=anthropic_upstream,
+            ),
             host=host,
             port=port,
             log_level="warning",

@@ -18,12 +18,23 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from trailguard import __version__
+from trailguard.capture.anthropic_proxy import (
+    DEFAULT_UPSTREAM,
+    ModelRequestRecord,
+    create_proxy_router,
+)
 from trailguard.capture.claude_code import HookPayloadError
+from trailguard.capture.otlp import TelemetryRecord, api_request_usage, create_otlp_router
+from trailguard.cost.accounting import CostAccountant
+from trailguard.cost.budgets import BudgetConfig, BudgetTracker
+from trailguard.cost.loops import LoopDetector
+from trailguard.cost.prices import load_price_table
 from trailguard.events import Alert, AuditAccess, EventValidationError, PolicyChange
+from trailguard.gateway.costs import CostRecorder, from_proxy, from_telemetry
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.reaper import Reaper
 from trailguard.gateway.sessions import SessionRegistry
@@ -127,6 +138,9 @@ def create_app(
     *,
     idle_timeout: float | None = None,
     policy_dir: Path | None = None,
+    budgets: BudgetConfig | None = None,
+    prices_file: Path | None = None,
+    anthropic_upstream: str = DEFAULT_UPSTREAM,
     stop_reason: str = "shutdown",
 ) -> FastAPI:
     """The gateway app over an open ``ledger``. Its lifespan runs the session reaper and, at
@@ -137,7 +151,16 @@ def create_app(
     state = GatewayState(ledger.data_dir)
     sessions = SessionRegistry(state)
     policies = PolicyStore(policy_dir)
-    handler = HookHandler(ledger, sessions, policies, Redactor(redaction_key(ledger.data_dir)))
+    costs = CostRecorder(
+        ledger,
+        sessions,
+        CostAccountant(load_price_table(prices_file)),
+        BudgetTracker(budgets or BudgetConfig()),
+        LoopDetector(),
+    )
+    handler = HookHandler(
+        ledger, sessions, policies, Redactor(redaction_key(ledger.data_dir)), costs
+    )
     reaper = Reaper(
         ledger,
         sessions,
@@ -347,6 +370,33 @@ def create_app(
         )
         return JSONResponse({"count": len(found), "events": found})
 
+    async def on_model_request(record: ModelRequestRecord) -> None:
+        observation = from_proxy(record)
+        if observation is not None:
+            await costs.record([observation])
+
+    # A pass-through to the model API: not trailguard's own API, so not in its OpenAPI spec.
+    app.include_router(
+        create_proxy_router(anthropic_upstream, on_model_request, refuse=costs.refusal),
+        include_in_schema=False,
+    )
+
+    async def on_telemetry(records: list[TelemetryRecord]) -> None:
+        usages = [api_request_usage(record) for record in records]
+        await costs.record([from_telemetry(usage) for usage in usages if usage is not None])
+
+    async def require_agent_token(request: Request) -> None:
+        identity, reason = identify(request)
+        if identity is None:
+            raise HTTPException(
+                status_code=401,
+                detail=f"{reason}; send OTLP with "
+                "OTEL_EXPORTER_OTLP_HEADERS='Authorization=Bearer <token>'",
+            )
+
+    app.include_router(
+        create_otlp_router(on_telemetry), dependencies=[Depends(require_agent_token)]
+    )
     return app
 
 

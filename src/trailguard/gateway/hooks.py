@@ -27,6 +27,7 @@ from trailguard.events import (
     ToolInvocation,
     utc_now,
 )
+from trailguard.gateway.costs import BUDGET_RULE, CostRecorder, from_transcript
 from trailguard.gateway.sessions import SessionRegistry
 from trailguard.ledger.canonical import canonical_json
 from trailguard.ledger.writer import Ledger
@@ -91,6 +92,7 @@ class HookHandler:
         sessions: SessionRegistry,
         policies: PolicyStore,
         redactor: Redactor,
+        costs: CostRecorder | None = None,
         *,
         output_cap: int = DEFAULT_OUTPUT_CAP,
     ) -> None:
@@ -98,6 +100,7 @@ class HookHandler:
         self.sessions = sessions
         self.policies = policies
         self.redactor = redactor
+        self.costs = costs
         self.output_cap = output_cap
 
     def _decide(
@@ -124,6 +127,20 @@ class HookHandler:
             ),
         )
         return operations, decision
+
+    def _stopped(self, session_id: str) -> tuple[str | None, str | None]:
+        """(rule, reason) when the session may not go on: killed, or out of budget."""
+        killed = self.sessions.kill_request(session_id)
+        if killed is not None:
+            by = killed.requested_by or "an admin"
+            when = (
+                f"{killed.requested_at}: {killed.reason}" if killed.reason else killed.requested_at
+            )
+            return KILLED_RULE, f"trailguard: session {session_id} was killed by {by} at {when}"
+        exhausted = self.costs.exhausted(session_id) if self.costs is not None else None
+        if exhausted is not None:
+            return BUDGET_RULE, exhausted.reason()
+        return None, None
 
     def _redact_operation(self, operation: Operation) -> Operation:
         redacted, _ = self.redactor.redact_value(operation.model_dump())
@@ -153,8 +170,19 @@ class HookHandler:
 
         operations: list[Operation] = []
         decision: Decision | None = None
+        loop_alerts: list[Event] = []
         if name == "PreToolUse" and not spooled:
             operations, decision = self._decide(payload, identity, project_id)
+        if self.costs is not None and isinstance(session_id, str) and not spooled:
+            tool = str(payload.get("tool_name") or "")
+            if name == "PreToolUse":
+                loop_alerts += self.costs.loops.tool_call(
+                    session_id, tool, payload.get("tool_input")
+                )
+            elif name == "PostToolUseFailure":
+                loop_alerts += self.costs.loops.tool_failed(
+                    session_id, tool, payload.get("tool_input")
+                )
         # Nothing unredacted goes further than this line: not the ledger, not an error message.
         payload, _ = self.redactor.redact_value(payload)
         if context is not None:
@@ -208,21 +236,17 @@ class HookHandler:
                 payload={"reason": event.raw_reason, "endedEarlierAs": known.end_reason},
             )
 
-        killed = self.sessions.kill_request(session_id)
-        if killed is not None:
-            by = killed.requested_by or "an admin"
-            reason = f"trailguard: session {session_id} was killed by {by} at " + (
-                f"{killed.requested_at}: {killed.reason}" if killed.reason else killed.requested_at
-            )
-            response = {"continue": False, "stopReason": reason}
+        stop_rule, stop_reason = self._stopped(session_id)
+        if stop_rule is not None and stop_reason is not None:
+            response = {"continue": False, "stopReason": stop_reason}
             if name in _DECISION_EVENTS:
-                response |= deny(str(name), reason)
+                response |= deny(str(name), stop_reason)
             if isinstance(event, ToolInvocation):
                 event = event.model_copy(
                     update={
                         "policy_result": "denied",
-                        "policy_rule": KILLED_RULE,
-                        "policy_reason": reason,
+                        "policy_rule": stop_rule,
+                        "policy_reason": stop_reason,
                     }
                 )
         elif isinstance(event, ToolInvocation) and spooled:
@@ -269,10 +293,19 @@ class HookHandler:
             (i for i, e in enumerate(events) if isinstance(e, InfraOperation)), len(events)
         )
         events.insert(position, event)
+        events.extend(
+            alert.model_copy(
+                update={"developer_id": identity.developer_id, "project_id": project_id}
+            )
+            for alert in loop_alerts
+        )
         receipts = await asyncio.wrap_future(self.ledger.submit_many(events))
         hook_receipt = receipts[position]
         if isinstance(event, SessionEnd):
             self.sessions.end(session_id, event.reason, event.raw_reason, timestamp)
+        if self.costs is not None and not hook_receipt.duplicate:
+            # Usage the hook client read from the transcript: counted once across sources.
+            await self.costs.record(from_transcript(session_id, client.get("usage")))
         if hook_receipt.duplicate and event_id is not None:
             return HookReply(
                 409,

@@ -1,0 +1,674 @@
+"""A pass-through proxy for the Anthropic Messages API, recording usage per model request.
+
+Claude Code runs with ``ANTHROPIC_BASE_URL=http://<gateway>/anthropic``; every request under
+``/anthropic/`` is forwarded to ``<upstream>/<path>?<query>`` with its body and headers, and the
+upstream's answer (status, headers, body) goes back to the client chunk by chunk as it arrives:
+server-sent events are never buffered. While the bytes go through, a copy is parsed on the side
+(``message_start``, ``content_block_start`` of ``tool_use`` blocks, ``message_delta``, ``error``
+events; or the whole JSON body of a non-streaming answer) into one :class:`ModelRequestRecord`
+per request, handed to ``on_record`` after the response's last byte.
+
+Credentials (``x-api-key``, ``Authorization``) and every other header are forwarded untouched and
+never kept: the record carries no headers, and no error message quotes them.
+
+Decisions:
+
+* Upstream is asked for ``accept-encoding: identity`` so the copy can be parsed without
+  decompressing; Anthropic's SSE is not compressed anyway. Should an upstream compress regardless,
+  the bytes are forwarded as they are (with their ``content-encoding``) and a gzip / deflate copy
+  is decompressed for parsing only; other encodings are forwarded but not parsed (the record's
+  ``error`` then says so).
+* Hop-by-hop headers (RFC 9110 section 7.6.1, plus those a ``Connection`` header names) are not
+  forwarded either way; ``Host`` and ``Content-Length`` are set by httpx; the upstream's ``Date``
+  and ``Server`` are dropped because the gateway's server adds its own.
+* Upstream answers (2xx, 4xx, 5xx: 401, 429, 529 ...) pass through unchanged. When the upstream
+  cannot be reached the client gets a 502 (504 when it does not answer in time) with an
+  Anthropic-style error body naming the upstream; should an SSE stream break half-way, an
+  ``event: error`` is appended so the client sees an API error rather than a truncated stream.
+* A refused request (``refuse(session_id)`` returned a message, e.g. an exhausted budget) is
+  answered, without contacting the upstream, with 402 ``billing_error`` (one of the Messages
+  API's own error types). Checked against Claude Code 2.1.328 in ``-p`` mode: it does not retry
+  it and reports ``API Error: 402 <message>``. The alternatives behave worse: 429
+  ``rate_limit_error`` is retried 10 times over about three minutes; 403 ``permission_error`` is
+  shown as ``Failed to authenticate. API Error: 403 ...``; 400 ``invalid_request_error`` is sent
+  again six times.
+* Timeouts: connect 10 s; 600 s between two reads (Anthropic sends ``ping`` events in long
+  streams), so a slow generation is never cut.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+import re
+import sys
+import time
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import anyio
+import httpx
+import orjson
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
+
+__all__ = [
+    "DEFAULT_UPSTREAM",
+    "REFUSAL_STATUS",
+    "ModelRequestRecord",
+    "SSEParser",
+    "create_proxy_router",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_UPSTREAM = "https://api.anthropic.com"
+PREFIX = "/anthropic"
+REFUSAL_STATUS = 402
+REFUSAL_ERROR_TYPE = "billing_error"
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=600.0, pool=30.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+MAX_JSON_PARSE_BYTES = 32 * 1024 * 1024
+"""Larger non-streaming bodies are still forwarded, just not parsed."""
+MAX_SSE_LINE_BYTES = 8 * 1024 * 1024
+"""An SSE line longer than this is skipped by the parser (never by the forwarding)."""
+MAX_ERROR_MESSAGE = 500
+_ID_HEADER_MAX = 256
+
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+# RFC 9110 7.6.1 connection-specific fields, plus what httpx / the server set themselves.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_REQUEST_DROP = _HOP_BY_HOP | {"host", "content-length", "accept-encoding", "expect"}
+_RESPONSE_DROP = _HOP_BY_HOP | {"date", "server"}
+
+SESSION_HEADER = "x-claude-code-session-id"
+AGENT_HEADER = "x-claude-code-agent-id"
+PARENT_AGENT_HEADER = "x-claude-code-parent-agent-id"
+
+# Events whose data is parsed; content_block_delta (the bulk of a stream) never is.
+_WANTED_EVENTS = frozenset(
+    {"message_start", "content_block_start", "message_delta", "error", "message"}
+)
+
+
+@dataclass(frozen=True)
+class ModelRequestRecord:
+    """What the proxy saw of one model request. Never any header, body or credential."""
+
+    request_id: str | None
+    """The upstream's ``request-id`` header, else the message id."""
+    message_id: str | None
+    """``message_start.message.id`` (or the JSON message's ``id``)."""
+    model: str | None
+    session_id: str | None
+    """``X-Claude-Code-Session-Id``."""
+    agent_id: str | None
+    """``x-claude-code-agent-id``: Claude Code sends it on a subagent's requests."""
+    usage: dict[str, int]
+    """The final usage: ``input_tokens``, ``output_tokens``, ``cache_creation_input_tokens``,
+    ``cache_read_input_tokens``; nested counters flattened with a dot, e.g.
+    ``cache_creation.ephemeral_5m_input_tokens`` / ``cache_creation.ephemeral_1h_input_tokens``.
+    ``message_start``'s usage updated by ``message_delta``'s (cumulative) counts."""
+    tool_use_ids: tuple[str, ...]
+    """Ids of the ``tool_use`` blocks the response emitted, in order."""
+    status: int
+    latency_ms: float
+    """From the request's arrival to the last byte handed to the client."""
+    first_byte_ms: float
+    """From the request's arrival to the upstream's first body byte."""
+    stream: bool
+    """The answer was ``text/event-stream``."""
+    error: str | None
+    """Why the request failed or its record is incomplete: an upstream error (``type: message``),
+    an unreachable upstream, a refusal, a broken stream, a client gone before the end."""
+    parent_agent_id: str | None = None
+    """``x-claude-code-parent-agent-id``: the agent that spawned ``agent_id``."""
+
+
+OnRecord = Callable[[ModelRequestRecord], Awaitable[None] | None]
+Refuse = Callable[[str | None], str | None]
+
+
+def anthropic_error(
+    status: int, error_type: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """An error in the Messages API's shape, which Claude Code shows as ``API Error: ...``."""
+    return JSONResponse(
+        {"type": "error", "error": {"type": error_type, "message": message}},
+        status_code=status,
+        headers=headers,
+    )
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+class SSEParser:
+    """Incremental ``text/event-stream`` parser: feed raw chunks, get ``(event, data)`` pairs.
+
+    Lines end with ``\\r\\n``, ``\\n`` or ``\\r``, and may be split anywhere across chunks
+    (a chunk ending in ``\\r`` waits for the next one); an event ends at a blank line. Only the
+    ``event`` and ``data`` fields matter here; comments (``: ping``), ``id`` and ``retry`` are
+    ignored.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._event: str | None = None
+        self._data: list[bytes] = []
+        self._skipping = False
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
+        buffer = self._buffer + chunk if self._buffer else chunk
+        events: list[tuple[str | None, bytes]] = []
+        start = 0
+        for match in _LINE_END.finditer(buffer):
+            if match.group() == b"\r" and match.end() == len(buffer):
+                break  # maybe the first half of \r\n
+            line = buffer[start : match.start()]
+            start = match.end()
+            if self._skipping:
+                self._skipping = False  # the rest of an over-long line
+                continue
+            self._line(line, events)
+        self._buffer = buffer[start:]
+        if len(self._buffer) > MAX_SSE_LINE_BYTES:
+            self._buffer, self._skipping = b"", True
+        return events
+
+    def _line(self, line: bytes, events: list[tuple[str | None, bytes]]) -> None:
+        if not line:
+            if self._data or self._event is not None:
+                events.append((self._event, b"\n".join(self._data)))
+            self._event, self._data = None, []
+            return
+        name, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+
+
+def _flatten_usage(usage: Any, into: dict[str, int]) -> None:
+    if not isinstance(usage, dict):
+        return
+    for key, value in usage.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            into[str(key)] = value
+        elif isinstance(value, dict):
+            for sub, count in value.items():
+                if isinstance(count, int) and not isinstance(count, bool):
+                    into[f"{key}.{sub}"] = count
+
+
+def _error_text(payload: Any) -> str | None:
+    """``type: message`` of an Anthropic error body, cut to a sane length."""
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    if not isinstance(error, dict):
+        return None
+    text = f"{error.get('type', 'error')}: {error.get('message', '')}"
+    return text[:MAX_ERROR_MESSAGE]
+
+
+def _is_tool_use(block: Any) -> TypeGuard[dict[str, Any]]:
+    return (
+        isinstance(block, dict)
+        and block.get("type") == "tool_use"
+        and isinstance(block.get("id"), str)
+    )
+
+
+def _header_id(request: Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    if value is None or not value or len(value) > _ID_HEADER_MAX or not value.isprintable():
+        return None
+    return value
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without user info, query or fragment: fit for an error message."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+@dataclass
+class _Capture:
+    """The record of one request, filled in while its response goes through."""
+
+    started: float
+    session_id: str | None
+    agent_id: str | None
+    parent_agent_id: str | None
+    status: int = 0
+    request_id: str | None = None
+    message_id: str | None = None
+    model: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    tool_use_ids: list[str] = field(default_factory=list)
+    stream: bool = False
+    error: str | None = None
+    first_byte: float | None = None
+    last_byte: float | None = None
+    # parsing state
+    sse: SSEParser | None = None
+    json_body: bytearray | None = None
+    decoder: Any = None  # zlib decompressobj for a compressed copy
+    parse_failed: bool = False
+    complete: bool = False
+    delivered: bool = False
+
+    def note_error(self, text: str) -> None:
+        if self.error is None:
+            self.error = text[:MAX_ERROR_MESSAGE]
+
+    def prepare(self, response: httpx.Response) -> None:
+        """Decide how to parse ``response``'s body from its headers."""
+        self.status = response.status_code
+        self.request_id = response.headers.get("request-id") or response.headers.get("x-request-id")
+        content_type = response.headers.get("content-type", "").lower()
+        encoding = response.headers.get("content-encoding", "identity").lower().strip()
+        self.stream = content_type.startswith("text/event-stream")
+        parse = self.stream or "json" in content_type
+        if parse and encoding not in ("", "identity"):
+            if encoding in ("gzip", "x-gzip"):
+                self.decoder = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+            elif encoding == "deflate":
+                self.decoder = zlib.decompressobj(wbits=zlib.MAX_WBITS | 32)
+            else:
+                parse = False
+                self.note_error(f"response not parsed: content-encoding {encoding}")
+        if parse and self.stream:
+            self.sse = SSEParser()
+        elif parse:
+            self.json_body = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        if self.parse_failed or (self.sse is None and self.json_body is None):
+            return
+        try:
+            if self.decoder is not None:
+                chunk = self.decoder.decompress(chunk)
+            if self.sse is not None:
+                for event, data in self.sse.feed(chunk):
+                    self._on_event(event, data)
+            elif self.json_body is not None:
+                self.json_body += chunk
+                if len(self.json_body) > MAX_JSON_PARSE_BYTES:
+                    self.json_body = None
+        except Exception as exc:  # a parse problem must never disturb the forwarding
+            self.parse_failed = True
+            self.note_error(f"response not parsed: {type(exc).__name__}")
+
+    def _on_event(self, event: str | None, data: bytes) -> None:
+        if event is not None and event not in _WANTED_EVENTS:
+            return
+        if event is None and b'"content_block_delta"' in data[:64]:
+            return
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(payload, dict):
+            return
+        kind = payload.get("type")
+        if kind == "message_start":
+            self._on_message(payload.get("message"))
+        elif kind == "content_block_start":
+            block = payload.get("content_block")
+            if _is_tool_use(block):
+                self.tool_use_ids.append(block["id"])
+        elif kind == "message_delta":
+            _flatten_usage(payload.get("usage"), self.usage)
+        elif kind == "error":
+            self.note_error(_error_text(payload) or "error event")
+
+    def _on_message(self, message: Any) -> None:
+        if not isinstance(message, dict):
+            return
+        if isinstance(message.get("id"), str):
+            self.message_id = message["id"]
+        if isinstance(message.get("model"), str):
+            self.model = message["model"]
+        _flatten_usage(message.get("usage"), self.usage)
+
+    def finish_body(self) -> None:
+        """The body is complete: parse a buffered JSON body."""
+        if self.json_body is None or self.parse_failed:
+            return
+        body = bytes(self.json_body)
+        self.json_body = None
+        try:
+            if self.decoder is not None:
+                body += self.decoder.flush()
+            payload = orjson.loads(body) if body else None
+        except (orjson.JSONDecodeError, zlib.error):
+            return
+        if not isinstance(payload, dict):
+            return
+        if payload.get("type") == "error" or "error" in payload:
+            self.note_error(_error_text(payload) or f"upstream answered {self.status}")
+            return
+        if payload.get("type") == "message":
+            self._on_message(payload)
+            for block in payload.get("content") or ():
+                if _is_tool_use(block):
+                    self.tool_use_ids.append(block["id"])
+
+    def record(self) -> ModelRequestRecord:
+        now = time.perf_counter()
+        last = self.last_byte if self.last_byte is not None else now
+        first = self.first_byte if self.first_byte is not None else last
+        if self.status >= 400:
+            self.note_error(f"upstream answered {self.status}")
+        return ModelRequestRecord(
+            request_id=self.request_id or self.message_id,
+            message_id=self.message_id,
+            model=self.model,
+            session_id=self.session_id,
+            agent_id=self.agent_id,
+            usage=dict(self.usage),
+            tool_use_ids=tuple(self.tool_use_ids),
+            status=self.status,
+            latency_ms=(last - self.started) * 1000,
+            first_byte_ms=(first - self.started) * 1000,
+            stream=self.stream,
+            error=self.error,
+            parent_agent_id=self.parent_agent_id,
+        )
+
+
+async def _deliver(on_record: OnRecord, capture: _Capture) -> None:
+    """Hand the record over, once; a failing ``on_record`` is logged, never raised."""
+    if capture.delivered:
+        return
+    capture.delivered = True
+    record = capture.record()
+    try:
+        result = on_record(record)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        logger.exception(
+            "on_record failed for model request %s (session %s)",
+            record.request_id,
+            record.session_id,
+        )
+
+
+class _ProxyResponse(StreamingResponse):
+    """Streams the upstream body; once the last byte is out (or the client is gone), closes the
+    upstream response and delivers the record."""
+
+    def __init__(
+        self,
+        body: AsyncIterator[bytes],
+        status_code: int,
+        raw_headers: list[tuple[bytes, bytes]],
+        finish: Callable[[], Awaitable[None]],
+    ) -> None:
+        super().__init__(body, status_code=status_code)
+        self.raw_headers = raw_headers
+        self._body = body
+        self._finish = finish
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                aclose = getattr(self._body, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+                await self._finish()
+
+
+def _forward_headers(request: Request) -> list[tuple[bytes, bytes]]:
+    named = {
+        token.strip().lower()
+        for value in request.headers.getlist("connection")
+        for token in value.split(",")
+    }
+    headers = [
+        (name, value)
+        for name, value in request.headers.raw
+        if (lowered := name.decode("latin-1").lower()) not in _REQUEST_DROP and lowered not in named
+    ]
+    headers.append((b"accept-encoding", b"identity"))
+    return headers
+
+
+def _response_headers(response: httpx.Response, *, keep_length: bool) -> list[tuple[bytes, bytes]]:
+    named = {
+        token.strip().lower()
+        for value in response.headers.get_list("connection")
+        for token in value.split(",")
+    }
+    drop = _RESPONSE_DROP | named
+    if not keep_length:
+        drop = drop | {"content-length"}
+    return [
+        (name, value)
+        for name, value in response.headers.raw
+        if name.decode("latin-1").lower() not in drop
+    ]
+
+
+def _raw_tail(request: Request, path: str) -> str:
+    """``path`` as the client encoded it (taken from the raw request path when it matches),
+    so the upstream sees the same bytes."""
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes) and path:
+        segments = raw.split(b"/")
+        count = path.count("/") + 1
+        if len(segments) >= count:
+            tail = b"/".join(segments[-count:]).decode("latin-1")
+            if unquote(tail) == path:
+                return tail
+    return quote(path, safe="/:@!$&'()*+,;=-._~%")
+
+
+def _skip_missing_sniffio() -> None:
+    """httpcore runs ``import sniffio`` on every lock and cancellation shield, several times per
+    request. When sniffio is not installed, each failing import searches ``sys.path`` again
+    (about 0.2 ms apiece, measured): marking it absent makes the import fail at once, with the
+    same outcome (httpcore then assumes asyncio, which is what uvicorn runs). A no-op when
+    sniffio is installed."""
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+def create_proxy_router(
+    upstream: str = DEFAULT_UPSTREAM,
+    on_record: OnRecord | None = None,
+    *,
+    refuse: Refuse | None = None,
+    client: httpx.AsyncClient | None = None,
+) -> APIRouter:
+    """A router serving ``/anthropic/{path}`` (every method) as a pass-through to ``upstream``.
+
+    ``on_record`` gets one :class:`ModelRequestRecord` per request, after its last byte (sync or
+    async; its exceptions are logged and swallowed). ``refuse(session_id)`` returning a message
+    answers the request with a 402 ``billing_error`` carrying it, without contacting the
+    upstream. ``client`` is used as given (and not closed); otherwise the router makes one,
+    closed by its lifespan (FastAPI merges it into the app's on ``include_router``).
+    """
+    _skip_missing_sniffio()
+    base = upstream.rstrip("/")
+    upstream_label = _safe_url(base)
+    record_sink: OnRecord = on_record if on_record is not None else (lambda _record: None)
+    owned: list[httpx.AsyncClient] = []
+
+    def http() -> httpx.AsyncClient:
+        if client is not None:
+            return client
+        if not owned or owned[0].is_closed:
+            owned[:] = [
+                httpx.AsyncClient(
+                    timeout=DEFAULT_TIMEOUT,
+                    limits=DEFAULT_LIMITS,
+                    follow_redirects=False,
+                    trust_env=True,  # HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE of the gateway host
+                )
+            ]
+        return owned[0]
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                await owned.pop().aclose()
+
+    router = APIRouter(lifespan=lifespan)
+
+    @router.api_route(f"{PREFIX}/{{path:path}}", methods=METHODS, include_in_schema=False)
+    async def proxy(request: Request, path: str) -> Response:
+        capture = _Capture(
+            started=time.perf_counter(),
+            session_id=_header_id(request, SESSION_HEADER),
+            agent_id=_header_id(request, AGENT_HEADER),
+            parent_agent_id=_header_id(request, PARENT_AGENT_HEADER),
+        )
+
+        async def finish() -> None:
+            await _deliver(record_sink, capture)
+
+        def fail(status: int, error_type: str, message: str) -> Response:
+            capture.status = status
+            capture.note_error(message)
+            capture.last_byte = time.perf_counter()
+            response = anthropic_error(status, error_type, message)
+            response.background = BackgroundTask(finish)
+            return response
+
+        if refuse is not None:
+            try:
+                refusal = refuse(capture.session_id)
+            except Exception:
+                logger.exception("refuse() failed for session %s", capture.session_id)
+                return fail(
+                    500, "api_error", "trailguard proxy: the budget check failed; request refused"
+                )
+            if refusal is not None:
+                return fail(REFUSAL_STATUS, REFUSAL_ERROR_TYPE, refusal)
+
+        url = httpx.URL(f"{base}/{_raw_tail(request, path)}")
+        query = request.scope.get("query_string") or b""
+        if query:
+            url = url.copy_with(query=query)
+        body = await request.body()
+        session = http()
+        outgoing = session.build_request(
+            request.method, url, headers=_forward_headers(request), content=body or None
+        )
+        sent = {name.lower() for name in request.headers}
+        for default in ("accept", "user-agent"):  # httpx's defaults, not the client's headers
+            if default not in sent:
+                outgoing.headers.pop(default, None)
+        try:
+            upstream_response = await session.send(outgoing, stream=True)
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout):
+                status, what = 502, "could not connect to"
+            elif isinstance(exc, httpx.PoolTimeout):
+                status, what = 503, "has no free connection to"
+            else:
+                status, what = 504, "got no answer in time from"
+            return fail(
+                status,
+                "api_error",
+                f"trailguard proxy {what} the upstream {upstream_label} ({type(exc).__name__})",
+            )
+        except httpx.HTTPError as exc:
+            return fail(
+                502,
+                "api_error",
+                f"trailguard proxy could not reach the upstream {upstream_label} "
+                f"({type(exc).__name__}: {str(exc)[:200]})",
+            )
+
+        capture.prepare(upstream_response)
+
+        async def forward() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in upstream_response.aiter_raw():
+                    if capture.first_byte is None:
+                        capture.first_byte = time.perf_counter()
+                    yield chunk
+                    capture.last_byte = time.perf_counter()
+                    capture.feed(chunk)  # after the chunk is on its way
+                capture.finish_body()
+                capture.complete = True
+            except httpx.HTTPError as exc:
+                capture.note_error(
+                    f"upstream stream from {upstream_label} broke: {type(exc).__name__}"
+                )
+                if not capture.stream:
+                    raise
+                yield (  # the blank lines end whatever partial event came before
+                    b"\n\nevent: error\ndata: "
+                    + orjson.dumps(
+                        {
+                            "type": "error",
+                            "error": {
+                                "type": "api_error",
+                                "message": f"trailguard proxy: the upstream stream broke "
+                                f"({type(exc).__name__})",
+                            },
+                        }
+                    )
+                    + b"\n\n"
+                )
+                capture.last_byte = time.perf_counter()
+                capture.complete = True
+            finally:
+                if capture.first_byte is None:
+                    capture.first_byte = time.perf_counter()
+                if capture.last_byte is None:
+                    capture.last_byte = capture.first_byte
+                await upstream_response.aclose()
+
+        async def finish_streamed() -> None:
+            if not capture.complete:
+                capture.note_error("client disconnected before the end of the response")
+            await finish()
+
+        return _ProxyResponse(
+            forward(),
+            upstream_response.status_code,
+            _response_headers(upstream_response, keep_length=not capture.stream),
+            finish_streamed,
+        )
+
+    return router

@@ -1,0 +1,174 @@
+"""From model requests to dollars: one ``cost`` event per model request, counted once.
+
+Usage reaches the gateway up to three ways (the API proxy, OpenTelemetry, the transcript read
+by the hook client). Each observation carries whatever ids its source knows — the proxy both
+the request id and the message id, telemetry the request id, the transcript the message id — and
+a fingerprint of the usage itself; an observation matching a recorded one on any key in the same
+session is the same request and is not counted again.
+
+A response's cost is attributed to the tool calls it emitted (split evenly); a response that
+called no tool is session overhead. Running totals feed the budgets.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from trailguard.cost.prices import PriceTable
+from trailguard.cost.usage import Usage, cost_usd, split_evenly
+from trailguard.events import Alert, Cost
+
+Source = Literal["proxy", "otlp", "transcript"]
+
+
+@dataclass(frozen=True)
+class UsageObservation:
+    source: Source
+    session_id: str | None
+    model: str | None
+    usage: Usage
+    request_id: str | None = None
+    message_id: str | None = None
+    tool_use_ids: tuple[str, ...] = ()
+    reported_cost_usd: float | None = None
+    """What the source itself says it cost (telemetry's cost_usd), kept for comparison."""
+
+    @property
+    def fingerprint(self) -> tuple[object, ...]:
+        u = self.usage
+        return (
+            self.model,
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_write_5m_tokens,
+            u.cache_write_1h_tokens,
+            u.cache_read_tokens,
+        )
+
+    def same_request(self, other: UsageObservation) -> bool:
+        """Whether two observations describe one model request. A shared id decides; without
+        one, equal usage from two different sources whose ids do not contradict counts as the
+        same request (two requests with equal usage from one source stay two)."""
+        for mine, theirs in (
+            (self.request_id, other.request_id),
+            (self.message_id, other.message_id),
+        ):
+            if mine and theirs and mine == theirs:
+                return True
+        if self.source == other.source:
+            return False
+        contradicts = (self.request_id and other.request_id) or (
+            self.message_id and other.message_id
+        )
+        return not contradicts and self.fingerprint == other.fingerprint
+
+
+@dataclass
+class SessionSpend:
+    total: Decimal = Decimal(0)
+    unknown_requests: int = 0
+    """Requests whose model has no price: their cost is unknown, never counted as zero."""
+    per_tool_call: dict[str, Decimal] = field(default_factory=dict)
+    overhead: Decimal = Decimal(0)
+
+
+class CostAccountant:
+    """Thread-safe: the proxy, the OTLP route and hook handlers report concurrently."""
+
+    def __init__(self, prices: PriceTable) -> None:
+        self.prices = prices
+        self._lock = threading.Lock()
+        self._seen: dict[str, list[UsageObservation]] = defaultdict(list)
+        self.sessions: dict[str, SessionSpend] = defaultdict(SessionSpend)
+        self._warned_models: set[str] = set()
+
+    def record(
+        self, observation: UsageObservation, *, developer_id: str | None, project_id: str | None
+    ) -> list[Cost | Alert]:
+        """The events for a new observation: one ``cost`` event (plus a warning the first time a
+        model has no price), or nothing when this request was already counted."""
+        session = observation.session_id or ""
+        with self._lock:
+            seen = self._seen[session]
+            for index, earlier in enumerate(seen):
+                if observation.same_request(earlier):
+                    # Keep what each source knew, so a third source matches on either id.
+                    seen[index] = _merged(earlier, observation)
+                    return []
+            seen.append(observation)
+            price = self.prices.price_for(observation.model or "")
+            spend = self.sessions[session]
+            events: list[Cost | Alert] = []
+            amount: Decimal | None = None
+            if price is None:
+                spend.unknown_requests += 1
+                model = observation.model or "(none)"
+                if model not in self._warned_models:
+                    self._warned_models.add(model)
+                    events.append(
+                        Alert(
+                            session_id=observation.session_id,
+                            developer_id=developer_id,
+                            project_id=project_id,
+                            alert_type="unknown_model_price",
+                            severity="medium",
+                            message=f"no price for model {model!r} in price table "
+                            f"{self.prices.version}: its cost is recorded as unknown",
+                            source="gateway",
+                        )
+                    )
+            else:
+                amount = cost_usd(observation.usage, price)
+                spend.total += amount
+                if observation.tool_use_ids:
+                    shares = split_evenly(amount, len(observation.tool_use_ids))
+                    for tool_use_id, share in zip(observation.tool_use_ids, shares, strict=True):
+                        spend.per_tool_call[tool_use_id] = (
+                            spend.per_tool_call.get(tool_use_id, Decimal(0)) + share
+                        )
+                else:
+                    spend.overhead += amount
+        usage = observation.usage
+        events.append(
+            Cost(
+                session_id=observation.session_id,
+                developer_id=developer_id,
+                project_id=project_id,
+                model=observation.model,
+                request_id=observation.request_id or observation.message_id,
+                tool_use_ids=list(observation.tool_use_ids),
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_write_5m_tokens=usage.cache_write_5m_tokens,
+                cache_write_1h_tokens=usage.cache_write_1h_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cost_usd=float(amount) if amount is not None else None,
+                source=observation.source,
+                extra={"priceTable": self.prices.version}
+                | ({"messageId": observation.message_id} if observation.message_id else {}),
+            )
+        )
+        return events
+
+    def session_total(self, session_id: str) -> Decimal:
+        with self._lock:
+            return self.sessions[session_id].total if session_id in self.sessions else Decimal(0)
+
+
+def _merged(first: UsageObservation, second: UsageObservation) -> UsageObservation:
+    return UsageObservation(
+        source=first.source,
+        session_id=first.session_id,
+        model=first.model or second.model,
+        usage=first.usage,
+        request_id=first.request_id or second.request_id,
+        message_id=first.message_id or second.message_id,
+        tool_use_ids=first.tool_use_ids or second.tool_use_ids,
+        reported_cost_usd=first.reported_cost_usd
+        if first.reported_cost_usd is not None
+        else second.reported_cost_usd,
+    )

@@ -1,0 +1,81 @@
+"""The price table: USD per million tokens for each model, shipped as versioned data and
+overridable by a file of the same shape. An unknown model has no price (its cost is unknown,
+never zero).
+
+Model names are matched after dropping a ``-YYYYMMDD`` date suffix and a ``[…]`` variant, then
+by the longest known name that is a prefix (``claude-sonnet-4-5-20250929`` → ``claude-sonnet-4-5``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+_DATE_SUFFIX = re.compile(r"-\d{8}$")
+_VARIANT = re.compile(r"\[[^\]]*\]$")
+_FIELDS = ("input", "output", "cacheWrite5m", "cacheWrite1h", "cacheRead")
+
+
+class PriceTableError(ValueError):
+    """A price file that cannot be used; the message names the file and the model."""
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """USD per million tokens."""
+
+    input: Decimal
+    output: Decimal
+    cache_write_5m: Decimal
+    cache_write_1h: Decimal
+    cache_read: Decimal
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    version: str
+    models: dict[str, ModelPrice] = field(default_factory=dict)
+
+    def price_for(self, model: str) -> ModelPrice | None:
+        name = _DATE_SUFFIX.sub("", _VARIANT.sub("", model.strip().lower()))
+        if name in self.models:
+            return self.models[name]
+        candidates = [known for known in self.models if name.startswith(known + "-")]
+        return self.models[max(candidates, key=len)] if candidates else None
+
+
+def _models(data: Any, where: str) -> dict[str, ModelPrice]:
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise PriceTableError(f'{where}: expected an object with a "models" object')
+    models = {}
+    for name, entry in data["models"].items():
+        if not isinstance(entry, dict) or any(
+            not isinstance(entry.get(key), int | float) or entry[key] < 0 for key in _FIELDS
+        ):
+            raise PriceTableError(
+                f"{where}: model {name!r} needs non-negative numbers for {', '.join(_FIELDS)}"
+            )
+        models[name.lower()] = ModelPrice(*(Decimal(str(entry[key])) for key in _FIELDS))
+    return models
+
+
+def load_price_table(override: Path | None = None) -> PriceTable:
+    """The shipped table, with ``override``'s models replacing or extending it."""
+    shipped = json.loads(
+        resources.files("trailguard.cost").joinpath("data/prices.json").read_text("utf-8")
+    )
+    models = _models(shipped, "shipped price table")
+    version = str(shipped.get("version", "unknown"))
+    if override is not None:
+        try:
+            data = json.loads(override.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PriceTableError(f"{override}: cannot read prices ({exc})") from None
+        models.update(_models(data, str(override)))
+        version = f"{version}+{override.name}:{data.get('version', 'local')}"
+    return PriceTable(version, models)

@@ -1,0 +1,180 @@
+"""The gateway side of cost: usage observations in, ``cost`` / ``budget_threshold`` / ``alert``
+events out, and the session ended ``budget_exhausted`` when a budget runs out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from trailguard.capture.anthropic_proxy import ModelRequestRecord
+from trailguard.capture.otlp import ApiRequestUsage
+from trailguard.cost.accounting import CostAccountant, UsageObservation
+from trailguard.cost.budgets import BudgetTracker, Exhausted
+from trailguard.cost.loops import LoopDetector
+from trailguard.cost.usage import Usage
+from trailguard.events import Cost, Event, SessionEnd, utc_now
+from trailguard.gateway.sessions import SessionRegistry
+from trailguard.ledger.writer import Ledger
+
+BUDGET_RULE = "budget-exhausted"
+
+
+def today() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+class CostRecorder:
+    def __init__(
+        self,
+        ledger: Ledger,
+        sessions: SessionRegistry,
+        accountant: CostAccountant,
+        budgets: BudgetTracker,
+        loops: LoopDetector,
+    ) -> None:
+        self.ledger = ledger
+        self.sessions = sessions
+        self.accountant = accountant
+        self.budgets = budgets
+        self.loops = loops
+
+    def exhausted(self, session_id: str | None) -> Exhausted | None:
+        """The budget this session's activity has exhausted, if any."""
+        summary = self.sessions.get(session_id) if session_id else None
+        return self.budgets.exhausted(
+            session_id,
+            summary.developer_id if summary else None,
+            summary.project_id if summary else None,
+            today(),
+        )
+
+    def refusal(self, session_id: str | None) -> str | None:
+        """Why a model request of this session must be refused (for the API proxy)."""
+        exhausted = self.exhausted(session_id)
+        return exhausted.reason() if exhausted else None
+
+    def events_for(self, observations: Sequence[UsageObservation]) -> list[Event]:
+        """Cost, threshold, spike and end events for new observations (not yet appended)."""
+        events: list[Event] = []
+        for observation in observations:
+            session_id = observation.session_id
+            summary = self.sessions.get(session_id) if session_id else None
+            developer = summary.developer_id if summary else None
+            project = summary.project_id if summary else None
+            for event in self.accountant.record(
+                observation, developer_id=developer, project_id=project
+            ):
+                events.append(event)
+                if isinstance(event, Cost) and event.cost_usd is not None:
+                    amount = Decimal(str(event.cost_usd))
+                    events.extend(
+                        self.budgets.add(
+                            amount,
+                            session_id=session_id,
+                            developer_id=developer,
+                            project_id=project,
+                            day=today(),
+                        )
+                    )
+                    if session_id:
+                        events.extend(self.loops.spend(session_id, amount))
+            exhausted = self.budgets.exhausted(session_id, developer, project, today())
+            if exhausted and session_id and summary is not None and summary.ended_at is None:
+                events.append(
+                    SessionEnd(
+                        session_id=session_id,
+                        developer_id=developer,
+                        project_id=project,
+                        reason="budget_exhausted",
+                        raw_reason=exhausted.reason(),
+                        source="gateway",
+                    )
+                )
+                self.sessions.end(session_id, "budget_exhausted", exhausted.reason(), utc_now())
+        return events
+
+    async def record(self, observations: Sequence[UsageObservation]) -> None:
+        events = self.events_for(observations)
+        if events:
+            await asyncio.wrap_future(self.ledger.submit_many(events))
+
+
+def from_proxy(record: ModelRequestRecord) -> UsageObservation | None:
+    """The usage the API proxy saw (None for a request that produced no message)."""
+    if record.message_id is None and not record.usage:
+        return None
+    usage = dict(record.usage)
+    split = {
+        key.split(".", 1)[1]: value
+        for key, value in usage.items()
+        if key.startswith("cache_creation.")
+    }
+    if split:
+        usage["cache_creation"] = split  # type: ignore[assignment]
+    return UsageObservation(
+        source="proxy",
+        session_id=record.session_id,
+        model=record.model,
+        usage=Usage.from_anthropic(usage),
+        request_id=record.request_id,
+        message_id=record.message_id,
+        tool_use_ids=record.tool_use_ids,
+    )
+
+
+def from_telemetry(usage: ApiRequestUsage) -> UsageObservation:
+    remainder = max(
+        usage.cache_creation_tokens
+        - usage.cache_creation_5m_tokens
+        - usage.cache_creation_1h_tokens,
+        0,
+    )
+    return UsageObservation(
+        source="otlp",
+        session_id=usage.session_id,
+        model=usage.model,
+        usage=Usage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_write_5m_tokens=usage.cache_creation_5m_tokens + remainder,
+            cache_write_1h_tokens=usage.cache_creation_1h_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+        ),
+        request_id=usage.request_id,
+        reported_cost_usd=usage.cost_usd,
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def from_transcript(session_id: str, entries: object) -> list[UsageObservation]:
+    """The usage entries the hook client read from the transcript (``trailguard.usage``)."""
+    if not isinstance(entries, list):
+        return []
+    observations = []
+    for entry in entries[:500]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("usage"), dict):
+            continue
+        tool_use_ids = entry.get("toolUseIds")
+        observations.append(
+            UsageObservation(
+                source="transcript",
+                session_id=session_id,
+                model=entry.get("model") if isinstance(entry.get("model"), str) else None,
+                usage=Usage.from_anthropic(entry["usage"]),
+                request_id=entry.get("requestId")
+                if isinstance(entry.get("requestId"), str)
+                else None,
+                message_id=entry.get("messageId")
+                if isinstance(entry.get("messageId"), str)
+                else None,
+                tool_use_ids=tuple(t for t in tool_use_ids if isinstance(t, str))
+                if isinstance(tool_use_ids, list)
+                else (),
+            )
+        )
+    return observations
