@@ -139,6 +139,8 @@ class SessionReport:
     never_started: bool = False
     counts: Counter[str] = field(default_factory=Counter)
     tool_calls: int = 0
+    cost_usd: float = 0.0
+    """Known model spend of the session (requests with an unknown price are not in it)."""
     gaps: list[str] = field(default_factory=list)
     """toolUseIds without an invocation, or without a result, error or denial."""
 
@@ -166,6 +168,8 @@ def session_report(store: Store, session_id: str) -> SessionReport | None:
             report.ended_at = document["timestamp"]
             report.end_reason = document.get("reason")
             report.raw_end_reason = document.get("rawReason")
+        elif kind == EventType.COST and document.get("costUsd") is not None:
+            report.cost_usd += document["costUsd"]
         elif kind == EventType.ALERT and document.get("alertType") == "session_not_started":
             report.never_started = True
         elif kind == EventType.TOOL_INVOCATION and document.get("toolUseId"):

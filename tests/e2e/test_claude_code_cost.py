@@ -103,21 +103,32 @@ def test_session_total_through_the_proxy_matches_claude_codes_own_figure(
     assert b"sk-ant-test" not in raw  # the API key passed through, never stored
 
 
-def test_telemetry_alone_and_transcript_alone_give_the_same_total_and_never_double_count(
-    claude_binary, tmp_path, workspace, gateway
-):
-    # Telemetry and the transcript reader together, without the proxy: one count per request.
-    install_hooks(workspace, gateway, "command")
-    telemetry = {
+def telemetry_env(gateway: GatewayProcess, token: str) -> dict[str, str]:
+    return {
         "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
         "OTEL_LOGS_EXPORTER": "otlp",
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
         "OTEL_EXPORTER_OTLP_ENDPOINT": gateway.url,
-        "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer {workspace.token}",
+        "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer {token}",
         "OTEL_LOGS_EXPORT_INTERVAL": "300",
         "OTEL_BLRP_SCHEDULE_DELAY": "300",
     }
+
+
+@pytest.mark.parametrize(
+    ("sources", "mode", "telemetry"),
+    [
+        ({"otlp"}, "http", True),  # telemetry alone (http hooks do not read the transcript)
+        ({"transcript"}, "command", False),  # the transcript alone
+        ({"otlp", "transcript"}, "command", True),  # both: still one count per request
+    ],
+)
+def test_telemetry_and_transcript_each_give_claude_codes_total_and_never_double_count(
+    claude_binary, workspace, gateway, sources, mode, telemetry
+):
+    install_hooks(workspace, gateway, mode)
+    extra = telemetry_env(gateway, workspace.token) if telemetry else {}
     with ModelServer(varied_script()) as model:
         result = run_claude(
             claude_binary,
@@ -125,18 +136,41 @@ def test_telemetry_alone_and_transcript_alone_give_the_same_total_and_never_doub
             project=workspace.project,
             prompt="go",
             model_url=model.url,
-            env_extra=workspace.env(gateway) | telemetry,
+            env_extra=workspace.env(gateway) | extra,
             args=BYPASS,
         )
     assert result.returncode == 0, result.describe()
     report = cost_report(gateway, result.session_id)
     assert report["requests"] == 4, report
     assert report["totalUsd"] == pytest.approx(result.total_cost_usd, rel=0.005)
-    sources = {
+    seen = {
         e["source"] for e in gateway.session_events(result.session_id) if e["eventType"] == "cost"
     }
-    assert sources <= {"otlp", "transcript"}
-    assert sources, "no usage arrived"
+    assert seen <= sources
+    assert seen
+
+
+def test_a_looping_session_raises_an_alert(claude_binary, workspace, gateway):
+    install_hooks(workspace, gateway, "http")
+    same = [Turn(tool_calls=[bash("git status")]) for _ in range(9)] + [Turn(text="stuck")]
+    with ModelServer(same) as model:
+        result = run_claude(
+            claude_binary,
+            home=workspace.home,
+            project=workspace.project,
+            prompt="go",
+            model_url=model.url,
+            env_extra=workspace.env(gateway),
+            args=BYPASS,
+        )
+    assert result.returncode == 0, result.describe()
+    alerts = [
+        e
+        for e in gateway.session_events(result.session_id)
+        if e["eventType"] == "alert" and e["alertType"] == "repeated_tool_call"
+    ]
+    assert len(alerts) == 1
+    assert "Bash" in alerts[0]["message"]
 
 
 def test_exhausted_budget_denies_tools_ends_the_session_and_refuses_model_requests(

@@ -21,6 +21,11 @@ def cost_report(documents: list[dict[str, Any]], tools: dict[str, str]) -> dict[
     overhead = Decimal(0)
     unknown = 0
     per_call: dict[str, dict[str, Any]] = {}
+    rollups: dict[str, dict[str, Decimal]] = {
+        "perDay": defaultdict(Decimal),
+        "perDeveloper": defaultdict(Decimal),
+        "perProject": defaultdict(Decimal),
+    }
     per_model: dict[str, dict[str, Any]] = defaultdict(
         lambda: {
             "requests": 0,
@@ -47,6 +52,9 @@ def cost_report(documents: list[dict[str, Any]], tools: dict[str, str]) -> dict[
         amount = Decimal(str(event["costUsd"]))
         row["usd"] += amount
         total += amount
+        rollups["perDay"][event["timestamp"][:10]] += amount
+        rollups["perDeveloper"][event.get("developerId") or "(unknown)"] += amount
+        rollups["perProject"][event.get("projectId") or "(unknown)"] += amount
         tool_use_ids = event.get("toolUseIds") or []
         if not tool_use_ids:
             overhead += amount
@@ -75,6 +83,10 @@ def cost_report(documents: list[dict[str, Any]], tools: dict[str, str]) -> dict[
         ],
         "perModel": {
             model: {**row, "usd": float(round(row["usd"], 6))} for model, row in per_model.items()
+        },
+        **{
+            name: {key: float(round(usd, 6)) for key, usd in sorted(values.items())}
+            for name, values in rollups.items()
         },
     }
 
@@ -145,6 +157,10 @@ def cost(
             f"{row['usd']:.4f}",
         )
     out.print(models)
+    days = Table("day", "USD")
+    for day, usd in report["perDay"].items():
+        days.add_row(day, f"{usd:.4f}")
+    out.print(days)
     calls = Table("toolUseId", "tool", "output tokens", "USD")
     for entry in sorted(report["perToolCall"], key=lambda e: -e["usd"]):
         calls.add_row(

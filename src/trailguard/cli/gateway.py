@@ -286,6 +286,9 @@ def sessions_show(
     ended += f", agent said {report.raw_end_reason!r})" if report.raw_end_reason else ")"
     out.print(f"ended       {ended if report.ended_at else '(open)'}")
     counts = ", ".join(f"{kind} {n}" for kind, n in sorted(report.counts.items()))
+    out.print(
+        f"cost        ${report.cost_usd:.4f} over {report.counts.get('cost', 0)} model requests"
+    )
     out.print(f"events      {sum(report.counts.values())}: {counts}")
     if report.complete:
         out.print(
