@@ -148,6 +148,9 @@ def test_telemetry_and_transcript_each_give_claude_codes_total_and_never_double_
     }
     assert seen <= sources
     assert seen
+    if telemetry:  # the agent's own tool decisions are kept beside the hooks' record
+        names = {e.get("name") for e in gateway.session_events(result.session_id)}
+        assert "telemetry.tool_decision" in names or "telemetry.tool_result" in names
 
 
 def test_a_looping_session_raises_an_alert(claude_binary, workspace, gateway):

@@ -33,7 +33,13 @@ from trailguard.cost.accounting import CostAccountant
 from trailguard.cost.budgets import BudgetConfig, BudgetTracker
 from trailguard.cost.loops import LoopDetector
 from trailguard.cost.prices import load_price_table
-from trailguard.events import Alert, AuditAccess, EventValidationError, PolicyChange
+from trailguard.events import (
+    AgentEvent,
+    Alert,
+    AuditAccess,
+    EventValidationError,
+    PolicyChange,
+)
 from trailguard.gateway.costs import CostRecorder, from_proxy, from_telemetry
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.reaper import Reaper
@@ -50,6 +56,8 @@ from trailguard.store.sqlite import SQLiteStore
 MAX_BODY_BYTES = 32 * 1024 * 1024
 """Larger hook payloads are refused (413); tool outputs inside are truncated far below this."""
 MAX_QUERY_LIMIT = 10_000
+TELEMETRY_KEPT = frozenset({"tool_decision", "tool_result"})
+"""Telemetry records kept as agent_event (api_request records become cost events)."""
 _BEARER = re.compile(r"^Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 HOOK_BODY_SCHEMA = {
@@ -384,6 +392,19 @@ def create_app(
     async def on_telemetry(records: list[TelemetryRecord]) -> None:
         usages = [api_request_usage(record) for record in records]
         await costs.record([from_telemetry(usage) for usage in usages if usage is not None])
+        # The agent's own account of its tool decisions and results, kept beside the hooks'.
+        kept = [
+            AgentEvent(
+                session_id=record.session_id,
+                name=f"telemetry.{record.event_name}",
+                payload=dict(record.attributes),
+                source="otlp",
+            )
+            for record in records
+            if record.event_name in TELEMETRY_KEPT and record.session_id
+        ]
+        if kept:
+            await asyncio.wrap_future(ledger.submit_many(kept))
 
     async def require_agent_token(request: Request) -> None:
         identity, reason = identify(request)
