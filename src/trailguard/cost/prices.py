@@ -3,7 +3,10 @@ overridable by a file of the same shape. An unknown model has no price (its cost
 never zero).
 
 Model names are matched after dropping a ``-YYYYMMDD`` date suffix and a ``[…]`` variant, then
-by the longest known name that is a prefix (``claude-sonnet-4-5-20250929`` → ``claude-sonnet-4-5``).
+through the table's aliases, then by the longest known name followed by ``-`` and a letter
+(``claude-3-5-haiku-latest`` → ``claude-3-5-haiku``), so an unknown version such as
+``claude-opus-4-9`` is unknown rather than priced as ``claude-opus-4``. The shipped table is the
+one Claude Code 2.1.328 itself carries (its ``notes`` say so).
 """
 
 from __future__ import annotations
@@ -40,12 +43,18 @@ class ModelPrice:
 class PriceTable:
     version: str
     models: dict[str, ModelPrice] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
 
     def price_for(self, model: str) -> ModelPrice | None:
         name = _DATE_SUFFIX.sub("", _VARIANT.sub("", model.strip().lower()))
+        name = self.aliases.get(name, name)
         if name in self.models:
             return self.models[name]
-        candidates = [known for known in self.models if name.startswith(known + "-")]
+        candidates = [
+            known
+            for known in self.models
+            if name.startswith(known + "-") and name[len(known) + 1 : len(known) + 2].isalpha()
+        ]
         return self.models[max(candidates, key=len)] if candidates else None
 
 
@@ -70,6 +79,7 @@ def load_price_table(override: Path | None = None) -> PriceTable:
         resources.files("trailguard.cost").joinpath("data/prices.json").read_text("utf-8")
     )
     models = _models(shipped, "shipped price table")
+    aliases = {str(k).lower(): str(v).lower() for k, v in (shipped.get("aliases") or {}).items()}
     version = str(shipped.get("version", "unknown"))
     if override is not None:
         try:
@@ -78,4 +88,4 @@ def load_price_table(override: Path | None = None) -> PriceTable:
             raise PriceTableError(f"{override}: cannot read prices ({exc})") from None
         models.update(_models(data, str(override)))
         version = f"{version}+{override.name}:{data.get('version', 'local')}"
-    return PriceTable(version, models)
+    return PriceTable(version, models, aliases)
