@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from trailguard.classify.model import ClassifyContext, SimpleCommand
+from trailguard.classify.options import POSITIONAL, iter_options
 from trailguard.events import Operation
 
 __all__ = [
@@ -277,6 +278,15 @@ def _file_op(
 # ---------------------------------------------------------------------------------------------
 
 
+_MODE_ARG = re.compile(r"-[rwxXstugo]+(?:[,+=-][rwxXstugo]*)*")
+_MODE_OPTIONS = re.compile(r"-[Rcfv]+")
+
+
+def _is_mode(arg: str) -> bool:
+    """chmod -x file: a mode, not an option."""
+    return _MODE_ARG.fullmatch(arg) is not None and _MODE_OPTIONS.fullmatch(arg) is None
+
+
 def _parse(
     argv: tuple[str, ...],
     *,
@@ -289,45 +299,18 @@ def _parse(
     flags: set[str] = set()
     values: dict[str, str] = {}
     positionals: list[str] = []
-    i = 1
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg == "--":
-            positionals.extend(argv[i:])
-            break
-        if arg == "-" or not arg.startswith("-"):
-            positionals.append(arg)
-            continue
-        if (
-            mode_like
-            and re.fullmatch(r"-[rwxXstugo]+(?:[,+=-][rwxXstugo]*)*", arg)
-            and not (re.fullmatch(r"-[Rcfv]+", arg))
-        ):
-            positionals.append(arg)  # chmod -x file: a mode, not an option
-            continue
-        if arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-            if eq:
-                values[name] = value
-            elif name in long_value:
-                values[name] = argv[i] if i < len(argv) else ""
-                i += 1
-            else:
-                flags.add(name)
-            continue
-        j = 1
-        while j < len(arg):
-            letter = arg[j]
-            if letter in short_value:
-                value = arg[j + 1 :]
-                if not value:
-                    value = argv[i] if i < len(argv) else ""
-                    i += 1
-                values[f"-{letter}"] = value
-                break
-            flags.add(f"-{letter}")
-            j += 1
+    for name, value in iter_options(
+        argv[1:],
+        short_value=short_value,
+        long_value=long_value,
+        is_positional=_is_mode if mode_like else None,
+    ):
+        if name == POSITIONAL:
+            positionals.append(value or "")
+        elif value is None:
+            flags.add(name)
+        else:
+            values[name] = value
     return flags, values, positionals
 
 
@@ -765,53 +748,32 @@ def _dd(command: SimpleCommand, context: ClassifyContext, raw: str) -> list[Oper
     return operations
 
 
+_BSD_SED_SUFFIX = re.compile(r"\.[\w.~-]{1,10}")
+
+
 def _sed(command: SimpleCommand, context: ClassifyContext, raw: str) -> list[Operation]:
-    argv = command.argv
     in_place = False
     has_script_option = False
     positionals: list[str] = []
-    i = 1
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg == "--":
-            positionals.extend(argv[i:])
-            break
-        if arg == "-" or not arg.startswith("-"):
-            positionals.append(arg)
-            continue
-        if arg.startswith("--"):
-            name, eq, _value = arg.partition("=")
-            if name == "--in-place":
-                in_place = True
-            elif name in ("--expression", "--file"):
-                has_script_option = True
-                if not eq:
-                    i += 1
-            elif name in ("--line-length",) and not eq:
-                i += 1
-            continue
-        j = 1
-        while j < len(arg):
-            letter = arg[j]
-            if letter == "i":
-                in_place = True
-                if j + 1 == len(arg) and i < len(argv):
-                    following = argv[i]
-                    # BSD sed: -i '' or -i .bak take the backup suffix as their own argument
-                    if following == "" or re.fullmatch(r"\.[\w.~-]{1,10}", following):
-                        i += 1
-                break  # GNU -iSUFFIX: the rest of the cluster is the suffix
-            if letter in "ef":
-                has_script_option = True
-                if j + 1 == len(arg):
-                    i += 1
-                break
-            if letter == "l":
-                if j + 1 == len(arg):
-                    i += 1
-                break
-            j += 1
+    bare_in_place = False
+    for name, value in iter_options(
+        command.argv[1:],
+        short_value="efl",
+        long_value=frozenset({"--expression", "--file", "--line-length"}),
+        optional_short="i",  # GNU -iSUFFIX: the rest of the cluster is the suffix
+        report_dashdash=True,
+    ):
+        after_bare_in_place, bare_in_place = bare_in_place, False
+        if name == POSITIONAL:
+            word = value or ""
+            # BSD sed: -i '' or -i .bak take the backup suffix as their own argument
+            if not (after_bare_in_place and (word == "" or _BSD_SED_SUFFIX.fullmatch(word))):
+                positionals.append(word)
+        elif name in ("-i", "--in-place"):
+            in_place = True
+            bare_in_place = name == "-i" and value is None
+        elif name in ("-e", "-f", "--expression", "--file"):
+            has_script_option = True
     if not in_place:
         return []
     files = positionals if has_script_option else positionals[1:]

@@ -21,6 +21,7 @@ from typing import Literal
 from trailguard.classify.files import resolve_path
 from trailguard.classify.http import redact_text, strip_url_credentials
 from trailguard.classify.model import ClassifyContext, SimpleCommand
+from trailguard.classify.options import DASHDASH, POSITIONAL, iter_options
 from trailguard.events import Operation
 
 __all__ = ["PROGRAMS", "PROTECTED_BRANCHES", "classify"]
@@ -134,53 +135,28 @@ def _parse(
     optional_short: str = "",
 ) -> _Args:
     """GNU-style parsing: short clusters (``-fd``, ``-am msg``), ``--opt=value``, and ``--``.
-    ``optional_short`` letters take a value only when attached (``-S<keyid>``)."""
-    flags: set[str] = set()
-    values: dict[str, str] = {}
-    positionals: list[str] = []
-    after: list[str] = []
-    saw = False
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg == "--":
-            after = list(args[i:])
-            saw = True
-            break
-        if arg == "-" or not arg.startswith("-") or len(arg) == 1:
-            positionals.append(arg)
-            continue
-        if arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-            if eq:
-                values[name] = value
-                flags.add(name)
-            elif name in long_value:
-                values[name] = args[i] if i < len(args) else ""
-                flags.add(name)
-                i += 1
-            else:
-                flags.add(name)
-            continue
-        j = 1
-        while j < len(arg):
-            letter = arg[j]
-            if letter in short_value:
-                value = arg[j + 1 :]
-                if not value:
-                    value = args[i] if i < len(args) else ""
-                    i += 1
-                values[f"-{letter}"] = value
-                flags.add(f"-{letter}")
-                break
-            if letter in optional_short:
-                values[f"-{letter}"] = arg[j + 1 :]
-                flags.add(f"-{letter}")
-                break
-            flags.add(f"-{letter}")
-            j += 1
-    return _Args(flags, values, positionals, after, saw)
+    ``optional_short`` letters take a value only when attached (``-S<keyid>``). Every option
+    given is in ``flags``; those given a value are also in ``values``."""
+    parsed = _Args(set(), {}, [], [], False)
+    for name, value in iter_options(
+        args,
+        short_value=short_value,
+        long_value=long_value,
+        optional_short=optional_short,
+        report_dashdash=True,
+    ):
+        if name == DASHDASH:
+            parsed.saw_dashdash = True
+        elif name == POSITIONAL:
+            words = parsed.after_dashdash if parsed.saw_dashdash else parsed.positionals
+            words.append(value or "")
+        else:
+            parsed.flags.add(name)
+            if value is not None:
+                parsed.values[name] = value
+            elif len(name) == 2 and name[1] in optional_short:
+                parsed.values[name] = ""  # -S without a key id
+    return parsed
 
 
 # ---------------------------------------------------------------------------------------------

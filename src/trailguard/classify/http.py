@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from trailguard.classify.files import resolve_path, sensitive_class
 from trailguard.classify.model import ClassifyContext, SimpleCommand
+from trailguard.classify.options import POSITIONAL, iter_options
 from trailguard.events import Operation
 
 __all__ = [
@@ -341,41 +342,13 @@ _CURL_DATA = frozenset(
 
 def _curl_options(argv: tuple[str, ...]) -> Iterable[tuple[str, str | None]]:
     """(long option name, value) pairs and ("", positional) for arguments."""
-    i = 1
-    only_positionals = False
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if only_positionals or arg == "-" or not arg.startswith("-"):
-            yield "", arg
-            continue
-        if arg == "--":
-            only_positionals = True
-            continue
-        if arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-            if name in _CURL_LONG_VALUE:
-                if not eq:
-                    value = argv[i] if i < len(argv) else ""
-                    i += 1
-                yield name, value
-            else:
-                yield name, None
-            continue
-        # a cluster of short options: -sSL, -XPOST, -sSo file
-        j = 1
-        while j < len(arg):
-            letter = arg[j]
-            long_name = _CURL_SHORT_LONG.get(letter, f"-{letter}")
-            if letter in _CURL_SHORT_VALUE:
-                value = arg[j + 1 :]
-                if not value:
-                    value = argv[i] if i < len(argv) else ""
-                    i += 1
-                yield long_name, value
-                break
-            yield long_name, None
-            j += 1
+    return iter_options(
+        argv[1:],
+        short_value=_CURL_SHORT_VALUE,
+        long_value=_CURL_LONG_VALUE,
+        short_names=_CURL_SHORT_LONG,
+        long_flag_values=False,
+    )
 
 
 def _classify_curl(command: SimpleCommand, context: ClassifyContext) -> _Request:
@@ -516,39 +489,12 @@ _WGET_LONG_VALUE = frozenset(
 
 def _classify_wget(command: SimpleCommand, context: ClassifyContext) -> _Request:
     request = _Request(remote_name=True)
-    argv = command.argv
-    i = 1
-    options: list[tuple[str, str | None]] = []
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg == "--":
-            options.extend(("", rest) for rest in argv[i:])
-            break
-        if not arg.startswith("-") or arg == "-":
-            options.append(("", arg))
-        elif arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-            if name in _WGET_LONG_VALUE and not eq:
-                value = argv[i] if i < len(argv) else ""
-                i += 1
-                options.append((name, value))
-            else:
-                options.append((name, value if eq else None))
-        else:
-            j = 1
-            while j < len(arg):
-                letter = arg[j]
-                name = _WGET_SHORT_LONG.get(letter, f"-{letter}")
-                if letter in _WGET_SHORT_VALUE:
-                    value = arg[j + 1 :]
-                    if not value:
-                        value = argv[i] if i < len(argv) else ""
-                        i += 1
-                    options.append((name, value))
-                    break
-                options.append((name, None))
-                j += 1
+    options = iter_options(
+        command.argv[1:],
+        short_value=_WGET_SHORT_VALUE,
+        long_value=_WGET_LONG_VALUE,
+        short_names=_WGET_SHORT_LONG,
+    )
     for option, argument in options:
         if option == "":
             request.urls.append(argument or "")
@@ -622,68 +568,36 @@ _HTTPIE_ITEM_RE = re.compile(r"^(?P<key>(?:\\.|[^:=@\\])*)(?P<sep>:=@|=@|==|:=|=
 
 def _classify_httpie(command: SimpleCommand, context: ClassifyContext) -> _Request:
     request = _Request(default_scheme="https" if command.program == "https" else "http")
-    argv = command.argv
     positionals: list[str] = []
     auth_type = "basic"
     auth: str | None = None
-    i = 1
-    only_positionals = False
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if only_positionals or not arg.startswith("-") or arg == "-":
-            positionals.append(arg)
-            continue
-        if arg == "--":
-            only_positionals = True
-            continue
-        pairs: list[tuple[str, str | None]] = []
-        if arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-            if name in _HTTPIE_LONG_VALUE and not eq:
-                value = argv[i] if i < len(argv) else ""
-                i += 1
-                pairs.append((name, value))
-            else:
-                pairs.append((name, value if eq else None))
-        else:
-            j = 1
-            while j < len(arg):
-                letter = arg[j]
-                name = _HTTPIE_SHORT_LONG.get(letter, f"-{letter}")
-                if letter in _HTTPIE_SHORT_VALUE:
-                    value = arg[j + 1 :]
-                    if not value:
-                        value = argv[i] if i < len(argv) else ""
-                        i += 1
-                    pairs.append((name, value))
-                    break
-                pairs.append((name, None))
-                j += 1
-        for option, argument in pairs:
-            if option == "--auth" and argument is not None:
-                auth = argument
-            elif option == "--auth-type" and argument:
-                auth_type = argument.lower()
-            elif option == "--bearer" and argument:
-                _add_flag(request.flags, "credentials")
-                request.secrets.append(argument)
-            elif option == "--output" and argument is not None:
-                request.outputs.append(argument)
-            elif option == "--download":
-                request.remote_name = True
-            elif (
-                option == "--verify"
-                and argument is not None
-                and argument.lower() in ("no", "false")
-            ):
-                _add_flag(request.flags, "insecure")
-            elif option == "--offline":
-                _add_flag(request.flags, "offline")
-            elif option == "--raw":
-                request.implied_method = "POST"
-            elif option == "--method" and argument:
-                request.method = argument.upper()
+    for option, argument in iter_options(
+        command.argv[1:],
+        short_value=_HTTPIE_SHORT_VALUE,
+        long_value=_HTTPIE_LONG_VALUE,
+        short_names=_HTTPIE_SHORT_LONG,
+    ):
+        if option == POSITIONAL:
+            positionals.append(argument or "")
+        elif option == "--auth" and argument is not None:
+            auth = argument
+        elif option == "--auth-type" and argument:
+            auth_type = argument.lower()
+        elif option == "--bearer" and argument:
+            _add_flag(request.flags, "credentials")
+            request.secrets.append(argument)
+        elif option == "--output" and argument is not None:
+            request.outputs.append(argument)
+        elif option == "--download":
+            request.remote_name = True
+        elif option == "--verify" and argument is not None and argument.lower() in ("no", "false"):
+            _add_flag(request.flags, "insecure")
+        elif option == "--offline":
+            _add_flag(request.flags, "offline")
+        elif option == "--raw":
+            request.implied_method = "POST"
+        elif option == "--method" and argument:
+            request.method = argument.upper()
     if auth is not None:
         _add_flag(request.flags, "credentials")
         if auth_type == "bearer":

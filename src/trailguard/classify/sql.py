@@ -36,6 +36,7 @@ from sqlglot.dialects.dialect import Dialect
 from trailguard.classify.files import resolve_path
 from trailguard.classify.http import REDACTED, redact_text
 from trailguard.classify.model import ClassifyContext, SimpleCommand
+from trailguard.classify.options import iter_options
 from trailguard.events import Operation
 
 __all__ = ["PROGRAMS", "classify", "classify_sql"]
@@ -739,54 +740,6 @@ def _apply_database(connection: _Connection, value: str) -> None:
         connection.database = value
 
 
-def _options(
-    argv: tuple[str, ...],
-    short_value: str,
-    long_value: frozenset[str],
-    optional_short: str = "",
-    optional_long: frozenset[str] = frozenset(),
-) -> Iterator[tuple[str, str | None]]:
-    """(option, value) pairs, and ("", positional)."""
-    i = 1
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg == "--":
-            for rest in argv[i:]:
-                yield "", rest
-            return
-        if arg == "-" or not arg.startswith("-"):
-            yield "", arg
-            continue
-        if arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-            if eq:
-                yield name, value
-            elif name in long_value:
-                yield name, argv[i] if i < len(argv) else ""
-                i += 1
-            elif name in optional_long:
-                yield name, None
-            else:
-                yield name, None
-            continue
-        j = 1
-        while j < len(arg):
-            letter = arg[j]
-            if letter in short_value:
-                value = arg[j + 1 :]
-                if not value:
-                    value = argv[i] if i < len(argv) else ""
-                    i += 1
-                yield f"-{letter}", value
-                break
-            if letter in optional_short:
-                yield f"-{letter}", arg[j + 1 :] or None
-                break
-            yield f"-{letter}", None
-            j += 1
-
-
 def _parse_postgres(command: SimpleCommand, context: ClassifyContext) -> _Connection:
     connection = _Connection("postgres")
     pgcli = command.program == "pgcli"
@@ -800,7 +753,9 @@ def _parse_postgres(command: SimpleCommand, context: ClassifyContext) -> _Connec
             "--row-limit", "--pgclirc",
         }
     )  # fmt: skip
-    for name, value in _options(command.argv, short_value, long_value):
+    for name, value in iter_options(
+        command.argv[1:], short_value=short_value, long_value=long_value
+    ):
         if name == "":
             positionals.append(value or "")
         elif name in ("-c", "--command") and value is not None and not pgcli:
@@ -846,8 +801,11 @@ def _parse_mysql(command: SimpleCommand, context: ClassifyContext) -> _Connectio
             "--default-character-set", "--pass", *(("--password",) if mycli else ()),
         }
     )  # fmt: skip
-    for name, value in _options(
-        command.argv, short_value, long_value, optional_short="" if mycli else "p"
+    for name, value in iter_options(
+        command.argv[1:],
+        short_value=short_value,
+        long_value=long_value,
+        optional_short="" if mycli else "p",
     ):
         if name == "":
             positionals.append(value or "")

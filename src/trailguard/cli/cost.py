@@ -12,11 +12,18 @@ import typer
 from rich.table import Table
 
 from trailguard.cli._common import DataDir, app, fail, open_read_only, out, resolve_data_dir
+from trailguard.cost.usage import split_evenly
 
 
-def cost_report(documents: list[dict[str, Any]], tools: dict[str, str]) -> dict[str, Any]:
+def cost_report(
+    documents: list[dict[str, Any]],
+    tools: dict[str, str],
+    attributions: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
     """Totals from ``cost`` events: per tool call (a response's cost split evenly over the tool
-    calls it emitted), overhead (responses that called no tool), and per model."""
+    calls it emitted, also when a later source named them: ``attributions``, by request or
+    message id), overhead (responses that called no tool), and per model."""
+    attributions = attributions or {}
     total = Decimal(0)
     overhead = Decimal(0)
     unknown = 0
@@ -29,6 +36,7 @@ def cost_report(documents: list[dict[str, Any]], tools: dict[str, str]) -> dict[
     per_model: dict[str, dict[str, Any]] = defaultdict(
         lambda: {
             "requests": 0,
+            "priced": 0,
             "inputTokens": 0,
             "outputTokens": 0,
             "cacheWriteTokens": 0,
@@ -49,19 +57,21 @@ def cost_report(documents: list[dict[str, Any]], tools: dict[str, str]) -> dict[
         if event.get("costUsd") is None:
             unknown += 1
             continue
+        row["priced"] += 1
         amount = Decimal(str(event["costUsd"]))
         row["usd"] += amount
         total += amount
         rollups["perDay"][event["timestamp"][:10]] += amount
         rollups["perDeveloper"][event.get("developerId") or "(unknown)"] += amount
         rollups["perProject"][event.get("projectId") or "(unknown)"] += amount
-        tool_use_ids = event.get("toolUseIds") or []
+        tool_use_ids = event.get("toolUseIds") or attributions.get(event.get("requestId") or "", [])
         if not tool_use_ids:
             overhead += amount
             continue
-        share = amount / len(tool_use_ids)
         tokens = event.get("outputTokens", 0) // len(tool_use_ids)
-        for tool_use_id in tool_use_ids:
+        for tool_use_id, share in zip(
+            tool_use_ids, split_evenly(amount, len(tool_use_ids)), strict=True
+        ):
             entry = per_call.setdefault(
                 tool_use_id,
                 {
@@ -78,11 +88,12 @@ def cost_report(documents: list[dict[str, Any]], tools: dict[str, str]) -> dict[
         "overheadUsd": float(round(overhead, 6)),
         "requests": len(documents),
         "unknownCostRequests": unknown,
-        "perToolCall": [
-            {**entry, "usd": float(round(entry["usd"], 6))} for entry in per_call.values()
-        ],
+        "perToolCall": [{**entry, "usd": float(entry["usd"])} for entry in per_call.values()],
         "perModel": {
-            model: {**row, "usd": float(round(row["usd"], 6))} for model, row in per_model.items()
+            # A model whose every request was unpriced has an unknown cost, not $0.
+            model: {key: value for key, value in row.items() if key != "priced"}
+            | {"usd": float(round(row["usd"], 6)) if row["priced"] else None}
+            for model, row in per_model.items()
         },
         **{
             name: {key: float(round(usd, 6)) for key, usd in sorted(values.items())}
@@ -102,6 +113,7 @@ def cost(
     output_format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """Model spend: total, per tool call, per model (JSON: totalUsd, perToolCall, perModel)."""
+    from trailguard.cost.accounting import COST_ATTRIBUTION
     from trailguard.retrieval import EventQuery, QueryError, query_events
 
     if output_format not in ("table", "json"):
@@ -123,6 +135,7 @@ def cost(
             until=until,
             event_type="tool_invocation",
         )
+        late = EventQuery.build(session=session, event_type="agent_event")
     except QueryError as exc:
         fail(str(exc))
     store = open_read_only(resolve_data_dir(data_dir))
@@ -133,9 +146,16 @@ def cost(
             for e in query_events(store, invocations)
             if e.get("toolUseId")
         }
+        attributions: dict[str, list[str]] = {}
+        for event in query_events(store, late):
+            payload = event.get("payload") or {}
+            if event.get("name") == COST_ATTRIBUTION and payload.get("toolUseIds"):
+                for key in (payload.get("requestId"), payload.get("messageId")):
+                    if key:
+                        attributions[key] = list(payload["toolUseIds"])
     finally:
         store.close()
-    report = cost_report(documents, tools)
+    report = cost_report(documents, tools, attributions)
     if output_format == "json":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
@@ -154,7 +174,7 @@ def cost(
             str(row["outputTokens"]),
             str(row["cacheWriteTokens"]),
             str(row["cacheReadTokens"]),
-            f"{row['usd']:.4f}",
+            f"{row['usd']:.4f}" if row["usd"] is not None else "unknown",
         )
     out.print(models)
     days = Table("day", "USD")

@@ -20,9 +20,11 @@ from typing import Literal
 
 from trailguard.cost.prices import PriceTable
 from trailguard.cost.usage import Usage, cost_usd, split_evenly
-from trailguard.events import Alert, Cost
+from trailguard.events import AgentEvent, Alert, Cost
 
 Source = Literal["proxy", "otlp", "transcript"]
+COST_ATTRIBUTION = "cost_attribution"
+"""agent_event name recording the tool calls a request counted earlier turned out to emit."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class CostAccountant:
 
     def record(
         self, observation: UsageObservation, *, developer_id: str | None, project_id: str | None
-    ) -> list[Cost | Alert]:
+    ) -> list[Cost | Alert | AgentEvent]:
         """The events for a new observation: one ``cost`` event (plus a warning the first time a
         model has no price), or nothing when this request was already counted."""
         session = observation.session_id or ""
@@ -98,11 +100,11 @@ class CostAccountant:
                 if observation.same_request(earlier):
                     # Keep what each source knew, so a third source matches on either id.
                     seen[index] = _merged(earlier, observation)
-                    return []
+                    return self._late_attribution(earlier, observation, session)
             seen.append(observation)
             price = self.prices.price_for(observation.model or "")
             spend = self.sessions[session]
-            events: list[Cost | Alert] = []
+            events: list[Cost | Alert | AgentEvent] = []
             amount: Decimal | None = None
             if price is None:
                 spend.unknown_requests += 1
@@ -153,6 +155,39 @@ class CostAccountant:
             )
         )
         return events
+
+    def _late_attribution(
+        self, earlier: UsageObservation, later: UsageObservation, session: str
+    ) -> list[Cost | Alert | AgentEvent]:
+        """A request first counted without its tool calls (telemetry knows none) learns them
+        from a later source: the ledger records the attribution, the totals move to the calls."""
+        if earlier.tool_use_ids or not later.tool_use_ids:
+            return []
+        price = self.prices.price_for(earlier.model or later.model or "")
+        if price is None:
+            return []
+        amount = cost_usd(earlier.usage, price)
+        spend = self.sessions[session]
+        spend.overhead -= amount
+        for tool_use_id, share in zip(
+            later.tool_use_ids, split_evenly(amount, len(later.tool_use_ids)), strict=True
+        ):
+            spend.per_tool_call[tool_use_id] = (
+                spend.per_tool_call.get(tool_use_id, Decimal(0)) + share
+            )
+        return [
+            AgentEvent(
+                session_id=earlier.session_id,
+                name=COST_ATTRIBUTION,
+                payload={
+                    "requestId": earlier.request_id or later.request_id,
+                    "messageId": earlier.message_id or later.message_id,
+                    "toolUseIds": list(later.tool_use_ids),
+                    "source": later.source,
+                },
+                source="gateway",
+            )
+        ]
 
     def session_total(self, session_id: str) -> Decimal:
         with self._lock:

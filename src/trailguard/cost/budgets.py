@@ -78,7 +78,7 @@ class BudgetTracker:
             self._spent[scope, key] += spent
             limit = self.config.limit(scope)
             if limit:
-                percent = spent * 100 / limit
+                percent = self._spent[scope, key] * 100 / limit
                 self._crossed[scope, key] |= {t for t in self.config.thresholds if percent >= t}
 
     def add(

@@ -85,7 +85,10 @@ class LoopDetector:
                 )
             if tool in ("Edit", "MultiEdit") and isinstance(tool_input, dict):
                 path = str(tool_input.get("file_path"))
-                old, new = str(tool_input.get("old_string")), str(tool_input.get("new_string"))
+                edits = tool_input.get("edits") if tool == "MultiEdit" else [tool_input]
+                pairs = [e for e in edits if isinstance(e, dict)] if isinstance(edits, list) else []
+                old = json.dumps([e.get("old_string") for e in pairs], default=str)
+                new = json.dumps([e.get("new_string") for e in pairs], default=str)
                 if (new, old) in self._edits[session_id, path]:
                     alerts += self._alert(
                         ("oscillation", session_id, path, *sorted((old, new))),

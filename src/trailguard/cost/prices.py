@@ -12,6 +12,7 @@ one Claude Code 2.1.328 itself carries (its ``notes`` say so).
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,6 +22,8 @@ from typing import Any
 
 _DATE_SUFFIX = re.compile(r"-\d{8}$")
 _VARIANT = re.compile(r"\[[^\]]*\]$")
+_PROVIDER_PREFIX = re.compile(r"^(?:.*/)?(?:[a-z]{2,}\.)?anthropic\.")
+_PROVIDER_SUFFIX = re.compile(r"(?:@\d{8}|-v\d+(?::\d+)?)$")
 _FIELDS = ("input", "output", "cacheWrite5m", "cacheWrite1h", "cacheRead")
 
 
@@ -37,6 +40,16 @@ class ModelPrice:
     cache_write_5m: Decimal
     cache_write_1h: Decimal
     cache_read: Decimal
+    long_prompt: ModelPrice | None = None
+    """Rates for every token of a request whose prompt exceeds ``long_prompt_above`` tokens."""
+    long_prompt_above: int | None = None
+
+    def rates_for(self, prompt_tokens: int) -> ModelPrice:
+        """The rates that apply to a request with this many prompt tokens (input, cache writes
+        and cache reads), as Claude Code charges them."""
+        if self.long_prompt and self.long_prompt_above and prompt_tokens > self.long_prompt_above:
+            return self.long_prompt
+        return self
 
 
 @dataclass(frozen=True)
@@ -46,7 +59,8 @@ class PriceTable:
     aliases: dict[str, str] = field(default_factory=dict)
 
     def price_for(self, model: str) -> ModelPrice | None:
-        name = _DATE_SUFFIX.sub("", _VARIANT.sub("", model.strip().lower()))
+        name = _VARIANT.sub("", model.strip().lower()).rsplit("/", 1)[-1]  # Vertex paths
+        name = _DATE_SUFFIX.sub("", _PROVIDER_SUFFIX.sub("", _PROVIDER_PREFIX.sub("", name)))
         name = self.aliases.get(name, name)
         if name in self.models:
             return self.models[name]
@@ -63,14 +77,38 @@ def _models(data: Any, where: str) -> dict[str, ModelPrice]:
         raise PriceTableError(f'{where}: expected an object with a "models" object')
     models = {}
     for name, entry in data["models"].items():
-        if not isinstance(entry, dict) or any(
-            not isinstance(entry.get(key), int | float) or entry[key] < 0 for key in _FIELDS
-        ):
-            raise PriceTableError(
-                f"{where}: model {name!r} needs non-negative numbers for {', '.join(_FIELDS)}"
+        base = _rates(entry, where, name)
+        long_prompt = entry.get("longPrompt")
+        if isinstance(long_prompt, dict):
+            above = long_prompt.get("abovePromptTokens")
+            if not isinstance(above, int) or above <= 0:
+                raise PriceTableError(
+                    f"{where}: model {name!r}: longPrompt needs abovePromptTokens"
+                )
+            base = ModelPrice(
+                *(getattr(base, f) for f in _ATTRIBUTES),
+                long_prompt=_rates(long_prompt, where, f"{name} longPrompt"),
+                long_prompt_above=above,
             )
-        models[name.lower()] = ModelPrice(*(Decimal(str(entry[key])) for key in _FIELDS))
+        models[name.lower()] = base
     return models
+
+
+_ATTRIBUTES = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+
+
+def _rates(entry: Any, where: str, name: str) -> ModelPrice:
+    if not isinstance(entry, dict) or any(
+        not isinstance(entry.get(key), int | float)
+        or isinstance(entry.get(key), bool)
+        or not math.isfinite(entry[key])
+        or entry[key] < 0
+        for key in _FIELDS
+    ):
+        raise PriceTableError(
+            f"{where}: model {name!r} needs finite non-negative numbers for {', '.join(_FIELDS)}"
+        )
+    return ModelPrice(*(Decimal(str(entry[key])) for key in _FIELDS))
 
 
 def load_price_table(override: Path | None = None) -> PriceTable:

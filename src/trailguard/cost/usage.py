@@ -55,7 +55,15 @@ class Usage:
 
 
 def cost_usd(usage: Usage, price: ModelPrice) -> Decimal:
-    """The request's cost in USD (prices are per million tokens)."""
+    """The request's cost in USD (prices are per million tokens; a long prompt switches every
+    token of the request to the model's long-prompt rates)."""
+    prompt = (
+        usage.input_tokens
+        + usage.cache_write_5m_tokens
+        + usage.cache_write_1h_tokens
+        + usage.cache_read_tokens
+    )
+    price = price.rates_for(prompt)
     total = (
         usage.input_tokens * price.input
         + usage.output_tokens * price.output

@@ -40,7 +40,12 @@ from trailguard.events import (
     EventValidationError,
     PolicyChange,
 )
-from trailguard.gateway.costs import CostRecorder, from_proxy, from_telemetry
+from trailguard.gateway.costs import (
+    CostRecorder,
+    from_proxy,
+    from_telemetry,
+    preload_budgets,
+)
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.reaper import Reaper
 from trailguard.gateway.sessions import SessionRegistry
@@ -159,11 +164,17 @@ def create_app(
     state = GatewayState(ledger.data_dir)
     sessions = SessionRegistry(state)
     policies = PolicyStore(policy_dir)
+    budget_tracker = BudgetTracker(budgets or BudgetConfig())
+    reader = SQLiteStore.in_data_dir(ledger.data_dir, read_only=True)
+    try:
+        preload_budgets(reader, budget_tracker)
+    finally:
+        reader.close()
     costs = CostRecorder(
         ledger,
         sessions,
         CostAccountant(load_price_table(prices_file)),
-        BudgetTracker(budgets or BudgetConfig()),
+        budget_tracker,
         LoopDetector(),
     )
     handler = HookHandler(

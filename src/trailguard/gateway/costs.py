@@ -17,12 +17,27 @@ from trailguard.cost.usage import Usage
 from trailguard.events import Cost, Event, SessionEnd, utc_now
 from trailguard.gateway.sessions import SessionRegistry
 from trailguard.ledger.writer import Ledger
+from trailguard.retrieval import EventQuery, query_events
+from trailguard.store.base import Store
 
 BUDGET_RULE = "budget-exhausted"
 
 
 def today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def preload_budgets(store: Store, budgets: BudgetTracker) -> None:
+    """Count today's spend already in the ledger, so a restart does not reset budgets."""
+    day = today()
+    for event in query_events(store, EventQuery.build(event_type="cost", day=day)):
+        if event.get("costUsd") is None:
+            continue
+        amount = Decimal(str(event["costUsd"]))
+        for scope, key in budgets.keys(
+            event.get("sessionId"), event.get("developerId"), event.get("projectId"), day
+        ):
+            budgets.preload(scope, key, amount)
 
 
 class CostRecorder:
