@@ -324,6 +324,8 @@ def test_close_under_load_records_nothing_after_gateway_stop(open_ledger, data_d
     assert refused, "appends racing close() must be refused, not silently dropped"
 
 
+# The writer thread is made to crash on purpose; pytest's report of that crash is expected.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_crashing_writer_fails_waiting_appends_instead_of_hanging(open_ledger):
     ledger = open_ledger()
 
