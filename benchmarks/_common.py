@@ -13,15 +13,20 @@ import os
 import platform
 import random
 import shutil
+import signal
+import socket
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from trailguard.events import Event, Prompt, SessionEnd, SessionStart, ToolInvocation, ToolResult
+from trailguard.store.sqlite import DATABASE_FILE
 
 # -- workloads ------------------------------------------------------------------------------------
 
@@ -335,3 +340,59 @@ def print_result(result: dict[str, Any]) -> None:
     print()
     print("RESULT " + json.dumps(result, separators=(",", ":")))
     sys.stdout.flush()
+
+
+# -- processes -------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 60) -> int | None:
+    """SIGTERM, then SIGKILL if it does not exit within ``timeout``; returns the exit code."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            process.wait(timeout=10)
+    return process.returncode
+
+
+def wait_ready(process: subprocess.Popen[Any], url: str, log: Path) -> None:
+    """Poll ``url`` until it answers 200; exit with the tail of ``log`` if it never does."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc), 0.0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ledger_counts(data_dir: Path) -> dict[str, int]:
+    """Events in the ledger by type, read through a read-only connection."""
+    uri = f"{(data_dir / DATABASE_FILE).as_uri()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True)
+    try:
+        rows = db.execute("SELECT event_type, count(*) FROM events GROUP BY event_type")
+        return {str(kind): int(count) for kind, count in rows}
+    finally:
+        db.close()

@@ -24,14 +24,11 @@ import json
 import multiprocessing
 import os
 import random
-import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from array import array
 from dataclasses import dataclass, field
@@ -45,13 +42,18 @@ from _common import (
     _stdout,
     _text,
     add_common_arguments,
+    cpu_seconds,
+    free_port,
+    ledger_counts,
     metric,
     percentile,
     print_header,
     print_result,
     scratch_dir,
     section,
+    stop_process,
     target,
+    wait_ready,
 )
 
 TRAILGUARD = Path(sys.executable).with_name("trailguard")
@@ -328,47 +330,6 @@ def run_clients(
 # -- processes -------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop_process(process: subprocess.Popen[Any], timeout: float = 60) -> int | None:
-    """SIGTERM, then SIGKILL if it does not exit within ``timeout``; returns the exit code."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            process.wait(timeout=10)
-    return process.returncode
-
-
-def wait_ready(process: subprocess.Popen[Any], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not start:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc), 0.0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class Server:
     name: str
@@ -425,16 +386,6 @@ def drive(
     server.server_cpu += cpu_at.get("t_end", 0.0) - cpu_at.get("t0", 0.0)
 
 
-def ledger_counts(data_dir: Path) -> dict[str, int]:
-    uri = f"{(data_dir / 'ledger.sqlite3').as_uri()}?mode=ro"
-    db = sqlite3.connect(uri, uri=True)
-    try:
-        rows = db.execute("SELECT event_type, count(*) FROM events GROUP BY event_type")
-        return {str(kind): int(count) for kind, count in rows}
-    finally:
-        db.close()
-
-
 # -- main ------------------------------------------------------------------------------------------
 
 
@@ -470,7 +421,7 @@ def main() -> None:
                 stderr=log_file,
             )
         stack.callback(stop_process, gateway_process)
-        wait_ready(gateway_process, f"http://127.0.0.1:{port}", log)
+        wait_ready(gateway_process, f"http://127.0.0.1:{port}/healthz", log)
         made = subprocess.run(
             [str(TRAILGUARD), "token", "create", "--developer", "dev_bench", "--role", "agent",
              "--data-dir", str(data_dir)],
@@ -490,7 +441,7 @@ def main() -> None:
                 stderr=log_file,
             )
         stack.callback(stop_process, base_process)
-        wait_ready(base_process, f"http://127.0.0.1:{base_port}", base_log)
+        wait_ready(base_process, f"http://127.0.0.1:{base_port}/healthz", base_log)
         baseline = Server("baseline", base_process, base_port)
 
         executor: ProcessPool | None = None

@@ -39,8 +39,6 @@ import contextlib
 import gzip
 import json
 import os
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -57,12 +55,14 @@ from typing import Any
 
 from _common import (
     add_common_arguments,
+    free_port,
     metric,
     percentile,
     print_header,
     print_result,
     scratch_dir,
     section,
+    stop_process,
     target,
 )
 
@@ -278,26 +278,6 @@ server.serve_forever()
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop_process(process: subprocess.Popen[Any], timeout: float = 30) -> int | None:
-    """SIGTERM, then SIGKILL if it does not exit within ``timeout``; returns the exit code."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            process.wait(timeout=10)
-    return process.returncode
-
-
 def start_gateway(stack: contextlib.ExitStack, data_dir: Path) -> tuple[str, Path]:
     """``trailguard serve`` on a free port with default checkpoint settings; stopped by
     ``stack``. Returns its URL and log file."""
@@ -311,7 +291,7 @@ def start_gateway(stack: contextlib.ExitStack, data_dir: Path) -> tuple[str, Pat
             stdout=subprocess.DEVNULL,
             stderr=log_file,
         )
-    stack.callback(stop_process, process)
+    stack.callback(stop_process, process, 30)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -333,7 +313,7 @@ def start_noop_server(stack: contextlib.ExitStack) -> str:
         stdout=subprocess.PIPE,
         text=True,
     )
-    stack.callback(stop_process, process)
+    stack.callback(stop_process, process, 30)
     assert process.stdout is not None
     line = process.stdout.readline().strip()
     if not line.isdigit():

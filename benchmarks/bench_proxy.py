@@ -44,15 +44,12 @@ import contextlib
 import json
 import os
 import random
-import signal
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,13 +58,18 @@ from typing import Any
 from _common import (
     _text,
     add_common_arguments,
+    cpu_seconds,
+    free_port,
+    ledger_counts,
     metric,
     percentile,
     print_header,
     print_result,
     scratch_dir,
     section,
+    stop_process,
     target,
+    wait_ready,
 )
 
 TRAILGUARD = Path(sys.executable).with_name("trailguard")
@@ -407,57 +409,6 @@ class Tally:
 
 
 # -- processes -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop_process(process: subprocess.Popen[Any], timeout: float = 60) -> int | None:
-    """SIGTERM, then SIGKILL if it does not exit within ``timeout``; returns the exit code."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            process.wait(timeout=10)
-    return process.returncode
-
-
-def wait_ready(process: subprocess.Popen[Any], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc), 0.0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def ledger_counts(data_dir: Path) -> dict[str, int]:
-    uri = f"{(data_dir / 'ledger.sqlite3').as_uri()}?mode=ro"
-    db = sqlite3.connect(uri, uri=True)
-    try:
-        rows = db.execute("SELECT event_type, count(*) FROM events GROUP BY event_type")
-        return {str(kind): int(count) for kind, count in rows}
-    finally:
-        db.close()
 
 
 # -- phases ----------------------------------------------------------------------------------------
