@@ -586,8 +586,13 @@ def main() -> None:
             fallback_used.append(config.key)
             if config.kind == "command" and config.command:
                 config.fallback = time_command(config.command, env, config.project, calls * rounds)
-        if (scratch / "spool").exists() and any((scratch / "spool").iterdir()):
-            configs["c"].problems.append("trailguard hook spooled events (gateway unreachable?)")
+        # Spooled events are <spool>/<eventId>.json; <spool>/transcripts/ is the usage reader's
+        # cursor state and is always there after a session.
+        spooled = sorted((scratch / "spool").glob("*.json"))
+        if spooled:
+            configs["c"].problems.append(
+                f"trailguard hook spooled {len(spooled)} events (gateway unreachable?)"
+            )
         gateway_problems = [  # anything but the start-up banner
             line
             for line in gateway_log.read_text(errors="replace").splitlines()
