@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from trailguard import events, ids
+from trailguard.errors import InvalidInputError
 from trailguard.events import (
     EventType,
     EventValidationError,
@@ -290,10 +291,13 @@ def test_malformed_json_text_raises_an_event_validation_error():
         parse_event(b'{"eventType": "tool_invocation", "tool": ')
 
 
-def test_validation_error_is_a_value_error_listing_its_problems():
-    with pytest.raises(ValueError, match="tool") as caught:
+def test_validation_error_is_invalid_input_listing_its_problems():
+    with pytest.raises(InvalidInputError, match="tool") as caught:
         parse_event({"eventType": "tool_invocation"})
     assert isinstance(caught.value, EventValidationError)
+    assert not isinstance(
+        caught.value, ValueError
+    )  # a bug's ValueError must never look like bad input
     assert caught.value.problems == [str(caught.value)]
 
 

@@ -17,7 +17,7 @@ from conftest import sample_events, verify_dir
 from trailguard.events import Cost, EventType, Prompt, ToolInvocation
 from trailguard.ledger import merkle
 from trailguard.ledger.checkpoint import open_checkpoint
-from trailguard.ledger.keys import SIGNING_KEY_ENV, SIGNING_KEY_FILE
+from trailguard.ledger.keys import SIGNING_KEY_ENV, SIGNING_KEY_FILE, SigningKeyError
 from trailguard.ledger.note import Signer
 from trailguard.ledger.stored_tree import StoredTree
 from trailguard.ledger.writer import (
@@ -223,7 +223,7 @@ def test_world_readable_key_file_is_refused(tmp_path):
     key_file = tmp_path / "key"
     key_file.write_text(Signer.generate("k").to_string())
     key_file.chmod(0o644)
-    with pytest.raises(ValueError, match="chmod 600"):
+    with pytest.raises(SigningKeyError, match="chmod 600"):
         Ledger.open(tmp_path / "d", key_file=key_file)
 
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from trailguard.errors import VerificationError
 from trailguard.ledger.merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -162,7 +163,8 @@ def test_published_consistency_proof_against_wrong_old_root_is_rejected(vector):
 def test_proof_errors_share_the_proof_error_base_class():
     assert issubclass(InclusionProofError, ProofError)
     assert issubclass(ConsistencyProofError, ProofError)
-    assert issubclass(ProofError, ValueError)
+    assert issubclass(ProofError, VerificationError)
+    assert not issubclass(ProofError, ValueError)
 
 
 # --- inclusion proofs over random trees ----------------------------------------------------

@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from trailguard.errors import InvalidInputError
 from trailguard.ids import new_event_id
 
 __all__ = [
@@ -371,7 +372,7 @@ Event: TypeAlias = Annotated[
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-class EventValidationError(ValueError):
+class EventValidationError(InvalidInputError):
     """An event that does not fit the model; ``problems`` name each field that is wrong."""
 
     MAX_PROBLEMS: ClassVar[int] = 10

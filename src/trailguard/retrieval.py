@@ -14,13 +14,14 @@ from typing import Any, Literal
 
 import orjson
 
+from trailguard.errors import InvalidInputError
 from trailguard.events import EventType, format_timestamp
 from trailguard.store.base import EventFilter, Store
 
 Decision = Literal["allowed", "denied"]
 
 
-class QueryError(ValueError):
+class QueryError(InvalidInputError):
     """A filter value that cannot be used; the message names it."""
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from trailguard.errors import InvalidInputError
 from trailguard.events import (
     AgentEvent,
     Event,
@@ -34,7 +35,7 @@ DEFAULT_OUTPUT_CAP = 64 * 1024
 _ENVELOPE_FIELDS = frozenset({"session_id", "hook_event_name"})
 
 
-class HookPayloadError(ValueError):
+class HookPayloadError(InvalidInputError):
     """A hook payload that cannot be recorded; the message names the field."""
 
 

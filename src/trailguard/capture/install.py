@@ -46,6 +46,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
+from trailguard.errors import InvalidInputError
+
 Scope = Literal["project", "user", "managed"]
 Mode = Literal["http", "command"]
 
@@ -86,7 +88,7 @@ EVENTS: tuple[str, ...] = (
 ALLOW_MANAGED_HOOKS_ONLY = "allowManagedHooksOnly"
 
 
-class InstallError(ValueError):
+class InstallError(InvalidInputError):
     """The settings file or an argument cannot be used; the message says what to do."""
 
 

@@ -61,6 +61,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from trailguard.errors import InvalidInputError
+
 __all__ = [
     "JSON_CONTENT_TYPE",
     "MAX_BODY_BYTES",
@@ -130,7 +132,7 @@ _IGNORED_JSON_KEYS = frozenset({"traceId", "spanId", "trace_id", "span_id"})
 """Hex in OTLP/JSON but base64 in the protobuf JSON mapping; unused here, so dropped."""
 
 
-class OTLPError(ValueError):
+class OTLPError(InvalidInputError):
     """An export that cannot be accepted; ``status_code`` is the HTTP answer (400, 413, 415)."""
 
     def __init__(self, message: str, status_code: int = 400) -> None:

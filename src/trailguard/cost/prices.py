@@ -20,6 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from trailguard.errors import InvalidInputError
+
 _DATE_SUFFIX = re.compile(r"-\d{8}$")
 _VARIANT = re.compile(r"\[[^\]]*\]$")
 _PROVIDER_PREFIX = re.compile(r"^(?:.*/)?(?:[a-z]{2,}\.)?anthropic\.")
@@ -27,7 +29,7 @@ _PROVIDER_SUFFIX = re.compile(r"(?:@\d{8}|-v\d+(?::\d+)?)$")
 _FIELDS = ("input", "output", "cacheWrite5m", "cacheWrite1h", "cacheRead")
 
 
-class PriceTableError(ValueError):
+class PriceTableError(InvalidInputError):
     """A price file that cannot be used; the message names the file and the model."""
 
 

@@ -10,11 +10,12 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from trailguard.errors import VerificationError
 from trailguard.ledger import note
 from trailguard.ledger.merkle import HASH_SIZE
 
 
-class CheckpointError(ValueError):
+class CheckpointError(VerificationError):
     """A checkpoint that is malformed or not signed by the expected key."""
 
 

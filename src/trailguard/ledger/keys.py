@@ -8,6 +8,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from trailguard.errors import InvalidInputError
 from trailguard.ledger.note import NoteError, Signer, Verifier
 
 SIGNING_KEY_FILE = "signing.key"
@@ -16,7 +17,7 @@ SIGNING_KEY_ENV = "TRAILGUARD_SIGNING_KEY"
 """Holds the key itself (``PRIVATE+KEY+name+id+base64``), for secret managers that inject env."""
 
 
-class SigningKeyError(ValueError):
+class SigningKeyError(InvalidInputError):
     """A signing or verifier key that cannot be used; the message says what to do."""
 
 

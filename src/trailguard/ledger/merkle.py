@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
+from trailguard.errors import VerificationError
+
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -18,7 +20,7 @@ RangeHash = Callable[[int, int], bytes]
 """MTH(D[begin:end]) for the tree's leaves in [begin, end)."""
 
 
-class ProofError(ValueError):
+class ProofError(VerificationError):
     """A proof that does not prove what it claims; the message says which step failed."""
 
 

@@ -23,12 +23,14 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from trailguard.errors import VerificationError
+
 ALG_ED25519 = 0x01
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space
 _SIGNER_KEY_PREFIX = "PRIVATE+KEY+"
 
 
-class NoteError(ValueError):
+class NoteError(VerificationError):
     """A malformed note or key."""
 
 

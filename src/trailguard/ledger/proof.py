@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from trailguard.errors import VerificationError
 from trailguard.events import EventType
 from trailguard.ledger import checkpoint as checkpoints
 from trailguard.ledger import merkle
@@ -23,7 +24,7 @@ from trailguard.store.base import Store
 BUNDLE_FORMAT = "trailguard-inclusion-proof/v1"
 
 
-class ProofBundleError(ValueError):
+class ProofBundleError(VerificationError):
     """A bundle that cannot be built or does not verify; the message says which check failed."""
 
 

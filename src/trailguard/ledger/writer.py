@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from trailguard import __version__
+from trailguard.errors import FaultError
 from trailguard.events import Checkpoint, Event, EventType, GatewayStart, GatewayStop
 from trailguard.ledger import checkpoint as checkpoints
 from trailguard.ledger import keys, merkle, note
@@ -33,7 +34,7 @@ from trailguard.store.sqlite import SQLiteStore
 LOCK_FILE = "writer.lock"
 
 
-class LedgerError(RuntimeError):
+class LedgerError(FaultError):
     """The ledger cannot do what was asked; the message says why and what to do."""
 
 

@@ -17,11 +17,13 @@ from typing import Any
 
 import cedarpy
 
+from trailguard.errors import InvalidInputError
+
 DEFAULT_PACK = "default"
 TEAMS_FILE = "teams.json"
 
 
-class PolicyError(ValueError):
+class PolicyError(InvalidInputError):
     """A policy set that cannot be used; the message names the file and the problem."""
 
 

@@ -11,8 +11,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from trailguard.errors import FaultError
 
-class StoreError(RuntimeError):
+
+class StoreError(FaultError):
     """The store could not do what was asked (disk full, read-only, corrupt, locked...)."""
 
 
