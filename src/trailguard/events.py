@@ -44,6 +44,7 @@ __all__ = [
     "Prompt",
     "SessionEnd",
     "SessionStart",
+    "TokenChange",
     "ToolInvocation",
     "ToolResult",
     "describe_validation_error",
@@ -69,6 +70,7 @@ class EventType(StrEnum):
     GATEWAY_STOP = "gateway_stop"
     AUDIT_ACCESS = "audit_access"
     AGENT_EVENT = "agent_event"
+    TOKEN_CHANGE = "token_change"  # noqa: S105 - an event type, not a secret
 
 
 _TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -350,6 +352,20 @@ class AgentEvent(_EventBase):
     payload: dict[str, JsonValue] | None = None
 
 
+class TokenChange(_EventBase):
+    """A gateway token was created or revoked: tokens decide who every request is from, so
+    each change is part of the record. The token itself is never stored, only its id."""
+
+    event_type: Literal[EventType.TOKEN_CHANGE] = EventType.TOKEN_CHANGE
+    action: Literal["created", "revoked"]
+    token_id: Identifier
+    role: Literal["agent", "auditor", "admin"]
+    subject_developer_id: Identifier
+    """Whom the token stands for (``developerId`` is whoever made the change)."""
+    projects: list[str] = Field(default_factory=list)
+    """Projects the token is bound to; empty means not bound."""
+
+
 Event: TypeAlias = Annotated[
     SessionStart
     | SessionEnd
@@ -365,7 +381,8 @@ Event: TypeAlias = Annotated[
     | GatewayStart
     | GatewayStop
     | AuditAccess
-    | AgentEvent,
+    | AgentEvent
+    | TokenChange,
     Field(discriminator="event_type"),
 ]
 
