@@ -75,6 +75,15 @@ MINIMAL: dict[EventType, tuple[dict[str, Any], type]] = {
     EventType.GATEWAY_STOP: ({"reason": "shutdown"}, events.GatewayStop),
     EventType.AUDIT_ACCESS: ({"action": "query"}, events.AuditAccess),
     EventType.AGENT_EVENT: ({"name": "Stop"}, events.AgentEvent),
+    EventType.TOKEN_CHANGE: (
+        {
+            "action": "created",
+            "tokenId": "tok_0a1b2c",
+            "role": "agent",
+            "subjectDeveloperId": "dev_jordan",
+        },
+        events.TokenChange,
+    ),
 }
 
 
