@@ -36,7 +36,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from conftest import verify_dir
-from trailguard.gateway.app import MAX_BODY_BYTES, create_app
+from trailguard.gateway.app import create_app
+from trailguard.gateway.services import MAX_BODY_BYTES
 from trailguard.ledger.writer import Ledger, LedgerConfig
 from trailguard.store.gateway_state import GatewayState
 from trailguard.store.sqlite import SQLiteStore

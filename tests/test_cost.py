@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trailguard.capture.anthropic_proxy import ModelRequestRecord
+from trailguard.capture.hook_request import parse_usage_entries
 from trailguard.capture.otlp import ApiRequestUsage
 from trailguard.cost import loops
 from trailguard.cost.accounting import CostAccountant, UsageObservation
@@ -1030,7 +1031,7 @@ def test_from_transcript_ignores_malformed_entries():
     }
     odd = {"usage": {"output_tokens": 9}, "model": 5, "messageId": 8, "toolUseIds": "toolu_x"}
     entries = ["text", 5, None, [], {"usage": "nope"}, {"messageId": "msg_0"}, good, odd]
-    observations = from_transcript("sess_1", entries)
+    observations = from_transcript("sess_1", parse_usage_entries(entries))
     assert len(observations) == 2
     first, second = observations
     assert first.source == "transcript"
@@ -1053,7 +1054,7 @@ def test_from_transcript_ignores_malformed_entries():
 
 @pytest.mark.parametrize("entries", [None, "x", {"usage": {}}, 3])
 def test_from_transcript_of_a_non_list_is_empty(entries):
-    assert from_transcript("sess_1", entries) == []
+    assert from_transcript("sess_1", parse_usage_entries(entries)) == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -1095,7 +1096,9 @@ def test_recorder_counts_three_sources_once_and_ends_the_session_at_its_budget(r
 
     (transcript,) = from_transcript(
         "sess_1",
-        [{"messageId": "msg_2", "model": "claude-opus-5-5", "usage": {"input_tokens": 3900}}],
+        parse_usage_entries(
+            [{"messageId": "msg_2", "model": "claude-opus-5-5", "usage": {"input_tokens": 3900}}]
+        ),
     )
     # 3900 * 4 = 15600 -> 0.0156; 0.0363 = 90.75 %.
     events = costs.events_for([transcript])
@@ -1105,7 +1108,9 @@ def test_recorder_counts_three_sources_once_and_ends_the_session_at_its_budget(r
     ]
     (transcript,) = from_transcript(
         "sess_1",
-        [{"messageId": "msg_3", "model": "claude-opus-5-5", "usage": {"output_tokens": 240}}],
+        parse_usage_entries(
+            [{"messageId": "msg_3", "model": "claude-opus-5-5", "usage": {"output_tokens": 240}}]
+        ),
     )
     events = costs.events_for([transcript])  # + 0.0048 = 0.0411 >= 0.04
     assert [type(e) for e in events] == [Cost, BudgetThreshold, SessionEnd]
@@ -1121,7 +1126,10 @@ def test_recorder_counts_three_sources_once_and_ends_the_session_at_its_budget(r
     assert summary.end_reason == "budget_exhausted"
     # Later usage still costs, but the session is not ended twice.
     (late,) = from_transcript(
-        "sess_1", [{"messageId": "msg_4", "model": "claude-opus-5-5", "usage": {"input_tokens": 1}}]
+        "sess_1",
+        parse_usage_entries(
+            [{"messageId": "msg_4", "model": "claude-opus-5-5", "usage": {"input_tokens": 1}}]
+        ),
     )
     assert [type(e) for e in costs.events_for([late])] == [Cost]
 

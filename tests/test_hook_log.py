@@ -17,7 +17,7 @@ import rfc8785
 
 from trailguard.capture.claude_code import Attribution, HookPayloadError, event_from_hook
 from trailguard.capture.hook_log import content_event_id, import_hook_log
-from trailguard.events import EventType, EventValidationError
+from trailguard.events import EventType
 from trailguard.ledger.keys import load_verifier
 from trailguard.ledger.verify import verify_ledger
 from trailguard.ledger.writer import Ledger, LedgerConfig
@@ -398,9 +398,14 @@ def test_missing_tool_name_on_a_tool_result_is_named_in_the_error():
         to_event(payload)
 
 
-def test_mapped_value_that_breaks_the_model_raises_event_validation_error():
-    with pytest.raises(EventValidationError, match="session"):
+def test_identifier_with_control_characters_is_refused_at_the_edge():
+    with pytest.raises(HookPayloadError, match="session_id: must not contain control"):
         to_event({**STOP, "session_id": "sess\nforged"})
+
+
+def test_integer_beyond_what_json_carries_exactly_is_refused_naming_its_path():
+    with pytest.raises(HookPayloadError, match=r"tool_input\.count: integer"):
+        to_event({**PRE_TOOL_USE, "tool_input": {"count": 2**60}})
 
 
 def test_payload_that_is_not_an_object_is_rejected():

@@ -241,6 +241,11 @@ class ToolInvocation(_EventBase):
     tool_use_id: Identifier | None = None
     agent_id: Identifier | None = None
     input: JsonValue = None
+    input_truncated: bool | None = None
+    """True when ``input`` holds only the start of a larger input (the decision saw all of it);
+    ``inputLength`` and ``inputSha256`` then describe the whole."""
+    input_length: int | None = Field(default=None, ge=0)
+    input_sha256: str | None = None
     operations: list[Operation] = Field(default_factory=list)
     policy_result: PolicyResult | None = None
     """``None`` only for history imported from elsewhere, where trailguard decided nothing."""

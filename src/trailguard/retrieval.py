@@ -192,3 +192,29 @@ def session_report(store: Store, session_id: str) -> SessionReport | None:
         if tool_use_id not in resolved
     )
     return report
+
+
+def query_event_bodies(store: Store, query: EventQuery) -> Iterator[bytes]:
+    """Matching events, oldest first, as their stored canonical JSON bytes: what the API
+    returns without decoding them (only a ``decision`` filter looks inside, at tool calls)."""
+    wanted = query.filter.limit
+    store_filter = (
+        replace(query.filter, limit=None) if query.decision or query.offset else query.filter
+    )
+    wanted_result = f'"policyResult":"{query.decision}"'.encode() if query.decision else None
+    produced = skipped = 0
+    for row in store.query(store_filter):
+        body = bytes(row.body)
+        if wanted_result is not None and wanted_result not in body:
+            # Canonical bytes are compact with sorted keys: the field's form is fixed, but a
+            # string value could contain it, so a match is confirmed by decoding below.
+            continue
+        if wanted_result is not None and orjson.loads(body).get("policyResult") != query.decision:
+            continue
+        if skipped < query.offset:
+            skipped += 1
+            continue
+        yield body
+        produced += 1
+        if wanted is not None and produced >= wanted:
+            return

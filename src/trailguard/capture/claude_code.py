@@ -1,6 +1,6 @@
-"""Claude Code hook payloads (the JSON a hook receives on stdin or by HTTP) as audit events.
+"""Claude Code hook requests as audit events: the "build" stage of the hook path.
 
-Every payload becomes exactly one event: the events trailguard models get their own type, any
+Every request becomes exactly one event: the hooks trailguard models get their own type, any
 other hook (Stop, Notification, SubagentStart, names a newer Claude Code invents...) becomes an
 ``agent_event``. Fields trailguard does not map are kept in ``extra``, never dropped.
 """
@@ -13,9 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
-from trailguard.errors import InvalidInputError
+from trailguard.capture.hook_request import (
+    ClientContext,
+    HookPayloadError,
+    HookRequest,
+    parse_hook_request,
+)
 from trailguard.events import (
     AgentEvent,
     Event,
@@ -27,16 +33,24 @@ from trailguard.events import (
     describe_validation_error,
 )
 from trailguard.ledger.canonical import canonical_json
+from trailguard.urls import strip_url_credentials
+
+__all__ = [
+    "DEFAULT_INPUT_CAP",
+    "DEFAULT_OUTPUT_CAP",
+    "Attribution",
+    "CappedValue",
+    "HookPayloadError",
+    "cap_value",
+    "event_from_hook",
+    "event_from_request",
+    "project_id_from_remote",
+]
 
 DEFAULT_OUTPUT_CAP = 64 * 1024
 """Tool outputs larger than this (canonical JSON bytes) are stored truncated with their hash."""
-
-# Fields every hook payload carries; consumed into the envelope (or kept in extra).
-_ENVELOPE_FIELDS = frozenset({"session_id", "hook_event_name"})
-
-
-class HookPayloadError(InvalidInputError):
-    """A hook payload that cannot be recorded; the message names the field."""
+DEFAULT_INPUT_CAP = 256 * 1024
+"""Tool inputs larger than this are stored truncated with their hash (the decision saw all)."""
 
 
 @dataclass(frozen=True)
@@ -50,24 +64,6 @@ class Attribution:
     event_id: str | None = None
 
 
-def _text(payload: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
-    value = payload.get(name)
-    if value is None:
-        if required:
-            raise HookPayloadError(f"{name}: field required")
-        return None
-    if not isinstance(value, str):
-        raise HookPayloadError(f"{name}: must be a string, got {type(value).__name__}")
-    return value
-
-
-def _object(payload: Mapping[str, Any], name: str) -> dict[str, Any] | None:
-    value = payload.get(name)
-    if value is not None and not isinstance(value, dict):
-        raise HookPayloadError(f"{name}: must be an object, got {type(value).__name__}")
-    return value
-
-
 _SCP_REMOTE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$")  # git@github.com:org/repo.git
 _URL_REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://(?:[^@/]*@)?([^/:]+)(?::\d+)?/(.+)$", re.I)
 
@@ -76,7 +72,7 @@ def project_id_from_remote(remote: str | None) -> str | None:
     """``github.com/org/repo`` from any form of a git remote URL, credentials dropped."""
     if not remote:
         return None
-    remote = remote.strip()
+    remote = strip_url_credentials(remote.strip()).split("?", 1)[0]
     match = _URL_REMOTE.match(remote) or _SCP_REMOTE.match(remote)
     if match is None:
         return None
@@ -86,26 +82,35 @@ def project_id_from_remote(remote: str | None) -> str | None:
     return f"{host}/{path}" if path else None
 
 
-def strip_credentials(remote: str | None) -> str | None:
-    """A remote URL without any ``user:password@`` part (a token in a remote is a secret)."""
-    if not remote:
-        return remote
-    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^@/]*@", r"\1", remote.strip(), flags=re.I)
+@dataclass(frozen=True)
+class CappedValue:
+    value: Any
+    """The value itself, or a prefix of its canonical JSON when longer than the cap."""
+    truncated: bool
+    length: int
+    """Length of the full value's canonical JSON, in bytes."""
+    sha256: str
+    """``sha256:<hex>`` of the full value's canonical JSON."""
 
 
-def _context_text(context: Mapping[str, Any], name: str) -> str | None:
-    value = context.get(name)
-    return value if isinstance(value, str) and value else None
-
-
-def cap_output(output: Any, cap: int) -> tuple[Any, bool, int, str]:
-    """(stored output, truncated?, full length in bytes, SHA-256 of the full canonical JSON)."""
-    encoded = canonical_json(output)
+def cap_value(value: Any, cap: int) -> CappedValue:
+    """``value`` as stored: whole when its canonical JSON fits in ``cap`` bytes, else the first
+    ``cap`` bytes of it (never splitting a character), with the full length and SHA-256."""
+    encoded = canonical_json(value)
     digest = "sha256:" + hashlib.sha256(encoded).hexdigest()
     if len(encoded) <= cap:
-        return output, False, len(encoded), digest
+        return CappedValue(value, False, len(encoded), digest)
     preview = encoded[:cap].decode("utf-8", errors="ignore")
-    return preview, True, len(encoded), digest
+    return CappedValue(preview, True, len(encoded), digest)
+
+
+def _may_exceed(value: Any, cap: int) -> bool:
+    """Whether ``value``'s canonical JSON may be longer than ``cap`` bytes, cheaply: compact
+    JSON is never more than a few bytes per float from it, so only near the cap is it measured."""
+    try:
+        return len(orjson.dumps(value)) > cap // 2
+    except (orjson.JSONEncodeError, TypeError):
+        return True
 
 
 def event_from_hook(
@@ -113,36 +118,36 @@ def event_from_hook(
     attribution: Attribution,
     *,
     output_cap: int = DEFAULT_OUTPUT_CAP,
-    context: Mapping[str, Any] | None = None,
+    input_cap: int = DEFAULT_INPUT_CAP,
 ) -> Event:
-    """The audit event for one Claude Code hook payload.
+    """The audit event for one raw hook payload (parsed with ``parse_hook_request`` first).
 
-    Raises HookPayloadError (naming the field) when the payload cannot be an event,
-    trailguard.events.EventValidationError when a mapped value breaks the event model, and
-    ValueError when the tool output cannot be stored canonically (e.g. an integer over 2**53).
-    """
+    Raises HookPayloadError naming the field when the payload cannot be an event."""
+    return event_from_request(
+        parse_hook_request(payload), attribution, output_cap=output_cap, input_cap=input_cap
+    )
+
+
+def event_from_request(
+    request: HookRequest,
+    attribution: Attribution,
+    *,
+    output_cap: int = DEFAULT_OUTPUT_CAP,
+    input_cap: int = DEFAULT_INPUT_CAP,
+) -> Event:
+    """The audit event for one typed hook request.
+
+    A request that passed ``parse_hook_request`` always maps: an EventValidationError from here
+    is trailguard's bug, not the client's (the gateway answers it 5xx)."""
     try:
-        return _event_from_hook(payload, attribution, output_cap, context or {})
+        return _build(request, attribution, output_cap, input_cap)
     except ValidationError as exc:
         raise describe_validation_error(exc) from None
 
 
-def _event_from_hook(
-    payload: Mapping[str, Any],
-    attribution: Attribution,
-    output_cap: int,
-    context: Mapping[str, Any],
-) -> Event:
-    if not isinstance(payload, Mapping):
-        raise HookPayloadError("hook payload must be a JSON object")
-    name = _text(payload, "hook_event_name", required=True)
-    if not name:
-        raise HookPayloadError("hook_event_name: must not be empty")
-    session_id = _text(payload, "session_id", required=True)
-    if not session_id:
-        raise HookPayloadError("session_id: must not be empty")
+def _common(request: HookRequest, attribution: Attribution) -> dict[str, Any]:
     common: dict[str, Any] = {
-        "session_id": session_id,
+        "session_id": request.session_id,
         "developer_id": attribution.developer_id,
         "project_id": attribution.project_id,
         "source": attribution.source,
@@ -151,94 +156,108 @@ def _event_from_hook(
         common["timestamp"] = attribution.timestamp
     if attribution.event_id is not None:
         common["event_id"] = attribution.event_id
+    return common
 
-    def extra(*mapped: str) -> dict[str, Any] | None:
-        kept = {
-            key: value
-            for key, value in payload.items()
-            if key not in _ENVELOPE_FIELDS and key not in mapped
-        }
-        return kept or None
 
+def _session_start(
+    request: HookRequest, common: dict[str, Any], context: ClientContext | None
+) -> SessionStart:
+    # ``context`` is what the hook client collected on the developer's machine: claims,
+    # recorded beside the token's identity and never trusted over it.
+    claimed = context.claimed_identity if context else {}
+    remote = context.git_remote if context else None
+    return SessionStart(
+        **common,
+        agent="claude-code",
+        agent_version=request.text("version") or (context.agent_version if context else None),
+        model=request.text("model") or (context.model if context else None),
+        permission_mode=request.permission_mode or (context.permission_mode if context else None),
+        permissions=context.permissions if context else None,
+        claimed_identity=claimed or None,
+        git_remote=strip_url_credentials(remote) if remote else None,
+        git_branch=context.git_branch if context else None,
+        cwd=request.cwd,
+        start_source=request.text("source"),
+        extra=request.unmapped("model", "permission_mode", "cwd", "source", "version"),
+    )
+
+
+_RESULT_STATUS = {"PostToolUse": "success", "PostToolUseFailure": "error"}
+_ERROR_FIELD = {"PostToolUseFailure": "error", "PermissionDenied": "reason"}
+
+
+def _tool_result(request: HookRequest, common: dict[str, Any], output_cap: int) -> ToolResult:
+    name = request.hook_event_name
+    mapped = ["tool_name", "tool_use_id", "agent_id", "tool_response"]
+    duration = request.duration_ms
+    if duration is not None:
+        mapped.append("duration_ms")
+    error_field = _ERROR_FIELD.get(name)
+    error = request.text(error_field) if error_field else None
+    if error is not None and error_field is not None:
+        mapped.append(error_field)
+    response = request.fields.get("tool_response")
+    if response is None and error is not None:
+        # A failed call has no response: the error text is its output, measured as such.
+        response = error
+    capped = cap_value(response, output_cap) if response is not None else None
+    return ToolResult(
+        **common,
+        tool=request.tool_name or "",
+        tool_use_id=request.tool_use_id,
+        agent_id=request.agent_id,
+        status=_RESULT_STATUS.get(name, "denied"),
+        output=capped.value if capped else None,
+        error=error,
+        duration_ms=duration,
+        output_truncated=capped.truncated if capped else False,
+        output_length=capped.length if capped else None,
+        output_sha256=capped.sha256 if capped else None,
+        extra=request.unmapped(*mapped),
+    )
+
+
+def _build(
+    request: HookRequest, attribution: Attribution, output_cap: int, input_cap: int
+) -> Event:
+    name = request.hook_event_name
+    common = _common(request, attribution)
     if name == "SessionStart":
-        # ``context`` is what the hook client collected on the developer's machine: claims,
-        # recorded beside the token's identity and never trusted over it.
-        claimed = {
-            key: value
-            for key in ("osUser", "gitEmail", "hostname")
-            if (value := _context_text(context, key)) is not None
-        }
-        permissions = context.get("permissions")
-        return SessionStart(
-            **common,
-            agent="claude-code",
-            agent_version=_text(payload, "version") or _context_text(context, "agentVersion"),
-            model=_text(payload, "model") or _context_text(context, "model"),
-            permission_mode=_text(payload, "permission_mode")
-            or _context_text(context, "permissionMode"),
-            permissions=permissions if isinstance(permissions, dict) else None,
-            claimed_identity=claimed or None,
-            git_remote=strip_credentials(_context_text(context, "gitRemote")),
-            git_branch=_context_text(context, "gitBranch"),
-            cwd=_text(payload, "cwd"),
-            start_source=_text(payload, "source"),
-            extra=extra("model", "permission_mode", "cwd", "source", "version"),
-        )
+        return _session_start(request, common, request.client.context)
     if name == "SessionEnd":
         return SessionEnd(
             **common,
             reason="completed",
-            raw_reason=_text(payload, "reason"),
-            extra=extra("reason"),
+            raw_reason=request.text("reason"),
+            extra=request.unmapped("reason"),
         )
     if name == "UserPromptSubmit":
         return Prompt(
             **common,
-            prompt=_text(payload, "prompt", required=True) or "",
-            prompt_id=_text(payload, "prompt_id"),
-            extra=extra("prompt", "prompt_id"),
+            prompt=request.text("prompt") or "",
+            prompt_id=request.text("prompt_id"),
+            extra=request.unmapped("prompt", "prompt_id"),
         )
     if name == "PreToolUse":
+        tool_input = request.tool_input
+        capped = cap_value(tool_input, input_cap) if _may_exceed(tool_input, input_cap) else None
+        truncated = capped is not None and capped.truncated
         return ToolInvocation(
             **common,
-            tool=_text(payload, "tool_name", required=True) or "",
-            tool_use_id=_text(payload, "tool_use_id"),
-            agent_id=_text(payload, "agent_id"),
-            input=payload.get("tool_input"),
-            extra=extra("tool_name", "tool_use_id", "agent_id", "tool_input"),
+            tool=request.tool_name or "",
+            tool_use_id=request.tool_use_id,
+            agent_id=request.agent_id,
+            input=capped.value if capped and truncated else tool_input,
+            input_truncated=True if truncated else None,
+            input_length=capped.length if capped and truncated else None,
+            input_sha256=capped.sha256 if capped and truncated else None,
+            extra=request.unmapped("tool_name", "tool_use_id", "agent_id", "tool_input"),
         )
     if name in ("PostToolUse", "PostToolUseFailure", "PermissionDenied"):
-        status = {"PostToolUse": "success", "PostToolUseFailure": "error"}.get(name, "denied")
-        output, truncated, length, digest = cap_output(payload.get("tool_response"), output_cap)
-        mapped = ["tool_name", "tool_use_id", "agent_id", "tool_response"]
-        duration = payload.get("duration_ms")
-        if isinstance(duration, int) and not isinstance(duration, bool) and duration >= 0:
-            mapped.append("duration_ms")
-        else:
-            duration = None  # kept as sent in extra
-        error_field = {"PostToolUseFailure": "error", "PermissionDenied": "reason"}.get(name)
-        error = payload.get(error_field) if error_field else None
-        if isinstance(error, str) and error_field:
-            mapped.append(error_field)
-        else:
-            error = None
-        return ToolResult(
-            **common,
-            tool=_text(payload, "tool_name", required=True) or "",
-            tool_use_id=_text(payload, "tool_use_id"),
-            agent_id=_text(payload, "agent_id"),
-            status=status,
-            output=output,
-            error=error,
-            duration_ms=duration,
-            output_truncated=truncated,
-            output_length=length,
-            output_sha256=digest,
-            extra=extra(*mapped),
-        )
+        return _tool_result(request, common, output_cap)
     return AgentEvent(
         **common,
         name=name,
-        agent_id=_text(payload, "agent_id"),
-        payload=extra("agent_id"),
+        agent_id=request.agent_id,
+        payload=request.unmapped("agent_id"),
     )

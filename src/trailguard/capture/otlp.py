@@ -604,13 +604,30 @@ def _openapi(description: str) -> dict[str, Any]:
 
 
 @dataclass
-class _Endpoint:
+class OTLPEndpoint:
+    """One OTLP/HTTP export route's work: decode the body, parse it, hand the items on, answer
+    in the request's own content type."""
+
     parse: Callable[[bytes, str], list[Any]]
     empty: Message
-    callback: Callable[[list[Any]], Any] | None
-    limit: int
+    callback: Callable[[list[Any]], Any] | None = None
+    limit: int = MAX_BODY_BYTES
+
+    @classmethod
+    def logs(cls, limit: int = MAX_BODY_BYTES) -> OTLPEndpoint:
+        return cls(parse_logs, ExportLogsServiceResponse(), None, limit)
+
+    @classmethod
+    def metrics(cls, limit: int = MAX_BODY_BYTES) -> OTLPEndpoint:
+        return cls(parse_metrics, ExportMetricsServiceResponse(), None, limit)
 
     async def __call__(self, request: Request) -> Response:
+        return await self.respond(request, self.callback)
+
+    async def respond(
+        self, request: Request, callback: Callable[[list[Any]], Any] | None
+    ) -> Response:
+        """Answer ``request``; ``callback`` gets the parsed items (not called when empty)."""
         content_type = request.headers.get("content-type")
         try:
             media_kind(content_type)
@@ -619,8 +636,13 @@ class _Endpoint:
             items = self.parse(body, content_type or "")
         except OTLPError as error:
             return _error_response(error, content_type)
-        await _deliver(self.callback, items)
+        await _deliver(callback, items)
         return _success_response(content_type, self.empty)
+
+
+def openapi_of(description: str) -> dict[str, Any]:
+    """The OpenAPI description of an OTLP/HTTP export route (for routers defined elsewhere)."""
+    return _openapi(description)
 
 
 def create_otlp_router(
@@ -646,8 +668,10 @@ def create_otlp_router(
     OpenAPI document.
     """
     router = APIRouter(tags=["telemetry"], include_in_schema=include_in_schema)
-    logs = _Endpoint(parse_logs, ExportLogsServiceResponse(), on_logs, max_body_bytes)
-    metrics = _Endpoint(parse_metrics, ExportMetricsServiceResponse(), on_metrics, max_body_bytes)
+    logs = OTLPEndpoint(parse_logs, ExportLogsServiceResponse(), on_logs, max_body_bytes)
+    metrics = OTLPEndpoint(
+        parse_metrics, ExportMetricsServiceResponse(), on_metrics, max_body_bytes
+    )
 
     @router.post("/v1/logs", summary="OTLP/HTTP logs export", **_openapi("ExportLogsService"))
     async def otlp_logs(request: Request) -> Response:

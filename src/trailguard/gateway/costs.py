@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from trailguard.capture.anthropic_proxy import ModelRequestRecord
+from trailguard.capture.hook_request import UsageEntry
 from trailguard.capture.otlp import ApiRequestUsage
 from trailguard.cost.accounting import CostAccountant, UsageObservation
 from trailguard.cost.budgets import BudgetTracker, Exhausted
@@ -162,34 +163,17 @@ def from_telemetry(usage: ApiRequestUsage) -> UsageObservation:
     )
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def from_transcript(session_id: str, entries: object) -> list[UsageObservation]:
+def from_transcript(session_id: str, entries: Sequence[UsageEntry]) -> list[UsageObservation]:
     """The usage entries the hook client read from the transcript (``trailguard.usage``)."""
-    if not isinstance(entries, list):
-        return []
-    observations = []
-    for entry in entries[:500]:
-        if not isinstance(entry, dict) or not isinstance(entry.get("usage"), dict):
-            continue
-        tool_use_ids = entry.get("toolUseIds")
-        observations.append(
-            UsageObservation(
-                source="transcript",
-                session_id=session_id,
-                model=entry.get("model") if isinstance(entry.get("model"), str) else None,
-                usage=Usage.from_anthropic(entry["usage"]),
-                request_id=entry.get("requestId")
-                if isinstance(entry.get("requestId"), str)
-                else None,
-                message_id=entry.get("messageId")
-                if isinstance(entry.get("messageId"), str)
-                else None,
-                tool_use_ids=tuple(t for t in tool_use_ids if isinstance(t, str))
-                if isinstance(tool_use_ids, list)
-                else (),
-            )
+    return [
+        UsageObservation(
+            source="transcript",
+            session_id=session_id,
+            model=entry.model,
+            usage=Usage.from_anthropic(entry.usage),
+            request_id=entry.request_id,
+            message_id=entry.message_id,
+            tool_use_ids=entry.tool_use_ids,
         )
-    return observations
+        for entry in entries
+    ]

@@ -1,0 +1,360 @@
+"""The hook path as pure stages, in one direction:
+
+    parse (capture/hook_request) → normalise → classify + decide → build events → redact → append
+
+Each stage is a function of typed values with no I/O, so each can be tested alone and run off
+the event loop; ``gateway/hooks.py`` composes them with the side effects (session state, the
+ledger, cost). Nothing unredacted leaves ``redact``: not the ledger, not a log line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from trailguard.capture.claude_code import (
+    DEFAULT_INPUT_CAP,
+    DEFAULT_OUTPUT_CAP,
+    Attribution,
+    event_from_request,
+    project_id_from_remote,
+)
+from trailguard.capture.hook_request import HookRequest
+from trailguard.classify import ClassifyContext, classify_tool_call
+from trailguard.events import (
+    AgentEvent,
+    Checkpoint,
+    Event,
+    GatewayStart,
+    GatewayStop,
+    InfraOperation,
+    Operation,
+    SessionEnd,
+    ToolInvocation,
+)
+from trailguard.policy.engine import Decision, DecisionRequest, decide
+from trailguard.policy.loader import PolicySet
+from trailguard.redact import Redactor
+from trailguard.store.gateway_state import Identity, SessionSummary
+
+__all__ = [
+    "GATEWAY_DOWN_RULE",
+    "KILLED_RULE",
+    "MAX_CLASSIFIED_COMMAND",
+    "HookContext",
+    "HookOutcome",
+    "Stop",
+    "Verdict",
+    "build",
+    "classify_and_decide",
+    "normalise",
+    "redact",
+]
+
+KILLED_RULE: Final = "session-killed"
+GATEWAY_DOWN_RULE: Final = "gateway-unreachable"
+OVERSIZED_RULE: Final = "too-large-to-examine"
+MAX_CLASSIFIED_COMMAND: Final = 256 * 1024
+"""A command longer than this is not parsed (the work per request is bounded): the call is
+asked, never silently allowed."""
+DECISION_EVENTS: Final = frozenset({"PreToolUse", "PermissionRequest"})
+
+
+# -- answers (the hook output Claude Code expects) ---------------------------------------------
+
+
+def deny(hook_event_name: str, reason: str) -> dict[str, Any]:
+    """The hook output that refuses a tool call (PreToolUse) or a permission (PermissionRequest)."""
+    if hook_event_name == "PermissionRequest":
+        return {
+            "hookSpecificOutput": {
+                "hookEventName": "PermissionRequest",
+                "decision": {"behavior": "deny", "message": reason},
+            }
+        }
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "deny",
+            "permissionDecisionReason": reason,
+        }
+    }
+
+
+def ask(reason: str) -> dict[str, Any]:
+    """The PreToolUse output that hands the decision to the developer."""
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "ask",
+            "permissionDecisionReason": reason,
+        }
+    }
+
+
+# -- stage values -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HookContext:
+    """A parsed request with what the gateway decided about it: who (the token), which session
+    and project, when (the gateway's own receipt time), and the event id to use."""
+
+    request: HookRequest
+    identity: Identity
+    received_at: str
+    session: SessionSummary | None
+    """The session as the gateway knew it before this request (None: never seen)."""
+    project_id: str | None
+    event_id: str | None = None
+
+    @property
+    def spooled(self) -> bool:
+        return self.request.client.spooled
+
+    @property
+    def decides(self) -> bool:
+        """Whether this request asks for a policy decision now. A spooled event was already
+        refused by the hook client while the gateway was down: it is history, not a request."""
+        return self.request.hook_event_name == "PreToolUse" and not self.spooled
+
+
+@dataclass(frozen=True)
+class Verdict:
+    operations: tuple[Operation, ...]
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why the session may not go on (killed, out of budget): every hook answers
+    ``continue: false`` and a tool call is denied with ``rule``."""
+
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class HookOutcome:
+    events: list[Event]
+    """In append order: the hook's own event first, then its operations, then notes."""
+    primary: int
+    """Index in ``events`` of the hook's own event."""
+    answer: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def event(self) -> Event:
+        return self.events[self.primary]
+
+
+# -- normalise --------------------------------------------------------------------------------
+
+
+def normalise(
+    request: HookRequest,
+    identity: Identity,
+    *,
+    session: SessionSummary | None,
+    received_at: str,
+    event_id: str | None = None,
+) -> HookContext:
+    """Attribute the request: identity from the token, the project from the session (or, at
+    SessionStart, from the remote the client claims), time from the gateway's clock."""
+    project_id = session.project_id if session else None
+    context = request.client.context
+    if request.hook_event_name == "SessionStart" and context is not None:
+        project_id = project_id_from_remote(context.git_remote) or project_id
+    return HookContext(request, identity, received_at, session, project_id, event_id)
+
+
+# -- classify + decide ------------------------------------------------------------------------
+
+
+def _oversized(command: str) -> Operation:
+    return Operation(
+        kind="shell",
+        action="shell:Unresolved",
+        resource=None,
+        access="admin",
+        risk="high",
+        flags=["unresolved", "oversized"],
+        attributes={"why": f"command of {len(command)} characters is too large to examine"},
+        raw=command[:200],
+    )
+
+
+def classify_and_decide(context: HookContext, policy_set: PolicySet) -> Verdict:
+    """Classify the tool call into operations and decide it, on the input as the agent sent it
+    (unredacted: the policy must see what will actually run)."""
+    request = context.request
+    tool = request.tool_name or ""
+    command = request.command
+    if command is not None and len(command) > MAX_CLASSIFIED_COMMAND:
+        operations = [_oversized(command)]
+    else:
+        where = ClassifyContext(cwd=request.cwd, home=request.home, project_root=request.cwd)
+        operations = classify_tool_call(tool, request.tool_input, where)
+    decision = decide(
+        policy_set,
+        DecisionRequest(
+            developer_id=context.identity.developer_id,
+            tool=tool,
+            operations=operations,
+            project_id=context.project_id,
+            session_id=request.session_id,
+            command=command,
+        ),
+    )
+    return Verdict(tuple(operations), decision)
+
+
+# -- build events -----------------------------------------------------------------------------
+
+
+def build(
+    context: HookContext,
+    *,
+    verdict: Verdict | None = None,
+    stop: Stop | None = None,
+    notes: tuple[Event, ...] = (),
+    output_cap: int = DEFAULT_OUTPUT_CAP,
+    input_cap: int = DEFAULT_INPUT_CAP,
+) -> HookOutcome:
+    """The events one hook request records and the answer it gets. ``notes`` (alerts about the
+    request) are appended after the hook's own event and its operations."""
+    request = context.request
+    identity = context.identity
+    event = event_from_request(
+        request,
+        Attribution(
+            developer_id=identity.developer_id,
+            project_id=context.project_id,
+            source="spool" if context.spooled else "hook",
+            timestamp=context.received_at,
+            event_id=context.event_id,
+        ),
+        output_cap=output_cap,
+        input_cap=input_cap,
+    )
+    session = context.session
+    if isinstance(event, SessionEnd) and session is not None and session.ended_at is not None:
+        # Already ended (killed, timed out): the agent's own end is kept, not a second end.
+        event = AgentEvent(
+            event_id=event.event_id,
+            timestamp=event.timestamp,
+            session_id=event.session_id,
+            developer_id=event.developer_id,
+            project_id=event.project_id,
+            source=event.source,
+            name="SessionEnd",
+            payload={"reason": event.raw_reason, "endedEarlierAs": session.end_reason},
+        )
+
+    answer: dict[str, Any] = {}
+    operations: list[Event] = []
+    name = request.hook_event_name
+    if stop is not None:
+        answer = {"continue": False, "stopReason": stop.reason}
+        if name in DECISION_EVENTS:
+            answer |= deny(name, stop.reason)
+        if isinstance(event, ToolInvocation):
+            event = event.model_copy(
+                update={
+                    "policy_result": "denied",
+                    "policy_rule": stop.rule,
+                    "policy_reason": stop.reason,
+                }
+            )
+    elif isinstance(event, ToolInvocation) and context.spooled:
+        event = event.model_copy(
+            update={
+                "policy_result": "denied",
+                "policy_rule": GATEWAY_DOWN_RULE,
+                "policy_reason": "the audit gateway was unreachable; the hook client denied "
+                "the call and spooled it",
+            }
+        )
+    elif isinstance(event, ToolInvocation) and verdict is not None:
+        decision = verdict.decision
+        event = event.model_copy(
+            update={
+                "operations": list(verdict.operations),
+                "policy_result": decision.result,
+                "policy_rule": decision.rule,
+                "policy_reason": decision.reason,
+                "policy_version": decision.version,
+            }
+        )
+        message = f"trailguard policy {decision.rule}: {decision.reason}"
+        if decision.result == "denied":
+            answer = deny("PreToolUse", message)
+        elif decision.result == "ask":
+            answer = ask(message)
+        operations = [
+            InfraOperation(
+                session_id=event.session_id,
+                developer_id=event.developer_id,
+                project_id=event.project_id,
+                tool_use_id=event.tool_use_id,
+                operation=operation,
+                source="gateway",
+                timestamp=event.timestamp,
+            )
+            for operation in verdict.operations
+        ]
+    attributed = [
+        replace_attribution(note, identity.developer_id, context.project_id) for note in notes
+    ]
+    return HookOutcome([event, *operations, *attributed], 0, answer)
+
+
+def replace_attribution(event: Event, developer_id: str | None, project_id: str | None) -> Event:
+    """``event`` with the developer and project filled in where it has none."""
+    update: dict[str, Any] = {}
+    if event.developer_id is None and developer_id is not None:
+        update["developer_id"] = developer_id
+    if event.project_id is None and project_id is not None:
+        update["project_id"] = project_id
+    return event.model_copy(update=update) if update else event
+
+
+# -- redact -----------------------------------------------------------------------------------
+
+
+_STRUCTURAL_FIELDS: Final = frozenset(
+    {
+        "event_type",
+        "event_id",
+        "seq",
+        "timestamp",
+        "source",
+        "policy_result",
+        "policy_version",
+        "output_sha256",
+        "input_sha256",
+    }
+)
+_WRITER_OWNED: Final = (Checkpoint, GatewayStart, GatewayStop)
+
+
+def redact_event(redactor: Redactor, event: Event) -> Event:
+    """``event`` with every secret in its agent-controlled fields replaced by a tag."""
+    if isinstance(event, _WRITER_OWNED):
+        return event
+    data = event.model_dump()
+    changed: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in _STRUCTURAL_FIELDS or value is None or isinstance(value, bool | int | float):
+            continue
+        redacted, findings = redactor.redact_value(value)
+        if findings:
+            changed[name] = redacted
+    if not changed:
+        return event
+    return type(event).model_validate({**data, **changed})
+
+
+def redact(outcome: HookOutcome, redactor: Redactor) -> HookOutcome:
+    """Every event of the outcome with its secrets replaced by tags: the last stage before the
+    ledger. The answer is not redacted: it goes back to the agent that sent the secret."""
+    return replace(outcome, events=[redact_event(redactor, event) for event in outcome.events])

@@ -1,0 +1,2 @@
+"""The gateway's HTTP routes, one router per area: hooks, telemetry, the model API proxy, the
+record (events, checkpoints), and health."""

@@ -1,0 +1,22 @@
+"""``GET /healthz``: whether the gateway can record right now."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from trailguard import __version__
+from trailguard.errors import StorageUnavailableError
+from trailguard.gateway.services import Gateway, gateway
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz(services: Annotated[Gateway, Depends(gateway)]) -> dict[str, Any]:
+    """200 while the ledger writer runs and can commit; 503 (with why) otherwise."""
+    ledger = services.ledger
+    if not ledger.healthy:
+        raise StorageUnavailableError("the ledger writer is not running: nothing can be recorded")
+    return {"status": "ok", "version": __version__, "treeSize": ledger.tree_size}

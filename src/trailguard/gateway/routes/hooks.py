@@ -1,0 +1,74 @@
+"""``POST /hooks/claude-code``: one Claude Code hook event in, recorded, then answered."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from trailguard.capture.hook_request import parse_hook_request
+from trailguard.errors import InvalidInputError
+from trailguard.gateway.routes._body import json_object, read_body
+from trailguard.gateway.services import MAX_BODY_BYTES, Gateway, gateway, require
+from trailguard.store.gateway_state import Identity
+
+EVENT_ID_HEADER = "x-trailguard-event-id"
+
+HOOK_BODY_SCHEMA: dict[str, Any] = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["session_id", "hook_event_name"],
+                "properties": {
+                    "session_id": {"type": "string", "minLength": 1},
+                    "hook_event_name": {"type": "string", "minLength": 1},
+                    "tool_name": {"type": "string"},
+                    "tool_input": {},
+                    "tool_response": {},
+                    "tool_use_id": {"type": "string"},
+                },
+                "additionalProperties": True,
+            }
+        }
+    },
+    "required": True,
+}
+
+router = APIRouter(tags=["hooks"])
+AgentIdentity = Annotated[Identity, Depends(require("agent", "admin", what="post hook events"))]
+
+
+@router.post(
+    "/hooks/claude-code",
+    openapi_extra={"requestBody": HOOK_BODY_SCHEMA},
+    responses={
+        400: {"description": "Malformed payload (the field is named)"},
+        401: {"description": "Missing or invalid token"},
+        403: {"description": "The token may not post hooks, or the session is another's"},
+        409: {"description": "Event id already recorded"},
+        413: {"description": "Payload too large"},
+        429: {"description": "Too many requests for this token"},
+        503: {"description": "The ledger cannot write: nothing was recorded"},
+    },
+)
+async def claude_code_hook(
+    request: Request,
+    identity: AgentIdentity,
+    services: Annotated[Gateway, Depends(gateway)],
+) -> JSONResponse:
+    """Record one Claude Code hook event and answer with the hook output it expects."""
+    if services.hook_rate is not None:
+        services.hook_rate.check(identity.token_id)
+    event_id = request.headers.get(EVENT_ID_HEADER)
+    if event_id is not None:
+        try:
+            event_id = str(uuid.UUID(event_id))
+        except ValueError:
+            raise InvalidInputError("X-Trailguard-Event-Id must be a UUID") from None
+    body = await read_body(request, MAX_BODY_BYTES)
+    hook = parse_hook_request(json_object(body, "a Claude Code hook event"))
+    reply = await services.handler.handle(hook, identity, event_id)
+    return JSONResponse(reply.body, status_code=reply.status)

@@ -1,0 +1,96 @@
+"""What every route of the gateway shares, on ``app.state.gateway``: the ledger, the gateway
+state, the hook handler, authentication, and how to record an event from a route.
+
+Routes get it with the ``gateway`` dependency; nothing lives in module globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Final
+
+from fastapi import Request
+
+from trailguard.events import Alert, Event
+from trailguard.gateway.auth import AlertLimiter, Authenticator, RateLimiter
+from trailguard.gateway.costs import CostRecorder
+from trailguard.gateway.hooks import HookHandler
+from trailguard.gateway.pipeline import redact_event
+from trailguard.gateway.reaper import Reaper
+from trailguard.gateway.sessions import SessionRegistry
+from trailguard.ledger.writer import Ledger, LedgerError, Receipt
+from trailguard.policy.store import PolicyStore
+from trailguard.redact import Redactor
+from trailguard.store.base import Store
+from trailguard.store.gateway_state import GatewayState, Identity, Role
+from trailguard.store.sqlite import SQLiteStore
+
+log = logging.getLogger("trailguard.gateway")
+
+MAX_BODY_BYTES: Final = 32 * 1024 * 1024
+"""Larger request bodies are refused (413); tool outputs inside are truncated far below this."""
+
+
+@dataclass
+class Gateway:
+    ledger: Ledger
+    state: GatewayState
+    sessions: SessionRegistry
+    policies: PolicyStore
+    costs: CostRecorder
+    handler: HookHandler
+    reaper: Reaper
+    redactor: Redactor
+    auth: Authenticator
+    alert_limiter: AlertLimiter = field(default_factory=AlertLimiter)
+    hook_rate: RateLimiter | None = None
+    cpu: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="trailguard-pipeline")
+    )
+    """Runs the CPU-bound stages off the event loop."""
+
+    async def record(self, events: Sequence[Event]) -> list[Receipt]:
+        """Append ``events`` (already built and redacted) and wait until they are durable."""
+        return await asyncio.wrap_future(self.ledger.submit_many(list(events)))
+
+    async def record_alert(self, alert: Alert, *, client: str) -> None:
+        """Append an alert about a request, at most so many per client and overall: a flood of
+        bad requests must not fill the disk with alerts. Never raises (it reports a failure)."""
+        admitted, suppressed = self.alert_limiter.admit(client)
+        if not admitted:
+            return
+        if suppressed:
+            details = dict(alert.details or {}) | {"suppressedSinceLastAlert": suppressed}
+            alert = alert.model_copy(update={"details": details})
+        try:
+            await self.record([redact_event(self.redactor, alert)])
+        except LedgerError as exc:
+            log.error("trailguard: could not record a %s alert: %s", alert.alert_type, exc)
+
+    def open_reader(self) -> Store:
+        """A read-only store connection (for a worker thread, never the event loop)."""
+        return SQLiteStore.in_data_dir(self.ledger.data_dir, read_only=True)
+
+
+def gateway(request: Request) -> Gateway:
+    """The FastAPI dependency routes use to reach the shared services."""
+    found: Gateway = request.app.state.gateway
+    return found
+
+
+def require(*roles: Role, what: str) -> Callable[[Request], Awaitable[Identity]]:
+    """A dependency that authenticates the request's bearer token and checks its role; the
+    refusal is raised and the app's error handler records it."""
+    allowed = frozenset(roles)
+
+    async def dependency(request: Request) -> Identity:
+        services = gateway(request)
+        token = services.auth.bearer_token(request)
+        identity = await asyncio.to_thread(services.auth.identify, token)
+        return services.auth.authorize(identity, allowed, what)
+
+    return dependency
