@@ -93,7 +93,68 @@ def rehash_everything(data_dir: Path, *, resign_with: Signer | None = None) -> N
             tree.append(leaf)
         db.execute("DELETE FROM tree_nodes")
         db.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", tree.completed)
+        # The signed tree head too: re-signed with the key, or its old signature kept.
+        (head,) = db.execute("SELECT value FROM meta WHERE key = 'signed_head'").fetchone()
+        old = parse(head)
+        text = checkpoint_text(old.text.split("\n", 1)[0], tree.size, tree.root())
+        if resign_with is None:
+            signatures = "".join(
+                f"{SIGNATURE_PREFIX}{name} " + base64.b64encode(kid + sig).decode() + "\n"
+                for name, kid, sig in old.signatures
+            )
+        else:
+            signatures = resign_with.signature_line(text)
+        db.execute(
+            "UPDATE meta SET value = ? WHERE key = 'signed_head'", (f"{text}\n{signatures}",)
+        )
         db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+def append_forged_event(data_dir: Path, document: dict) -> int:
+    """Append an event with sqlite3 as the writer would (next seq, canonical bytes, a correct
+    leaf hash), without the signing key. Returns its seq."""
+    db = connect(data_dir)
+    try:
+        (last,) = db.execute("SELECT max(seq) FROM events").fetchone()
+        seq = int(last) + 1
+        body = canonical_json({**document, "seq": seq})
+        db.execute(
+            "INSERT INTO events (seq, event_id, timestamp, event_type, session_id, developer_id, "
+            "project_id, tool, leaf_hash, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                seq,
+                document["eventId"],
+                document["timestamp"],
+                document["eventType"],
+                document.get("sessionId"),
+                document.get("developerId"),
+                document.get("projectId"),
+                document.get("tool"),
+                merkle.hash_leaf(body),
+                body,
+            ),
+        )
+        return seq
+    finally:
+        db.close()
+
+
+def truncate_to_checkpoint(data_dir: Path, at_most: int) -> int:
+    """A clean cut of every event from the last checkpoint event at or before seq ``at_most``
+    on, with the signed tree head rolled back to that checkpoint's note (a valid signed head for
+    exactly the events left), as an attacker who read the code would do. Returns the new size."""
+    db = connect(data_dir)
+    try:
+        (cut,) = db.execute(
+            "SELECT max(seq) FROM events WHERE event_type = 'checkpoint' AND seq <= ?", (at_most,)
+        ).fetchone()
+        (body,) = db.execute("SELECT body FROM events WHERE seq = ?", (cut,)).fetchone()
+        note = orjson.loads(body)["note"]
+        db.execute("DELETE FROM events WHERE seq >= ?", (cut,))
+        db.execute("UPDATE meta SET value = ? WHERE key = 'signed_head'", (note,))
+        return int(cut)
     finally:
         db.close()
 

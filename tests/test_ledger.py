@@ -105,10 +105,10 @@ def test_concurrent_writers_are_group_committed_without_lost_or_duplicated_seq(
     commits = 0
     original_append = ledger._store.append
 
-    def counting_append(rows, nodes):
+    def counting_append(rows, nodes, signed_head=None):
         nonlocal commits
         commits += 1
-        original_append(rows, nodes)
+        original_append(rows, nodes, signed_head)
 
     ledger._store.append = counting_append  # type: ignore[method-assign]
     receipts: list = []
@@ -233,7 +233,9 @@ def test_writer_refuses_a_ledger_whose_stored_tree_no_longer_matches_its_checkpo
     ledger.close()
     tamper.edit_event(data_dir, 5, lambda event: event.update(prompt="rewritten"))
     tamper.rehash_everything(data_dir)  # hashes consistent, signatures now stale
-    with pytest.raises(LedgerIntegrityError, match="latest checkpoint"):
+    with pytest.raises(
+        LedgerIntegrityError, match=r"signed tree head does not verify|latest checkpoint"
+    ):
         Ledger.open(data_dir)
 
 
@@ -329,7 +331,7 @@ def test_close_under_load_records_nothing_after_gateway_stop(open_ledger, data_d
 def test_a_crashing_writer_fails_waiting_appends_instead_of_hanging(open_ledger):
     ledger = open_ledger()
 
-    def broken(rows, nodes):
+    def broken(rows, nodes, signed_head=None):
         raise RuntimeError("simulated bug in the store")
 
     ledger._store.append = broken  # type: ignore[method-assign]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 from typer.testing import CliRunner
 
@@ -17,7 +18,8 @@ from conftest import sample_events
 from trailguard.cli import app
 from trailguard.ledger import merkle
 from trailguard.ledger.note import Signer
-from trailguard.ledger.writer import Ledger, LedgerConfig
+from trailguard.ledger.writer import Ledger, LedgerConfig, LedgerIntegrityError
+from trailguard.store.sqlite import SQLiteStore
 
 runner = CliRunner()
 
@@ -143,13 +145,9 @@ def test_truncated_tail_passes_alone_but_is_caught_with_a_trusted_checkpoint(led
     assert kept.exit_code == 0
     trusted = tmp_path / "kept-off-host.checkpoint"
     trusted.write_text(kept.stdout)
-    # A clean cut right after a checkpoint leaves a shorter log that is signed to its end.
-    db = tamper.connect(ledger_dir)
-    (cut,) = db.execute(
-        "SELECT max(seq) FROM events WHERE event_type = 'checkpoint' AND seq <= 150"
-    ).fetchone()
-    db.execute("DELETE FROM events WHERE seq > ?", (cut,))
-    db.close()
+    # A clean cut right after a checkpoint, with the signed head rolled back to that
+    # checkpoint's note, leaves a shorter log that is signed to its end.
+    tamper.truncate_to_checkpoint(ledger_dir, 150)
 
     code, report = verify(ledger_dir)
     assert code == 0, "without a trusted checkpoint a clean cut is indistinguishable"
@@ -159,6 +157,24 @@ def test_truncated_tail_passes_alone_but_is_caught_with_a_trusted_checkpoint(led
     assert code == 1
     found = failures(report)
     assert any("trusted checkpoint: the ledger is shorter" in f for f in found), found
+
+
+def test_truncation_that_leaves_the_signed_head_is_caught_without_a_trusted_checkpoint(
+    ledger_dir,
+):
+    db = tamper.connect(ledger_dir)
+    (cut,) = db.execute(
+        "SELECT max(seq) FROM events WHERE event_type = 'checkpoint' AND seq <= 150"
+    ).fetchone()
+    db.execute("DELETE FROM events WHERE seq > ?", (cut,))
+    db.close()
+    code, report = verify(ledger_dir)
+    assert code == 1
+    found = failures(report)
+    assert any(
+        "signed tree head: the ledger is shorter than its own latest signed tree head" in f
+        for f in found
+    ), found
 
 
 def test_rewritten_history_signed_with_the_real_key_is_caught_as_a_fork(ledger_dir, tmp_path):
@@ -246,7 +262,7 @@ def test_ledger_stripped_of_every_checkpoint_and_renumbered_is_not_intact(ledger
     code, report = verify(ledger_dir, "--key", (ledger_dir / "signing.pub").read_text().strip())
     assert code == 1
     found = failures(report)
-    assert any("covered by no valid signed checkpoint" in f for f in found), found
+    assert any("shorter than its own latest signed tree head" in f for f in found), found
     assert any(f.startswith("seq 0: a ledger starts with gateway_start") for f in found), found
 
 
@@ -290,3 +306,64 @@ def test_hostile_checkpoint_note_is_a_failure_not_a_crash(ledger_dir):
     code, report = verify(ledger_dir)
     assert code == 1
     assert any(f.startswith(f"checkpoint at seq {last}: signature") for f in failures(report))
+
+
+# -- what a restart must never sign -----------------------------------------------------------
+
+
+def forged_invocation() -> dict:
+    from trailguard.events import ToolInvocation
+
+    return ToolInvocation(
+        tool="Bash",
+        session_id="sess_forged",
+        developer_id="dev_someone_else",
+        input={"command": "rm -rf /srv/evidence"},
+        policy_result="allowed",
+        policy_rule="allow-by-default",
+    ).to_json_dict()
+
+
+def test_event_appended_with_sqlite3_is_quarantined_at_start_never_signed(ledger_dir):
+    forged = forged_invocation()
+    seq = tamper.append_forged_event(ledger_dir, forged)
+
+    code, report = verify(ledger_dir)  # before any restart: named, not passed
+    assert code == 1
+    assert any(
+        f"seq {seq}..{seq}: 1 event(s) lie beyond the latest signed tree head" in f
+        for f in failures(report)
+    ), failures(report)
+
+    ledger = Ledger.open(ledger_dir)  # the restart the attacker hoped would adopt it
+    ledger.close()
+    code, report = verify(ledger_dir)
+    assert code == 0, failures(report)
+    assert report["quarantined"] == 1
+    assert any(f["where"] == "quarantine" for f in report["findings"])
+    store = SQLiteStore.in_data_dir(ledger_dir, read_only=True)
+    try:
+        assert store.row_by_event_id(forged["eventId"]) is None  # not in the signed tree
+        (moved,) = store.quarantined()
+        assert moved[0] == seq
+        assert moved[1] == forged["eventId"]
+        alert = next(
+            orjson.loads(row.body)
+            for row in store.rows()
+            if row.event_type == "alert" and b"unsigned_events_quarantined" in row.body
+        )
+    finally:
+        store.close()
+    assert alert["severity"] == "critical"
+    assert alert["details"]["events"][0]["eventId"] == forged["eventId"]
+
+
+def test_committed_event_rewritten_after_a_crash_stops_the_next_start(ledger_dir):
+    tamper.edit_event(ledger_dir, 150, lambda e: e.update(prompt="rewritten after the crash"))
+    tamper.rehash_leaf(ledger_dir, 150)  # the attacker keeps the cached hashes consistent
+    tamper.execute(ledger_dir, "DELETE FROM tree_nodes")
+    with pytest.raises(LedgerIntegrityError, match="no longer match"):
+        Ledger.open(ledger_dir)
+    code, report = verify(ledger_dir)
+    assert code == 1
+    assert any("differ from what the writer signed" in f for f in failures(report))

@@ -156,6 +156,8 @@ def verify(
                     "keyPinned": key is not None,
                     "checkpoints": report.checkpoints,
                     "latestCheckpointSize": report.latest_checkpoint_size,
+                    "signedHeadSize": report.signed_head_size,
+                    "quarantined": report.quarantined,
                     "key": verifier.to_string(),
                     "keySource": key_origin,
                     "findings": [
@@ -177,6 +179,8 @@ def verify(
         out.print(
             f"checkpoints {report.checkpoints}, latest covers {report.latest_checkpoint_size}"
         )
+        if report.signed_head_size is not None:
+            out.print(f"signed head covers {report.signed_head_size}")
         shown = 0
         for finding in findings:
             if finding.severity == "failure" and shown >= 200:

@@ -19,7 +19,7 @@ from trailguard.ledger import checkpoint as checkpoints
 from trailguard.ledger import merkle
 from trailguard.ledger.note import Verifier
 from trailguard.ledger.stored_tree import StoredTree
-from trailguard.store.base import Store
+from trailguard.store.base import SIGNED_HEAD_KEY, Store
 
 BUNDLE_FORMAT = "trailguard-inclusion-proof/v1"
 
@@ -48,9 +48,36 @@ def latest_checkpoint(store: Store, verifier: Verifier) -> checkpoints.SignedChe
     return signed
 
 
+def latest_tree_head(store: Store, verifier: Verifier) -> checkpoints.SignedCheckpoint:
+    """The newest signed tree head: the writer's per-commit head when it is newer than the last
+    ``checkpoint`` event (it covers every acknowledged event), checked like a checkpoint."""
+    signed = latest_checkpoint(store, verifier)
+    head_note = store.get_meta(SIGNED_HEAD_KEY)
+    if head_note is None:
+        return signed
+    try:
+        head = checkpoints.open_checkpoint(head_note, verifier)
+    except checkpoints.CheckpointError as exc:
+        raise ProofBundleError(
+            f"the signed tree head is invalid: {exc}; run `trailguard verify`"
+        ) from None
+    if head.tree_size <= signed.tree_size:
+        return signed
+    try:
+        matches = StoredTree(store).root(head.tree_size) == head.root_hash
+    except LookupError:
+        matches = False
+    if not matches:
+        raise ProofBundleError(
+            f"the signed tree head (size {head.tree_size}) does not match the stored events; "
+            "run `trailguard verify`"
+        )
+    return head
+
+
 def latest_checkpoint_note(store: Store, verifier: Verifier) -> str:
-    """The newest signed checkpoint, as its note text (to keep somewhere off this host)."""
-    return latest_checkpoint(store, verifier).note
+    """The newest signed tree head, as its note text (to keep somewhere off this host)."""
+    return latest_tree_head(store, verifier).note
 
 
 def build_inclusion_proof(store: Store, event_id: str, verifier: Verifier) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from trailguard.ledger import checkpoint as checkpoints
 from trailguard.ledger import merkle
 from trailguard.ledger.note import Verifier
 from trailguard.ledger.stored_tree import CACHED_SUBTREE_LEVEL
-from trailguard.store.base import Store, StoreError
+from trailguard.store.base import SIGNED_HEAD_KEY, Store, StoreError
 
 Progress = Callable[[int, int], None]
 """Called with (events checked, events in the ledger) as verification advances."""
@@ -94,7 +94,11 @@ class VerificationReport:
     """The type of the last event other than a checkpoint (``gateway_stop`` after a clean stop)."""
     first_event_type: str | None = None
     unsigned_events: int = 0
-    """Events after the last valid checkpoint."""
+    """Events covered by neither a valid checkpoint event nor the signed tree head."""
+    signed_head_size: int | None = None
+    """The tree size of the latest signed tree head, when the ledger has one and it verifies."""
+    quarantined: int = 0
+    """Events a writer found beyond the signed head at start and moved aside."""
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -332,6 +336,8 @@ class _Verification:
         self.checkpoint_positions: set[int] = set()
         self.start_positions: list[int] = []
         self.writer_running = writer_running
+        self.signed_head: checkpoints.SignedCheckpoint | None = None
+        self.root_at_head_size: bytes | None = None
 
     def _scan_positions(self) -> tuple[int, list[int]]:
         """Check that ``seq`` runs 0, 1, 2... and find the seq where each block starts, plus the
@@ -372,7 +378,24 @@ class _Verification:
             for future in futures:
                 yield future.result()
 
+    def _read_signed_head(self) -> checkpoints.SignedCheckpoint | None:
+        """The latest signed tree head (stored beside the events, signed in the same commit),
+        read before the events so a live writer's later commits are merely newer."""
+        signed_head = self.store.get_meta(SIGNED_HEAD_KEY)
+        if signed_head is None:
+            return None
+        try:
+            head = checkpoints.open_checkpoint(signed_head, self.verifier)
+        except checkpoints.CheckpointError as exc:
+            self.report.findings.append(_failure("signed tree head", f"does not verify: {exc}"))
+            return None
+        self.report.signed_head_size = head.tree_size
+        return head
+
     def run(self) -> VerificationReport:
+        self.signed_head = self._read_signed_head()
+        head_size = self.signed_head.tree_size if self.signed_head else None
+        self.root_at_head_size = merkle.EMPTY_ROOT if head_size == 0 else None
         total, block_starts = self._scan_positions()
         tree = self.tree = _RecomputedTree()
         trusted_size = self.trusted.tree_size if self.trusted else None
@@ -399,11 +422,19 @@ class _Verification:
                 and self.root_at_trusted_size is None
             ):
                 self.root_at_trusted_size = tree.root(trusted_size)
+            if (
+                head_size is not None
+                and head_size <= self.report.events
+                and self.root_at_head_size is None
+            ):
+                self.root_at_head_size = tree.root(head_size)
             if self.progress is not None:
                 self.progress(self.report.events, total)
         if trusted_size == 0:
             self.root_at_trusted_size = merkle.EMPTY_ROOT
         self._check_structure()
+        self._check_signed_head()
+        self._check_quarantine()
         self._check_tail()
         if self.trusted is not None:
             self._check_trusted()
@@ -533,16 +564,89 @@ class _Verification:
                     )
                 )
 
+    def _check_signed_head(self) -> None:
+        """The latest signed tree head covers every acknowledged event: its root must be the
+        root of the events it covers (RFC 6962 §2.1), and nothing may lie beyond it that a
+        writer did not sign."""
+        head = self.signed_head
+        if head is None:
+            return
+        where = "signed tree head"
+        fail = self.report.findings.append
+        if self.origin is not None and head.origin != self.origin:
+            fail(_failure(where, "names another log", expected=self.origin, found=head.origin))
+            return
+        if head.tree_size > self.report.events:
+            fail(
+                _failure(
+                    where,
+                    "the ledger is shorter than its own latest signed tree head: events were "
+                    "removed from the end",
+                    expected=f"at least {head.tree_size} events",
+                    found=f"{self.report.events} events",
+                )
+            )
+            return
+        if self.root_at_head_size != head.root_hash:
+            found = self.root_at_head_size
+            fail(
+                _failure(
+                    where,
+                    f"the events before seq {head.tree_size} differ from what the writer signed",
+                    expected=f"root {head.root_b64} at size {head.tree_size}",
+                    found=f"root {_b64(found) if found else '?'}",
+                )
+            )
+            return
+        beyond = self.report.events - head.tree_size
+        if beyond > 0:
+            where = f"seq {head.tree_size}..{self.report.events - 1}"
+            if self.writer_running:
+                self.report.findings.append(
+                    Finding("warning", where, "committed after the signed head was read")
+                )
+            else:
+                fail(
+                    _failure(
+                        where,
+                        f"{beyond} event(s) lie beyond the latest signed tree head and no writer "
+                        "is running: they were not written by the ledger writer (the next start "
+                        "quarantines them)",
+                    )
+                )
+
+    def _check_quarantine(self) -> None:
+        quarantined = self.store.quarantined()
+        self.report.quarantined = len(quarantined)
+        if not quarantined:
+            return
+        seqs = sorted({seq for seq, *_ in quarantined})
+        self.report.findings.append(
+            Finding(
+                "warning",
+                "quarantine",
+                f"{len(quarantined)} event(s) (seq {seqs[0]}..{seqs[-1]}) were found beyond the "
+                "signed tree head at a start and moved to quarantine: something other than the "
+                "ledger writer wrote them (see the unsigned_events_quarantined alert)",
+            )
+        )
+
     def _check_tail(self) -> None:
         events = self.report.events
         if events == 0:
             self.report.findings.append(Finding("warning", "ledger", "the ledger is empty"))
             return
-        unsigned = events - self.last_checkpoint_position - 1
+        covered = self.last_checkpoint_position + 1
+        head = self.signed_head
+        if head is not None and self.root_at_head_size == head.root_hash:
+            covered = max(covered, head.tree_size)
+        unsigned = events - covered
         self.report.unsigned_events = unsigned
         if unsigned <= 0:
             return
-        where = f"seq {self.last_checkpoint_position + 1}..{events - 1}"
+        if head is not None:
+            return  # _check_signed_head has judged what lies beyond the head
+        where = f"seq {covered}..{events - 1}"
         if self.writer_running:
             self.report.findings.append(
                 Finding(

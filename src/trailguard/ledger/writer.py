@@ -23,12 +23,20 @@ from typing import Literal
 
 from trailguard import __version__
 from trailguard.errors import FaultError
-from trailguard.events import Checkpoint, Event, EventType, GatewayStart, GatewayStop
+from trailguard.events import (
+    Alert,
+    Checkpoint,
+    Event,
+    EventType,
+    GatewayStart,
+    GatewayStop,
+    utc_now,
+)
 from trailguard.ledger import checkpoint as checkpoints
 from trailguard.ledger import keys, merkle, note
 from trailguard.ledger.canonical import canonical_document
 from trailguard.ledger.stored_tree import StoredTree
-from trailguard.store.base import DuplicateEventError, LedgerRow, StoreError
+from trailguard.store.base import SIGNED_HEAD_KEY, DuplicateEventError, LedgerRow, StoreError
 from trailguard.store.sqlite import SQLiteStore
 
 LOCK_FILE = "writer.lock"
@@ -155,6 +163,71 @@ class _Request:
     future: Future[list[Receipt]]
 
 
+def _quarantine_unsigned_tail(
+    store: SQLiteStore, verifier: note.Verifier, data_dir: Path
+) -> list[LedgerRow]:
+    """Check the stored tree against the latest signed tree head and move aside whatever lies
+    beyond it: the writer signs a head in every commit, so such rows were written by something
+    else (a sqlite3 shell, a tool, an attacker) and must never be adopted and signed.
+
+    Raises LedgerIntegrityError when the head does not verify, or the events it covers were
+    changed or removed."""
+    signed_head = store.get_meta(SIGNED_HEAD_KEY)
+    if signed_head is None:
+        return []  # a ledger written before signed heads: the latest checkpoint is the check
+    try:
+        head = checkpoints.open_checkpoint(signed_head, verifier)
+    except checkpoints.CheckpointError as exc:
+        raise LedgerIntegrityError(
+            f"the latest signed tree head does not verify: {exc}; run `trailguard verify "
+            f"--data-dir {data_dir}`"
+        ) from None
+    size = store.tree_size()
+    if size < head.tree_size:
+        raise LedgerIntegrityError(
+            f"the ledger holds {size} events but its latest signed tree head covers "
+            f"{head.tree_size}: events were removed from the end; run `trailguard verify "
+            f"--data-dir {data_dir}`"
+        )
+    if StoredTree(store).root(head.tree_size) != head.root_hash:
+        raise LedgerIntegrityError(
+            f"the events covered by the latest signed tree head (size {head.tree_size}) no "
+            f"longer match it: an event was changed; run `trailguard verify --data-dir {data_dir}`"
+        )
+    if size == head.tree_size:
+        return []
+    return store.quarantine_from(
+        head.tree_size,
+        "beyond the latest signed tree head: not written by the ledger writer",
+        utc_now(),
+    )
+
+
+def _quarantine_alert(rows: list[LedgerRow]) -> Alert:
+    shown = rows[:100]
+    return Alert(
+        alert_type="unsigned_events_quarantined",
+        severity="critical",
+        message=f"{len(rows)} event(s) at seq {rows[0].seq}..{rows[-1].seq} were found beyond the "
+        "latest signed tree head: something other than the ledger writer wrote them. They were "
+        "moved to quarantine, not signed",
+        details={
+            "count": len(rows),
+            "events": [
+                {
+                    "seq": row.seq,
+                    "eventId": row.event_id,
+                    "eventType": row.event_type,
+                    "leafHash": row.leaf_hash.hex(),
+                }
+                for row in shown
+            ],
+            "listedOnly": len(shown),
+        },
+        source="ledger",
+    )
+
+
 class Ledger:
     """The append-only, signed event log of one data directory. Use ``Ledger.open``."""
 
@@ -211,6 +284,7 @@ class Ledger:
             lock.acquire()
         except OSError as exc:
             raise LedgerError(f"cannot lock {data_dir}: {exc.strerror}") from None
+        quarantined: list[LedgerRow] = []
         try:
             store = SQLiteStore.in_data_dir(data_dir)
             origin = store.get_meta("origin")
@@ -227,6 +301,7 @@ class Ledger:
                     f"the signing key from {signer.source} ({name}+{key_id}) is not the key this "
                     f"ledger was created with ({pinned}); refusing to sign with a different key"
                 )
+            quarantined = _quarantine_unsigned_tail(store, signer.signer.verifier, data_dir)
             ledger = cls(data_dir, store, lock, signer, origin, config or LedgerConfig())
             previous_clean = ledger._check_against_latest_checkpoint()
         except StoreError as exc:
@@ -254,6 +329,8 @@ class Ledger:
         ).result()
         # Sign at once, so the start is covered and `trailguard checkpoint` has an answer.
         ledger._submit("checkpoint", [], internal=True).result()
+        if quarantined:
+            ledger._submit("append", [_quarantine_alert(quarantined)], internal=True).result()
         return ledger
 
     def _check_against_latest_checkpoint(self) -> bool | None:
@@ -467,8 +544,12 @@ class Ledger:
         elif due_by_time:
             self._last_checkpoint_time = time.monotonic()
 
+        # The signed tree head of this commit, stored in the same transaction: every event is
+        # covered by a signature before it is acknowledged, so at start anything beyond the
+        # head was written by something other than this writer.
+        head = checkpoints.sign_checkpoint(self.origin, tree.size, tree.root(), self._signer)
         try:
-            self._store.append(rows, tree.completed)
+            self._store.append(rows, tree.completed, head.note)
         except DuplicateEventError:
             self._tree = saved
             if look_up_stored_ids:  # cannot happen twice; refuse rather than loop

@@ -13,6 +13,10 @@ from typing import NamedTuple, Protocol
 
 from trailguard.errors import FaultError
 
+SIGNED_HEAD_KEY = "signed_head"
+"""Meta key of the latest signed tree head: a C2SP checkpoint note the writer signs in the same
+transaction as the events it covers, so no acknowledged event is ever unsigned."""
+
 
 class StoreError(FaultError):
     """The store could not do what was asked (disk full, read-only, corrupt, locked...)."""
@@ -62,8 +66,14 @@ class Store(Protocol):
         """How many rows the store holds (the next ``seq``)."""
         ...
 
-    def append(self, rows: Sequence[LedgerRow], nodes: Sequence[TreeNode]) -> None:
-        """Store ``rows`` (contiguous, starting at ``tree_size()``) and ``nodes`` atomically.
+    def append(
+        self,
+        rows: Sequence[LedgerRow],
+        nodes: Sequence[TreeNode],
+        signed_head: str | None = None,
+    ) -> None:
+        """Store ``rows`` (contiguous, starting at ``tree_size()``), ``nodes`` and the signed
+        tree head covering them, atomically.
 
         Returns only after the transaction is durable; on failure nothing is stored. Raises
         DuplicateEventError when an event id is already stored.
@@ -93,6 +103,12 @@ class Store(Protocol):
         ...
 
     def last_row_of_type(self, event_type: str) -> LedgerRow | None: ...
+
+    def quarantine_from(self, seq: int, reason: str, at: str) -> list[LedgerRow]:
+        """Move the events from ``seq`` on out of the tree (they were never signed)."""
+        ...
+
+    def quarantined(self) -> list[tuple[int, str, bytes, str, str]]: ...
 
     def query(self, event_filter: EventFilter) -> Iterator[LedgerRow]: ...
 

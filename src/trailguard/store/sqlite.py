@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from trailguard.store.base import (
+    SIGNED_HEAD_KEY,
     DuplicateEventError,
     EventFilter,
     LedgerRow,
@@ -98,8 +99,29 @@ MIGRATIONS: tuple[str, ...] = (
         recorded_at  TEXT
     ) WITHOUT ROWID;
     """,
+    """
+    -- Events a writer found in the file beyond the last signed tree head at start: written by
+    -- something other than the ledger writer (every commit signs its head in the same
+    -- transaction). Kept here as evidence, out of the tree; verify reports them.
+    CREATE TABLE quarantine (
+        seq            INTEGER NOT NULL,
+        event_id       TEXT NOT NULL,
+        leaf_hash      BLOB NOT NULL,
+        body           BLOB NOT NULL,
+        reason         TEXT NOT NULL,
+        quarantined_at TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+_APPEND_ONLY_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS events_are_append_only_update BEFORE UPDATE ON events "
+    "BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS events_are_append_only_delete BEFORE DELETE ON events "
+    "BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END",
+)
+"""The append-only triggers, restored (if someone dropped them) whenever events are quarantined."""
 
 
 _ROW_COLUMNS = (
@@ -184,8 +206,13 @@ class SQLiteStore:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def append(self, rows: Sequence[LedgerRow], nodes: Sequence[TreeNode]) -> None:
-        if not rows and not nodes:
+    def append(
+        self,
+        rows: Sequence[LedgerRow],
+        nodes: Sequence[TreeNode],
+        signed_head: str | None = None,
+    ) -> None:
+        if not rows and not nodes and signed_head is None:
             return
         db = self._db
         try:
@@ -199,6 +226,8 @@ class SQLiteStore:
                     db.executemany(
                         "INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
                     )
+                if signed_head is not None:
+                    self.set_meta(SIGNED_HEAD_KEY, signed_head)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -238,7 +267,58 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"could not write {key} to {self.path}: {_describe(exc)}") from None
 
+    def quarantine_from(self, seq: int, reason: str, at: str) -> list[LedgerRow]:
+        """Move every event from ``seq`` on (and the cached subtrees they complete) out of the
+        tree into the ``quarantine`` table, in one transaction; returns the rows moved.
+
+        The only path that removes events, for rows the writer never signed: the append-only
+        trigger is lifted inside this transaction and restored before it commits."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                moved = [
+                    LedgerRow._make(row)
+                    for row in db.execute(
+                        f"SELECT {_ROW_COLUMNS} FROM events WHERE seq >= ? ORDER BY seq", (seq,)
+                    )
+                ]
+                db.executemany(
+                    "INSERT INTO quarantine (seq, event_id, leaf_hash, body, reason, "
+                    "quarantined_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(r.seq, r.event_id, r.leaf_hash, r.body, reason, at) for r in moved],
+                )
+                db.execute("DROP TRIGGER IF EXISTS events_are_append_only_delete")
+                db.execute("DELETE FROM events WHERE seq >= ?", (seq,))
+                for trigger in _APPEND_ONLY_TRIGGERS:
+                    db.execute(trigger)
+                # A cached subtree (level L, index i) covers leaves [i * 2**L, (i+1) * 2**L).
+                db.execute("DELETE FROM tree_nodes WHERE (idx + 1) << level > ?", (seq,))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"could not quarantine events in {self.path}: {_describe(exc)}"
+            ) from None
+        return moved
+
     # -- reading --------------------------------------------------------------------------------
+
+    def quarantined(self) -> list[tuple[int, str, bytes, str, str]]:
+        """(seq, event id, leaf hash, reason, quarantined at) of every quarantined event."""
+        try:
+            return [
+                (int(seq), str(event_id), bytes(leaf), str(reason), str(at))
+                for seq, event_id, leaf, reason, at in self._db.execute(
+                    "SELECT seq, event_id, leaf_hash, reason, quarantined_at FROM quarantine "
+                    "ORDER BY rowid"
+                )
+            ]
+        except sqlite3.OperationalError:
+            return []  # a ledger from before quarantine existed (read-only, not upgraded)
 
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
