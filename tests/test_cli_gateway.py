@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 from typer.testing import CliRunner
 
@@ -15,6 +16,7 @@ from trailguard.cli import app
 from trailguard.events import Alert
 from trailguard.ledger.writer import Ledger
 from trailguard.store.gateway_state import GatewayState
+from trailguard.store.sqlite import SQLiteStore
 
 runner = CliRunner()
 SESSION = "sess-cli-0001"
@@ -48,6 +50,7 @@ def recorded(tmp_path: Path) -> Path:
 
 def test_token_create_prints_the_token_last_and_stores_only_its_hash(tmp_path):
     data_dir = tmp_path / "d"
+    assert runner.invoke(app, ["init", "--data-dir", str(data_dir)]).exit_code == 0
     result = runner.invoke(
         app,
         [
@@ -74,6 +77,7 @@ def test_token_create_prints_the_token_last_and_stores_only_its_hash(tmp_path):
 
 
 def test_token_with_unknown_role_is_refused(tmp_path):
+    runner.invoke(app, ["init", "--data-dir", str(tmp_path)])
     result = runner.invoke(
         app, ["token", "create", "--developer", "d", "--role", "root", "--data-dir", str(tmp_path)]
     )
@@ -82,6 +86,7 @@ def test_token_with_unknown_role_is_refused(tmp_path):
 
 
 def test_revoked_token_no_longer_identifies(tmp_path):
+    runner.invoke(app, ["init", "--data-dir", str(tmp_path)])
     made = runner.invoke(app, ["token", "create", "--developer", "d", "--data-dir", str(tmp_path)])
     token = made.stdout.strip().splitlines()[-1]
     listed = runner.invoke(app, ["token", "list", "--data-dir", str(tmp_path)])
@@ -162,6 +167,11 @@ def test_query_rejects_bad_filters_by_name(recorded, args, says):
 
 
 def test_sessions_kill_is_recorded_for_the_gateway(tmp_path):
+    ledger = Ledger.open(tmp_path)
+    ledger.append_many(
+        [event_from_hook({"session_id": SESSION, "hook_event_name": "SessionStart"}, Attribution())]
+    )
+    ledger.close()
     result = runner.invoke(
         app,
         [
@@ -185,3 +195,92 @@ def test_sessions_kill_is_recorded_for_the_gateway(tmp_path):
     assert [(k.session_id, k.requested_by, k.reason) for k in pending] == [
         (SESSION, "secops", "runaway")
     ]
+
+
+def test_killing_an_unknown_session_is_refused_with_close_matches(tmp_path):
+    ledger = Ledger.open(tmp_path)
+    ledger.append_many(
+        [event_from_hook({"session_id": SESSION, "hook_event_name": "SessionStart"}, Attribution())]
+    )
+    ledger.close()
+    typo = SESSION[:-1] + "2"
+    result = runner.invoke(app, ["sessions", "kill", typo, "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert f"no session {typo!r}" in result.output
+    assert SESSION in result.output  # the close match is offered
+    state = GatewayState(tmp_path)
+    assert state.pending_kills() == []  # nothing was asked of the gateway
+    state.close()
+
+
+def test_an_unambiguous_prefix_names_the_session(tmp_path):
+    ledger = Ledger.open(tmp_path)
+    ledger.append_many(
+        [event_from_hook({"session_id": SESSION, "hook_event_name": "SessionStart"}, Attribution())]
+    )
+    ledger.close()
+    result = runner.invoke(app, ["sessions", "kill", SESSION[:8], "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert f"session {SESSION}: kill requested" in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["token", "create", "--developer", "dev_ana"],
+        ["token", "list"],
+        ["sessions", "list"],
+        ["sessions", "kill", "ae1e1885-0000-4000-8000-000000000001"],
+    ],
+)
+def test_a_mistyped_data_dir_is_refused_and_nothing_is_created(tmp_path, command):
+    typo = tmp_path / "ledgr"
+    result = runner.invoke(app, [*command, "--data-dir", str(typo)])
+    assert result.exit_code == 2
+    assert "no trailguard ledger in" in result.output
+    assert not typo.exists()
+
+
+def test_token_creation_and_revocation_are_recorded_in_the_ledger_without_the_token(tmp_path):
+    data_dir = tmp_path / "d"
+    runner.invoke(app, ["init", "--data-dir", str(data_dir)])
+    made = runner.invoke(
+        app,
+        [
+            "token",
+            "create",
+            "--developer",
+            "dev_ana",
+            "--project",
+            "github.com/acme/api",
+            "--data-dir",
+            str(data_dir),
+        ],
+    )
+    token = made.stdout.strip().splitlines()[-1]
+    token_id = runner.invoke(app, ["token", "list", "--data-dir", str(data_dir)]).stdout.split()[0]
+    assert (
+        runner.invoke(app, ["token", "revoke", token_id, "--data-dir", str(data_dir)]).exit_code
+        == 0
+    )
+    # No gateway runs: the changes wait in the queue; the next gateway's reaper appends them.
+    from trailguard.gateway.reaper import Reaper
+    from trailguard.gateway.sessions import SessionRegistry
+
+    ledger = Ledger.open(data_dir)
+    state = GatewayState(data_dir)
+    Reaper(ledger, SessionRegistry(state), state).tick()
+    ledger.close()
+    state.close()
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    try:
+        changes = [orjson.loads(r.body) for r in store.rows() if r.event_type == "token_change"]
+        raw = b"".join(bytes(r.body) for r in store.rows())
+    finally:
+        store.close()
+    assert [c["action"] for c in changes] == ["created", "revoked"]
+    assert {c["tokenId"] for c in changes} == {token_id}
+    assert changes[0]["subjectDeveloperId"] == "dev_ana"
+    assert changes[0]["projects"] == ["github.com/acme/api"]
+    assert changes[0]["changedBy"].startswith("os:")
+    assert token.encode() not in raw

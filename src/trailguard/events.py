@@ -369,6 +369,8 @@ class TokenChange(_EventBase):
     """Whom the token stands for (``developerId`` is whoever made the change)."""
     projects: list[str] = Field(default_factory=list)
     """Projects the token is bound to; empty means not bound."""
+    changed_by: str | None = None
+    """Who made the change, as the gateway knows them (``os:<user>`` for the local CLI)."""
 
 
 Event: TypeAlias = Annotated[

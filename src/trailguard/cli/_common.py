@@ -85,3 +85,50 @@ def verifier_for(store: Any, data_dir: Path, key: str | None) -> tuple[Any, str]
         return Verifier.from_string(pinned), "recorded in the data directory (not independent)"
     except NoteError as exc:
         fail(f"the verifier key recorded in {data_dir} is unusable ({exc}); pass --key")
+
+
+def cli_actor() -> str:
+    """Who runs this CLI, as recorded with what it changes or reads: ``os:<user>``."""
+    import getpass
+
+    try:
+        return f"os:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"os:uid-{os.getuid()}"
+
+
+def record_from_cli(state: Any, data_dir: Path, events: list[Any]) -> None:
+    """Queue ``events`` for the ledger: the gateway (its only writer) appends them within a
+    second, or at its next start when none runs now (said on stderr)."""
+    from trailguard.ledger.writer import WriterLock
+
+    state.enqueue_events([event.model_dump_json(by_alias=True) for event in events])
+    if not WriterLock.is_held(data_dir):
+        err.print(
+            "[yellow]note:[/] no gateway runs on this data directory: the record of this "
+            "command is queued and appended to the ledger when it next starts"
+        )
+
+
+def resolve_session_id(store: Any, given: str) -> str:
+    """The full id of the session ``given`` names: itself, or the one session whose id starts
+    with it. Fails (exit 2) naming the candidates or the closest ids when there is no match:
+    a typo must never act on, or report on, a session that does not exist."""
+    import difflib
+
+    if not given:
+        fail("session id must not be empty")
+    candidates = store.session_ids(given, limit=6)
+    if given in candidates:
+        return given
+    if len(candidates) == 1:
+        return str(candidates[0])
+    if candidates:
+        more = ", ..." if len(candidates) > 5 else ""
+        fail(
+            f"{given!r} is the start of several sessions ({', '.join(candidates[:5])}{more}): "
+            "give more of the id"
+        )
+    near = difflib.get_close_matches(given, store.session_ids(given[:4], limit=200), n=3)
+    hint = f"; did you mean {', '.join(near)}?" if near else " (see `trailguard sessions list`)"
+    fail(f"no session {given!r} in this ledger{hint}")

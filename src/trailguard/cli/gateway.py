@@ -14,12 +14,16 @@ from trailguard import __version__
 from trailguard.cli._common import (
     DataDir,
     app,
+    cli_actor,
     err,
     fail,
     open_read_only,
     out,
+    record_from_cli,
     resolve_data_dir,
+    resolve_session_id,
 )
+from trailguard.errors import InvalidInputError
 
 # -- serve ----------------------------------------------------------------------------------------
 
@@ -135,6 +139,33 @@ def serve(
 
 
 @app.command()
+def init(
+    data_dir: DataDir = None,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(help="Signing key file (else $TRAILGUARD_SIGNING_KEY or a new one)."),
+    ] = None,
+) -> None:
+    """Create a data directory (ledger, signing key) without serving, e.g. to create tokens
+    before the first start. `serve` does the same on its first start."""
+    from trailguard.ledger.keys import SigningKeyError
+    from trailguard.ledger.writer import Ledger, LedgerError
+
+    directory = resolve_data_dir(data_dir)
+    existed = (directory / "ledger.sqlite3").exists()
+    try:
+        ledger = Ledger.open(directory, key_file=signing_key, run_reason="init")
+    except (LedgerError, SigningKeyError, OSError) as exc:
+        fail(str(exc))
+    ledger.close(reason="init")
+    out.print(
+        f"{directory} already held a ledger (log {ledger.origin}); nothing changed but a start"
+        if existed
+        else f"created {directory} (log {ledger.origin})"
+    )
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     out.print(__version__)
@@ -156,21 +187,46 @@ def gateway_state(data_dir: Path | None) -> Any:
         fail(str(exc))
 
 
+def _token_change(action: str, record: Any) -> Any:
+    from trailguard.events import TokenChange
+
+    return TokenChange(
+        action=action,  # type: ignore[arg-type]
+        token_id=record.token_id,
+        role=record.role,
+        subject_developer_id=record.developer_id,
+        projects=list(record.projects),
+        changed_by=cli_actor(),
+        source="cli",
+    )
+
+
 @token_app.command("create")
 def token_create(
     developer: Annotated[str, typer.Option(help="The developerId this token stands for.")],
     role: Annotated[str, typer.Option(help="agent (hooks), auditor (read), admin")] = "agent",
+    project: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Bind the token to this project id (repeatable): a session may only be "
+            "attributed to these projects."
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Create a token; it is printed once, as the last line, and stored only as a hash."""
+    """Create a token; it is printed once, as the last line, and stored only as a hash. The
+    creation (never the token) is recorded in the ledger."""
+    directory = resolve_data_dir(data_dir)
     state = gateway_state(data_dir)
     try:
-        token, token_id = state.create_token(developer, role)  # type: ignore[arg-type]
-    except ValueError as exc:
+        token, record = state.create_token(developer, role, tuple(project or ()))  # type: ignore[arg-type]
+        record_from_cli(state, directory, [_token_change("created", record)])
+    except InvalidInputError as exc:
         fail(str(exc))
     finally:
         state.close()
-    err.print(f"token {token_id} for {developer} ({role}); it is not shown again:")
+    bound = f", bound to {', '.join(record.projects)}" if record.projects else ""
+    err.print(f"token {record.token_id} for {developer} ({role}{bound}); it is not shown again:")
     out.print(token)
 
 
@@ -179,9 +235,12 @@ def token_list(data_dir: DataDir = None) -> None:
     """List tokens (ids, developers, roles; never the tokens themselves)."""
     state = gateway_state(data_dir)
     try:
-        for token_id, developer, role, created, revoked in state.tokens():
-            status = f"revoked {revoked}" if revoked else "active"
-            out.print(f"{token_id}  {developer}  {role}  created {created}  {status}")
+        for record in state.tokens():
+            status = f"revoked {record.revoked_at}" if record.revoked_at else "active"
+            out.print(
+                f"{record.token_id}  {record.developer_id}  {record.role}  "
+                f"created {record.created_at}  {status}"
+            )
     finally:
         state.close()
 
@@ -189,10 +248,13 @@ def token_list(data_dir: DataDir = None) -> None:
 @token_app.command("revoke")
 def token_revoke(token_id: str, data_dir: DataDir = None) -> None:
     """Revoke a token by its id (tok_...); requests with it get 401 from then on."""
+    directory = resolve_data_dir(data_dir)
     state = gateway_state(data_dir)
     try:
-        if not state.revoke_token(token_id):
-            fail(f"no active token {token_id}", 1)
+        record = state.revoke_token(token_id)
+        if record is None:
+            fail(f"no active token {token_id} (see `trailguard token list`)", 1)
+        record_from_cli(state, directory, [_token_change("revoked", record)])
     finally:
         state.close()
     out.print(f"revoked {token_id}")
@@ -314,17 +376,24 @@ def sessions_kill(
 ) -> None:
     """Kill a session: the gateway records session_end (killed) and from then on denies every
     hook of it with continue=false."""
-    import getpass
-
+    directory = resolve_data_dir(data_dir)
     state = gateway_state(data_dir)
+    store = open_read_only(directory)
     try:
-        new = state.request_kill(session_id, by or getpass.getuser(), reason)
+        session_id = resolve_session_id(store, session_id)
+        new = state.request_kill(session_id, by or cli_actor(), reason)
     finally:
+        store.close()
         state.close()
+    if not new:
+        out.print(f"session {session_id} was already killed")
+        return
+    from trailguard.ledger.writer import WriterLock
+
+    running = WriterLock.is_held(directory)
     out.print(
         f"session {session_id}: kill requested"
-        if new
-        else f"session {session_id} was already killed"
+        + ("" if running else " (no gateway runs now: it is recorded when the gateway starts)")
     )
 
 

@@ -181,6 +181,7 @@ def create_app(
         sessions,
         state,
         policies,
+        redactor=redactor,
         **({"idle_timeout": idle_timeout} if idle_timeout else {}),
     )
     services = Gateway(

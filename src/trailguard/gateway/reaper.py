@@ -6,10 +6,23 @@ from __future__ import annotations
 import logging
 import threading
 
-from trailguard.events import Alert, PolicyChange, SessionEnd, utc_now
+from trailguard.events import (
+    Alert,
+    Checkpoint,
+    Event,
+    EventValidationError,
+    GatewayStart,
+    GatewayStop,
+    PolicyChange,
+    SessionEnd,
+    parse_event,
+    utc_now,
+)
+from trailguard.gateway.pipeline import redact_event
 from trailguard.gateway.sessions import SessionRegistry
 from trailguard.ledger.writer import Ledger, LedgerError
 from trailguard.policy.store import PolicyStore
+from trailguard.redact import Redactor
 from trailguard.store.base import StoreError
 from trailguard.store.gateway_state import GatewayState
 
@@ -26,6 +39,7 @@ class Reaper:
         state: GatewayState,
         policies: PolicyStore | None = None,
         *,
+        redactor: Redactor | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         interval: float = 0.5,
     ) -> None:
@@ -33,6 +47,7 @@ class Reaper:
         self.sessions = sessions
         self.state = state
         self.policies = policies
+        self.redactor = redactor
         self.idle_timeout = idle_timeout
         self.interval = interval
         self._stop = threading.Event()
@@ -55,6 +70,7 @@ class Reaper:
     def tick(self) -> None:
         if self.policies is not None:
             self._reload_policies(self.policies)
+        self._append_queued_events()
         for request in self.state.pending_kills():
             summary = self.sessions.get(request.session_id)
             self.sessions.mark_killed(request)
@@ -89,6 +105,36 @@ class Reaper:
             )
             self.sessions.end(summary.session_id, "timed_out", None, utc_now())
         self.sessions.flush()
+
+    def _append_queued_events(self) -> None:
+        """Append what CLI processes queued for the ledger (token changes, their own reads):
+        the ledger has one writer. Each queued event is parsed strictly and redacted like any
+        other route's; one that is not a valid event is dropped with an alert, never retried
+        forever. A replay after a crash is recorded once (by event id)."""
+        queued = self.state.pending_events()
+        if not queued:
+            return
+        events: list[Event] = []
+        for queue_id, document in queued:
+            try:
+                event = parse_event(document)
+                if isinstance(event, Checkpoint | GatewayStart | GatewayStop):
+                    raise EventValidationError([f"{event.event_type.value}: written by the ledger"])
+                events.append(
+                    event if self.redactor is None else redact_event(self.redactor, event)
+                )
+            except EventValidationError as exc:
+                events.append(
+                    Alert(
+                        alert_type="queued_event_refused",
+                        severity="medium",
+                        message=f"an event queued by a CLI process (queue id {queue_id}) is not "
+                        f"a valid event and was dropped: {exc}",
+                        source="gateway",
+                    )
+                )
+        self.ledger.append_many(events)
+        self.state.remove_pending_events([queue_id for queue_id, _ in queued])
 
     def _reload_policies(self, policies: PolicyStore) -> None:
         """Hot reload: a changed policy set is recorded as policy_change; one that does not

@@ -37,6 +37,7 @@ from trailguard.ledger import keys, merkle, note
 from trailguard.ledger.canonical import canonical_document
 from trailguard.ledger.stored_tree import StoredTree
 from trailguard.store.base import SIGNED_HEAD_KEY, DuplicateEventError, LedgerRow, StoreError
+from trailguard.store.gateway_state import GatewayState
 from trailguard.store.sqlite import SQLiteStore
 
 LOCK_FILE = "writer.lock"
@@ -286,6 +287,9 @@ class Ledger:
             raise LedgerError(f"cannot lock {data_dir}: {exc.strerror}") from None
         quarantined: list[LedgerRow] = []
         try:
+            # Gateway state kept in the ledger file by older versions moves to its own file
+            # before the ledger's migrations drop it there.
+            GatewayState(data_dir, create=True).close()
             store = SQLiteStore.in_data_dir(data_dir)
             origin = store.get_meta("origin")
             key_name = origin or f"trailguard.local/{uuid.uuid4().hex[:16]}"

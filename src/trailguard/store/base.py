@@ -104,6 +104,10 @@ class Store(Protocol):
 
     def last_row_of_type(self, event_type: str) -> LedgerRow | None: ...
 
+    def session_ids(self, prefix: str = "", limit: int = 20) -> list[str]:
+        """Distinct session ids starting with ``prefix``, in order."""
+        ...
+
     def quarantine_from(self, seq: int, reason: str, at: str) -> list[LedgerRow]:
         """Move the events from ``seq`` on out of the tree (they were never signed)."""
         ...

@@ -112,6 +112,13 @@ MIGRATIONS: tuple[str, ...] = (
         quarantined_at TEXT NOT NULL
     );
     """,
+    """
+    -- The gateway state moved to its own file (state.sqlite3, trailguard.store.gateway_state),
+    -- so that this file has one writer. Ledger.open copies it there before this runs.
+    DROP TABLE IF EXISTS session_kills;
+    DROP TABLE IF EXISTS sessions;
+    DROP TABLE IF EXISTS tokens;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -389,6 +396,17 @@ class SQLiteStore:
         while batch := cursor.fetchmany(65536):
             for (seq,) in batch:
                 yield seq
+
+    def session_ids(self, prefix: str = "", limit: int = 20) -> list[str]:
+        """Distinct session ids starting with ``prefix``, in order (an index range scan)."""
+        return [
+            str(session_id)
+            for (session_id,) in self._db.execute(
+                "SELECT DISTINCT session_id FROM events WHERE session_id >= ? AND "
+                "session_id < ? ORDER BY session_id LIMIT ?",
+                (prefix, prefix + "\U0010ffff", limit),
+            )
+        ]
 
     def last_row_of_type(self, event_type: str) -> LedgerRow | None:
         row = self._db.execute(
