@@ -1151,3 +1151,27 @@ def test_a_gateway_restart_keeps_todays_spend_against_budgets(tmp_path):
     assert exhausted is not None
     assert exhausted.scope == "developer_day"
     assert exhausted.spent == D("0.7")
+
+
+def test_loop_detector_memory_is_bounded_against_endless_distinct_inputs():
+    detector = LoopDetector(limit=500)
+    for number in range(5_000):
+        detector.tool_call("sess_flood", "Bash", {"command": f"echo {number} " + "x" * 2000})
+        detector.tool_failed("sess_flood", "Bash", {"command": f"false {number}"})
+    assert detector.tracked <= 2 * 500 + 2
+    # ...and it still sees a real loop.
+    alerts = [
+        alert
+        for _ in range(8)
+        for alert in detector.tool_call("sess_loop", "Bash", {"command": "make test"})
+    ]
+    assert [a.alert_type for a in alerts] == ["repeated_tool_call"]
+
+
+def test_loop_detector_keeps_digests_not_inputs():
+    detector = LoopDetector()
+    secret_looking = "echo " + "y" * 100_000
+    detector.tool_call("sess_1", "Bash", {"command": secret_looking})
+    held = repr(detector._calls)  # the state as held in memory
+    assert "y" * 100 not in held
+    assert len(held) < 1000

@@ -357,3 +357,37 @@ def test_policy_change_is_recorded_at_start_and_on_reload(tmp_path):
     changes = [e for e in stored(data_dir) if e["eventType"] == "policy_change"]
     assert len(changes) == 2
     assert changes[1]["previousVersion"] == changes[0]["policyVersion"]
+
+
+def test_a_megabyte_input_is_decided_on_whole_and_stored_capped_with_its_hash(gateway):
+    import hashlib
+
+    import rfc8785
+
+    command = "echo start && " + "a" * (2 << 20) + " && git push --force origin main"
+    payload = pre_tool_use("toolu_big", command) | {"novel_field": "n" * (1 << 20)}
+    answer = gateway.hook(payload).json()
+    # Too large to examine: asked (or denied), never silently allowed.
+    assert answer["hookSpecificOutput"]["permissionDecision"] in ("ask", "deny")
+    invocation = next(e for e in stored(gateway.data_dir) if e.get("toolUseId") == "toolu_big")
+    assert invocation["inputTruncated"] is True
+    full = rfc8785.dumps(payload["tool_input"])
+    assert invocation["inputLength"] == len(full)
+    assert invocation["inputSha256"] == "sha256:" + hashlib.sha256(full).hexdigest()
+    assert len(invocation["input"].encode()) <= 64 * 1024
+    assert "oversized" in invocation["operations"][0]["flags"]
+    kept = invocation["extra"]["trailguardTruncated"]
+    assert kept["length"] > 1 << 20
+    assert len(kept["preview"].encode()) <= 64 * 1024
+    row = next(
+        len(json.dumps(e)) for e in stored(gateway.data_dir) if e.get("toolUseId") == "toolu_big"
+    )
+    assert row < 200 * 1024  # the ledger does not grow by megabytes per event
+
+
+def test_a_secret_at_the_truncation_point_is_not_stored_in_half(gateway):
+    filler = "b" * (64 * 1024 - 40)
+    command = f"echo {filler} AKIAIOSFODNN7EXAMPLE more text after it " + "c" * 70_000
+    gateway.hook(pre_tool_use("toolu_cut", command))
+    raw = b"".join(p.read_bytes() for p in gateway.data_dir.glob("ledger.sqlite3*"))
+    assert b"AKIAIOSF" not in raw

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from pydantic import ValidationError
@@ -49,7 +49,7 @@ __all__ = [
 
 DEFAULT_OUTPUT_CAP = 64 * 1024
 """Tool outputs larger than this (canonical JSON bytes) are stored truncated with their hash."""
-DEFAULT_INPUT_CAP = 256 * 1024
+DEFAULT_INPUT_CAP = 64 * 1024
 """Tool inputs larger than this are stored truncated with their hash (the decision saw all)."""
 
 
@@ -93,15 +93,48 @@ class CappedValue:
     """``sha256:<hex>`` of the full value's canonical JSON."""
 
 
+_CUT_AT: Final = frozenset(b' \t\n",;:&|()[]{}<>')
+_CUT_SEARCH: Final = 512
+
+
+def _cut_point(encoded: bytes, cap: int) -> int:
+    """Where to cut ``encoded`` to at most ``cap`` bytes: just after a separator (space, quote,
+    comma...) within the last bytes before the cap, so that a secret is never stored cut in
+    half (a half that the redactor could no longer recognise); at the cap when there is none."""
+    for index in range(cap - 1, max(cap - _CUT_SEARCH, 0) - 1, -1):
+        if encoded[index] in _CUT_AT:
+            return index + 1
+    return cap
+
+
 def cap_value(value: Any, cap: int) -> CappedValue:
-    """``value`` as stored: whole when its canonical JSON fits in ``cap`` bytes, else the first
-    ``cap`` bytes of it (never splitting a character), with the full length and SHA-256."""
+    """``value`` as stored: whole when its canonical JSON fits in ``cap`` bytes, else at most
+    the first ``cap`` bytes of it (never splitting a character or, where avoidable, a word),
+    with the full length and SHA-256. Truncating before redaction bounds the redactor's work
+    per request: only what is stored needs redacting."""
     encoded = canonical_json(value)
     digest = "sha256:" + hashlib.sha256(encoded).hexdigest()
     if len(encoded) <= cap:
         return CappedValue(value, False, len(encoded), digest)
-    preview = encoded[:cap].decode("utf-8", errors="ignore")
+    preview = encoded[: _cut_point(encoded, cap)].decode("utf-8", errors="ignore")
     return CappedValue(preview, True, len(encoded), digest)
+
+
+def _capped_mapping(value: dict[str, Any] | None, cap: int) -> dict[str, Any] | None:
+    """Unmodelled fields as stored: kept whole up to ``cap`` bytes, else as a preview with the
+    full length and hash (a hostile agent must not grow the ledger by megabytes per event)."""
+    if value is None or not _may_exceed(value, cap):
+        return value
+    capped = cap_value(value, cap)
+    if not capped.truncated:
+        return value
+    return {
+        "trailguardTruncated": {
+            "preview": capped.value,
+            "length": capped.length,
+            "sha256": capped.sha256,
+        }
+    }
 
 
 def _may_exceed(value: Any, cap: int) -> bool:
@@ -160,7 +193,7 @@ def _common(request: HookRequest, attribution: Attribution) -> dict[str, Any]:
 
 
 def _session_start(
-    request: HookRequest, common: dict[str, Any], context: ClientContext | None
+    request: HookRequest, common: dict[str, Any], context: ClientContext | None, cap: int
 ) -> SessionStart:
     # ``context`` is what the hook client collected on the developer's machine: claims,
     # recorded beside the token's identity and never trusted over it.
@@ -178,7 +211,9 @@ def _session_start(
         git_branch=context.git_branch if context else None,
         cwd=request.cwd,
         start_source=request.text("source"),
-        extra=request.unmapped("model", "permission_mode", "cwd", "source", "version"),
+        extra=_capped_mapping(
+            request.unmapped("model", "permission_mode", "cwd", "source", "version"), cap
+        ),
     )
 
 
@@ -186,7 +221,9 @@ _RESULT_STATUS = {"PostToolUse": "success", "PostToolUseFailure": "error"}
 _ERROR_FIELD = {"PostToolUseFailure": "error", "PermissionDenied": "reason"}
 
 
-def _tool_result(request: HookRequest, common: dict[str, Any], output_cap: int) -> ToolResult:
+def _tool_result(
+    request: HookRequest, common: dict[str, Any], output_cap: int, cap: int
+) -> ToolResult:
     name = request.hook_event_name
     mapped = ["tool_name", "tool_use_id", "agent_id", "tool_response"]
     duration = request.duration_ms
@@ -213,7 +250,7 @@ def _tool_result(request: HookRequest, common: dict[str, Any], output_cap: int) 
         output_truncated=capped.truncated if capped else False,
         output_length=capped.length if capped else None,
         output_sha256=capped.sha256 if capped else None,
-        extra=request.unmapped(*mapped),
+        extra=_capped_mapping(request.unmapped(*mapped), cap),
     )
 
 
@@ -222,21 +259,35 @@ def _build(
 ) -> Event:
     name = request.hook_event_name
     common = _common(request, attribution)
+    cap = input_cap
     if name == "SessionStart":
-        return _session_start(request, common, request.client.context)
+        return _session_start(request, common, request.client.context, cap)
     if name == "SessionEnd":
         return SessionEnd(
             **common,
             reason="completed",
             raw_reason=request.text("reason"),
-            extra=request.unmapped("reason"),
+            extra=_capped_mapping(request.unmapped("reason"), cap),
         )
     if name == "UserPromptSubmit":
+        prompt = request.text("prompt") or ""
+        if len(prompt) > cap // 4 and _may_exceed(prompt, cap):
+            capped = cap_value(prompt, cap)
+            if capped.truncated:
+                common["extra"] = {
+                    "promptTruncated": True,
+                    "promptLength": capped.length,
+                    "promptSha256": capped.sha256,
+                }
+                prompt = capped.value
+        extra = _capped_mapping(request.unmapped("prompt", "prompt_id"), cap)
+        if "extra" in common:
+            extra = (extra or {}) | common.pop("extra")
         return Prompt(
             **common,
-            prompt=request.text("prompt") or "",
+            prompt=prompt,
             prompt_id=request.text("prompt_id"),
-            extra=request.unmapped("prompt", "prompt_id"),
+            extra=extra,
         )
     if name == "PreToolUse":
         tool_input = request.tool_input
@@ -251,13 +302,15 @@ def _build(
             input_truncated=True if truncated else None,
             input_length=capped.length if capped and truncated else None,
             input_sha256=capped.sha256 if capped and truncated else None,
-            extra=request.unmapped("tool_name", "tool_use_id", "agent_id", "tool_input"),
+            extra=_capped_mapping(
+                request.unmapped("tool_name", "tool_use_id", "agent_id", "tool_input"), cap
+            ),
         )
     if name in ("PostToolUse", "PostToolUseFailure", "PermissionDenied"):
-        return _tool_result(request, common, output_cap)
+        return _tool_result(request, common, output_cap, cap)
     return AgentEvent(
         **common,
         name=name,
         agent_id=request.agent_id,
-        payload=request.unmapped("agent_id"),
+        payload=_capped_mapping(request.unmapped("agent_id"), cap),
     )

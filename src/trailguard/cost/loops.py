@@ -4,13 +4,15 @@ spend. Each finding is an ``alert`` event, raised once per pattern."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import threading
 import time
-from collections import defaultdict, deque
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from trailguard.events import Alert
 
@@ -28,31 +30,72 @@ class LoopConfig:
     """...and above this amount (so a cheap session's noise is not a spike)."""
 
 
+MAX_NORMALISED_BYTES = 256 * 1024
+"""Only this much of a tool input is compared: two calls equal up to here count as the same."""
+MAX_TRACKED = 50_000
+"""Tracked calls, failures and edits, each: the oldest are forgotten first, so a hostile agent
+sending endless distinct inputs cannot grow the gateway's memory."""
+
+
 def normalised_call(tool: str, tool_input: Any) -> str:
-    """Tool and input with key order and whitespace normalised, for comparing calls."""
+    """A digest of the tool and its input with key order and whitespace normalised, for
+    comparing calls without keeping their text."""
     try:
-        text = json.dumps(tool_input, sort_keys=True, separators=(",", ":"), default=str)
-    except (TypeError, ValueError):
-        text = repr(tool_input)
-    return f"{tool}:{' '.join(text.split())}"
+        text = orjson.dumps(tool_input, option=orjson.OPT_SORT_KEYS, default=str)
+    except (TypeError, orjson.JSONEncodeError):
+        text = repr(tool_input).encode()
+    head = b" ".join(text[:MAX_NORMALISED_BYTES].split())
+    digest = hashlib.sha256(head + b"|%d" % len(text)).hexdigest()
+    return f"{tool}:{digest}"
+
+
+class _Bounded(OrderedDict[Any, Any]):
+    """A dict that forgets its least recently touched entries past ``limit``."""
+
+    def __init__(self, factory: Any, limit: int = MAX_TRACKED) -> None:
+        super().__init__()
+        self._factory = factory
+        self._limit = limit
+
+    def touch(self, key: Any) -> Any:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = self._factory()
+        while len(self) > self._limit:
+            self.popitem(last=False)
+        return value
+
+
+@dataclass
+class _Spend:
+    started: float
+    earlier: Decimal = Decimal(0)
+    """Spend older than a minute, summed: only the last minute is kept item by item."""
+    recent: deque[tuple[float, Decimal]] = field(default_factory=deque)
 
 
 class LoopDetector:
-    def __init__(self, config: LoopConfig | None = None) -> None:
+    def __init__(self, config: LoopConfig | None = None, *, limit: int = MAX_TRACKED) -> None:
         self.config = config or LoopConfig()
         self._lock = threading.Lock()
-        self._calls: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._failures: dict[tuple[str, str], int] = defaultdict(int)
-        self._edits: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
-        self._spend: dict[str, list[tuple[float, Decimal]]] = defaultdict(list)
-        self._raised: set[tuple[str, ...]] = set()
+        self._calls = _Bounded(deque, limit)
+        self._failures = _Bounded(lambda: [0], limit)
+        self._edits = _Bounded(set, limit)
+        self._spend = _Bounded(lambda: None, limit)
+        self._raised = _Bounded(lambda: True, limit)
+
+    @property
+    def tracked(self) -> int:
+        """Entries held in memory (for tests and metrics)."""
+        return len(self._calls) + len(self._failures) + len(self._edits) + len(self._spend)
 
     def _alert(
         self, key: tuple[str, ...], session_id: str, alert_type: str, message: str, **details: Any
     ) -> list[Alert]:
         if key in self._raised:
             return []
-        self._raised.add(key)
+        self._raised.touch(key)
         return [
             Alert(
                 session_id=session_id,
@@ -69,7 +112,7 @@ class LoopDetector:
         now = time.monotonic()
         alerts: list[Alert] = []
         with self._lock:
-            times = self._calls[session_id, call]
+            times = self._calls.touch((session_id, call))
             times.append(now)
             while times and now - times[0] > self.config.window_seconds:
                 times.popleft()
@@ -87,9 +130,10 @@ class LoopDetector:
                 path = str(tool_input.get("file_path"))
                 edits = tool_input.get("edits") if tool == "MultiEdit" else [tool_input]
                 pairs = [e for e in edits if isinstance(e, dict)] if isinstance(edits, list) else []
-                old = json.dumps([e.get("old_string") for e in pairs], default=str)
-                new = json.dumps([e.get("new_string") for e in pairs], default=str)
-                if (new, old) in self._edits[session_id, path]:
+                old = normalised_call("", [e.get("old_string") for e in pairs])
+                new = normalised_call("", [e.get("new_string") for e in pairs])
+                edits_seen = self._edits.touch((session_id, path))
+                if (new, old) in edits_seen:
                     alerts += self._alert(
                         ("oscillation", session_id, path, *sorted((old, new))),
                         session_id,
@@ -98,14 +142,16 @@ class LoopDetector:
                         "may be going back and forth",
                         file=path,
                     )
-                self._edits[session_id, path].add((old, new))
+                if len(edits_seen) < 1000:
+                    edits_seen.add((old, new))
         return alerts
 
     def tool_failed(self, session_id: str, tool: str, tool_input: Any) -> list[Alert]:
         call = normalised_call(tool, tool_input)
         with self._lock:
-            self._failures[session_id, call] += 1
-            count = self._failures[session_id, call]
+            counter = self._failures.touch((session_id, call))
+            counter[0] += 1
+            count = counter[0]
             if count >= self.config.failure_retries:
                 return self._alert(
                     ("failing", session_id, call),
@@ -121,15 +167,17 @@ class LoopDetector:
         """Spend rate over a threshold against the session's own baseline."""
         now = time.monotonic()
         with self._lock:
-            history = self._spend[session_id]
-            history.append((now, amount))
-            started = history[0][0]
-            if now - started < 120:  # too early for a baseline
+            history: _Spend | None = self._spend.touch(session_id)
+            if history is None:
+                history = self._spend[session_id] = _Spend(now)
+            history.recent.append((now, amount))
+            while history.recent and now - history.recent[0][0] > 60:
+                history.earlier += history.recent.popleft()[1]
+            if now - history.started < 120:  # too early for a baseline
                 return []
-            last_minute = sum((a for t, a in history if now - t <= 60), Decimal(0))
-            earlier = sum((a for t, a in history if now - t > 60), Decimal(0))
-            minutes = max(Decimal(str((now - started - 60) / 60)), Decimal(1))
-            baseline = earlier / minutes
+            last_minute = sum((a for _, a in history.recent), Decimal(0))
+            minutes = max(Decimal(str((now - history.started - 60) / 60)), Decimal(1))
+            baseline = history.earlier / minutes
             if (
                 last_minute >= self.config.spike_minimum_usd
                 and last_minute > baseline * self.config.spike_factor

@@ -202,7 +202,11 @@ def classify_and_decide(context: HookContext, policy_set: PolicySet) -> Verdict:
             operations=operations,
             project_id=context.project_id,
             session_id=request.session_id,
-            command=command,
+            # Policies see the command's start when it is too large to examine (the call is
+            # asked, at least): Cedar's own work must stay bounded too.
+            command=command[:4096]
+            if command and len(command) > MAX_CLASSIFIED_COMMAND
+            else command,
         ),
     )
     return Verdict(tuple(operations), decision)

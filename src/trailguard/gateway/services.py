@@ -7,11 +7,12 @@ Routes get it with the ``gateway`` dependency; nothing lives in module globals.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from fastapi import Request
 
@@ -30,9 +31,41 @@ from trailguard.store.gateway_state import GatewayState, Identity, Role
 from trailguard.store.sqlite import SQLiteStore
 
 log = logging.getLogger("trailguard.gateway")
+_T = TypeVar("_T")
 
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 """Larger request bodies are refused (413); tool outputs inside are truncated far below this."""
+
+
+HEAVY_BODY_BYTES: Final = 256 * 1024
+"""Requests larger than this take a slot of the heavy-request gate before any work is done."""
+
+
+class HeavyRequestGate:
+    """Large requests (megabyte tool inputs or outputs) queue for a few slots: one at a time
+    per token and ``overall`` at a time in all, so one agent's large requests slow its own
+    calls, not another developer's. Small requests never wait here."""
+
+    def __init__(self, overall: int = 2, per_token: int = 1) -> None:
+        self._overall = asyncio.Semaphore(overall)
+        self._per_token_slots = per_token
+        self._per_token: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, token_id: str) -> AsyncIterator[None]:
+        semaphore, users = self._per_token.get(token_id, (None, 0))
+        if semaphore is None:
+            semaphore = asyncio.Semaphore(self._per_token_slots)
+        self._per_token[token_id] = (semaphore, users + 1)
+        try:
+            async with semaphore, self._overall:
+                yield
+        finally:
+            semaphore, users = self._per_token[token_id]
+            if users <= 1:
+                del self._per_token[token_id]
+            else:
+                self._per_token[token_id] = (semaphore, users - 1)
 
 
 @dataclass
@@ -52,6 +85,11 @@ class Gateway:
         default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="trailguard-pipeline")
     )
     """Runs the CPU-bound stages off the event loop."""
+    heavy: HeavyRequestGate = field(default_factory=HeavyRequestGate)
+
+    async def off_loop(self, work: Callable[[], _T]) -> _T:
+        """Run CPU-bound ``work`` on the pipeline threads, not the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.cpu, work)
 
     async def record(self, events: Sequence[Event]) -> list[Receipt]:
         """Append ``events`` (already built and redacted) and wait until they are durable."""

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from trailguard.capture.hook_request import parse_hook_request
+from trailguard.capture.hook_request import HookRequest, parse_hook_request
 from trailguard.errors import InvalidInputError
 from trailguard.gateway.routes._body import json_object, read_body
-from trailguard.gateway.services import MAX_BODY_BYTES, Gateway, gateway, require
+from trailguard.gateway.services import (
+    HEAVY_BODY_BYTES,
+    MAX_BODY_BYTES,
+    Gateway,
+    gateway,
+    require,
+)
 from trailguard.store.gateway_state import Identity
 
 EVENT_ID_HEADER = "x-trailguard-event-id"
@@ -69,6 +76,12 @@ async def claude_code_hook(
         except ValueError:
             raise InvalidInputError("X-Trailguard-Event-Id must be a UUID") from None
     body = await read_body(request, MAX_BODY_BYTES)
-    hook = parse_hook_request(json_object(body, "a Claude Code hook event"))
-    reply = await services.handler.handle(hook, identity, event_id)
+
+    def parse() -> HookRequest:
+        return parse_hook_request(json_object(body, "a Claude Code hook event"))
+
+    gate = services.heavy.slot(identity.token_id) if len(body) > HEAVY_BODY_BYTES else None
+    async with gate or contextlib.nullcontext():
+        hook = await services.off_loop(parse) if gate else parse()
+        reply = await services.handler.handle(hook, identity, event_id)
     return JSONResponse(reply.body, status_code=reply.status)

@@ -70,14 +70,16 @@ async def events(
         offset=offset,
     )
 
-    def read() -> list[bytes]:
+    def read() -> tuple[int, bytes]:
         store = services.open_reader()
         try:
-            return list(query_event_bodies(store, query))
+            found = list(query_event_bodies(store, query))
         finally:
             store.close()
+        # The stored bytes are JSON already: joined here, off the event loop, never decoded.
+        return len(found), b'{"count":%d,"events":[' % len(found) + b",".join(found) + b"]}"
 
-    found = await asyncio.to_thread(read)
+    count, body = await asyncio.to_thread(read)
     await services.record(
         [
             AuditAccess(
@@ -85,12 +87,11 @@ async def events(
                 action="GET /v1/events",
                 query={k: v for k, v in filters.items() if v is not None}
                 | {"limit": limit, "offset": offset},
-                result_count=len(found),
+                result_count=count,
                 source="gateway",
             )
         ]
     )
-    body = b'{"count":%d,"events":[' % len(found) + b",".join(found) + b"]}"
     return Response(body, media_type="application/json")
 
 
