@@ -356,3 +356,13 @@ def test_unsigned_tail_edited_after_a_crash_is_not_signed_by_the_next_writer(dat
     tamper.edit_event(data_dir, last, lambda e: e.update(prompt="rewritten while down"))
     with pytest.raises(LedgerIntegrityError, match=f"seq {last}, written after the latest"):
         Ledger.open(data_dir)
+
+
+def test_a_public_key_file_left_empty_by_a_crash_is_rewritten_at_the_next_start(data_dir):
+    Ledger.open(data_dir).close()
+    public = data_dir / "signing.pub"
+    expected = public.read_text()
+    public.write_text("")  # what ext4 left after a power cut before this was fsynced
+    Ledger.open(data_dir).close()
+    assert public.read_text() == expected
+    assert not list(data_dir.glob(".*.tmp"))  # no temporary file left behind

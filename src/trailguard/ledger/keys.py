@@ -3,6 +3,7 @@ the environment, and pinned to the ledger it first signed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from dataclasses import dataclass
@@ -48,14 +49,51 @@ def _parse_signer(text: str, where: str) -> Signer:
         raise SigningKeyError(f"signing key from {where} is not usable: {exc}") from None
 
 
-def write_private_file(path: Path, content: str) -> None:
-    """Create ``path`` with mode 0600 (never overwriting) and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def write_file_durably(
+    path: Path, content: str, *, mode: int = 0o600, replace: bool = False
+) -> None:
+    """Write ``path`` so that after a crash it holds either nothing or all of ``content``:
+    a temporary file in the same directory, fsynced, renamed over, and the directory fsynced.
+    Without ``replace`` an existing file is never overwritten (FileExistsError)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.write(fd, content.encode())
         os.fsync(fd)
     finally:
         os.close(fd)
+    try:
+        if replace:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)  # atomic create-if-absent
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def write_private_file(path: Path, content: str) -> None:
+    """Create ``path`` with mode 0600 (never overwriting), durably."""
+    write_file_durably(path, content, mode=0o600)
+
+
+def ensure_public_key_file(data_dir: Path, verifier: Verifier) -> None:
+    """``signing.pub`` holds the verifier key of the key in use: written durably, and rewritten
+    when a crash left it empty or it no longer matches (it is a convenience copy; the ledger
+    pins the key it was created with)."""
+    public = data_dir / VERIFIER_KEY_FILE
+    expected = verifier.to_string() + "\n"
+    try:
+        if public.read_text(encoding="utf-8") == expected:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    write_file_durably(public, expected, mode=0o644, replace=True)
 
 
 def load_or_create_signer(
@@ -76,8 +114,7 @@ def load_or_create_signer(
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     signer = Signer.generate(default_name)
     write_private_file(path, signer.to_string() + "\n")
-    public = data_dir / VERIFIER_KEY_FILE
-    public.write_text(signer.verifier.to_string() + "\n", encoding="utf-8")
+    ensure_public_key_file(data_dir, signer.verifier)
     return LoadedSigner(signer, f"{path} (created)")
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from trailguard import __version__
 from trailguard.errors import FaultError
@@ -49,6 +49,8 @@ class LedgerError(FaultError):
 
 class LedgerWriteError(LedgerError):
     """An append that was not committed (disk full, read-only, ...). Nothing of it was stored."""
+
+    http_status: ClassVar[int] = 503
 
 
 class EventRejectedError(LedgerError):
@@ -229,6 +231,34 @@ def _quarantine_alert(rows: list[LedgerRow]) -> Alert:
     )
 
 
+@dataclass(frozen=True)
+class _Outage:
+    """A stretch of time in which commits failed: what clients were refused, and why."""
+
+    since: str
+    refused_events: int = 0
+    last_error: str = ""
+
+    def refused(self, events: int, error: str) -> _Outage:
+        return replace(self, refused_events=self.refused_events + events, last_error=error)
+
+    def alert(self, until: str) -> Alert:
+        return Alert(
+            alert_type="ledger_write_refused",
+            severity="critical",
+            message=f"the ledger could not write from {self.since} to {until}: "
+            f"{self.refused_events} event(s) were refused (their clients got 503 and, for tool "
+            f"calls, a denial); last error: {self.last_error}",
+            details={
+                "since": self.since,
+                "until": until,
+                "refusedEvents": self.refused_events,
+                "lastError": self.last_error,
+            },
+            source="ledger",
+        )
+
+
 class Ledger:
     """The append-only, signed event log of one data directory. Use ``Ledger.open``."""
 
@@ -256,6 +286,8 @@ class Ledger:
         self._last_checkpoint_time = time.monotonic()
         self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
         self._failure: BaseException | None = None
+        self._outage: _Outage | None = None
+        """Set while commits fail (disk full, read-only): the writer runs but cannot write."""
         self._submit_lock = threading.Lock()
         self._accepting = True
         self._closed = False
@@ -305,6 +337,7 @@ class Ledger:
                     f"the signing key from {signer.source} ({name}+{key_id}) is not the key this "
                     f"ledger was created with ({pinned}); refusing to sign with a different key"
                 )
+            keys.ensure_public_key_file(data_dir, signer.signer.verifier)
             quarantined = _quarantine_unsigned_tail(store, signer.signer.verifier, data_dir)
             ledger = cls(data_dir, store, lock, signer, origin, config or LedgerConfig())
             previous_clean = ledger._check_against_latest_checkpoint()
@@ -432,7 +465,28 @@ class Ledger:
     @property
     def healthy(self) -> bool:
         """True while the writer thread accepts and commits appends."""
-        return self._failure is None and not self._closed and self._thread.is_alive()
+        return (
+            self._failure is None
+            and self._outage is None
+            and not self._closed
+            and self._thread.is_alive()
+        )
+
+    @property
+    def write_outage(self) -> str | None:
+        """Why commits fail now (and since when), or None while they succeed."""
+        outage = self._outage
+        if outage is None:
+            return None
+        return f"since {outage.since}: {outage.last_error}"
+
+    def probe(self, timeout: float = 5.0) -> bool:
+        """Try one commit now (it re-signs the tree head): whether the ledger can write."""
+        try:
+            self._submit("checkpoint", [], internal=True).result(timeout=timeout)
+        except (LedgerError, TimeoutError):
+            return False
+        return self.healthy
 
     def _submit(
         self, command: _Command, events: list[Event], *, internal: bool = False
@@ -563,10 +617,16 @@ class Ledger:
         except StoreError as exc:
             self._tree = saved
             error = LedgerWriteError(str(exc))
+            refused = sum(len(request.events) for request in batch)
+            self._outage = (self._outage or _Outage(utc_now())).refused(refused, str(exc))
             for request in batch:
                 request.future.set_exception(error)
             return
         tree.completed.clear()
+        if self._outage is not None:
+            outage, self._outage = self._outage, None
+            # Said in the ledger as soon as it can say anything again: when writes were refused.
+            self._queue.put(_Request("append", [outage.alert(utc_now())], Future()))
         if checkpoint_row is not None:
             self._last_checkpoint_seq = checkpoint_row.seq
             self._last_checkpoint_time = time.monotonic()

@@ -17,6 +17,11 @@ router = APIRouter(tags=["health"])
 def healthz(services: Annotated[Gateway, Depends(gateway)]) -> dict[str, Any]:
     """200 while the ledger writer runs and can commit; 503 (with why) otherwise."""
     ledger = services.ledger
+    if ledger.write_outage is not None and not ledger.probe():
+        raise StorageUnavailableError(
+            f"the ledger cannot write ({ledger.write_outage}): nothing can be recorded, and "
+            "every hook is answered 503 (tool calls are denied by the hook client)"
+        )
     if not ledger.healthy:
         raise StorageUnavailableError("the ledger writer is not running: nothing can be recorded")
     return {"status": "ok", "version": __version__, "treeSize": ledger.tree_size}
