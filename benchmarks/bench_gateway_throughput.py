@@ -415,7 +415,18 @@ def main() -> None:
         port = free_port()
         with log.open("ab") as log_file:
             gateway_process = subprocess.Popen(
-                [str(TRAILGUARD), "serve", "--data-dir", str(data_dir), "--port", str(port)],
+                # One token drives every client here: the per-token limit (a protection
+                # against one agent flooding the others) is off, to measure the pipeline.
+                [
+                    str(TRAILGUARD),
+                    "serve",
+                    "--data-dir",
+                    str(data_dir),
+                    "--port",
+                    str(port),
+                    "--hook-rate",
+                    "0",
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,

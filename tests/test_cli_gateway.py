@@ -120,8 +120,8 @@ def test_sessions_show_json_and_unknown_session(recorded):
     assert report["complete"] is False
     assert report["counts"]["tool_invocation"] == 3
     missing = runner.invoke(app, ["sessions", "show", "nope", "--data-dir", str(recorded)])
-    assert missing.exit_code == 1
-    assert "no events for session nope" in missing.output
+    assert missing.exit_code == 2
+    assert "no session 'nope' in this ledger" in missing.output
 
 
 def test_query_filters_and_formats(recorded):
@@ -284,3 +284,43 @@ def test_token_creation_and_revocation_are_recorded_in_the_ledger_without_the_to
     assert changes[0]["projects"] == ["github.com/acme/api"]
     assert changes[0]["changedBy"].startswith("os:")
     assert token.encode() not in raw
+
+
+def test_cli_reads_are_themselves_recorded_as_audit_access(recorded):
+    runner.invoke(app, ["query", "--session", SESSION, "--data-dir", str(recorded)])
+    runner.invoke(app, ["sessions", "show", SESSION, "--data-dir", str(recorded)])
+    runner.invoke(app, ["cost", "--session", SESSION, "--data-dir", str(recorded)])
+    state = GatewayState(recorded)
+    queued = [json.loads(document) for _, document in state.pending_events()]
+    state.close()
+    reads = [e for e in queued if e["eventType"] == "audit_access"]
+    assert [e["action"] for e in reads] == ["cli query", "cli sessions show", "cli cost"]
+    assert all(e["actor"].startswith("os:") for e in reads)
+    assert reads[0]["query"] == {"session": SESSION}
+    assert reads[0]["resultCount"] > 0
+
+
+def test_terminal_escapes_and_formulas_from_the_agent_are_neutralised(tmp_path):
+    hostile = "\x1b]0;pwned\x07\x1b[2J[bold red]fake[/] \u202eevil"
+    ledger = Ledger.open(tmp_path)
+    ledger.append_many(
+        [
+            event_from_hook(
+                {"session_id": "=HYPERLINK(\"http://x.invalid\")", "hook_event_name": "PreToolUse",
+                 "tool_name": "Bash", "tool_input": {"command": hostile}},
+                Attribution(developer_id="dev_jordan"),
+            )
+        ]
+    )  # fmt: skip
+    ledger.close()
+    table = runner.invoke(app, ["query", "--data-dir", str(tmp_path)])
+    assert "\x1b" not in table.stdout
+    assert "\u202e" not in table.stdout
+    assert "\\u001b" in table.stdout or "\\x1b" in table.stdout  # shown, escaped
+    assert "[bold red]fake[/]" in table.stdout  # markup shown as text, not interpreted
+    rows = list(csv.reader(io.StringIO(runner.invoke(
+        app, ["query", "--format", "csv", "--data-dir", str(tmp_path)]
+    ).stdout)))  # fmt: skip
+    session_cells = [row[3] for row in rows[1:] if "HYPERLINK" in row[3]]
+    assert session_cells
+    assert all(cell.startswith("'=") for cell in session_cells)

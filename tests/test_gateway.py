@@ -265,8 +265,12 @@ def test_events_api_is_for_auditors_and_every_query_is_recorded(gateway):
     assert answer.status_code == 200
     assert answer.json()["count"] == 1
     assert answer.json()["events"][0]["tool"] == "Bash"
-    access = next(e for e in stored(gateway.data_dir) if e["eventType"] == "audit_access")
-    assert access["developerId"] == "aud_sam"
+    accesses = [e for e in stored(gateway.data_dir) if e["eventType"] == "audit_access"]
+    assert [(a["outcome"], a["developerId"]) for a in accesses] == [
+        ("refused", "dev_jordan"),
+        ("allowed", "aud_sam"),
+    ]
+    access = accesses[1]
     assert access["query"]["session"] == SESSION
     assert access["resultCount"] == 1
     bad = gateway.client.get(

@@ -695,3 +695,35 @@ def test_line_nested_too_deeply_is_a_line_problem_not_an_aborted_import(data_dir
     result = import_file(data_dir, path)
     assert [p.line for p in result.problems] == [1]
     assert result.appended == 1
+
+
+def test_imported_hook_logs_pass_the_redaction_stage(data_dir, tmp_path):
+    pem = (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAfakefakefakefakefakefakefakefakefake"
+        "fakefakefakefakefake0000\n-----END RSA PRIVATE KEY-----"
+    )
+    secrets = [
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "ghp_FAKEfakeFAKEfakeFAKEfakeFAKEfake0000",
+        "sk_live_FAKEfakeFAKEfakeFAKEfake00",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJmYWtlIn0.FAKEsignatureFAKEsignature00",
+    ]
+    command = (
+        f"AWS_ACCESS_KEY_ID={secrets[0]} AWS_SECRET_ACCESS_KEY={secrets[1]} aws s3 ls && "
+        f"git clone https://{secrets[2]}@github.com/a/b && curl -H 'Authorization: Bearer "
+        f"{secrets[4]}' -u {secrets[3]}: https://api.stripe.com"
+    )
+    path = tmp_path / "secrets.jsonl"
+    path.write_bytes(
+        jsonl(
+            {**PRE_TOOL_USE, "tool_input": {"command": command}},
+            {**POST_TOOL_USE_BASH, "tool_response": {"stdout": pem}},
+        )
+    )
+    result = import_file(data_dir, path)
+    assert result.appended == 2, result.problems
+    raw = b"".join(p.read_bytes() for p in data_dir.glob("ledger.sqlite3*"))
+    for secret in [*secrets, "MIIEowIBAAKCAQEAfake"]:
+        assert secret.encode() not in raw, secret
+    assert b"[REDACTED:" in raw

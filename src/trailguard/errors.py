@@ -24,6 +24,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "RateLimitedError",
+    "SessionOwnershipError",
     "StorageUnavailableError",
     "TrailguardError",
     "VerificationError",
@@ -52,9 +53,23 @@ class AuthenticationError(InvalidInputError):
 
 
 class ForbiddenError(InvalidInputError):
-    """A known identity asked for something its role or ownership does not allow."""
+    """A known identity asked for something its role or ownership does not allow. The gateway
+    records every refusal as an alert of ``alert_type`` with ``details``."""
 
     http_status: ClassVar[int] = 403
+    alert_type: ClassVar[str] = "access_refused"
+    severity: ClassVar[str] = "medium"
+
+    def __init__(self, message: str, details: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}
+
+
+class SessionOwnershipError(ForbiddenError):
+    """Events for a session from an identity other than the one that opened it."""
+
+    alert_type: ClassVar[str] = "session_hijack"
+    severity: ClassVar[str] = "high"
 
 
 class NotFoundError(InvalidInputError):

@@ -205,7 +205,20 @@ class _EventBase(_Model):
 PolicyResult: TypeAlias = Literal["allowed", "denied", "ask"]
 
 
-class SessionStart(_EventBase):
+class _HookEventBase(_EventBase):
+    """Events made from an agent's hook: ``timestamp`` is always the gateway's own receipt
+    time; ``observedAt`` is when the hook client says it saw the event (a claim, shown as such;
+    for events replayed from its spool, a claim about the past)."""
+
+    observed_at: str | None = None
+
+    @field_validator("observed_at")
+    @classmethod
+    def _observed_at_is_rfc3339_utc_millis(cls, value: str | None) -> str | None:
+        return None if value is None else cls._timestamp_is_rfc3339_utc_millis(value)
+
+
+class SessionStart(_HookEventBase):
     event_type: Literal[EventType.SESSION_START] = EventType.SESSION_START
     agent: str | None = None
     agent_version: str | None = None
@@ -223,19 +236,19 @@ class SessionStart(_EventBase):
 SessionEndReason: TypeAlias = Literal["completed", "timed_out", "killed", "budget_exhausted"]
 
 
-class SessionEnd(_EventBase):
+class SessionEnd(_HookEventBase):
     event_type: Literal[EventType.SESSION_END] = EventType.SESSION_END
     reason: SessionEndReason
     raw_reason: str | None = None
 
 
-class Prompt(_EventBase):
+class Prompt(_HookEventBase):
     event_type: Literal[EventType.PROMPT] = EventType.PROMPT
     prompt: str
     prompt_id: str | None = None
 
 
-class ToolInvocation(_EventBase):
+class ToolInvocation(_HookEventBase):
     event_type: Literal[EventType.TOOL_INVOCATION] = EventType.TOOL_INVOCATION
     tool: Identifier
     tool_use_id: Identifier | None = None
@@ -254,7 +267,7 @@ class ToolInvocation(_EventBase):
     policy_version: str | None = None
 
 
-class ToolResult(_EventBase):
+class ToolResult(_HookEventBase):
     event_type: Literal[EventType.TOOL_RESULT] = EventType.TOOL_RESULT
     tool: Identifier
     tool_use_id: Identifier | None = None
@@ -341,13 +354,18 @@ class GatewayStop(_EventBase):
 
 
 class AuditAccess(_EventBase):
+    """A person read (or was refused) part of the record: through the API (``developerId`` is
+    the token's), the console, or the CLI (``actor`` is ``os:<user>``)."""
+
     event_type: Literal[EventType.AUDIT_ACCESS] = EventType.AUDIT_ACCESS
     action: str
+    actor: str | None = None
+    outcome: Literal["allowed", "refused"] | None = None
     query: dict[str, JsonValue] | None = None
     result_count: int | None = None
 
 
-class AgentEvent(_EventBase):
+class AgentEvent(_HookEventBase):
     """An agent notification trailguard keeps but has no dedicated type for (Stop, Notification,
     PreCompact, SubagentStart...), including event names a newer agent version invents."""
 

@@ -1652,6 +1652,23 @@ def _best_kind(group: list[_Span]) -> str:
     return best.kind
 
 
+_STRUCTURAL_FIELDS: Final = frozenset(
+    {
+        "event_type",
+        "event_id",
+        "seq",
+        "timestamp",
+        "observed_at",
+        "source",
+        "policy_result",
+        "policy_version",
+        "output_sha256",
+        "input_sha256",
+    }
+)
+"""Event fields the redactor never rewrites: identifiers, times and hashes the gateway made."""
+
+
 class Redactor:
     """Replaces secrets in text and JSON values with ``[REDACTED:<kind>:<keyed hash>]``.
 
@@ -1710,6 +1727,26 @@ class Redactor:
             pos = span.end
         parts.append(text[pos:])
         return "".join(parts), placed
+
+    def redact_event(self, event: Any) -> Any:
+        """``event`` (a trailguard.events model) with every secret in its agent-controlled
+        fields replaced by a tag; writer-owned events (checkpoints, gateway start and stop)
+        and structural fields (ids, times, hashes, policy versions) are left as they are."""
+        from trailguard.events import Checkpoint, GatewayStart, GatewayStop
+
+        if isinstance(event, Checkpoint | GatewayStart | GatewayStop):
+            return event
+        data = event.model_dump()
+        changed: dict[str, Any] = {}
+        for name, value in data.items():
+            if name in _STRUCTURAL_FIELDS or value is None or isinstance(value, bool | int | float):
+                continue
+            redacted, findings = self.redact_value(value)
+            if findings:
+                changed[name] = redacted
+        if not changed:
+            return event
+        return type(event).model_validate({**data, **changed})
 
     def redact_value(self, value: Any) -> tuple[Any, list[Finding]]:
         """A copy of a JSON-like value (dicts, lists, strings, numbers...) with secrets redacted.

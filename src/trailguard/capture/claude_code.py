@@ -62,6 +62,8 @@ class Attribution:
     source: str = "hook"
     timestamp: str | None = None
     event_id: str | None = None
+    observed_at: str | None = None
+    """When the hook client says it saw the event: a claim, recorded beside ``timestamp``."""
 
 
 _SCP_REMOTE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$")  # git@github.com:org/repo.git
@@ -189,6 +191,8 @@ def _common(request: HookRequest, attribution: Attribution) -> dict[str, Any]:
         common["timestamp"] = attribution.timestamp
     if attribution.event_id is not None:
         common["event_id"] = attribution.event_id
+    if attribution.observed_at is not None:
+        common["observed_at"] = attribution.observed_at
     return common
 
 

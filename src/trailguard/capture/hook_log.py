@@ -21,7 +21,9 @@ import orjson
 from trailguard.capture.claude_code import Attribution, HookPayloadError, event_from_hook
 from trailguard.events import Event, EventValidationError, format_timestamp
 from trailguard.ledger.canonical import canonical_json
+from trailguard.ledger.keys import redaction_key
 from trailguard.ledger.writer import EventRejectedError, Ledger
+from trailguard.redact import Redactor
 
 BATCH = 2000
 
@@ -70,9 +72,14 @@ def _timestamp_of(payload: dict[str, Any]) -> str | None:
 
 
 def parse_hook_log(
-    stream: BinaryIO, *, developer_id: str | None, project_id: str | None
+    stream: BinaryIO,
+    *,
+    developer_id: str | None,
+    project_id: str | None,
+    redactor: Redactor,
 ) -> Iterator[tuple[int, Event | LineProblem]]:
-    """(line number, event or problem) for every non-blank line of a hook JSONL stream."""
+    """(line number, event or problem) for every non-blank line of a hook JSONL stream; every
+    event is redacted as the gateway's own are (a log on disk holds what the agent saw)."""
     seen: Counter[bytes] = Counter()
     for number, raw in enumerate(stream, start=1):
         if not raw.strip():
@@ -97,8 +104,7 @@ def parse_hook_log(
                 timestamp=_timestamp_of(payload),
                 event_id=content_event_id(payload, occurrence),
             )
-            event = event_from_hook(payload, attribution)
-            canonical_json(event.to_json_dict())  # reject what the ledger could not store
+            event = redactor.redact_event(event_from_hook(payload, attribution))
         except (HookPayloadError, EventValidationError, ValueError) as exc:
             yield number, LineProblem(number, str(exc))
             continue
@@ -112,8 +118,11 @@ def import_hook_log(
     developer_id: str | None = None,
     project_id: str | None = None,
     progress: Callable[[int], None] | None = None,
+    redactor: Redactor | None = None,
 ) -> ImportResult:
-    """Append every good line of ``path`` to ``ledger``; bad lines are reported, not fatal."""
+    """Append every good line of ``path`` to ``ledger``, redacted (with the data directory's
+    redaction key unless ``redactor`` is given); bad lines are reported, not fatal."""
+    redactor = redactor or Redactor(redaction_key(ledger.data_dir))
     result = ImportResult()
     batch: list[Event] = []
 
@@ -134,7 +143,7 @@ def import_hook_log(
 
     with path.open("rb") as stream:
         for number, item in parse_hook_log(
-            stream, developer_id=developer_id, project_id=project_id
+            stream, developer_id=developer_id, project_id=project_id, redactor=redactor
         ):
             result.lines = number
             if isinstance(item, LineProblem):

@@ -4,6 +4,7 @@ the helpers every command uses to fail clearly and open the store."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -132,3 +133,57 @@ def resolve_session_id(store: Any, given: str) -> str:
     near = difflib.get_close_matches(given, store.session_ids(given[:4], limit=200), n=3)
     hint = f"; did you mean {', '.join(near)}?" if near else " (see `trailguard sessions list`)"
     fail(f"no session {given!r} in this ledger{hint}")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: object) -> str:
+    """Agent-controlled text made safe for a terminal: control characters (escape sequences
+    that retitle, clear or rewrite the screen, bidi overrides that reorder what is shown) are
+    shown as ``\\xNN`` escapes, never interpreted."""
+    text = value if isinstance(value, str) else str(value)
+    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+
+
+def cell(value: object) -> Any:
+    """A table cell for agent-controlled text: printable, and never parsed as rich markup."""
+    from rich.text import Text
+
+    return Text(printable("" if value is None else value))
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """A CSV field a spreadsheet will not run: a leading ``= + - @`` (a formula, e.g.
+    ``=HYPERLINK(...)``) is prefixed with ``'`` (OWASP's CSV-injection advice)."""
+    text = "" if value is None else value if isinstance(value, str) else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def record_read(
+    data_dir: Path, action: str, query: dict[str, Any], result_count: int | None
+) -> None:
+    """Record that a person read the record from the CLI (PCI DSS 10.2: access to audit logs
+    is itself logged). A read that cannot be recorded (a read-only copy) is said, not hidden."""
+    from trailguard.events import AuditAccess
+    from trailguard.store.base import StoreError
+    from trailguard.store.gateway_state import GatewayState
+
+    event = AuditAccess(
+        action=action,
+        actor=cli_actor(),
+        query={k: v for k, v in query.items() if v is not None},
+        result_count=result_count,
+        source="cli",
+    )
+    try:
+        state = GatewayState(data_dir)
+        try:
+            state.enqueue_events([event.model_dump_json(by_alias=True)])
+        finally:
+            state.close()
+    except StoreError as exc:
+        err.print(f"[yellow]warning:[/] this read could not be recorded in the ledger: {exc}")

@@ -11,7 +11,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from trailguard.cli._common import DataDir, app, fail, open_read_only, out, resolve_data_dir
+from trailguard.cli._common import (
+    DataDir,
+    app,
+    fail,
+    open_read_only,
+    out,
+    record_read,
+    resolve_data_dir,
+)
 from trailguard.cost.usage import split_evenly
 
 
@@ -155,6 +163,13 @@ def cost(
                         attributions[key] = list(payload["toolUseIds"])
     finally:
         store.close()
+    record_read(
+        resolve_data_dir(data_dir),
+        "cli cost",
+        {"session": session, "developer": developer, "project": project, "since": since,
+         "until": until},
+        len(documents),
+    )  # fmt: skip
     report = cost_report(documents, tools, attributions)
     if output_format == "json":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")

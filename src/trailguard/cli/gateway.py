@@ -20,6 +20,7 @@ from trailguard.cli._common import (
     open_read_only,
     out,
     record_from_cli,
+    record_read,
     resolve_data_dir,
     resolve_session_id,
 )
@@ -68,6 +69,20 @@ def serve(
             help="Directory of .cedar policies [default: the shipped pack]. Reloaded on change."
         ),
     ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Address or network (CIDR) of a reverse proxy whose X-Forwarded-For is "
+            "believed (repeatable). Without it, forwarded headers are ignored."
+        ),
+    ] = None,
+    hook_rate: Annotated[
+        float,
+        typer.Option(
+            help="Hook requests per second allowed per token (bursts of twice that); 0: no "
+            "limit. An agent makes a few per second."
+        ),
+    ] = 300.0,
 ) -> None:
     """Run the gateway on the embedded SQLite ledger."""
     import uvicorn
@@ -78,6 +93,15 @@ def serve(
 
     if checkpoint_every < 1 or checkpoint_interval <= 0 or idle_timeout <= 0:
         fail("--checkpoint-every must be >= 1, --checkpoint-interval and --idle-timeout > 0")
+    if hook_rate < 0:
+        fail("--hook-rate must be 0 (no limit) or a positive number of requests per second")
+    from trailguard.gateway.auth import TrustedProxies
+
+    proxies = tuple(trusted_proxy or ())
+    try:
+        TrustedProxies(proxies)
+    except ValueError as exc:
+        fail(f"--trusted-proxy: {exc}")
     from decimal import Decimal
 
     from trailguard.cost.budgets import BudgetConfig
@@ -129,10 +153,16 @@ def serve(
                 budgets=budget_config,
                 prices_file=prices,
                 anthropic_upstream=anthropic_upstream,
+                trusted_proxies=proxies,
+                hook_rate_per_second=hook_rate or None,
             ),
             host=host,
             port=port,
             log_level="warning",
+            # uvicorn would believe X-Forwarded-For from loopback and rewrite the client's
+            # address before trailguard sees it: the app decides, from --trusted-proxy only.
+            proxy_headers=False,
+            server_header=False,
         )
     finally:
         ledger.close(reason="shutdown")
@@ -301,6 +331,13 @@ def sessions_list(
         )
     finally:
         state.close()
+    record_read(
+        resolve_data_dir(data_dir),
+        "cli sessions list",
+        {"developer": developer, "project": project, "since": since, "until": until,
+         "active": active},
+        len(found),
+    )  # fmt: skip
     if output_format == "json":
         out.print_json(json.dumps([s.__dict__ for s in found]))
         return
@@ -327,11 +364,14 @@ def sessions_show(
     """Who, project, start, end and why, event counts, and a completeness line."""
     from trailguard.retrieval import session_report
 
-    store = open_read_only(resolve_data_dir(data_dir))
+    directory = resolve_data_dir(data_dir)
+    store = open_read_only(directory)
     try:
+        session_id = resolve_session_id(store, session_id)
         report = session_report(store, session_id)
     finally:
         store.close()
+    record_read(directory, "cli sessions show", {"session": session_id}, 1 if report else 0)
     if report is None:
         fail(f"no events for session {session_id}", 1)
     if output_format == "json":

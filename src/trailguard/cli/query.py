@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -12,9 +13,12 @@ from rich.console import Console
 from trailguard.cli._common import (
     DataDir,
     app,
+    cell,
+    csv_cell,
     fail,
     open_read_only,
     out,
+    record_read,
     resolve_data_dir,
 )
 
@@ -62,9 +66,18 @@ def query(
         )
     except QueryError as exc:
         fail(str(exc))
-    store = open_read_only(resolve_data_dir(data_dir))
+    directory = resolve_data_dir(data_dir)
+    store = open_read_only(directory)
+    shown = 0
+
+    def counted(documents: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        nonlocal shown
+        for document in documents:
+            shown += 1
+            yield document
+
     try:
-        found = query_events(store, event_query)
+        found = counted(query_events(store, event_query))
         if output_format == "jsonl":
             for document in found:
                 sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
@@ -87,7 +100,7 @@ def query(
             writer = csv.writer(sys.stdout)
             writer.writerow(columns)
             for document in found:
-                writer.writerow([document.get(column, "") for column in columns])
+                writer.writerow([csv_cell(document.get(column, "")) for column in columns])
         else:
             table = Table(
                 "seq", "time", "type", "session", "developer", "tool", "decision", "detail"
@@ -99,17 +112,23 @@ def query(
                     str(document["seq"]),
                     document["timestamp"],
                     document["eventType"],
-                    str(document.get("sessionId") or ""),
-                    str(document.get("developerId") or ""),
-                    str(document.get("tool") or ""),
-                    str(document.get("policyResult") or ""),
-                    _detail(document),
+                    cell(document.get("sessionId")),
+                    cell(document.get("developerId")),
+                    cell(document.get("tool")),
+                    cell(document.get("policyResult")),
+                    cell(_detail(document)),
                 )
             # Piped or captured output is not cut to 80 columns either.
             wide = out if out.is_terminal else Console(width=200, highlight=False)
             wide.print(table)
     finally:
         store.close()
+        filters = {
+            "session": session, "developer": developer, "project": project, "since": since,
+            "until": until, "date": date, "type": event_type, "tool": tool,
+            "decision": decision, "limit": limit,
+        }  # fmt: skip
+        record_read(directory, "cli query", filters, shown)
 
 
 def _detail(document: dict[str, Any]) -> str:

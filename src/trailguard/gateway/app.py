@@ -8,13 +8,13 @@ as an alert; trailguard's own faults are a 5xx and an alert, never a 400.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import JsonValue
 
 from trailguard import __version__
 from trailguard.capture.anthropic_proxy import (
@@ -33,7 +33,7 @@ from trailguard.errors import (
     RateLimitedError,
     TrailguardError,
 )
-from trailguard.events import Alert, PolicyChange
+from trailguard.events import Alert, AuditAccess, PolicyChange
 from trailguard.gateway.auth import Authenticator, RateLimiter, TrustedProxies
 from trailguard.gateway.costs import CostRecorder, from_proxy, preload_budgets
 from trailguard.gateway.hooks import HookHandler
@@ -41,7 +41,7 @@ from trailguard.gateway.reaper import Reaper
 from trailguard.gateway.routes import health, hooks, records, telemetry
 from trailguard.gateway.services import Gateway
 from trailguard.gateway.sessions import SessionRegistry
-from trailguard.ledger.keys import write_private_file
+from trailguard.ledger.keys import REDACTION_KEY_FILE, redaction_key
 from trailguard.ledger.writer import Ledger
 from trailguard.policy.store import PolicyStore
 from trailguard.redact import Redactor
@@ -50,20 +50,29 @@ from trailguard.store.sqlite import SQLiteStore
 
 log = logging.getLogger("trailguard.gateway")
 
-REDACTION_KEY_FILE = "redaction.key"
-
-
-def redaction_key(data_dir: Path) -> bytes:
-    """The key of the redaction tags' keyed hash: created once per data directory (0600), so
-    equal secrets get equal tags across restarts but the tags reveal nothing elsewhere."""
-    path = data_dir / REDACTION_KEY_FILE
-    if not path.exists():
-        write_private_file(path, secrets.token_hex(32) + "\n")
-    return bytes.fromhex(path.read_text().strip())
-
 
 def _client(services: Gateway, request: Request) -> str:
     return services.auth.client_address(request)
+
+
+_READ_ROUTES = ("/v1/events", "/v1/reports", "/v1/evidence", "/v1/sessions", "/ui/")
+
+
+def _refused_read(request: Request, reason: str) -> list[AuditAccess]:
+    """A refused read of the record is itself part of the record (PCI DSS 10.2)."""
+    if request.method != "GET" or not request.url.path.startswith(_READ_ROUTES):
+        return []
+    identity = getattr(request.state, "identity", None)
+    query: dict[str, JsonValue] = {k: v[:256] for k, v in list(request.query_params.items())[:20]}
+    return [
+        AuditAccess(
+            action=f"GET {request.url.path}"[:512],
+            outcome="refused",
+            developer_id=identity.developer_id if identity else None,
+            query=query | {"refusedBecause": reason[:256]},
+            source="gateway",
+        )
+    ]
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -89,17 +98,22 @@ def _install_error_handlers(app: FastAPI) -> None:
                     source="gateway",
                 ),
                 client=client,
+                also=_refused_read(request, str(exc)),
             )
         elif isinstance(exc, ForbiddenError):
+            identity = getattr(request.state, "identity", None)
             await services.record_alert(
                 Alert(
-                    alert_type="access_refused",
-                    severity="medium",
+                    alert_type=exc.alert_type,
+                    severity=exc.severity,  # type: ignore[arg-type]
                     message=f"{request.method} {request.url.path} from {client} refused: {exc}",
-                    details={"client": client, "path": request.url.path, "reason": str(exc)},
+                    details={"client": client, "path": request.url.path, "reason": str(exc)}
+                    | {k: v for k, v in exc.details.items() if isinstance(v, str | int | None)},
+                    developer_id=identity.developer_id if identity else None,
                     source="gateway",
                 ),
                 client=client,
+                also=_refused_read(request, str(exc)),
             )
         elif isinstance(exc, RateLimitedError):
             headers["Retry-After"] = str(max(1, round(exc.retry_after)))

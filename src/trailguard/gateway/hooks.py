@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from trailguard.capture.claude_code import DEFAULT_OUTPUT_CAP
 from trailguard.capture.hook_request import HookRequest
-from trailguard.errors import ConflictError
+from trailguard.errors import ConflictError, SessionOwnershipError
 from trailguard.events import Alert, Event, SessionEnd, utc_now
 from trailguard.gateway import pipeline
 from trailguard.gateway.costs import BUDGET_RULE, CostRecorder, from_transcript
@@ -116,10 +116,23 @@ class HookHandler:
         """Record one hook request and answer it. Raises ConflictError for a replayed event id
         (nothing recorded twice)."""
         session_id = request.session_id
+        session = self.sessions.get(session_id)
+        if session is not None and session.developer_id not in (None, identity.developer_id):
+            # A session belongs to whoever opened it: nothing from anyone else is recorded into
+            # it (the refusal is recorded, under the refused identity, not the session).
+            raise SessionOwnershipError(
+                f"session {session_id} belongs to another developer; this token "
+                f"({identity.token_id}) may not add to, end or restart it",
+                {
+                    "targetSessionId": session_id,
+                    "hookEventName": request.hook_event_name,
+                    "tokenId": identity.token_id,
+                },
+            )
         context = pipeline.normalise(
             request,
             identity,
-            session=self.sessions.get(session_id),
+            session=session,
             received_at=utc_now(),
             event_id=event_id,
         )

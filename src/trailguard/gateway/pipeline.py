@@ -10,6 +10,7 @@ ledger, cost). Nothing unredacted leaves ``redact``: not the ledger, not a log l
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from trailguard.capture.claude_code import (
@@ -21,12 +22,11 @@ from trailguard.capture.claude_code import (
 )
 from trailguard.capture.hook_request import HookRequest
 from trailguard.classify import ClassifyContext, classify_tool_call
+from trailguard.errors import excerpt
 from trailguard.events import (
     AgentEvent,
-    Checkpoint,
+    Alert,
     Event,
-    GatewayStart,
-    GatewayStop,
     InfraOperation,
     Operation,
     SessionEnd,
@@ -35,6 +35,7 @@ from trailguard.events import (
 from trailguard.policy.engine import Decision, DecisionRequest, decide
 from trailguard.policy.loader import PolicySet
 from trailguard.redact import Redactor
+from trailguard.retrieval import QueryError, parse_time
 from trailguard.store.gateway_state import Identity, SessionSummary
 
 __all__ = [
@@ -107,6 +108,10 @@ class HookContext:
     """The session as the gateway knew it before this request (None: never seen)."""
     project_id: str | None
     event_id: str | None = None
+    observed_at: str | None = None
+    """The client's claimed observation time, when it is a time (a claim, recorded as such)."""
+    notes: tuple[Event, ...] = ()
+    """Alerts about the request's claims (project, time, spool problems), to be recorded."""
 
     @property
     def spooled(self) -> bool:
@@ -149,6 +154,88 @@ class HookOutcome:
 
 # -- normalise --------------------------------------------------------------------------------
 
+CLAIM_SKEW: Final = timedelta(seconds=60)
+"""How far in the future a client's clock may be before its time claim is implausible."""
+LIVE_CLAIM_DISTANCE: Final = timedelta(minutes=5)
+"""How far from receipt a live (not spooled) event's claimed time may be."""
+
+
+def _moment(timestamp: str) -> datetime:
+    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _claimed_time(
+    request: HookRequest,
+    identity: Identity,
+    session: SessionSummary | None,
+    received_at: str,
+    notes: list[Event],
+) -> str | None:
+    """The client's ``observedAt``, as the ledger's time form when it is one; a claim that is
+    not a time, or not plausible, raises an alert (and is never used as the event's time)."""
+    claim = request.client.observed_at
+    if claim is None:
+        return None
+    problems: list[str] = []
+    try:
+        observed = parse_time(claim, name="observedAt")
+    except QueryError:
+        observed = None
+        problems.append("is not an RFC 3339 time")
+    if observed is not None:
+        received = _moment(received_at)
+        moment = _moment(observed)
+        if moment > received + CLAIM_SKEW:
+            problems.append("is in the future")
+        if identity.created_at and observed < identity.created_at:
+            problems.append(f"is before the token existed ({identity.created_at})")
+        if session is not None and session.started_at and observed < session.started_at:
+            problems.append(f"is before the session started ({session.started_at})")
+        if not request.client.spooled and abs(received - moment) > LIVE_CLAIM_DISTANCE:
+            problems.append("is far from the time the gateway received it, for a live event")
+    if problems:
+        notes.append(
+            Alert(
+                alert_type="implausible_time_claim",
+                severity="medium",
+                message=f"{request.hook_event_name} claims it was observed at {excerpt(claim)}, "
+                f"which {' and '.join(problems)}; recorded at the gateway's receipt time "
+                f"{received_at}",
+                details={
+                    "claimedObservedAt": claim[:64],
+                    "receivedAt": received_at,
+                    "spooled": request.client.spooled,
+                },
+                session_id=request.session_id,
+                source="gateway",
+            )
+        )
+    return observed
+
+
+def _spool_problem_alerts(request: HookRequest) -> list[Event]:
+    return [
+        Alert(
+            alert_type="spooled_event_abandoned",
+            severity="high",
+            message="the hook client gave up replaying a spooled "
+            f"{problem.hook_event_name or 'event'} ({problem.event_id or 'no id'}) after "
+            f"{problem.tries or '?'} tries and moved it "
+            f"aside on the developer's machine: {excerpt(problem.last_error or 'no reason given')}",
+            details={
+                "eventId": problem.event_id,
+                "hookEventName": problem.hook_event_name,
+                "claimedSessionId": problem.session_id,
+                "tries": problem.tries,
+                "lastError": (problem.last_error or "")[:500],
+                "movedAt": problem.moved_at,
+                "sha256": problem.sha256,
+            },
+            source="gateway",
+        )
+        for problem in request.client.spool_problems
+    ]
+
 
 def normalise(
     request: HookRequest,
@@ -159,12 +246,40 @@ def normalise(
     event_id: str | None = None,
 ) -> HookContext:
     """Attribute the request: identity from the token, the project from the session (or, at
-    SessionStart, from the remote the client claims), time from the gateway's clock."""
+    SessionStart, from the remote the client claims, if the token may work on it), time from
+    the gateway's clock. What the client claims is checked here; doubts become alerts."""
+    notes: list[Event] = []
     project_id = session.project_id if session else None
+    bound = identity.projects
     context = request.client.context
-    if request.hook_event_name == "SessionStart" and context is not None:
-        project_id = project_id_from_remote(context.git_remote) or project_id
-    return HookContext(request, identity, received_at, session, project_id, event_id)
+    claimed = (
+        project_id_from_remote(context.git_remote)
+        if request.hook_event_name == "SessionStart" and context is not None
+        else None
+    )
+    if claimed is not None:
+        if bound and claimed not in bound:
+            notes.append(
+                Alert(
+                    alert_type="project_claim_refused",
+                    severity="high",
+                    message=f"session {request.session_id} claims project {claimed!r}, but this "
+                    f"token ({identity.token_id}) is bound to {', '.join(bound)}: the claim is "
+                    "recorded, not used",
+                    details={"claimedProject": claimed, "tokenProjects": list(bound)},
+                    session_id=request.session_id,
+                    source="gateway",
+                )
+            )
+        else:
+            project_id = claimed
+    if project_id is None and len(bound) == 1 and (session is None or session.project_id is None):
+        project_id = bound[0]
+    observed_at = _claimed_time(request, identity, session, received_at, notes)
+    notes.extend(_spool_problem_alerts(request))
+    return HookContext(
+        request, identity, received_at, session, project_id, event_id, observed_at, tuple(notes)
+    )
 
 
 # -- classify + decide ------------------------------------------------------------------------
@@ -236,6 +351,7 @@ def build(
             source="spool" if context.spooled else "hook",
             timestamp=context.received_at,
             event_id=context.event_id,
+            observed_at=context.observed_at,
         ),
         output_cap=output_cap,
         input_cap=input_cap,
@@ -307,7 +423,8 @@ def build(
             for operation in verdict.operations
         ]
     attributed = [
-        replace_attribution(note, identity.developer_id, context.project_id) for note in notes
+        replace_attribution(note, identity.developer_id, context.project_id)
+        for note in (*context.notes, *notes)
     ]
     return HookOutcome([event, *operations, *attributed], 0, answer)
 
@@ -325,37 +442,10 @@ def replace_attribution(event: Event, developer_id: str | None, project_id: str 
 # -- redact -----------------------------------------------------------------------------------
 
 
-_STRUCTURAL_FIELDS: Final = frozenset(
-    {
-        "event_type",
-        "event_id",
-        "seq",
-        "timestamp",
-        "source",
-        "policy_result",
-        "policy_version",
-        "output_sha256",
-        "input_sha256",
-    }
-)
-_WRITER_OWNED: Final = (Checkpoint, GatewayStart, GatewayStop)
-
-
 def redact_event(redactor: Redactor, event: Event) -> Event:
     """``event`` with every secret in its agent-controlled fields replaced by a tag."""
-    if isinstance(event, _WRITER_OWNED):
-        return event
-    data = event.model_dump()
-    changed: dict[str, Any] = {}
-    for name, value in data.items():
-        if name in _STRUCTURAL_FIELDS or value is None or isinstance(value, bool | int | float):
-            continue
-        redacted, findings = redactor.redact_value(value)
-        if findings:
-            changed[name] = redacted
-    if not changed:
-        return event
-    return type(event).model_validate({**data, **changed})
+    redacted: Event = redactor.redact_event(event)
+    return redacted
 
 
 def redact(outcome: HookOutcome, redactor: Redactor) -> HookOutcome:

@@ -95,9 +95,10 @@ class Gateway:
         """Append ``events`` (already built and redacted) and wait until they are durable."""
         return await asyncio.wrap_future(self.ledger.submit_many(list(events)))
 
-    async def record_alert(self, alert: Alert, *, client: str) -> None:
-        """Append an alert about a request, at most so many per client and overall: a flood of
-        bad requests must not fill the disk with alerts. Never raises (it reports a failure)."""
+    async def record_alert(self, alert: Alert, *, client: str, also: Sequence[Event] = ()) -> None:
+        """Append an alert about a request (and ``also``, e.g. the refused read), at most so
+        many per client and overall: a flood of bad requests must not fill the disk with
+        alerts. Never raises (it reports a failure)."""
         admitted, suppressed = self.alert_limiter.admit(client)
         if not admitted:
             return
@@ -105,7 +106,7 @@ class Gateway:
             details = dict(alert.details or {}) | {"suppressedSinceLastAlert": suppressed}
             alert = alert.model_copy(update={"details": details})
         try:
-            await self.record([redact_event(self.redactor, alert)])
+            await self.record([redact_event(self.redactor, e) for e in (alert, *also)])
         except LedgerError as exc:
             log.error("trailguard: could not record a %s alert: %s", alert.alert_type, exc)
 
@@ -129,6 +130,7 @@ def require(*roles: Role, what: str) -> Callable[[Request], Awaitable[Identity]]
         services = gateway(request)
         token = services.auth.bearer_token(request)
         identity = await asyncio.to_thread(services.auth.identify, token)
+        request.state.identity = identity  # for the error handler's record of a refusal
         return services.auth.authorize(identity, allowed, what)
 
     return dependency

@@ -133,3 +133,18 @@ def load_verifier(value: str) -> Verifier:
         return Verifier.from_string(text.strip())
     except NoteError as exc:
         raise SigningKeyError(f"verifier key {value!r} is not usable: {exc}") from None
+
+
+REDACTION_KEY_FILE = "redaction.key"
+
+
+def redaction_key(data_dir: Path) -> bytes:
+    """The key of the redaction tags' keyed hash: created once per data directory (0600), so
+    equal secrets get equal tags across restarts but the tags reveal nothing elsewhere."""
+    import secrets
+
+    path = data_dir / REDACTION_KEY_FILE
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # two processes raced to create it
+            write_private_file(path, secrets.token_hex(32) + "\n")
+    return bytes.fromhex(_read_private_file(path).strip())

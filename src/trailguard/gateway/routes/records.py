@@ -85,6 +85,7 @@ async def events(
             AuditAccess(
                 developer_id=identity.developer_id,
                 action="GET /v1/events",
+                outcome="allowed",
                 query={k: v for k, v in filters.items() if v is not None}
                 | {"limit": limit, "offset": offset},
                 result_count=count,

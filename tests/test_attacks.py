@@ -1,0 +1,393 @@
+"""Attacks by the parties trailguard audits, each performed against the real app: a developer's
+token bending another's session, project or time, a local user flooding the alerts, a revoked
+token. Each test does the attack and checks it was refused and recorded (docs/threat-model.md).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from trailguard.gateway.app import create_app
+from trailguard.ledger.writer import Ledger, LedgerConfig
+from trailguard.store.gateway_state import GatewayState
+from trailguard.store.sqlite import SQLiteStore
+
+VICTIM_SESSION = "ae1e1885-0000-4000-8000-00000000a001"
+
+
+def stored(data_dir: Path) -> list[dict]:
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    try:
+        return [orjson.loads(row.body) for row in store.rows()]
+    finally:
+        store.close()
+
+
+class Parties:
+    def __init__(self, client: TestClient, data_dir: Path, tokens: dict[str, str]) -> None:
+        self.client = client
+        self.data_dir = data_dir
+        self.tokens = tokens
+
+    def hook(self, who: str, payload: dict, headers: dict | None = None):
+        return self.client.post(
+            "/hooks/claude-code",
+            json=payload,
+            headers={"Authorization": f"Bearer {self.tokens[who]}", **(headers or {})},
+        )
+
+
+@pytest.fixture
+def parties(tmp_path: Path) -> Iterator[Parties]:
+    data_dir = tmp_path / "ledger"
+    ledger = Ledger.open(data_dir, config=LedgerConfig(checkpoint_every_events=50))
+    state = GatewayState(data_dir)
+    tokens = {
+        "alice": state.create_token("dev_alice", "agent")[0],
+        "mallory": state.create_token("dev_mallory", "agent")[0],
+        "bound": state.create_token("dev_bound", "agent", ["github.com/acme/backend"])[0],
+    }
+    state.close()
+    with TestClient(create_app(ledger, idle_timeout=3600)) as client:
+        yield Parties(client, data_dir, tokens)
+
+
+def start(session: str = VICTIM_SESSION, **extra: object) -> dict:
+    return {"session_id": session, "hook_event_name": "SessionStart", "source": "startup", **extra}
+
+
+def tool_call(session: str, tool_use_id: str, command: str = "ls") -> dict:
+    return {
+        "session_id": session,
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": command},
+        "tool_use_id": tool_use_id,
+    }
+
+
+# -- sessions have an owner ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        tool_call(VICTIM_SESSION, "toolu_forged"),
+        {"session_id": VICTIM_SESSION, "hook_event_name": "SessionEnd", "reason": "other"},
+        start(),
+        {"session_id": VICTIM_SESSION, "hook_event_name": "UserPromptSubmit", "prompt": "hi"},
+    ],
+    ids=["append", "end", "restart", "prompt"],
+)
+def test_another_developers_token_cannot_touch_a_session(parties, forged):
+    assert parties.hook("alice", start()).status_code == 200
+    before = [e for e in stored(parties.data_dir) if e.get("sessionId") == VICTIM_SESSION]
+
+    refused = parties.hook("mallory", forged)
+
+    assert refused.status_code == 403
+    assert "belongs to another developer" in refused.json()["detail"]
+    events = stored(parties.data_dir)
+    assert [e for e in events if e.get("sessionId") == VICTIM_SESSION] == before
+    alert = next(e for e in events if e.get("alertType") == "session_hijack")
+    assert alert["developerId"] == "dev_mallory"  # recorded under the refused identity
+    assert alert["sessionId"] is None
+    assert alert["details"]["targetSessionId"] == VICTIM_SESSION
+    # The owner carries on undisturbed.
+    assert parties.hook("alice", tool_call(VICTIM_SESSION, "toolu_ok")).status_code == 200
+
+
+# -- the project comes from the admin's binding, not the client's claim -------------------------
+
+
+def test_a_claimed_project_outside_the_tokens_binding_is_recorded_not_used(parties):
+    claim = {"trailguard": {"context": {"gitRemote": "https://github.com/evil/elsewhere.git"}}}
+    assert parties.hook("bound", start("sess_bound_1", **claim)).status_code == 200
+    parties.hook("bound", tool_call("sess_bound_1", "toolu_b1"))
+    events = [e for e in stored(parties.data_dir) if e.get("sessionId") == "sess_bound_1"]
+    started = next(e for e in events if e["eventType"] == "session_start")
+    assert started["projectId"] == "github.com/acme/backend"
+    assert started["gitRemote"] == "https://github.com/evil/elsewhere.git"  # kept, as claimed
+    call = next(e for e in events if e["eventType"] == "tool_invocation")
+    assert call["projectId"] == "github.com/acme/backend"
+    alert = next(e for e in events if e.get("alertType") == "project_claim_refused")
+    assert alert["details"]["claimedProject"] == "github.com/evil/elsewhere"
+
+
+def test_a_claim_inside_the_binding_is_used(parties):
+    claim = {"trailguard": {"context": {"gitRemote": "git@github.com:acme/backend.git"}}}
+    parties.hook("bound", start("sess_bound_2", **claim))
+    started = next(e for e in stored(parties.data_dir) if e.get("sessionId") == "sess_bound_2")
+    assert started["projectId"] == "github.com/acme/backend"
+    assert not any(e.get("alertType") == "project_claim_refused" for e in stored(parties.data_dir))
+
+
+# -- time is the gateway's; the client's time is a claim -----------------------------------------
+
+
+def test_a_backdated_spooled_event_keeps_the_receipt_time_and_raises_an_alert(parties):
+    parties.hook("alice", start("sess_time"))
+    forged = tool_call("sess_time", "toolu_old", "rm -rf /srv/data") | {
+        "trailguard": {"spooled": True, "observedAt": "2020-01-01T00:00:00.000Z"}
+    }
+    assert parties.hook("alice", forged).status_code == 200
+    events = stored(parties.data_dir)
+    call = next(e for e in events if e.get("toolUseId") == "toolu_old")
+    assert call["timestamp"] > "2026-"  # the gateway's receipt time
+    assert call["observedAt"] == "2020-01-01T00:00:00.000Z"  # the claim, shown as one
+    assert call["source"] == "spool"
+    assert call["policyRule"] == "gateway-unreachable"  # history, never a decision
+    alert = next(e for e in events if e.get("alertType") == "implausible_time_claim")
+    assert "before the token existed" in alert["message"]
+    assert "before the session started" in alert["message"]
+
+
+def test_a_live_event_claiming_a_far_time_raises_an_alert(parties):
+    parties.hook("alice", start("sess_far"))
+    claim = {"trailguard": {"observedAt": "2099-01-01T00:00:00Z"}}
+    parties.hook("alice", tool_call("sess_far", "toolu_future") | claim)
+    alert = next(
+        e for e in stored(parties.data_dir) if e.get("alertType") == "implausible_time_claim"
+    )
+    assert "in the future" in alert["message"]
+
+
+def test_a_time_claim_that_is_not_a_time_is_refused_as_a_time_but_the_event_is_kept(parties):
+    parties.hook("alice", start("sess_junk"))
+    claim = {"trailguard": {"observedAt": "yesterday\x1b[2J"}}
+    assert parties.hook("alice", tool_call("sess_junk", "toolu_junk") | claim).status_code == 200
+    events = stored(parties.data_dir)
+    call = next(e for e in events if e.get("toolUseId") == "toolu_junk")
+    assert call["observedAt"] is None
+    assert any(e.get("alertType") == "implausible_time_claim" for e in events)
+
+
+def test_spool_problems_reported_by_the_client_become_alerts(parties):
+    report = {
+        "trailguard": {
+            "spoolProblems": [
+                {
+                    "eventId": "0193f1c2-0000-7000-8000-000000000001",
+                    "hookEventName": "PostToolUse",
+                    "sessionId": "sess_x",
+                    "tries": 5,
+                    "lastError": "gateway answered 500",
+                    "movedAt": "2026-12-02T10:00:00.000Z",
+                    "sha256": "ab" * 32,
+                }
+            ]
+        }
+    }
+    parties.hook("alice", start("sess_spool", **report))
+    alert = next(
+        e for e in stored(parties.data_dir) if e.get("alertType") == "spooled_event_abandoned"
+    )
+    assert alert["developerId"] == "dev_alice"
+    assert alert["details"]["tries"] == 5
+
+
+# -- floods and forwarded headers ----------------------------------------------------------------
+
+
+def test_forged_forwarded_addresses_do_not_multiply_alerts(parties):
+    rng = random.Random(7)
+    for _ in range(200):
+        address = ".".join(str(rng.randrange(1, 255)) for _ in range(4))
+        answer = parties.client.post(
+            "/hooks/claude-code",
+            json=tool_call("sess_flood", "toolu_x"),
+            headers={"Authorization": "Bearer tg_forged", "X-Forwarded-For": address},
+        )
+        assert answer.status_code == 401
+    alerts = [e for e in stored(parties.data_dir) if e.get("alertType") == "authentication_failed"]
+    assert 1 <= len(alerts) <= 30  # one client (the real peer), rate-limited
+    assert {a["details"]["client"] for a in alerts} == {"testclient"}
+
+
+def test_a_revoked_token_is_refused_at_once(parties):
+    state = GatewayState(parties.data_dir)
+    (record,) = [t for t in state.tokens() if t.developer_id == "dev_alice"]
+    assert parties.hook("alice", start("sess_revoke")).status_code == 200
+    state.revoke_token(record.token_id)
+    state.close()
+    assert parties.hook("alice", tool_call("sess_revoke", "toolu_after")).status_code == 401
+
+
+def test_wrong_types_in_the_clients_envelope_are_a_4xx_naming_the_field(parties):
+    answer = parties.hook("alice", start(trailguard={"context": {"gitRemote": 5}}))
+    assert answer.status_code == 400
+    assert "trailguard.context.gitRemote: must be a string" in answer.json()["detail"]
+    huge = "s" * 1000
+    answer = parties.hook("alice", start(huge))
+    assert answer.status_code == 400
+    assert "session_id: at most 256 characters" in answer.json()["detail"]
+    assert huge not in json.dumps(answer.json())
+
+
+# -- telemetry goes through the same doors as hooks -----------------------------------------------
+
+
+def otlp_logs(session: str, event: str, attributes: dict[str, object]) -> dict:
+    def value(v: object) -> dict:
+        if isinstance(v, bool):
+            return {"boolValue": v}
+        if isinstance(v, int):
+            return {"intValue": v}
+        if isinstance(v, float):
+            return {"doubleValue": v}
+        return {"stringValue": str(v)}
+
+    attrs = {"event.name": event, "session.id": session, **attributes}
+    return {
+        "resourceLogs": [
+            {
+                "scopeLogs": [
+                    {
+                        "logRecords": [
+                            {
+                                "timeUnixNano": "1795678246639000000",
+                                "body": {"stringValue": f"claude_code.{event}"},
+                                "attributes": [
+                                    {"key": k, "value": value(v)} for k, v in attrs.items()
+                                ],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+
+
+def post_logs(parties: Parties, token: str, body: dict):
+    return parties.client.post("/v1/logs", json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_an_auditor_token_cannot_post_telemetry(parties, tmp_path):
+    state = GatewayState(parties.data_dir)
+    auditor = state.create_token("aud_sam", "auditor")[0]
+    state.close()
+    answer = post_logs(parties, auditor, otlp_logs("sess_t", "tool_result", {"tool_name": "Bash"}))
+    assert answer.status_code == 403
+    alert = next(e for e in stored(parties.data_dir) if e.get("alertType") == "access_refused")
+    assert alert["details"]["path"] == "/v1/logs"
+
+
+def test_forged_spend_for_another_developers_session_is_refused_and_charges_nothing(parties):
+    parties.hook("alice", start())
+    forged = otlp_logs(
+        VICTIM_SESSION,
+        "api_request",
+        {"model": "claude-opus-5-5", "input_tokens": 3_000_000, "output_tokens": 900_000,
+         "cost_usd": 999.0, "request_id": "req_forged"},
+    )  # fmt: skip
+    assert post_logs(parties, parties.tokens["mallory"], forged).status_code == 200
+    events = stored(parties.data_dir)
+    assert not any(e["eventType"] == "cost" for e in events)
+    alert = next(e for e in events if e.get("alertType") == "session_hijack")
+    assert alert["details"]["targetSessionIds"] == [VICTIM_SESSION]
+    # The owner's next tool call is not refused by a budget someone else exhausted.
+    answer = parties.hook("alice", tool_call(VICTIM_SESSION, "toolu_after_forgery")).json()
+    assert "continue" not in answer
+
+
+def test_implausible_usage_is_an_alert_not_a_charge(parties):
+    parties.hook("alice", start("sess_own"))
+    claim = otlp_logs(
+        "sess_own",
+        "api_request",
+        {"model": "claude-opus-5-5", "input_tokens": 90_000_000, "output_tokens": 10,
+         "request_id": "req_big"},
+    )  # fmt: skip
+    assert post_logs(parties, parties.tokens["alice"], claim).status_code == 200
+    events = stored(parties.data_dir)
+    assert not any(e["eventType"] == "cost" for e in events)
+    alert = next(e for e in events if e.get("alertType") == "implausible_usage")
+    assert alert["details"]["inputTokens"] == 90_000_000
+
+
+def test_telemetry_tool_parameters_are_redacted_before_they_are_stored(parties):
+    parties.hook("alice", start("sess_tele"))
+    secrets = {
+        "tool_parameters": json.dumps(
+            {
+                "command": "curl -H 'Authorization: Bearer sk-ant-api03-FAKEFAKEFAKEFAKEFAKE00' "
+                "https://api.example.invalid && export AWS_SECRET_ACCESS_KEY="
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY && git clone "
+                "https://ghp_FAKEfakeFAKEfakeFAKEfakeFAKEfake0000@github.com/a/b"
+            }
+        ),
+        "tool_name": "Bash",
+        "tool_use_id": "toolu_tele",
+    }
+    body = otlp_logs("sess_tele", "tool_result", secrets)
+    assert post_logs(parties, parties.tokens["alice"], body).status_code == 200
+    raw = b"".join(p.read_bytes() for p in parties.data_dir.glob("ledger.sqlite3*"))
+    for secret in (b"sk-ant-api03-FAKE", b"wJalrXUtnFEMI", b"ghp_FAKEfake"):
+        assert secret not in raw
+    kept = next(e for e in stored(parties.data_dir) if e.get("name") == "telemetry.tool_result")
+    assert kept["developerId"] == "dev_alice"
+
+
+def test_an_overlong_telemetry_session_id_is_a_400_naming_it(parties):
+    body = otlp_logs("s" * 1000, "tool_result", {"tool_name": "Bash"})
+    answer = post_logs(parties, parties.tokens["alice"], body)
+    assert answer.status_code == 400
+    assert "session.id" in answer.json()["detail"]
+    assert "s" * 300 not in answer.text
+
+
+def test_a_refused_read_is_recorded_as_audit_access(parties):
+    answer = parties.client.get(
+        "/v1/events",
+        params={"session": VICTIM_SESSION},
+        headers={"Authorization": f"Bearer {parties.tokens['mallory']}"},
+    )
+    assert answer.status_code == 403
+    unauthenticated = parties.client.get("/v1/events", params={"developer": "dev_alice"})
+    assert unauthenticated.status_code == 401
+    reads = [e for e in stored(parties.data_dir) if e["eventType"] == "audit_access"]
+    assert [(r["outcome"], r["developerId"]) for r in reads] == [
+        ("refused", "dev_mallory"),
+        ("refused", None),
+    ]
+    assert reads[0]["query"]["session"] == VICTIM_SESSION
+
+
+def test_one_token_flooding_hooks_is_limited_and_another_is_not(tmp_path):
+    data_dir = tmp_path / "ledger"
+    ledger = Ledger.open(data_dir)
+    state = GatewayState(data_dir)
+    noisy = state.create_token("dev_noisy", "agent")[0]
+    calm = state.create_token("dev_calm", "agent")[0]
+    state.close()
+    with TestClient(create_app(ledger, hook_rate_per_second=20)) as client:
+        statuses = [
+            client.post(
+                "/hooks/claude-code",
+                json=tool_call("sess_noisy", f"toolu_n{n}"),
+                headers={"Authorization": f"Bearer {noisy}"},
+            ).status_code
+            for n in range(120)
+        ]
+        assert statuses.count(429) > 50
+        limited = client.post(
+            "/hooks/claude-code",
+            json=tool_call("sess_noisy", "toolu_last"),
+            headers={"Authorization": f"Bearer {noisy}"},
+        )
+        assert limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+        calm_answer = client.post(
+            "/hooks/claude-code",
+            json=tool_call("sess_calm", "toolu_c"),
+            headers={"Authorization": f"Bearer {calm}"},
+        )
+        assert calm_answer.status_code == 200
