@@ -11,10 +11,10 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import orjson
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 
 from trailguard.capture.hook_request import (
     ClientContext,
@@ -201,7 +201,7 @@ def _session_start(
 ) -> SessionStart:
     # ``context`` is what the hook client collected on the developer's machine: claims,
     # recorded beside the token's identity and never trusted over it.
-    claimed = context.claimed_identity if context else {}
+    claimed: dict[str, JsonValue] = dict(context.claimed_identity) if context else {}
     remote = context.git_remote if context else None
     return SessionStart(
         **common,
@@ -221,7 +221,10 @@ def _session_start(
     )
 
 
-_RESULT_STATUS = {"PostToolUse": "success", "PostToolUseFailure": "error"}
+_RESULT_STATUS: Final[dict[str, Literal["success", "error", "denied"]]] = {
+    "PostToolUse": "success",
+    "PostToolUseFailure": "error",
+}
 _ERROR_FIELD = {"PostToolUseFailure": "error", "PermissionDenied": "reason"}
 
 
@@ -276,14 +279,14 @@ def _build(
     if name == "UserPromptSubmit":
         prompt = request.text("prompt") or ""
         if len(prompt) > cap // 4 and _may_exceed(prompt, cap):
-            capped = cap_value(prompt, cap)
-            if capped.truncated:
+            prompt_capped = cap_value(prompt, cap)
+            if prompt_capped.truncated:
                 common["extra"] = {
                     "promptTruncated": True,
-                    "promptLength": capped.length,
-                    "promptSha256": capped.sha256,
+                    "promptLength": prompt_capped.length,
+                    "promptSha256": prompt_capped.sha256,
                 }
-                prompt = capped.value
+                prompt = prompt_capped.value
         extra = _capped_mapping(request.unmapped("prompt", "prompt_id"), cap)
         if "extra" in common:
             extra = (extra or {}) | common.pop("extra")

@@ -161,10 +161,10 @@ def classify_command(command: SimpleCommand, context: ClassifyContext) -> list[O
     """The operations of one parsed shell command (never raises: a classifier bug becomes an
     unresolved operation, so policy still decides)."""
     if command.unresolved is not None:
-        operations = [_unresolved(command, command.unresolved)]
+        unresolved = [_unresolved(command, command.unresolved)]
         if _DOWNLOADERS.search(command.text) and _RUNS_TEXT.search(command.text):
-            operations.append(_downloaded(command))  # sh -c "$(curl …)"
-        return operations
+            unresolved.append(_downloaded(command))  # sh -c "$(curl …)"
+        return unresolved
     from trailguard.classify import files, http
 
     operations: list[Operation] = []

@@ -103,7 +103,9 @@ class ScriptState:
         if program == "export" or (assignment_only and not command.redirects):
             self.environment.update(command.env)
             self.environment.update(
-                arg.split("=", 1) for arg in argv[1:] if "=" in arg and not arg.startswith("-")
+                arg.split("=", 1)  # type: ignore[misc]  # split with maxsplit 1 of "a=b": a pair
+                for arg in argv[1:]
+                if "=" in arg and not arg.startswith("-")
             )
             return True
         if program == "alias":

@@ -25,6 +25,7 @@ from trailguard.cli._common import (
     resolve_session_id,
 )
 from trailguard.errors import InvalidInputError
+from trailguard.store.state import ROLES
 
 # -- serve ----------------------------------------------------------------------------------------
 
@@ -115,9 +116,11 @@ def serve(
     limits = (budget_session_usd, budget_developer_day_usd, budget_project_day_usd)
     if any(limit is not None and limit <= 0 for limit in limits) or not thresholds:
         fail("budgets must be positive amounts and thresholds a non-empty list")
+    session_usd, developer_day_usd, project_day_usd = (
+        Decimal(str(limit)) if limit is not None else None for limit in limits
+    )
     budget_config = BudgetConfig(
-        *(Decimal(str(limit)) if limit is not None else None for limit in limits),
-        thresholds=thresholds,
+        session_usd, developer_day_usd, project_day_usd, thresholds=thresholds
     )
     try:
         load_price_table(prices)
@@ -249,7 +252,9 @@ def token_create(
     directory = resolve_data_dir(data_dir)
     state = gateway_state(data_dir)
     try:
-        token, record = state.create_token(developer, role, tuple(project or ()))  # type: ignore[arg-type]
+        if role not in ROLES:
+            fail(f"--role must be one of {', '.join(ROLES)}, got {role!r}")
+        token, record = state.create_token(developer, role, tuple(project or ()))
         record_from_cli(state, directory, [_token_change("created", record)])
     except InvalidInputError as exc:
         fail(str(exc))

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
+from pydantic import JsonValue
+
 from trailguard.cost.prices import PriceTable
 from trailguard.cost.usage import Usage, cost_usd, split_evenly
 from trailguard.events import AgentEvent, Alert, Cost
@@ -67,6 +69,13 @@ class UsageObservation:
             self.message_id and other.message_id
         )
         return not contradicts and self.fingerprint == other.fingerprint
+
+
+def _cost_extra(price_table: str, message_id: str | None) -> dict[str, JsonValue]:
+    extra: dict[str, JsonValue] = {"priceTable": price_table}
+    if message_id:
+        extra["messageId"] = message_id
+    return extra
 
 
 @dataclass
@@ -150,8 +159,7 @@ class CostAccountant:
                 cache_read_tokens=usage.cache_read_tokens,
                 cost_usd=float(amount) if amount is not None else None,
                 source=observation.source,
-                extra={"priceTable": self.prices.version}
-                | ({"messageId": observation.message_id} if observation.message_id else {}),
+                extra=_cost_extra(self.prices.version, observation.message_id),
             )
         )
         return events

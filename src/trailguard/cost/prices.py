@@ -11,6 +11,7 @@ one Claude Code 2.1.328 itself carries (its ``notes`` say so).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -87,16 +88,13 @@ def _models(data: Any, where: str) -> dict[str, ModelPrice]:
                 raise PriceTableError(
                     f"{where}: model {name!r}: longPrompt needs abovePromptTokens"
                 )
-            base = ModelPrice(
-                *(getattr(base, f) for f in _ATTRIBUTES),
+            base = dataclasses.replace(
+                base,
                 long_prompt=_rates(long_prompt, where, f"{name} longPrompt"),
                 long_prompt_above=above,
             )
         models[name.lower()] = base
     return models
-
-
-_ATTRIBUTES = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 
 
 def _rates(entry: Any, where: str, name: str) -> ModelPrice:
@@ -110,7 +108,8 @@ def _rates(entry: Any, where: str, name: str) -> ModelPrice:
         raise PriceTableError(
             f"{where}: model {name!r} needs finite non-negative numbers for {', '.join(_FIELDS)}"
         )
-    return ModelPrice(*(Decimal(str(entry[key])) for key in _FIELDS))
+    rates = [Decimal(str(entry[key])) for key in _FIELDS]
+    return ModelPrice(rates[0], rates[1], rates[2], rates[3], rates[4])
 
 
 def load_price_table(override: Path | None = None) -> PriceTable:

@@ -29,7 +29,8 @@ class Usage:
         """From the Messages API ``usage`` object. Cache creation without the 5 m / 1 h split
         (``cache_creation``) counts as 5 m, the API's default."""
         created = _count(usage.get("cache_creation_input_tokens"))
-        split = usage.get("cache_creation") if isinstance(usage.get("cache_creation"), dict) else {}
+        nested = usage.get("cache_creation")
+        split: dict[str, Any] = nested if isinstance(nested, dict) else {}
         one_hour = _count(split.get("ephemeral_1h_input_tokens"))
         five_minutes = _count(split.get("ephemeral_5m_input_tokens"))
         if not split:

@@ -75,6 +75,12 @@ def _refused_read(request: Request, reason: str) -> list[AuditAccess]:
     ]
 
 
+def _refusal_details(client: str, request: Request, exc: ForbiddenError) -> dict[str, JsonValue]:
+    details: dict[str, JsonValue] = {"client": client, "path": request.url.path, "reason": str(exc)}
+    details.update((k, v) for k, v in exc.details.items() if isinstance(v, str | int | None))
+    return details
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def on_trailguard_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, TrailguardError)  # registered for TrailguardError only
@@ -107,8 +113,7 @@ def _install_error_handlers(app: FastAPI) -> None:
                     alert_type=exc.alert_type,
                     severity=exc.severity,  # type: ignore[arg-type]
                     message=f"{request.method} {request.url.path} from {client} refused: {exc}",
-                    details={"client": client, "path": request.url.path, "reason": str(exc)}
-                    | {k: v for k, v in exc.details.items() if isinstance(v, str | int | None)},
+                    details=_refusal_details(client, request, exc),
                     developer_id=identity.developer_id if identity else None,
                     source="gateway",
                 ),

@@ -139,10 +139,10 @@ def decide(policy_set: PolicySet, request: DecisionRequest) -> Decision:
         hard = [d for d in denials if not d[2]]
         chosen = hard[0] if hard else denials[0]
         return Decision("denied" if hard else "ask", chosen[0], chosen[1], policy_set.version)
-    rule = permits[0] if permits else NO_PERMIT_RULE
+    permitted_by = permits[0] if permits else NO_PERMIT_RULE
     return Decision(
         "allowed",
-        rule,
-        f"permitted by {', '.join(dict.fromkeys(permits)) or rule}",
+        permitted_by,
+        f"permitted by {', '.join(dict.fromkeys(permits)) or permitted_by}",
         policy_set.version,
     )

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from pydantic import JsonValue
 
 from trailguard.capture.otlp import (
     ApiRequestUsage,
@@ -87,7 +88,7 @@ async def _on_logs(services: Gateway, identity: Identity, records: list[Telemetr
                 message=f"telemetry from token {identity.token_id} named {len(refused_sessions)} "
                 "session(s) of another developer; those records were refused",
                 details={
-                    "targetSessionIds": sorted(refused_sessions)[:20],
+                    "targetSessionIds": list[JsonValue](sorted(refused_sessions)[:20]),
                     "tokenId": identity.token_id,
                     "path": "/v1/logs",
                 },
