@@ -324,3 +324,27 @@ def test_terminal_escapes_and_formulas_from_the_agent_are_neutralised(tmp_path):
     session_cells = [row[3] for row in rows[1:] if "HYPERLINK" in row[3]]
     assert session_cells
     assert all(cell.startswith("'=") for cell in session_cells)
+
+
+def test_serve_on_a_busy_port_fails_before_recording_anything(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    data_dir = tmp_path / "second"
+    try:
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("trailguard")), "serve", "--data-dir",
+             str(data_dir), "--port", str(port)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        taken.close()
+    assert result.returncode == 2
+    assert f"127.0.0.1:{port} is already in use" in result.stderr
+    assert "listening on" not in result.stderr
+    assert not data_dir.exists()

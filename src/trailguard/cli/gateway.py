@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -132,6 +134,9 @@ def serve(
     except PolicyError as exc:
         fail(f"policies do not load: {exc}")
     directory = resolve_data_dir(data_dir)
+    # Take the port before anything is recorded: a second gateway on a busy port must fail
+    # here, saying so, not after writing a start and a stop into someone's ledger.
+    listener = _bind(host, port)
     try:
         ledger = Ledger.open(
             directory,
@@ -142,33 +147,58 @@ def serve(
             key_file=signing_key,
         )
     except (LedgerError, SigningKeyError, OSError) as exc:
+        listener.close()
         fail(str(exc))
+    config = uvicorn.Config(
+        create_app(
+            ledger,
+            idle_timeout=idle_timeout,
+            policy_dir=policy,
+            budgets=budget_config,
+            prices_file=prices,
+            anthropic_upstream=anthropic_upstream,
+            trusted_proxies=proxies,
+            hook_rate_per_second=hook_rate or None,
+        ),
+        log_level="warning",
+        # uvicorn would believe X-Forwarded-For from loopback and rewrite the client's address
+        # before trailguard sees it: the app decides, from --trusted-proxy only.
+        proxy_headers=False,
+        server_header=False,
+    )
     err.print(f"trailguard {__version__}: ledger {directory}, log {ledger.origin}")
     err.print(f"listening on http://{host}:{port} (Ctrl-C to stop)")
+    stop_reason = "shutdown"
     try:
         # The app's shutdown closes the ledger: uvicorn re-raises SIGTERM/SIGINT once it has
         # shut down, so code after run() may never execute.
-        uvicorn.run(
-            create_app(
-                ledger,
-                idle_timeout=idle_timeout,
-                policy_dir=policy,
-                budgets=budget_config,
-                prices_file=prices,
-                anthropic_upstream=anthropic_upstream,
-                trusted_proxies=proxies,
-                hook_rate_per_second=hook_rate or None,
-            ),
-            host=host,
-            port=port,
-            log_level="warning",
-            # uvicorn would believe X-Forwarded-For from loopback and rewrite the client's
-            # address before trailguard sees it: the app decides, from --trusted-proxy only.
-            proxy_headers=False,
-            server_header=False,
-        )
+        uvicorn.Server(config).run(sockets=[listener])
+    except Exception as exc:
+        stop_reason = f"error: {type(exc).__name__}: {exc}"[:500]
+        raise
     finally:
-        ledger.close(reason="shutdown")
+        ledger.close(reason=stop_reason)
+        listener.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port), or a clear failure when it is taken or refused."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+        listener.listen(2048)
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            fail(
+                f"{host}:{port} is already in use (another trailguard gateway?); stop it or "
+                "choose another --port. Nothing was recorded."
+            )
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}. Nothing was recorded.")
+    listener.set_inheritable(True)
+    return listener
 
 
 @app.command()
