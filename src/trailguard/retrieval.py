@@ -18,7 +18,7 @@ from trailguard.errors import InvalidInputError
 from trailguard.events import EventType, format_timestamp
 from trailguard.store.base import EventFilter, Store
 
-Decision = Literal["allowed", "denied"]
+Decision = Literal["allowed", "denied", "ask"]
 
 
 class QueryError(InvalidInputError):
@@ -78,8 +78,8 @@ class EventQuery:
         if event_type is not None and event_type not in {t.value for t in EventType}:
             known = ", ".join(t.value for t in EventType)
             raise QueryError(f"type: unknown event type {event_type!r} (one of {known})")
-        if decision is not None and decision not in ("allowed", "denied"):
-            raise QueryError(f"decision: must be allowed or denied, got {decision!r}")
+        if decision is not None and decision not in ("allowed", "denied", "ask"):
+            raise QueryError(f"decision: must be allowed, denied or ask, got {decision!r}")
         if limit is not None and limit < 1:
             raise QueryError("limit: must be at least 1")
         if offset < 0:
@@ -144,10 +144,49 @@ class SessionReport:
     """Known model spend of the session (requests with an unknown price are not in it)."""
     gaps: list[str] = field(default_factory=list)
     """toolUseIds without an invocation, or without a result, error or denial."""
+    claimed_identity: dict[str, Any] = field(default_factory=dict)
+    """What the developer's machine said at SessionStart (OS user, git email, host): claims."""
+    git_remote: str | None = None
+    git_branch: str | None = None
+    permission_mode: str | None = None
+    """From session_start, else from the first event that carried it."""
+    model: str | None = None
+    agent_version: str | None = None
+    denials: int = 0
+    asks: int = 0
+    ended_by: str | None = None
+    """For a killed session: who asked for the kill (their reason is ``raw_end_reason``)."""
 
     @property
     def complete(self) -> bool:
         return not self.gaps
+
+    def to_json(self) -> dict[str, Any]:
+        """The camelCase JSON form, like every other document trailguard prints."""
+        return {
+            "sessionId": self.session_id,
+            "developerId": self.developer_id,
+            "projectId": self.project_id,
+            "startedAt": self.started_at,
+            "endedAt": self.ended_at,
+            "endReason": self.end_reason,
+            "rawEndReason": self.raw_end_reason,
+            "endedBy": self.ended_by,
+            "neverStarted": self.never_started,
+            "claimedIdentity": self.claimed_identity,
+            "gitRemote": self.git_remote,
+            "gitBranch": self.git_branch,
+            "permissionMode": self.permission_mode,
+            "model": self.model,
+            "agentVersion": self.agent_version,
+            "counts": dict(self.counts),
+            "toolCalls": self.tool_calls,
+            "denials": self.denials,
+            "asks": self.asks,
+            "costUsd": self.cost_usd,
+            "complete": self.complete,
+            "gaps": self.gaps,
+        }
 
 
 def session_report(store: Store, session_id: str) -> SessionReport | None:
@@ -163,18 +202,32 @@ def session_report(store: Store, session_id: str) -> SessionReport | None:
         report.counts[kind] += 1
         report.developer_id = report.developer_id or document.get("developerId")
         report.project_id = report.project_id or document.get("projectId")
+        extra = document.get("extra") or {}
+        if report.permission_mode is None and isinstance(extra.get("permission_mode"), str):
+            report.permission_mode = extra["permission_mode"]
         if kind == EventType.SESSION_START:
             report.started_at = report.started_at or document["timestamp"]
+            report.claimed_identity = document.get("claimedIdentity") or {}
+            report.git_remote = document.get("gitRemote")
+            report.git_branch = document.get("gitBranch")
+            report.permission_mode = document.get("permissionMode") or report.permission_mode
+            report.model = document.get("model") or report.model
+            report.agent_version = document.get("agentVersion")
         elif kind == EventType.SESSION_END:
             report.ended_at = document["timestamp"]
             report.end_reason = document.get("reason")
             report.raw_end_reason = document.get("rawReason")
-        elif kind == EventType.COST and document.get("costUsd") is not None:
-            report.cost_usd += document["costUsd"]
+            report.ended_by = extra.get("requestedBy") if isinstance(extra, dict) else None
+        elif kind == EventType.COST:
+            report.model = report.model or document.get("model")
+            if document.get("costUsd") is not None:
+                report.cost_usd += document["costUsd"]
         elif kind == EventType.ALERT and document.get("alertType") == "session_not_started":
             report.never_started = True
         elif kind == EventType.TOOL_INVOCATION and document.get("toolUseId"):
             invoked[document["toolUseId"]] = document
+            report.denials += document.get("policyResult") == "denied"
+            report.asks += document.get("policyResult") == "ask"
             if document.get("policyResult") == "denied":
                 resolved.add(document["toolUseId"])
         elif kind == EventType.TOOL_RESULT and document.get("toolUseId"):

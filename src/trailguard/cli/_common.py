@@ -10,13 +10,52 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+COMMAND_ORDER = (
+    # run it
+    "serve", "init", "install", "hook", "token", "sessions",
+    # read the record
+    "query", "cost", "report", "evidence", "completeness", "correlate", "secrets",
+    # check the record
+    "verify", "checkpoint", "proof", "verify-proof", "info", "archive", "sinks", "migrate",
+    # the rest
+    "ingest", "classify", "policy", "version",
+    # groups' own commands, in the order people use them
+    "create", "list", "show", "kill", "revoke", "test", "check", "replay",
+)  # fmt: skip
+
+
+class CommandGroup(TyperGroup):
+    """Commands in the order a user meets them (not alphabetical), each with its whole first
+    sentence of help (click cuts them at 45 characters). ``ctx`` and ``formatter`` are typer's
+    vendored click types, which it does not export."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: index for index, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=300)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 app = typer.Typer(
+    cls=CommandGroup,
     name="trailguard",
     help="A tamper-evident audit trail for AI coding agents.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: wrapped to the terminal (never cut at 80 columns), no "<bool>" metavars.
+    rich_markup_mode=None,
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -39,6 +78,28 @@ DataDir = Annotated[
         help=f"Ledger directory [default: ${DATA_DIR_ENV} or ~/.local/share/trailguard]",
         show_default=False,
     ),
+]
+SessionOption = Annotated[
+    str | None,
+    typer.Option("--session", help="A session id, or an unambiguous start of one."),
+]
+DeveloperOption = Annotated[
+    str | None, typer.Option("--developer", help="A developerId (as the token names it).")
+]
+ProjectOption = Annotated[
+    str | None, typer.Option("--project", help="A projectId, e.g. github.com/acme/backend.")
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        help="From this time (inclusive): a date (2026-04-15) or an RFC 3339 time with a zone "
+        "(2026-04-15T14:32:07Z).",
+    ),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option("--until", help="Up to this time (exclusive), in the same forms as --since."),
 ]
 KeyOption = Annotated[
     str | None,

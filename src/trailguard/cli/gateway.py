@@ -14,13 +14,19 @@ import typer
 
 from trailguard import __version__
 from trailguard.cli._common import (
+    CommandGroup,
     DataDir,
+    DeveloperOption,
+    ProjectOption,
     app,
+    cell,
     cli_actor,
+    csv_cell,
     err,
     fail,
     open_read_only,
     out,
+    printable,
     record_from_cli,
     record_read,
     resolve_data_dir,
@@ -209,8 +215,8 @@ def init(
         typer.Option(help="Signing key file (else $TRAILGUARD_SIGNING_KEY or a new one)."),
     ] = None,
 ) -> None:
-    """Create a data directory (ledger, signing key) without serving, e.g. to create tokens
-    before the first start. `serve` does the same on its first start."""
+    """Create a data directory (ledger and signing key) without serving. Use it to create
+    tokens before the first start; `serve` does the same on its first start."""
     from trailguard.ledger.keys import SigningKeyError
     from trailguard.ledger.writer import Ledger, LedgerError
 
@@ -236,7 +242,9 @@ def version() -> None:
 
 # -- tokens ---------------------------------------------------------------------------------------
 
-token_app = typer.Typer(help="API tokens: they decide who a request is from.", no_args_is_help=True)
+token_app = typer.Typer(
+    cls=CommandGroup, help="API tokens: they decide who a request is from.", no_args_is_help=True
+)
 app.add_typer(token_app, name="token")
 
 
@@ -327,30 +335,39 @@ def token_revoke(token_id: str, data_dir: DataDir = None) -> None:
 
 # -- sessions -------------------------------------------------------------------------------------
 
-sessions_app = typer.Typer(help="Agent sessions: list, show, kill.", no_args_is_help=True)
+sessions_app = typer.Typer(
+    cls=CommandGroup, help="Agent sessions: list, show, kill.", no_args_is_help=True
+)
 app.add_typer(sessions_app, name="sessions")
 
 
 @sessions_app.command("list")
 def sessions_list(
     data_dir: DataDir = None,
-    developer: Annotated[str | None, typer.Option()] = None,
-    project: Annotated[str | None, typer.Option()] = None,
+    developer: DeveloperOption = None,
+    project: ProjectOption = None,
     since: Annotated[
-        str | None, typer.Option(help="Active at or after (date or RFC 3339).")
+        str | None,
+        typer.Option(help="Sessions active at or after this date or RFC 3339 time (with zone)."),
     ] = None,
-    until: Annotated[str | None, typer.Option(help="Started before.")] = None,
-    active: Annotated[bool | None, typer.Option("--active/--ended")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    until: Annotated[
+        str | None, typer.Option(help="Sessions started before this date or time.")
+    ] = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--ended", help="Only open, or only ended, sessions.")
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table (on a terminal), tsv, csv or json")
+    ] = "table",
 ) -> None:
-    """Sessions, oldest first."""
-    from rich.table import Table
-
+    """Sessions, oldest first. Piped, the table becomes tab-separated full values."""
     from trailguard.retrieval import QueryError, parse_time
 
+    if output_format not in ("table", "tsv", "csv", "json"):
+        fail(f"--format must be table, tsv, csv or json, got {output_format!r}")
     try:
-        since_at = parse_time(since, name="--since") if since else None
-        until_at = parse_time(until, name="--until") if until else None
+        since_at = parse_time(since, name="since") if since else None
+        until_at = parse_time(until, name="until") if until else None
     except QueryError as exc:
         fail(str(exc))
     state = gateway_state(data_dir)
@@ -373,21 +390,76 @@ def sessions_list(
          "active": active},
         len(found),
     )  # fmt: skip
+    rows = [_session_row(summary) for summary in found]
     if output_format == "json":
-        out.print_json(json.dumps([s.__dict__ for s in found]))
-        return
-    table = Table("session", "developer", "project", "started", "last event", "ended", "reason")
-    for s in found:
-        table.add_row(
-            s.session_id,
-            s.developer_id or "",
-            s.project_id or "",
-            s.started_at or "(never started)",
-            s.last_event_at,
-            s.ended_at or "",
-            s.end_reason or "",
-        )
-    out.print(table)
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    elif output_format in {"csv", "tsv"}:
+        import csv
+
+        writer = csv.writer(sys.stdout, delimiter="," if output_format == "csv" else "\t")
+        writer.writerow(SESSION_COLUMNS)
+        for row in rows:
+            writer.writerow([csv_cell(row[column]) for column in SESSION_COLUMNS])
+    elif not out.is_terminal:
+        sys.stdout.write("\t".join(SESSION_COLUMNS) + "\n")
+        for row in rows:
+            sys.stdout.write(
+                "\t".join(printable(row[c] if row[c] is not None else "") for c in SESSION_COLUMNS)
+                + "\n"
+            )
+    else:
+        out.print(_sessions_table(rows, out.width))
+
+
+SESSION_COLUMNS = (
+    "sessionId",
+    "developerId",
+    "projectId",
+    "startedAt",
+    "lastEventAt",
+    "endedAt",
+    "endReason",
+)
+
+
+def _session_row(summary: Any) -> dict[str, Any]:
+    return {
+        "sessionId": summary.session_id,
+        "developerId": summary.developer_id,
+        "projectId": summary.project_id,
+        "startedAt": summary.started_at,
+        "lastEventAt": summary.last_event_at,
+        "endedAt": summary.ended_at,
+        "endReason": summary.end_reason,
+        "neverStarted": summary.never_started,
+    }
+
+
+def _sessions_table(rows: list[dict[str, Any]], width: int) -> Any:
+    """The sessions as a table fitted to ``width``: the session id is never cut; on a narrow
+    terminal the least needed columns go (last event, then ended) and the rest wrap."""
+    from rich.table import Table
+
+    columns = ["session", "developer", "project", "started", "last event", "ended", "reason"]
+    keys = ["sessionId", "developerId", "projectId", "startedAt", "lastEventAt", "endedAt",
+            "endReason"]  # fmt: skip
+    longest = max((len(row["sessionId"]) for row in rows), default=7)
+    for dropped in ("last event", "ended"):
+        if width >= longest + 24 * (len(columns) - 1):
+            break
+        index = columns.index(dropped)
+        del columns[index], keys[index]
+    table = Table(*columns, expand=False)
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = longest
+    for column in table.columns[1:]:
+        column.overflow = "fold"
+    for row in rows:
+        values = dict(row)
+        if values["startedAt"] is None:
+            values["startedAt"] = "(never started)"
+        table.add_row(*(cell(values[key]) for key in keys))
+    return table
 
 
 @sessions_app.command("show")
@@ -410,23 +482,41 @@ def sessions_show(
     if report is None:
         fail(f"no events for session {session_id}", 1)
     if output_format == "json":
-        document = dict(report.__dict__)
-        document["counts"] = dict(report.counts)
-        document["complete"] = report.complete
-        out.print_json(json.dumps(document))
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
         return
-    out.print(f"session     {report.session_id}")
-    out.print(f"developer   {report.developer_id}")
-    out.print(f"project     {report.project_id}")
-    out.print(f"started     {report.started_at or '(never started: flagged)'}")
-    ended = f"{report.ended_at} ({report.end_reason}"
-    ended += f", agent said {report.raw_end_reason!r})" if report.raw_end_reason else ")"
-    out.print(f"ended       {ended if report.ended_at else '(open)'}")
+    claimed = ", ".join(f"{k} {v}" for k, v in report.claimed_identity.items()) or "(none)"
+    lines = [
+        ("session", report.session_id),
+        ("developer", report.developer_id or "(unknown)"),
+        ("project", report.project_id or "(none)"),
+        ("claimed", f"{claimed} (what the machine said; not verified)"),
+        ("remote", report.git_remote or "(none)"),
+        ("branch", report.git_branch or "(none)"),
+        ("permission", report.permission_mode or "(not reported)"),
+        ("model", report.model or "(not reported)"),
+        ("started", report.started_at or "(never started: flagged)"),
+    ]
+    if report.ended_at is None:
+        ended = "(open)"
+    elif report.end_reason == "killed":
+        who = report.ended_by or "an admin"
+        ended = f"{report.ended_at} (killed by {who}"
+        ended += f": {report.raw_end_reason!r})" if report.raw_end_reason else ")"
+    elif report.end_reason in ("timed_out", "budget_exhausted"):
+        ended = f"{report.ended_at} ({report.end_reason}: {report.raw_end_reason or ''})"
+    else:
+        ended = f"{report.ended_at} ({report.end_reason}"
+        ended += f", agent said {report.raw_end_reason!r})" if report.raw_end_reason else ")"
+    lines.append(("ended", ended))
     counts = ", ".join(f"{kind} {n}" for kind, n in sorted(report.counts.items()))
-    out.print(
-        f"cost        ${report.cost_usd:.4f} over {report.counts.get('cost', 0)} model requests"
+    lines.append(
+        ("cost", f"${report.cost_usd:.4f} over {report.counts.get('cost', 0)} model requests")
     )
-    out.print(f"events      {sum(report.counts.values())}: {counts}")
+    lines.append(("decisions", f"{report.denials} denied, {report.asks} asked of "
+                  f"{report.tool_calls} tool calls"))  # fmt: skip
+    lines.append(("events", f"{sum(report.counts.values())}: {counts}"))
+    for label, value in lines:
+        out.print(f"{label:<11} ", cell(value), sep="")
     if report.complete:
         out.print(
             f"[green]complete[/]: all {report.tool_calls} tool calls have an invocation and a "
@@ -437,7 +527,7 @@ def sessions_show(
             f"[red]incomplete[/]: {len(report.gaps)} gap(s) in {report.tool_calls} tool calls"
         )
         for gap in report.gaps:
-            out.print(f"  gap {gap}")
+            out.print("  gap ", cell(gap), sep="")
 
 
 @sessions_app.command("kill")

@@ -10,9 +10,19 @@ from typing import Annotated, Any
 
 import typer
 
-from trailguard.cli._common import DataDir, app, fail, open_read_only, out, resolve_data_dir
+from trailguard.cli._common import (
+    CommandGroup,
+    DataDir,
+    app,
+    fail,
+    open_read_only,
+    out,
+    resolve_data_dir,
+)
 
-policy_app = typer.Typer(help="Cedar policies: test, check, replay.", no_args_is_help=True)
+policy_app = typer.Typer(
+    cls=CommandGroup, help="Cedar policies: test, check, replay.", no_args_is_help=True
+)
 app.add_typer(policy_app, name="policy")
 
 ToolOption = Annotated[str, typer.Option("--tool", help="Claude Code tool name, e.g. Bash")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +13,11 @@ from rich.console import Console
 
 from trailguard.cli._common import (
     DataDir,
+    DeveloperOption,
+    ProjectOption,
+    SessionOption,
+    SinceOption,
+    UntilOption,
     app,
     cell,
     csv_cell,
@@ -20,6 +26,7 @@ from trailguard.cli._common import (
     out,
     record_read,
     resolve_data_dir,
+    resolve_session_id,
 )
 
 # -- query ----------------------------------------------------------------------------------------
@@ -28,16 +35,21 @@ from trailguard.cli._common import (
 @app.command()
 def query(
     data_dir: DataDir = None,
-    session: Annotated[str | None, typer.Option()] = None,
-    developer: Annotated[str | None, typer.Option()] = None,
-    project: Annotated[str | None, typer.Option()] = None,
-    since: Annotated[str | None, typer.Option(help="Date or RFC 3339 time (inclusive).")] = None,
-    until: Annotated[str | None, typer.Option(help="Date or RFC 3339 time (exclusive).")] = None,
+    session: SessionOption = None,
+    developer: DeveloperOption = None,
+    project: ProjectOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     date: Annotated[str | None, typer.Option(help="One UTC day, YYYY-MM-DD.")] = None,
-    event_type: Annotated[str | None, typer.Option("--type", help="Event type.")] = None,
-    tool: Annotated[str | None, typer.Option()] = None,
-    decision: Annotated[str | None, typer.Option(help="allowed or denied")] = None,
-    limit: Annotated[int | None, typer.Option()] = None,
+    event_type: Annotated[
+        str | None, typer.Option("--type", help="Event type, e.g. tool_invocation, alert.")
+    ] = None,
+    tool: Annotated[
+        str | None,
+        typer.Option(help="Tool name, e.g. Bash or mcp__github__create_issue (any case)."),
+    ] = None,
+    decision: Annotated[str | None, typer.Option(help="allowed, denied or ask")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many events.")] = None,
     output_format: Annotated[str, typer.Option("--format", help="table, json, jsonl or csv")] = (
         "table"
     ),
@@ -68,6 +80,9 @@ def query(
         fail(str(exc))
     directory = resolve_data_dir(data_dir)
     store = open_read_only(directory)
+    if session is not None:
+        session = resolve_session_id(store, session)
+        event_query = replace(event_query, filter=replace(event_query.filter, session_id=session))
     shown = 0
 
     def counted(documents: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -98,9 +113,16 @@ def query(
                 "eventId",
             ]
             writer = csv.writer(sys.stdout)
-            writer.writerow(columns)
+            writer.writerow([*columns, "input", "output", "detail"])
             for document in found:
-                writer.writerow([csv_cell(document.get(column, "")) for column in columns])
+                writer.writerow(
+                    [csv_cell(document.get(column, "")) for column in columns]
+                    + [
+                        csv_cell(_input_of(document)),
+                        csv_cell(_output_of(document)),
+                        csv_cell(_detail(document)),
+                    ]
+                )
         else:
             table = Table(
                 "seq", "time", "type", "session", "developer", "tool", "decision", "detail"
@@ -115,8 +137,12 @@ def query(
                     cell(document.get("sessionId")),
                     cell(document.get("developerId")),
                     cell(document.get("tool")),
-                    cell(document.get("policyResult")),
-                    cell(_detail(document)),
+                    cell(
+                        f"{document['policyResult']} ({document.get('policyRule')})"
+                        if document.get("policyResult") in ("denied", "ask")
+                        else document.get("policyResult")
+                    ),
+                    cell(_short(_detail(document), 160)),
                 )
             # Piped or captured output is not cut to 80 columns either.
             wide = out if out.is_terminal else Console(width=200, highlight=False)
@@ -131,10 +157,76 @@ def query(
         record_read(directory, "cli query", filters, shown)
 
 
+def _text_of(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _input_of(document: dict[str, Any]) -> str:
+    value = document.get("input")
+    command = value.get("command") if isinstance(value, dict) else None
+    if isinstance(command, str):
+        return command
+    return "" if value is None else _text_of(value)
+
+
+def _output_of(document: dict[str, Any]) -> str:
+    output = document.get("output")
+    stdout = output.get("stdout") if isinstance(output, dict) else None
+    if isinstance(stdout, str) and isinstance(output, dict):
+        text = stdout + (f" | stderr: {output['stderr']}" if output.get("stderr") else "")
+    else:
+        text = "" if output is None else _text_of(output)
+    if document.get("outputTruncated"):
+        text += (
+            f" [truncated: {document.get('outputLength')} bytes, {document.get('outputSha256')}]"
+        )
+    return text
+
+
 def _detail(document: dict[str, Any]) -> str:
-    for key in ("input", "prompt", "error", "reason", "message", "name"):
+    """What an auditor needs to see of an event in one cell."""
+    kind = document.get("eventType")
+    if kind == "tool_invocation":
+        text = _input_of(document)
+        if document.get("policyResult") in ("denied", "ask"):
+            text += f"  [{document['policyResult']} by {document.get('policyRule')}: "
+            text += f"{document.get('policyReason') or ''}]"
+        return text
+    if kind == "tool_result":
+        text = f"{document.get('status')}: "
+        if document.get("error"):
+            text += str(document["error"]) + " "
+        return text + _output_of(document)
+    if kind == "infra_operation":
+        operation = document.get("operation") or {}
+        return (
+            f"{operation.get('action')} on {operation.get('resource') or operation.get('kind')} "
+            f"({operation.get('access')}, risk {operation.get('risk')})"
+        )
+    if kind == "cost":
+        usd = document.get("costUsd")
+        return (
+            f"{document.get('model')}: {document.get('inputTokens', 0)} in, "
+            f"{document.get('outputTokens', 0)} out, {document.get('cacheReadTokens', 0)} cache "
+            f"read; " + (f"${usd:.4f}" if usd is not None else "cost unknown")
+        )
+    if kind == "alert":
+        return (
+            f"{document.get('alertType')} ({document.get('severity')}): {document.get('message')}"
+        )
+    if kind == "session_end":
+        return f"{document.get('reason')}" + (
+            f" ({document['rawReason']})" if document.get("rawReason") else ""
+        )
+    if kind == "audit_access":
+        who = document.get("developerId") or document.get("actor")
+        return f"{document.get('action')} by {who}: {_text_of(document.get('query') or {})}"
+    for key in ("prompt", "message", "name", "description", "reason"):
         value = document.get(key)
         if value:
-            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            return text if len(text) <= 80 else text[:77] + "..."
+            return _text_of(value)
     return ""

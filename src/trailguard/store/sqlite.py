@@ -423,11 +423,13 @@ class SQLiteStore:
             ("developer_id", event_filter.developer_id),
             ("project_id", event_filter.project_id),
             ("event_type", event_filter.event_type),
-            ("tool", event_filter.tool),
         ):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
+        if event_filter.tool is not None:  # tool names are matched in any case: bash is Bash
+            clauses.append("tool = ? COLLATE NOCASE")
+            params.append(event_filter.tool)
         if event_filter.since is not None:
             clauses.append("timestamp >= ?")
             params.append(event_filter.since)
