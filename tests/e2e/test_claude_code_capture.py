@@ -111,13 +111,41 @@ def test_no_tool_runs_while_the_gateway_is_down(claude_binary, workspace, gatewa
     gateway.stop()
     marker = tmp_path / "ran"
     script = [Turn(tool_calls=[bash(f"touch {marker}")]), Turn(text="Stopped.")]
-    _result, model = run_session(claude_binary, workspace, gateway, script)
+    result, model = run_session(claude_binary, workspace, gateway, script)
     assert not marker.exists(), "a tool ran while the audit gateway was down"
-    if mode == "command":
-        (denied,) = model.tool_results()
-        assert denied.is_error
-        assert "audit gateway" in denied.content
-        assert list(workspace.spool.glob("*.json")), "events during the outage were not spooled"
+    assert result.json is not None, result.describe()  # Claude Code ran and answered
+    if mode == "http":
+        # The blocking HTTP hook stops the prompt itself: the model is never asked, so no
+        # tool can even be requested.
+        assert "UserPromptSubmit operation blocked by hook" in result.json["result"]
+        assert "onFailure" in result.json["result"]
+        assert model.tool_results() == []
+        return
+    # The command client lets the prompt through (spooled) and refuses the tool call itself:
+    # the model got an error result for exactly that call.
+    (denied,) = model.tool_results()
+    assert denied.tool_use_id == script[0].tool_calls[0].id
+    assert denied.is_error
+    assert "audit gateway" in denied.content
+    assert list(workspace.spool.glob("*.json")), "events during the outage were not spooled"
+
+
+def test_a_gateway_lost_mid_session_refuses_the_next_tool_call_over_http(
+    claude_binary, workspace, gateway, tmp_path
+):
+    install_hooks(workspace, gateway, "http")
+    marker = tmp_path / "ran"
+    script = [
+        Turn(tool_calls=[bash("echo before")]),
+        Turn(tool_calls=[bash(f"touch {marker}")], before=gateway.stop),
+        Turn(text="Stopped."),
+    ]
+    result, model = run_session(claude_binary, workspace, gateway, script)
+    assert not marker.exists(), "a tool ran while the audit gateway was down"
+    refused = model.tool_result_for(script[1].tool_calls[0].id)
+    assert refused is not None, result.describe()
+    assert refused.is_error
+    assert "before" in (model.tool_result_for(script[0].tool_calls[0].id) or refused).content
 
 
 def test_outage_mid_session_is_spooled_and_replayed_exactly_once(
