@@ -298,6 +298,40 @@ def test_passes_through_kill_answers_for_permission_requests(gateway, env):
     assert run_hook(PERMISSION_REQUEST, env).answer == kill
 
 
+def test_gateway_on_the_command_line_wins_over_the_environment(gateway, env, closed_url):
+    """``install`` writes ``--gateway URL`` into every command hook: the event must reach that
+    gateway even when TRAILGUARD_URL on this machine names another one."""
+    stdin = io.BytesIO(json.dumps(PRE_TOOL_USE).encode())
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = hook_client.main(
+        stdin, stdout, down(env, closed_url), stderr, argv=["--gateway", gateway.url]
+    )
+    assert code == 0, stderr.getvalue()
+    assert len(gateway.requests) == 1
+    assert gateway.requests[0]["body"]["hook_event_name"] == "PreToolUse"
+
+
+def test_hook_help_prints_usage_without_reading_stdin(env):
+    class Unreadable(io.BytesIO):
+        def read(self, *_args: Any) -> bytes:
+            raise AssertionError("--help must not read stdin")
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    assert hook_client.main(Unreadable(), stdout, env, stderr, argv=["--help"]) == 0
+    assert stdout.getvalue().startswith("Usage: trailguard hook [--gateway URL]")
+    assert "--gateway URL" in stdout.getvalue()
+
+
+@pytest.mark.parametrize("argv", [["--gatway", "http://x"], ["--gateway"], ["--gateway="]])
+def test_hook_with_bad_arguments_blocks_naming_the_problem(env, argv):
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = hook_client.main(io.BytesIO(b"{}"), stdout, env, stderr, argv=argv)
+    assert code == hook_client.EXIT_BAD_INPUT
+    assert stdout.getvalue() == ""
+    assert "trailguard hook:" in stderr.getvalue()
+    assert "blocking" in stderr.getvalue()
+
+
 def test_every_event_gets_a_new_time_ordered_id(gateway, env):
     for _ in range(3):
         assert run_hook(POST_TOOL_USE, env).answer == {}

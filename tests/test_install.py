@@ -131,7 +131,15 @@ def test_http_layout_exactly() -> None:
         if event == "SessionStart":
             # Claude Code does not call SessionStart HTTP hooks; it must be a command hook.
             assert groups == [
-                {"hooks": [{"type": "command", "command": "trailguard hook", "timeout": 30}]}
+                {
+                    "hooks": [
+                        {
+                            "type": "command",
+                            "command": f"trailguard hook --gateway {GATEWAY}",
+                            "timeout": 30,
+                        }
+                    ]
+                }
             ]
         elif event in EXPECTED_TOOL_EVENTS:
             assert groups == [{"matcher": "*", "hooks": [HTTP_HOOK]}], event
@@ -146,7 +154,7 @@ def test_command_layout_exactly() -> None:
     section = trailguard_hooks(GATEWAY, "command", hook_command="/opt/tg/bin/trailguard hook")
     hook = {
         "type": "command",
-        "command": "/opt/tg/bin/trailguard hook",
+        "command": f"/opt/tg/bin/trailguard hook --gateway {GATEWAY}",
         "timeout": 30,
         "onFailure": "block",
     }
@@ -326,7 +334,12 @@ def test_user_settings_and_hooks_kept_across_install_reinstall_uninstall(setting
         mine = trailguard_groups(data["hooks"][event])
         assert len(mine) == 1, event
         assert mine[0]["hooks"] == [
-            {"type": "command", "command": "trailguard hook", "timeout": 30, "onFailure": "block"}
+            {
+                "type": "command",
+                "command": "trailguard hook --gateway https://audit.example.com",
+                "timeout": 30,
+                "onFailure": "block",
+            }
         ]
     assert data["hooks"]["PreToolUse"][:2] == USER_SETTINGS["hooks"]["PreToolUse"]
     assert data["hooks"]["Stop"][0] == USER_SETTINGS["hooks"]["Stop"][0]
@@ -344,10 +357,12 @@ def test_reinstall_with_new_url_replaces_only_url(settings: Path) -> None:
     install(settings, GATEWAY)
     result = install(settings, "https://gw.example.com:9443")
     assert result.changed
-    # SessionStart's command hook is the same in both, so it is neither added nor removed.
-    assert "SessionStart" not in result.added
-    assert "SessionStart" not in result.removed
-    assert result.added == result.removed == EXPECTED_EVENTS[1:]
+    # Every hook changes, SessionStart's command hook too: it names the gateway it reports to.
+    assert result.added == result.removed == EXPECTED_EVENTS
+    start = read_json(settings)["hooks"]["SessionStart"]
+    assert trailguard_groups(start)[0]["hooks"][0]["command"] == (
+        "trailguard hook --gateway https://gw.example.com:9443"
+    )
     data = read_json(settings)
     assert list(data["hooks"]) == EXPECTED_EVENTS
     for event in EXPECTED_EVENTS[1:]:

@@ -13,7 +13,7 @@ def main() -> None:
         # Runs once per tool call: the standard-library client, without the CLI's imports.
         from trailguard.capture import hook_client
 
-        sys.exit(hook_client.main(sys.stdin.buffer, sys.stdout, os.environ))
+        sys.exit(hook_client.main(sys.stdin.buffer, sys.stdout, os.environ, argv=sys.argv[2:]))
 
     from trailguard.cli import app
 

@@ -33,7 +33,7 @@ import socket
 import stat
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from trailguard import __version__
 from trailguard.ids import new_event_id
@@ -112,8 +112,10 @@ def _expand_user(path: str, environ: Mapping[str, str]) -> str:
     return path
 
 
-def load_config(environ: Mapping[str, str]) -> HookConfig:
-    """Settings from the environment, then ``~/.config/trailguard/hook.json``, then defaults.
+def load_config(environ: Mapping[str, str], gateway: str | None = None) -> HookConfig:
+    """Settings from the command line (``gateway``: ``--gateway URL``, which ``install`` writes
+    into every command hook), then the environment, then ``~/.config/trailguard/hook.json``,
+    then defaults.
 
     Never raises: a broken config file or value is reported in ``warnings`` and ignored.
     """
@@ -137,7 +139,7 @@ def load_config(environ: Mapping[str, str]) -> HookConfig:
     except (OSError, ValueError) as exc:
         warnings.append(f"cannot read {config_path} ({_describe_exception(exc)}); ignored")
 
-    url = _env(environ, "TRAILGUARD_URL")
+    url = gateway or _env(environ, "TRAILGUARD_URL")
     if url is None:
         configured = file_config.get("url")
         if isinstance(configured, str) and configured:
@@ -1151,6 +1153,7 @@ class _Invocation:
         "err",
         "event",
         "event_id",
+        "gateway",
         "observed_at",
         "payload",
         "spool_error",
@@ -1165,7 +1168,10 @@ class _Invocation:
         environ: Mapping[str, str],
         observed_at: str,
         err: TextIO,
+        gateway: str | None = None,
     ) -> None:
+        self.gateway = gateway
+        """``--gateway URL`` from the command line, if given."""
         self.observed_at = observed_at
         self.payload = payload
         self.event = event
@@ -1201,7 +1207,7 @@ class _Invocation:
             return
         try:
             if self.config is None:
-                self.config = load_config(self.environ)
+                self.config = load_config(self.environ, self.gateway)
             if self.event_id is None:
                 self.event_id = new_event_id()
             self.spooled_path = spool_event(self.config, self.event_id, self.payload, reason)
@@ -1243,7 +1249,7 @@ def _attach_usage(inv: _Invocation, config: HookConfig, marker: Json, err: TextI
 
 def _handle(inv: _Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
     """Send the event (after the spool) and decide the answer. May raise on bugs only."""
-    config = inv.config = load_config(environ)
+    config = inv.config = load_config(environ, inv.gateway)
     for warning in config.warnings:
         err.write(f"trailguard: {warning}\n")
     event, payload = inv.event, inv.payload
@@ -1359,15 +1365,64 @@ def _handle(inv: _Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
     return _failure_answer(event, f"trailguard: {problem}; the tool call is blocked. {kept}")
 
 
+USAGE = """\
+Usage: trailguard hook [--gateway URL]
+
+  The command hook Claude Code runs for each hook event (`trailguard install` writes it into
+  the settings file). It reads the hook payload on stdin, records it with the trailguard
+  gateway and prints the gateway's answer on stdout. If the gateway cannot be reached, tool
+  calls are denied and the event is kept in the spool until the next successful contact.
+
+Options:
+  --gateway URL  The gateway to report to. Default: $TRAILGUARD_URL, else 'url' in
+                 ~/.config/trailguard/hook.json ($TRAILGUARD_HOOK_CONFIG), else
+                 http://127.0.0.1:8787.
+  -h, --help     Show this message and exit (stdin is not read).
+
+Environment:
+  TRAILGUARD_TOKEN      the agent token (else 'token_file' in hook.json)
+  TRAILGUARD_TIMEOUT    seconds to wait for the gateway (default 10)
+  TRAILGUARD_SPOOL_DIR  where undelivered events wait (default ~/.local/state/trailguard/spool)
+"""
+
+
+def _parse_arguments(argv: Sequence[str]) -> tuple[str | None, str | None]:
+    """``(gateway, problem)`` from ``hook``'s arguments; ``problem`` says what is wrong."""
+    gateway: str | None = None
+    rest = list(argv)
+    while rest:
+        argument = rest.pop(0)
+        if argument == "--gateway":
+            gateway = rest.pop(0) if rest else ""
+        elif argument.startswith("--gateway="):
+            gateway = argument.split("=", 1)[1]
+        else:
+            return None, f"unknown argument {argument!r} (see 'trailguard hook --help')"
+        if not gateway:
+            return None, "--gateway needs a URL, e.g. --gateway http://127.0.0.1:8787"
+    return gateway, None
+
+
 def main(
     stdin: BinaryIO,
     stdout: TextIO,
     environ: Mapping[str, str],
     stderr: TextIO | None = None,
+    argv: Sequence[str] = (),
 ) -> int:
     """Run one hook: read the payload on ``stdin``, print the answer on ``stdout``, return the
-    exit code (0, or 2 when stdin is not a hook payload)."""
+    exit code (0, or 2 when stdin is not a hook payload or the arguments are wrong).
+
+    ``argv`` are the arguments after ``hook``: ``--gateway URL``, or ``--help``, which prints
+    the usage without reading stdin."""
     err = stderr if stderr is not None else sys.stderr
+    if any(argument in ("-h", "--help") for argument in argv):
+        stdout.write(USAGE)
+        return 0
+    gateway, problem = _parse_arguments(argv)
+    if problem is not None:
+        err.write(f"trailguard hook: {problem}; blocking, since the event cannot be recorded.\n")
+        return EXIT_BAD_INPUT
     observed_at = _now_rfc3339()
     try:
         raw = stdin.read()
@@ -1387,7 +1442,7 @@ def main(
         )
         return EXIT_BAD_INPUT
 
-    inv = _Invocation(payload, event, environ, observed_at, err)
+    inv = _Invocation(payload, event, environ, observed_at, err, gateway)
     try:
         answer = _handle(inv, environ, err)
     except BaseException as exc:  # a bug (or ^C) must still deny: a crash would let tools run
@@ -1411,4 +1466,4 @@ def main(
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.stdin.buffer, sys.stdout, os.environ))
+    sys.exit(main(sys.stdin.buffer, sys.stdout, os.environ, argv=sys.argv[1:]))

@@ -180,8 +180,11 @@ def _check_hook_command(hook_command: str) -> str:
     return hook_command
 
 
-def _command_hook(hook_command: str, *, block_on_failure: bool) -> dict[str, Any]:
-    hook: dict[str, Any] = {"type": "command", "command": hook_command, "timeout": HOOK_TIMEOUT}
+def _command_hook(hook_command: str, base_url: str, *, block_on_failure: bool) -> dict[str, Any]:
+    # The gateway goes on the command line: the hook must reach the gateway it was installed
+    # for, whatever TRAILGUARD_URL or hook.json say on this machine.
+    command = f"{hook_command} --gateway {shlex.quote(base_url)}"
+    hook: dict[str, Any] = {"type": "command", "command": command, "timeout": HOOK_TIMEOUT}
     if block_on_failure:
         hook["onFailure"] = "block"
     return hook
@@ -216,9 +219,9 @@ def trailguard_hooks(
     section: dict[str, list[dict[str, Any]]] = {}
     for event in EVENTS:
         if mode == "command":
-            hook = _command_hook(hook_command, block_on_failure=True)
+            hook = _command_hook(hook_command, base_url, block_on_failure=True)
         elif event == "SessionStart":
-            hook = _command_hook(hook_command, block_on_failure=False)
+            hook = _command_hook(hook_command, base_url, block_on_failure=False)
         else:
             hook = _http_hook(base_url)
         group: dict[str, Any] = {"matcher": "*"} if event in TOOL_EVENTS else {}
