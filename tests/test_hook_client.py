@@ -688,10 +688,59 @@ def test_a_failing_replay_does_not_block_the_current_event(gateway, env, closed_
 
     gateway.respond = respond
     assert run_hook(PRE_TOOL_USE, env).answer == {}
-    assert len(gateway.requests) == 2  # one replay attempt, then the current event
+    # Two replay attempts (two failures in a row look like the gateway's fault: stop), then
+    # the current event.
+    assert len(gateway.requests) == 3
     assert [json.loads(f.read_text())["eventId"] for f in spool_files(env)] == [
         r["eventId"] for r in records
     ]
+
+
+def test_a_poison_event_is_moved_aside_after_bounded_tries_and_the_rest_go_on(
+    gateway, env, closed_url
+):
+    """One spooled event the gateway always fails on must not keep the others on the
+    developer's disk: after POISON_TRIES tries it goes to poisoned/ and the gateway is told."""
+    poison, *rest = spool_while_down(env, closed_url, [POST_TOOL_USE, STOP, POST_TOOL_USE])
+
+    def respond(request: dict[str, Any]) -> tuple[int, bytes]:
+        if request["headers"]["X-Trailguard-Event-Id"] == poison["eventId"]:
+            return 500, b'{"detail": "internal error"}'
+        return 200, b"{}"
+
+    gateway.respond = respond
+    run_hook(PRE_TOOL_USE, env)
+    # The other spooled events were delivered on the first contact, past the poison.
+    delivered = {r["headers"]["X-Trailguard-Event-Id"] for r in gateway.requests}
+    assert {r["eventId"] for r in rest} <= delivered
+    assert [json.loads(f.read_text())["eventId"] for f in spool_files(env)] == [poison["eventId"]]
+    for _ in range(hook_client.POISON_TRIES - 1):
+        run_hook(STOP, env)
+    assert spool_files(env) == []
+    poisoned = Path(env["TRAILGUARD_SPOOL_DIR"]) / "poisoned"
+    assert json.loads((poisoned / f"{poison['eventId']}.json").read_text()) == poison
+    # The next contact reports it, once.
+    before = len(gateway.requests)
+    run_hook(STOP, env)
+    [report] = gateway.requests[before:]
+    [problem] = report["body"]["trailguard"]["spoolProblems"]
+    assert problem["eventId"] == poison["eventId"]
+    assert problem["tries"] == hook_client.POISON_TRIES
+    assert problem["hookEventName"] == "PostToolUse"
+    assert "HTTP 500" in problem["lastError"]
+    before = len(gateway.requests)
+    run_hook(STOP, env)
+    assert "spoolProblems" not in gateway.requests[before]["body"]["trailguard"]
+
+
+def test_an_outage_never_moves_spooled_events_aside(gateway, env, closed_url):
+    """5xx for everything is the gateway's fault, not the events': nothing is poisoned."""
+    spool_while_down(env, closed_url, [POST_TOOL_USE, STOP])
+    gateway.respond = lambda _r: (503, b'{"detail": "the ledger cannot write"}')
+    for _ in range(hook_client.POISON_TRIES + 2):
+        run_hook(STOP, env)
+    assert not (Path(env["TRAILGUARD_SPOOL_DIR"]) / "poisoned").exists()
+    assert len(spool_files(env)) == 2 + hook_client.POISON_TRIES + 2
 
 
 def test_replay_is_bounded_per_invocation(gateway, env, closed_url, monkeypatch):

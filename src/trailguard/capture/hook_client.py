@@ -436,15 +436,14 @@ def _ensure_private_dir(path: str) -> None:
     _fsync_dir(parent)
 
 
-def write_spool_file(directory: str, event_id: str, record: Json) -> str:
-    """Write ``record`` durably as ``<directory>/<event_id>.json`` (mode 0600); return the path.
+def write_private_file(final: str, data: bytes) -> str:
+    """Write ``data`` durably to ``final`` (mode 0600, its directory created 0700); return it.
 
     Temp file, fsync, atomic rename, fsync of the directory: after a crash the file is either
     complete or absent."""
+    directory = os.path.dirname(final)
     _ensure_private_dir(directory)
-    data = json.dumps(record, separators=(",", ":")).encode("utf-8")
-    final = os.path.join(directory, f"{event_id}.json")
-    temp = os.path.join(directory, f".{event_id}.{os.getpid()}.tmp")
+    temp = os.path.join(directory, f".{os.path.basename(final)}.{os.getpid()}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
@@ -463,6 +462,12 @@ def write_spool_file(directory: str, event_id: str, record: Json) -> str:
         raise
     _fsync_dir(directory)
     return final
+
+
+def write_spool_file(directory: str, event_id: str, record: Json) -> str:
+    """Write ``record`` durably as ``<directory>/<event_id>.json``; return the path."""
+    data = json.dumps(record, separators=(",", ":")).encode("utf-8")
+    return write_private_file(os.path.join(directory, f"{event_id}.json"), data)
 
 
 def spool_event(config: HookConfig, event_id: str, payload: Json, reason: str) -> str:
@@ -535,9 +540,13 @@ def _load_spool_record(path: str) -> tuple[str, Json] | None:
 
 
 class ReplayReport:
-    __slots__ = ("corrupt", "delivered", "down", "rejected", "stopped")
+    __slots__ = ("corrupt", "delivered", "down", "failed", "rejected", "stopped")
 
     def __init__(self) -> None:
+        self.failed: list[tuple[str, str]] = []
+        """``(path, error)`` of files the gateway answered with a failure (5xx, 408, 429):
+        they stay; :func:`count_failed_tries` counts them as tries once the gateway is seen
+        to work (it took the current event), so an outage is never blamed on a file."""
         self.delivered = 0
         """Files the gateway took (2xx) or already had (409): deleted."""
         self.rejected = 0
@@ -575,6 +584,7 @@ def replay_spool(
         return report
     try:
         started = time.monotonic()
+        failed_in_a_row = False
         for name in names:
             if time.monotonic() - started > budget:
                 report.stopped = f"replay budget of {budget:g} s used up"
@@ -602,12 +612,23 @@ def replay_spool(
                 report.stopped = exc.detail
                 report.down = True
                 break
+            failed_in_a_row = False
             if 200 <= status < 300 or status == 409:
                 _remove(path)  # gone already: another process delivered it too
+                _remove(path + TRIES_SUFFIX)
                 report.delivered += 1
-            elif status >= 500 or status in _RETRYABLE_STATUSES or status in (401, 403):
+            elif status in (401, 403):
                 report.stopped = f"HTTP {status}{_detail_suffix(body)}"
                 break
+            elif status >= 500 or status in _RETRYABLE_STATUSES:
+                # Go on with the next file: one event the gateway cannot take must not hold
+                # the others. Two failures in a row look like the gateway's fault: stop.
+                report.failed.append((path, f"HTTP {status}{_detail_suffix(body)}"))
+                if len(report.failed) >= 2 and failed_in_a_row:
+                    report.stopped = f"HTTP {status}{_detail_suffix(body)}"
+                    break
+                failed_in_a_row = True
+                continue
             else:
                 _move_aside(
                     path,
@@ -620,6 +641,95 @@ def replay_spool(
         if lock is not None and lock is not False:
             os.close(lock)
     return report
+
+
+POISON_TRIES = 3
+"""A spooled event the gateway failed on this many times, while taking other events, is moved
+to ``<spool>/poisoned/`` and reported to the gateway (``trailguard.spoolProblems``)."""
+TRIES_SUFFIX = ".tries"
+PROBLEM_SUFFIX = ".problem.json"
+REPORTED_SUFFIX = ".reported"
+MAX_REPORTED_PROBLEMS = 50
+
+
+def count_failed_tries(config: HookConfig, failed: list[tuple[str, str]]) -> int:
+    """Count one try for each file the gateway failed on during a replay whose current event
+    it then took; move a file aside once it reaches :data:`POISON_TRIES`. Returns how many
+    were moved. Never raises."""
+    moved = 0
+    for path, error in failed:
+        try:
+            tries = _read_tries(path) + 1
+            if tries < POISON_TRIES:
+                write_private_file(path + TRIES_SUFFIX, str(tries).encode())
+                continue
+            _quarantine_poisoned(config, path, tries, error)
+            moved += 1
+        except OSError:
+            continue
+    return moved
+
+
+def _read_tries(path: str) -> int:
+    try:
+        with open(path + TRIES_SUFFIX, "rb") as handle:
+            return max(int(handle.read().strip() or b"0"), 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _quarantine_poisoned(config: HookConfig, path: str, tries: int, error: str) -> None:
+    with open(path, "rb") as handle:
+        content = handle.read()
+    loaded = _load_spool_record(path)
+    event_id, payload = loaded if loaded is not None else (None, {})
+    problem = {
+        "eventId": event_id,
+        "hookEventName": payload.get("hook_event_name"),
+        "sessionId": payload.get("session_id"),
+        "tries": tries,
+        "lastError": error[:500],
+        "movedAt": _now_rfc3339(),
+        "sha256": _sha256_hex(content),
+    }
+    target_dir = os.path.join(config.spool_dir, "poisoned")
+    _ensure_private_dir(target_dir)
+    name = os.path.basename(path)
+    write_private_file(
+        os.path.join(target_dir, name + PROBLEM_SUFFIX), json.dumps(problem).encode()
+    )
+    _move_aside(path, config.spool_dir, "poisoned", f"{tries} tries, last: {error}")
+    _remove(path + TRIES_SUFFIX)
+
+
+def unreported_spool_problems(config: HookConfig) -> list[tuple[str, Json]]:
+    """``(problem file, problem)`` for poisoned events the gateway has not been told about."""
+    target_dir = os.path.join(config.spool_dir, "poisoned")
+    found: list[tuple[str, Json]] = []
+    try:
+        names = sorted(os.listdir(target_dir))
+    except OSError:
+        return found
+    for name in names:
+        if not name.endswith(PROBLEM_SUFFIX) or len(found) >= MAX_REPORTED_PROBLEMS:
+            continue
+        path = os.path.join(target_dir, name)
+        try:
+            with open(path, "rb") as handle:
+                problem = json.loads(handle.read())
+        except (OSError, ValueError):
+            continue
+        if isinstance(problem, dict):
+            found.append((path, problem))
+    return found
+
+
+def mark_spool_problems_reported(problems: list[tuple[str, Json]]) -> None:
+    for path, _problem in problems:
+        try:
+            os.replace(path, path + REPORTED_SUFFIX)
+        except OSError:
+            continue
 
 
 def _try_lock(lock_path: str) -> int | bool | None:
@@ -1279,6 +1389,9 @@ def _handle(inv: _Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
     except Exception as exc:  # a replay bug must not stop the current event
         err.write(f"trailguard: spool replay failed: {_describe_exception(exc)}\n")
         replay = ReplayReport()
+    problems = unreported_spool_problems(config)
+    if problems:
+        marker["spoolProblems"] = [problem for _path, problem in problems]
     if replay.down:
         problem = f"{gateway} is unreachable ({replay.stopped})"
         inv.spool(problem)
@@ -1307,6 +1420,9 @@ def _handle(inv: _Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
     if 200 <= status < 300 or status == 409:
         inv.usage_delivered()
     if 200 <= status < 300:
+        # The gateway works: what it failed on during the replay was the files' fault.
+        count_failed_tries(config, replay.failed)
+        mark_spool_problems_reported(problems)
         try:
             answer = json.loads(body)
         except ValueError:
