@@ -391,3 +391,42 @@ def test_one_token_flooding_hooks_is_limited_and_another_is_not(tmp_path):
             headers={"Authorization": f"Bearer {calm}"},
         )
         assert calm_answer.status_code == 200
+
+
+def test_telemetry_cost_goes_to_the_tool_calls_and_the_sessions_developer(parties):
+    """OTLP as the only usage source (finding 11.3): tool_decision records name the request
+    that asked for each tool call, so the cost lands on the calls, and every telemetry event
+    carries the session's developer and project."""
+    from typer.testing import CliRunner
+
+    from trailguard.cli import app
+
+    parties.hook("alice", start("sess_otlp"))
+    usage = otlp_logs(
+        "sess_otlp",
+        "api_request",
+        {"model": "claude-sonnet-4-5", "input_tokens": 1000, "output_tokens": 200,
+         "request_id": "req_tools"},
+    )  # fmt: skip
+    assert post_logs(parties, parties.tokens["alice"], usage).status_code == 200
+    for tool_use_id in ("toolu_one", "toolu_two"):
+        decision = otlp_logs(
+            "sess_otlp",
+            "tool_decision",
+            {"tool_name": "Bash", "decision": "accept", "request_id": "req_tools",
+             "tool_use_id": tool_use_id},
+        )  # fmt: skip
+        assert post_logs(parties, parties.tokens["alice"], decision).status_code == 200
+    events = stored(parties.data_dir)
+    telemetry = [e for e in events if e.get("name", "").startswith("telemetry.")]
+    assert telemetry
+    assert all(e["developerId"] == "dev_alice" for e in telemetry)
+    result = CliRunner().invoke(
+        app,
+        ["cost", "--data-dir", str(parties.data_dir), "--session", "sess_otlp", "--format", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert {entry["toolUseId"] for entry in report["perToolCall"]} == {"toolu_one", "toolu_two"}
+    assert report["overheadUsd"] == 0
+    assert sum(entry["usd"] for entry in report["perToolCall"]) == pytest.approx(report["totalUsd"])

@@ -1175,3 +1175,36 @@ def test_loop_detector_keeps_digests_not_inputs():
     held = repr(detector._calls)  # the state as held in memory
     assert "y" * 100 not in held
     assert len(held) < 1000
+
+
+@pytest.mark.parametrize("usage_first", [True, False], ids=["usage-first", "tools-first"])
+def test_telemetry_alone_attributes_cost_to_the_tool_calls_its_tool_decisions_name(
+    accountant, usage_first
+):
+    """With OTLP as the only source, ``api_request`` carries the usage and ``tool_decision``
+    records (one per tool call, possibly in later batches) name the calls by request id."""
+    usage = observation("otlp", request_id="req_1")
+    events: list[object] = []
+    if usage_first:
+        events += record(accountant, usage)
+    events += accountant.attribute_tool_calls("sess_1", "req_1", ("tu_1",), "otlp")
+    events += accountant.attribute_tool_calls("sess_1", "req_1", ("tu_2",), "otlp")
+    if not usage_first:
+        events += record(accountant, usage)
+    spend = accountant.sessions["sess_1"]
+    assert spend.per_tool_call == {"tu_1": WORKED_USD / 2, "tu_2": WORKED_USD / 2}
+    assert spend.overhead == 0
+    assert accountant.session_total("sess_1") == WORKED_USD
+    assert len(costs_of(events)) == 1
+    if usage_first:
+        attributions = [e for e in events if getattr(e, "name", None) == "cost_attribution"]
+        assert [a.payload["toolUseIds"] for a in attributions] == [["tu_1"], ["tu_1", "tu_2"]]
+    else:
+        assert costs_of(events)[0].tool_use_ids == ["tu_1", "tu_2"]
+
+
+def test_tool_calls_named_for_another_sessions_request_move_nothing(accountant):
+    record(accountant, observation("otlp", request_id="req_1", session="sess_1"))
+    assert accountant.attribute_tool_calls("sess_2", "req_1", ("tu_x",), "otlp") == []
+    assert accountant.sessions["sess_1"].overhead == WORKED_USD
+    assert accountant.sessions["sess_1"].per_tool_call == {}

@@ -43,7 +43,7 @@ import re
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Request
@@ -495,6 +495,21 @@ def api_request_usage(record: TelemetryRecord) -> ApiRequestUsage | None:
         cache_creation_5m_tokens=_int(a.get("cache_creation_5m_tokens")),
         cache_creation_1h_tokens=_int(a.get("cache_creation_1h_tokens")),
     )
+
+
+TOOL_CALL_EVENTS: Final = frozenset({"tool_decision", "tool_result"})
+
+
+def tool_call_of(record: TelemetryRecord) -> tuple[str, str] | None:
+    """``(request_id, tool_use_id)`` of a ``tool_decision`` / ``tool_result`` record: the model
+    request that asked for the tool call. None for other records or when either is missing."""
+    if record.event_name not in TOOL_CALL_EVENTS:
+        return None
+    request_id = _str(record.attributes.get("request_id"))
+    tool_use_id = _str(record.attributes.get("tool_use_id"))
+    if request_id is None or tool_use_id is None:
+        return None
+    return request_id, tool_use_id
 
 
 # -- the router ------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ called no tool is session overhead. Running totals feed the budgets.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Literal
 
@@ -27,6 +27,8 @@ from trailguard.events import AgentEvent, Alert, Cost
 Source = Literal["proxy", "otlp", "transcript"]
 COST_ATTRIBUTION = "cost_attribution"
 """agent_event name recording the tool calls a request counted earlier turned out to emit."""
+MAX_PENDING_ATTRIBUTIONS = 10_000
+"""Tool calls named for requests whose usage has not arrived yet, kept at most (oldest go)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class CostAccountant:
         self._seen: dict[str, list[UsageObservation]] = defaultdict(list)
         self.sessions: dict[str, SessionSpend] = defaultdict(SessionSpend)
         self._warned_models: set[str] = set()
+        self._pending: OrderedDict[tuple[str, str], tuple[str, ...]] = OrderedDict()
+        """(session, request id) → tool calls named before the request's usage arrived."""
 
     def record(
         self, observation: UsageObservation, *, developer_id: str | None, project_id: str | None
@@ -104,6 +108,11 @@ class CostAccountant:
         model has no price), or nothing when this request was already counted."""
         session = observation.session_id or ""
         with self._lock:
+            if observation.request_id:
+                named = self._pending.pop((session, observation.request_id), ())
+                if named:
+                    ids = tuple(dict.fromkeys((*observation.tool_use_ids, *named)))
+                    observation = replace(observation, tool_use_ids=ids)
             seen = self._seen[session]
             for index, earlier in enumerate(seen):
                 if observation.same_request(earlier):
@@ -164,22 +173,54 @@ class CostAccountant:
         )
         return events
 
+    def attribute_tool_calls(
+        self,
+        session_id: str | None,
+        request_id: str,
+        tool_use_ids: tuple[str, ...],
+        source: Source,
+    ) -> list[Cost | Alert | AgentEvent]:
+        """Tool calls that a source without usage of its own names for a model request
+        (telemetry's ``tool_decision`` / ``tool_result`` carry ``request_id`` and
+        ``tool_use_id``): the request's cost moves from overhead to those calls. When the
+        request's usage has not arrived yet, they are kept until it does."""
+        session = session_id or ""
+        with self._lock:
+            seen = self._seen.get(session, [])
+            for index, earlier in enumerate(seen):
+                if earlier.request_id == request_id:
+                    later = replace(earlier, source=source, tool_use_ids=tool_use_ids)
+                    seen[index] = _merged(earlier, later)
+                    return self._late_attribution(earlier, later, session)
+            key = (session, request_id)
+            known = self._pending.pop(key, ())
+            self._pending[key] = tuple(dict.fromkeys((*known, *tool_use_ids)))
+            while len(self._pending) > MAX_PENDING_ATTRIBUTIONS:
+                self._pending.popitem(last=False)
+            return []
+
     def _late_attribution(
         self, earlier: UsageObservation, later: UsageObservation, session: str
     ) -> list[Cost | Alert | AgentEvent]:
-        """A request first counted without its tool calls (telemetry knows none) learns them
-        from a later source: the ledger records the attribution, the totals move to the calls."""
-        if earlier.tool_use_ids or not later.tool_use_ids:
+        """A request counted with fewer tool calls than a later source names (telemetry's
+        ``api_request`` knows none; its ``tool_decision`` records name them one by one): the
+        ledger records the attribution, and the request's cost is split again over all of
+        them, moving from overhead (or from the calls known before) to the calls."""
+        calls = tuple(dict.fromkeys((*earlier.tool_use_ids, *later.tool_use_ids)))
+        if calls == earlier.tool_use_ids:
             return []
         price = self.prices.price_for(earlier.model or later.model or "")
         if price is None:
             return []
         amount = cost_usd(earlier.usage, price)
         spend = self.sessions[session]
-        spend.overhead -= amount
-        for tool_use_id, share in zip(
-            later.tool_use_ids, split_evenly(amount, len(later.tool_use_ids)), strict=True
-        ):
+        if earlier.tool_use_ids:
+            old_shares = split_evenly(amount, len(earlier.tool_use_ids))
+            for tool_use_id, share in zip(earlier.tool_use_ids, old_shares, strict=True):
+                spend.per_tool_call[tool_use_id] -= share
+        else:
+            spend.overhead -= amount
+        for tool_use_id, share in zip(calls, split_evenly(amount, len(calls)), strict=True):
             spend.per_tool_call[tool_use_id] = (
                 spend.per_tool_call.get(tool_use_id, Decimal(0)) + share
             )
@@ -190,7 +231,7 @@ class CostAccountant:
                 payload={
                     "requestId": earlier.request_id or later.request_id,
                     "messageId": earlier.message_id or later.message_id,
-                    "toolUseIds": list(later.tool_use_ids),
+                    "toolUseIds": list(calls),
                     "source": later.source,
                 },
                 source="gateway",
@@ -210,7 +251,7 @@ def _merged(first: UsageObservation, second: UsageObservation) -> UsageObservati
         usage=first.usage,
         request_id=first.request_id or second.request_id,
         message_id=first.message_id or second.message_id,
-        tool_use_ids=first.tool_use_ids or second.tool_use_ids,
+        tool_use_ids=tuple(dict.fromkeys((*first.tool_use_ids, *second.tool_use_ids))),
         reported_cost_usd=first.reported_cost_usd
         if first.reported_cost_usd is not None
         else second.reported_cost_usd,

@@ -111,8 +111,18 @@ class CostRecorder:
                 self.sessions.end(session_id, "budget_exhausted", exhausted.reason(), utc_now())
         return events
 
-    async def record(self, observations: Sequence[UsageObservation]) -> None:
+    async def record(
+        self,
+        observations: Sequence[UsageObservation],
+        tool_calls: Sequence[tuple[str | None, str, tuple[str, ...]]] = (),
+    ) -> None:
+        """Count new usage, then attribute ``tool_calls`` — ``(session, request id, tool use
+        ids)`` that a source without usage names (telemetry) — to the requests they came from."""
         events = self.events_for(observations)
+        for session_id, request_id, tool_use_ids in tool_calls:
+            events.extend(
+                self.accountant.attribute_tool_calls(session_id, request_id, tool_use_ids, "otlp")
+            )
         if events:
             await asyncio.wrap_future(self.ledger.submit_many(events))
 

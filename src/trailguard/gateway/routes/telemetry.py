@@ -16,6 +16,7 @@ from trailguard.capture.otlp import (
     TelemetryRecord,
     api_request_usage,
     openapi_of,
+    tool_call_of,
 )
 from trailguard.errors import InvalidInputError
 from trailguard.events import AgentEvent, Alert, Event
@@ -122,7 +123,15 @@ async def _on_logs(services: Gateway, identity: Identity, records: list[Telemetr
                 source="otlp",
             )
         )
-    await services.costs.record(observations)
+    named: dict[tuple[str | None, str], list[str]] = {}
+    for record in owned:
+        call = tool_call_of(record)
+        if call is not None:
+            named.setdefault((record.session_id, call[0]), []).append(call[1])
+    tool_calls = [
+        (session, request, tuple(dict.fromkeys(ids))) for (session, request), ids in named.items()
+    ]
+    await services.costs.record(observations, tool_calls)
     kept: list[Event] = [
         AgentEvent(
             session_id=record.session_id,
