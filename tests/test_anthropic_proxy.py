@@ -81,10 +81,18 @@ def serve_proxy(
     *,
     on_record: Callable[[ModelRequestRecord], Any] | None = None,
     refuse: Callable[[str | None], str | None] | None = None,
+    identify: Any = None,
 ) -> Iterator[Proxy]:
     records: list[ModelRequestRecord] = []
+
+    def keep_complete(record: ModelRequestRecord) -> None:
+        if not record.provisional:  # the provisional ones have tests of their own
+            records.append(record)
+
     app = FastAPI()
-    app.include_router(create_proxy_router(upstream, on_record or records.append, refuse=refuse))
+    app.include_router(
+        create_proxy_router(upstream, on_record or keep_complete, refuse=refuse, identify=identify)
+    )
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -776,13 +784,13 @@ def test_a_failing_on_record_does_not_break_the_response(
         )
         plain = httpx.post(f"{proxy.url}/v1/messages", json=messages_body(stream=False))
         deadline = time.monotonic() + 5
-        while len(calls) < 2 and time.monotonic() < deadline:
+        while len([c for c in calls if not c.provisional]) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
     assert response.status_code == 200
     assert b"message_stop" in response.content
     assert plain.status_code == 200
     assert plain.json()["type"] == "message"
-    assert len(calls) == 2
+    assert len([call for call in calls if not call.provisional]) == 2
     assert "on_record failed" in caplog.text
     assert API_KEY not in caplog.text
 
@@ -797,10 +805,10 @@ def test_async_on_record_is_awaited(model_server: ModelServer) -> None:
     with serve_proxy(model_server.url, on_record=on_record) as proxy:
         httpx.post(f"{proxy.url}/v1/messages", json=messages_body(), headers=CLAUDE_HEADERS)
         deadline = time.monotonic() + 5
-        while not seen and time.monotonic() < deadline:
+        while len(seen) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
-    assert len(seen) == 1
-    assert seen[0].tool_use_ids == ("toolu_01AAA", "toolu_01BBB")
+    assert [record.provisional for record in seen] == [True, False]
+    assert seen[1].tool_use_ids == ("toolu_01AAA", "toolu_01BBB")
 
 
 def test_router_defaults_and_schema() -> None:
@@ -908,3 +916,55 @@ def test_real_claude_code_through_the_proxy_and_a_refusal(
         assert denied.json.get("api_error_status") == 402
         assert len(refusals) == 1  # not retried
         assert len(model_server.main_requests) == 2
+
+
+# -- counting before the agent acts, and who is charged -----------------------------------------
+
+
+def test_usage_is_counted_before_the_end_of_the_stream_reaches_the_client(
+    model_server: ModelServer,
+) -> None:
+    """The budget race (issue 11.5): Claude Code acts on a response once it has it all, so the
+    cost must be durable before ``message_stop`` is forwarded. A slow ``on_record`` holds the
+    rest of the stream back until it returns."""
+    counted = threading.Event()
+
+    async def on_record(record: ModelRequestRecord) -> None:
+        if record.provisional:
+            await asyncio.sleep(0.3)  # a slow ledger commit
+            counted.set()
+
+    with serve_proxy(model_server.url, on_record=on_record) as proxy:
+        received = b""
+        stop_seen_after_count: list[bool] = []
+        with httpx.stream(
+            "POST", f"{proxy.url}/v1/messages", json=messages_body(), headers=CLAUDE_HEADERS
+        ) as response:
+            for chunk in response.iter_raw():
+                received += chunk
+                if b"message_stop" in received and not stop_seen_after_count:
+                    stop_seen_after_count.append(counted.is_set())
+    assert b"message_stop" in received
+    assert stop_seen_after_count == [True]
+
+
+def test_the_trailguard_token_names_the_developer_and_never_goes_upstream(
+    model_server: ModelServer,
+) -> None:
+    tokens = {"tg_agent_fake_token_0001": "dev_alice"}
+
+    async def identify(token: str | None) -> str | None:
+        return tokens.get(token or "")
+
+    with serve_proxy(model_server.url, identify=identify) as proxy:
+        for token in ("tg_agent_fake_token_0001", "tg_agent_not_a_token", None):
+            headers = CLAUDE_HEADERS | ({"X-Trailguard-Token": token} if token else {})
+            httpx.post(f"{proxy.url}/v1/messages", json=messages_body(), headers=headers)
+        records = proxy.wait_records(3)
+    assert [(r.developer_id, r.token_presented) for r in records] == [
+        ("dev_alice", True),
+        (None, True),
+        (None, False),
+    ]
+    for upstream_request in model_server.requests:
+        assert "x-trailguard-token" not in upstream_request.headers

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -430,3 +431,99 @@ def test_telemetry_cost_goes_to_the_tool_calls_and_the_sessions_developer(partie
     assert {entry["toolUseId"] for entry in report["perToolCall"]} == {"toolu_one", "toolu_two"}
     assert report["overheadUsd"] == 0
     assert sum(entry["usd"] for entry in report["perToolCall"]) == pytest.approx(report["totalUsd"])
+
+
+# -- the API proxy charges only the token's own sessions (finding 9.10) -------------------------
+
+
+@pytest.fixture
+def proxied(tmp_path: Path) -> Iterator[Parties]:
+    from e2e.model_server import ModelServer, ToolCall, Turn, Usage
+
+    turn = Turn(
+        tool_calls=[ToolCall("Bash", {"command": "ls"}, id="toolu_proxy_1")],
+        usage=Usage(input_tokens=200_000, output_tokens=2_000),
+    )
+    model = ModelServer([turn] * 10).start()
+    data_dir = tmp_path / "ledger"
+    ledger = Ledger.open(data_dir)
+    state = GatewayState(data_dir)
+    tokens = {
+        "alice": state.create_token("dev_alice", "agent")[0],
+        "mallory": state.create_token("dev_mallory", "agent")[0],
+    }
+    state.close()
+    from trailguard.cost.budgets import BudgetConfig
+
+    app = create_app(
+        ledger,
+        idle_timeout=3600,
+        anthropic_upstream=model.url,
+        budgets=BudgetConfig(session_usd=Decimal("1.0")),
+    )
+    try:
+        with TestClient(app) as client:
+            yield Parties(client, data_dir, tokens)
+    finally:
+        model.stop()
+
+
+def model_request(parties: Parties, session: str, token: str | None):
+    headers = {
+        "x-api-key": "sk-ant-api03-FAKE-test-key",
+        "anthropic-version": "2023-06-01",
+        "x-claude-code-session-id": session,
+    }
+    if token is not None:
+        headers["X-Trailguard-Token"] = token
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"name": "Bash", "input_schema": {"type": "object"}}]}  # fmt: skip
+    return parties.client.post("/anthropic/v1/messages", json=body, headers=headers)
+
+
+@pytest.mark.parametrize("who", [None, "forged", "mallory"])
+def test_model_usage_the_token_cannot_charge_is_unattributed_and_never_hits_the_budget(
+    proxied, who
+):
+    """No token, an invalid token, or another developer's token naming Alice's session: the
+    usage is recorded without a session, an alert says what was claimed, and Alice's budget
+    (one such request would be 63 % of it; two would exhaust it) is untouched."""
+    proxied.hook("alice", start())
+    token = {None: None, "forged": "tg_not_a_real_token", "mallory": proxied.tokens["mallory"]}
+    for _ in range(2):
+        answer = model_request(proxied, VICTIM_SESSION, token[who])
+        assert answer.status_code == 200
+    events = stored(proxied.data_dir)
+    costs = [e for e in events if e["eventType"] == "cost"]
+    assert len(costs) == 2
+    assert all(c.get("sessionId") is None for c in costs)
+    assert all(c.get("developerId") is None for c in costs)
+    expected = "session_hijack" if who == "mallory" else "unattributed_model_usage"
+    alerts = [e for e in events if e.get("alertType") == expected]
+    assert len(alerts) == 2
+    assert alerts[0]["details"]["claimedSessionId"] == VICTIM_SESSION
+    assert not any(e["eventType"] == "budget_threshold" for e in events)
+    assert not any(e["eventType"] == "session_end" for e in events)
+    # Alice's next tool call is not refused by a budget she did not spend.
+    answer = proxied.hook("alice", tool_call(VICTIM_SESSION, "toolu_after_proxy")).json()
+    assert "continue" not in answer
+    assert "deny" not in json.dumps(answer)
+
+
+def test_model_usage_with_the_owners_token_is_charged_and_the_budget_refuses_with_402(proxied):
+    proxied.hook("alice", start())
+    for _ in range(2):
+        assert model_request(proxied, VICTIM_SESSION, proxied.tokens["alice"]).status_code == 200
+    refused = model_request(proxied, VICTIM_SESSION, proxied.tokens["alice"])
+    assert refused.status_code == 402
+    assert refused.json()["error"]["type"] == "billing_error"
+    events = stored(proxied.data_dir)
+    costs = [e for e in events if e["eventType"] == "cost"]
+    assert [c["sessionId"] for c in costs] == [VICTIM_SESSION, VICTIM_SESSION]
+    assert all(c["developerId"] == "dev_alice" for c in costs)
+    [end] = [e for e in events if e["eventType"] == "session_end"]
+    assert end["reason"] == "budget_exhausted"
+    [refusal] = [e for e in events if e.get("alertType") == "model_request_refused"]
+    assert refusal["sessionId"] == VICTIM_SESSION
+    assert refusal["details"]["status"] == 402

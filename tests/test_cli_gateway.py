@@ -348,3 +348,23 @@ def test_serve_on_a_busy_port_fails_before_recording_anything(tmp_path):
     assert f"127.0.0.1:{port} is already in use" in result.stderr
     assert "listening on" not in result.stderr
     assert not data_dir.exists()
+
+
+def test_install_refuses_a_missing_project_folder_and_creates_nothing(tmp_path):
+    missing = tmp_path / "typo-project"
+    result = CliRunner().invoke(app, ["install", "--project", str(missing)])
+    assert result.exit_code != 0
+    assert "no such folder" in result.output
+    assert not missing.exists()
+
+
+def test_install_in_http_mode_says_how_to_get_cost_through_the_proxy(tmp_path):
+    result = CliRunner().invoke(
+        app, ["install", "--project", str(tmp_path), "--gateway", "http://127.0.0.1:9999"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ANTHROPIC_BASE_URL=http://127.0.0.1:9999/anthropic" in result.output
+    assert "X-Trailguard-Token" in result.output
+    settings = json.loads((tmp_path / ".claude" / "settings.json").read_text())
+    [start] = settings["hooks"]["SessionStart"]
+    assert start["hooks"][0]["command"].endswith("hook --gateway http://127.0.0.1:9999")

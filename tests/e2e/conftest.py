@@ -148,6 +148,11 @@ class Workspace:
             "TRAILGUARD_TIMEOUT": "5",
         }
 
+    def proxy_env(self, gateway: GatewayProcess) -> dict[str, str]:
+        """``env`` plus the header that lets the API proxy charge this token's sessions (as
+        the README tells a developer to set it)."""
+        return self.env(gateway) | {"ANTHROPIC_CUSTOM_HEADERS": f"X-Trailguard-Token: {self.token}"}
+
 
 @pytest.fixture
 def workspace(tmp_path: Path, gateway: GatewayProcess) -> Workspace:

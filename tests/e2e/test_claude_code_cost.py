@@ -85,7 +85,7 @@ def test_session_total_through_the_proxy_matches_claude_codes_own_figure(
         project=project,
         prompt="go",
         model_url=f"{gateway.url}/anthropic",
-        env_extra=workspace.env(gateway),
+        env_extra=workspace.proxy_env(gateway),
         args=BYPASS,
     )
     assert result.returncode == 0, result.describe()
@@ -211,7 +211,7 @@ def test_exhausted_budget_denies_tools_ends_the_session_and_refuses_model_reques
             project=project,
             prompt="go",
             model_url=f"{gateway.url}/anthropic",
-            env_extra=workspace.env(gateway),
+            env_extra=workspace.proxy_env(gateway),
             args=BYPASS,
         )
         assert not (tmp_path / "after-budget").exists(), "a tool ran after the budget was spent"
@@ -223,9 +223,36 @@ def test_exhausted_budget_denies_tools_ends_the_session_and_refuses_model_reques
         assert ends[0]["reason"] == "budget_exhausted"
         denied = [e for e in events if e.get("policyRule") == "budget-exhausted"]
         assert denied, "the next tool call was not denied for the budget"
-        refused = model.main_requests
-        assert len(refused) <= 2, "the proxy kept forwarding after the budget was exhausted"
-        assert result.returncode is not None
+        # The response that crossed the budget was counted before it reached Claude Code, so
+        # its tool call was denied (and the session stopped): upstream saw exactly the two
+        # requests that were paid for.
+        assert result.json is not None
+        assert result.json.get("terminal_reason") == "hook_stopped", result.describe()
+        assert len(model.main_requests) == 2, "the proxy forwarded after the budget was spent"
+        # Resuming the session with its hooks disabled does not buy more either: the proxy
+        # refuses its model request (402), whatever the hooks say.
+        resumed = run_claude(
+            claude_binary,
+            home=home,
+            project=project,
+            prompt="keep going",
+            model_url=f"{gateway.url}/anthropic",
+            env_extra=workspace.proxy_env(gateway),
+            args=[
+                *BYPASS,
+                "--resume",
+                result.session_id,
+                "--settings",
+                '{"disableAllHooks": true}',
+            ],
+        )
+        events = gateway.events()
+        refusals = [e for e in events if e.get("alertType") == "model_request_refused"]
+        assert refusals, f"the proxy did not refuse the resumed session: {resumed.describe()}"
+        assert refusals[0]["details"]["status"] == 402
+        assert refusals[0]["sessionId"] == result.session_id
+        assert len(model.main_requests) == 2
+        assert not any(e.get("alertType") == "unattributed_model_usage" for e in events)
     finally:
         gateway.stop()
         model.stop()

@@ -99,7 +99,17 @@ _HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-_REQUEST_DROP = _HOP_BY_HOP | {"host", "content-length", "accept-encoding", "expect"}
+TOKEN_HEADER = "x-trailguard-token"  # noqa: S105 - a header name
+"""The trailguard agent token (Claude Code sends it on every model request with
+``ANTHROPIC_CUSTOM_HEADERS="X-Trailguard-Token: <token>"``): who the usage is charged to. It is
+never forwarded upstream."""
+_REQUEST_DROP = _HOP_BY_HOP | {
+    "host",
+    "content-length",
+    "accept-encoding",
+    "expect",
+    TOKEN_HEADER,
+}
 _RESPONSE_DROP = _HOP_BY_HOP | {"date", "server"}
 
 SESSION_HEADER = "x-claude-code-session-id"
@@ -144,10 +154,23 @@ class ModelRequestRecord:
     an unreachable upstream, a refusal, a broken stream, a client gone before the end."""
     parent_agent_id: str | None = None
     """``x-claude-code-parent-agent-id``: the agent that spawned ``agent_id``."""
+    developer_id: str | None = None
+    """The developer whose agent token came in ``X-Trailguard-Token`` (None: no valid token;
+    the usage is then unattributed, whatever session the request claims)."""
+    token_presented: bool = False
+    """The request carried an ``X-Trailguard-Token`` header (valid or not)."""
+    refused: bool = False
+    """The gateway refused the request (``refuse`` gave a reason, e.g. an exhausted budget):
+    it never reached the upstream; ``error`` holds the reason."""
+    provisional: bool = False
+    """Sent when the response's final usage (``message_delta``) was read, before the rest of
+    the response went to the client; the complete record follows."""
 
 
 OnRecord = Callable[[ModelRequestRecord], Awaitable[None] | None]
 Refuse = Callable[[str | None], str | None]
+Identify = Callable[[str | None], Awaitable[str | None]]
+"""The developer of an ``X-Trailguard-Token`` value, or None when it is missing or invalid."""
 
 
 def anthropic_error(
@@ -269,6 +292,8 @@ class _Capture:
     session_id: str | None
     agent_id: str | None
     parent_agent_id: str | None
+    developer_id: str | None = None
+    token_presented: bool = False
     status: int = 0
     request_id: str | None = None
     message_id: str | None = None
@@ -286,6 +311,10 @@ class _Capture:
     parse_failed: bool = False
     complete: bool = False
     delivered: bool = False
+    usage_final: bool = False
+    """``message_delta`` (the final usage) was read: the response's cost is known."""
+    usage_counted: bool = False
+    refused: bool = False
 
     def note_error(self, text: str) -> None:
         if self.error is None:
@@ -349,6 +378,7 @@ class _Capture:
                 self.tool_use_ids.append(block["id"])
         elif kind == "message_delta":
             _flatten_usage(payload.get("usage"), self.usage)
+            self.usage_final = True
         elif kind == "error":
             self.note_error(_error_text(payload) or "error event")
 
@@ -384,7 +414,7 @@ class _Capture:
                 if _is_tool_use(block):
                     self.tool_use_ids.append(block["id"])
 
-    def record(self) -> ModelRequestRecord:
+    def record(self, *, provisional: bool = False) -> ModelRequestRecord:
         now = time.perf_counter()
         last = self.last_byte if self.last_byte is not None else now
         first = self.first_byte if self.first_byte is not None else last
@@ -404,15 +434,15 @@ class _Capture:
             stream=self.stream,
             error=self.error,
             parent_agent_id=self.parent_agent_id,
+            developer_id=self.developer_id,
+            token_presented=self.token_presented,
+            refused=self.refused,
+            provisional=provisional,
         )
 
 
-async def _deliver(on_record: OnRecord, capture: _Capture) -> None:
-    """Hand the record over, once; a failing ``on_record`` is logged, never raised."""
-    if capture.delivered:
-        return
-    capture.delivered = True
-    record = capture.record()
+async def _hand_over(on_record: OnRecord, record: ModelRequestRecord) -> None:
+    """Give ``record`` to ``on_record``; a failure is logged, never raised."""
     try:
         result = on_record(record)
         if inspect.isawaitable(result):
@@ -423,6 +453,14 @@ async def _deliver(on_record: OnRecord, capture: _Capture) -> None:
             record.request_id,
             record.session_id,
         )
+
+
+async def _deliver(on_record: OnRecord, capture: _Capture) -> None:
+    """Hand the complete record over, once."""
+    if capture.delivered:
+        return
+    capture.delivered = True
+    await _hand_over(on_record, capture.record())
 
 
 class _ProxyResponse(StreamingResponse):
@@ -513,6 +551,7 @@ def create_proxy_router(
     *,
     refuse: Refuse | None = None,
     client: httpx.AsyncClient | None = None,
+    identify: Identify | None = None,
 ) -> APIRouter:
     """A router serving ``/anthropic/{path}`` (every method) as a pass-through to ``upstream``.
 
@@ -521,6 +560,12 @@ def create_proxy_router(
     answers the request with a 402 ``billing_error`` carrying it, without contacting the
     upstream. ``client`` is used as given (and not closed); otherwise the router makes one,
     closed by its lifespan (FastAPI merges it into the app's on ``include_router``).
+    ``identify`` names the developer of the request's ``X-Trailguard-Token``.
+
+    A streamed response's usage is final at ``message_delta``: ``on_record`` gets a provisional
+    record then, and is awaited before that part of the stream goes on to the client, so the
+    cost is counted before the agent can act on the response (a tool call that crosses the
+    budget is denied, not run).
     """
     _skip_missing_sniffio()
     base = upstream.rstrip("/")
@@ -560,6 +605,13 @@ def create_proxy_router(
             agent_id=_header_id(request, AGENT_HEADER),
             parent_agent_id=_header_id(request, PARENT_AGENT_HEADER),
         )
+        token = request.headers.get(TOKEN_HEADER)
+        capture.token_presented = token is not None
+        if identify is not None:
+            try:
+                capture.developer_id = await identify(token)
+            except Exception:
+                logger.exception("identify() failed; the request's usage is unattributed")
 
         async def finish() -> None:
             await _deliver(record_sink, capture)
@@ -581,6 +633,7 @@ def create_proxy_router(
                     500, "api_error", "trailguard proxy: the budget check failed; request refused"
                 )
             if refusal is not None:
+                capture.refused = True
                 return fail(REFUSAL_STATUS, REFUSAL_ERROR_TYPE, refusal)
 
         url = httpx.URL(f"{base}/{_raw_tail(request, path)}")
@@ -625,9 +678,13 @@ def create_proxy_router(
                 async for chunk in upstream_response.aiter_raw():
                     if capture.first_byte is None:
                         capture.first_byte = time.perf_counter()
+                    capture.feed(chunk)
+                    if capture.usage_final and not capture.usage_counted:
+                        # Count the cost before the end of the response reaches the agent.
+                        capture.usage_counted = True
+                        await _hand_over(record_sink, capture.record(provisional=True))
                     yield chunk
                     capture.last_byte = time.perf_counter()
-                    capture.feed(chunk)  # after the chunk is on its way
                 capture.finish_body()
                 capture.complete = True
             except httpx.HTTPError as exc:

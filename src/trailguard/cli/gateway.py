@@ -604,6 +604,11 @@ def install(
         fail("--mode must be http or command")
     if allow_managed_hooks_only and not managed:
         fail("--allow-managed-hooks-only only applies with --managed")
+    if project_dir is not None and not project_dir.is_dir():
+        fail(
+            f"--project {project_dir}: no such folder; give the project's existing folder "
+            "(install does not create projects)"
+        )
     path = installer.settings_path(scopes[0], project_dir=project_dir)  # type: ignore[arg-type]
     if hook_command is None:
         executable = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
@@ -634,6 +639,12 @@ def install(
         err.print(
             "HTTP hooks send $TRAILGUARD_TOKEN: set it in the environment Claude Code runs in."
         )
+        err.print(
+            "HTTP hooks record no model cost. For cost, run Claude Code through the API proxy: "
+            f"ANTHROPIC_BASE_URL={installer.normalize_gateway_url(gateway)}/anthropic "
+            "ANTHROPIC_CUSTOM_HEADERS='X-Trailguard-Token: <your agent token>' (or use "
+            "--mode command, which reads usage from the transcript)."
+        )
 
 
 @app.command(
@@ -643,4 +654,4 @@ def install(
 def hook() -> None:
     from trailguard.capture import hook_client
 
-    raise typer.Exit(hook_client.main(sys.stdin.buffer, sys.stdout, os.environ))
+    raise typer.Exit(hook_client.main(sys.stdin.buffer, sys.stdout, os.environ, argv=sys.argv[2:]))

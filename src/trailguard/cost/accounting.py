@@ -42,6 +42,8 @@ class UsageObservation:
     tool_use_ids: tuple[str, ...] = ()
     reported_cost_usd: float | None = None
     """What the source itself says it cost (telemetry's cost_usd), kept for comparison."""
+    developer_id: str | None = None
+    """The reporting token's developer, for a session the gateway does not know yet."""
 
     @property
     def fingerprint(self) -> tuple[object, ...]:

@@ -35,8 +35,9 @@ from trailguard.errors import (
 )
 from trailguard.events import Alert, AuditAccess, PolicyChange
 from trailguard.gateway.auth import Authenticator, RateLimiter, TrustedProxies
-from trailguard.gateway.costs import CostRecorder, from_proxy, preload_budgets
+from trailguard.gateway.costs import CostRecorder, preload_budgets
 from trailguard.gateway.hooks import HookHandler
+from trailguard.gateway.proxy_usage import identify_agent, record_model_request
 from trailguard.gateway.reaper import Reaper
 from trailguard.gateway.routes import health, hooks, records, telemetry
 from trailguard.gateway.services import Gateway
@@ -253,13 +254,16 @@ def create_app(
     app.include_router(telemetry.router)
 
     async def on_model_request(record: ModelRequestRecord) -> None:
-        observation = from_proxy(record)
-        if observation is not None:
-            await costs.record([observation])
+        await record_model_request(services, record)
+
+    async def identify(token: str | None) -> str | None:
+        return await identify_agent(services, token)
 
     # A pass-through to the model API: not trailguard's own API, so not in its OpenAPI spec.
     app.include_router(
-        create_proxy_router(anthropic_upstream, on_model_request, refuse=costs.refusal),
+        create_proxy_router(
+            anthropic_upstream, on_model_request, refuse=costs.refusal, identify=identify
+        ),
         include_in_schema=False,
     )
     return app

@@ -77,7 +77,7 @@ class CostRecorder:
         for observation in observations:
             session_id = observation.session_id
             summary = self.sessions.get(session_id) if session_id else None
-            developer = summary.developer_id if summary else None
+            developer = summary.developer_id if summary else observation.developer_id
             project = summary.project_id if summary else None
             for event in self.accountant.record(
                 observation, developer_id=developer, project_id=project
@@ -147,6 +147,7 @@ def from_proxy(record: ModelRequestRecord) -> UsageObservation | None:
         request_id=record.request_id,
         message_id=record.message_id,
         tool_use_ids=record.tool_use_ids,
+        developer_id=record.developer_id,
     )
 
 
