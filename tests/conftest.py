@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -96,3 +97,19 @@ def verify_dir(
         )
     finally:
         store.close()
+
+
+@pytest.fixture(scope="session")
+def claude_binary() -> Path:
+    """The real CLI. Installed from npm when missing; in CI a failed install fails the run."""
+    from e2e.claude import BINARY_ENV, ClaudeCodeUnavailable, ensure_claude_code, find_claude_binary
+
+    binary = find_claude_binary()
+    if binary is None:
+        try:
+            binary = ensure_claude_code()
+        except ClaudeCodeUnavailable as exc:
+            if os.environ.get("CI"):
+                pytest.fail(f"Claude Code is required in CI: {exc}")
+            pytest.skip(f"Claude Code unavailable ({exc}); set {BINARY_ENV} to its binary")
+    return binary

@@ -12,7 +12,6 @@ import re
 import shlex
 import socket
 import stat
-import statistics
 import subprocess
 import sys
 import threading
@@ -1487,23 +1486,3 @@ def test_runs_as_a_script_end_to_end(gateway, env):
     assert process.returncode == 0, process.stderr
     assert json.loads(process.stdout) == PRE_TOOL_DENY
     assert len(gateway.requests) == 1
-
-
-@pytest.mark.slow
-def test_report_import_time():
-    """Not a pass/fail check: prints the median wall time of importing the client."""
-    times = []
-    for _ in range(5):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import trailguard.capture.hook_client"], check=True)
-        times.append(time.perf_counter() - started)
-    baseline = []
-    for _ in range(5):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        baseline.append(time.perf_counter() - started)
-    print(
-        f"\nimport trailguard.capture.hook_client: median {statistics.median(times) * 1000:.1f} ms"
-        f" (bare interpreter {statistics.median(baseline) * 1000:.1f} ms)"
-    )
-    assert len(times) == 5

@@ -1182,13 +1182,11 @@ def serve_router(received: Received) -> Iterator[str]:
     [("http/json", "none"), ("http/protobuf", "none"), ("http/protobuf", "gzip")],
     ids=["http-json", "http-protobuf", "http-protobuf-gzip"],
 )
-def test_real_claude_code_telemetry(protocol, compression):
-    from e2e.claude import find_claude_binary, run_claude, trust_project
+def test_real_claude_code_telemetry(protocol, compression, claude_binary):
+    from e2e.claude import run_claude, trust_project
     from e2e.model_server import ModelServer, ToolCall, Turn, Usage
 
-    binary = find_claude_binary()
-    if binary is None:
-        pytest.skip("Claude Code not found: set TRAILGUARD_CLAUDE_BIN (see tests/e2e/claude.py)")
+    binary = claude_binary
     call = ToolCall("Bash", {"command": "echo otlp", "description": "print otlp"})
     script = [
         Turn(tool_calls=[call], usage=Usage(1000, 50, cache_creation_input_tokens=200,

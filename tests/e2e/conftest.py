@@ -8,7 +8,6 @@ or from $TRAILGUARD_CLAUDE_BIN.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -25,28 +24,10 @@ import pytest
 from trailguard.store.sqlite import SQLiteStore
 
 from .claude import (
-    BINARY_ENV,
-    ClaudeCodeUnavailable,
-    ensure_claude_code,
-    find_claude_binary,
     trust_project,
 )
 
 TRAILGUARD = Path(sys.executable).with_name("trailguard")
-
-
-@pytest.fixture(scope="session")
-def claude_binary() -> Path:
-    """The real CLI. Installed from npm when missing; in CI a failed install fails the run."""
-    binary = find_claude_binary()
-    if binary is None:
-        try:
-            binary = ensure_claude_code()
-        except ClaudeCodeUnavailable as exc:
-            if os.environ.get("CI"):
-                pytest.fail(f"Claude Code is required in CI: {exc}")
-            pytest.skip(f"Claude Code unavailable ({exc}); set {BINARY_ENV} to its binary")
-    return binary
 
 
 def free_port() -> int:
