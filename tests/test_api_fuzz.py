@@ -243,7 +243,11 @@ def test_schemathesis_generated_requests_get_no_5xx_and_conform(gateway, credent
         f"GET {EVENTS}",
         "POST /v1/logs",
         "POST /v1/metrics",
+        "POST /anthropic/{path}",
     }
+    # The model API pass-through forwards whatever it gets to an upstream that is not here
+    # (its 502s are correct); tests/test_anthropic_proxy.py covers it against a real server.
+    operations = [op for op in operations if not op.path.startswith("/anthropic/")]
     statuses: collections.Counter[tuple[str, int]] = collections.Counter()
     failures: list[Exception] = []
     started = time.monotonic()

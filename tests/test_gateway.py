@@ -395,3 +395,25 @@ def test_a_secret_at_the_truncation_point_is_not_stored_in_half(gateway):
     gateway.hook(pre_tool_use("toolu_cut", command))
     raw = b"".join(p.read_bytes() for p in gateway.data_dir.glob("ledger.sqlite3*"))
     assert b"AKIAIOSF" not in raw
+
+
+def test_docs_load_every_asset_from_the_gateway_itself(gateway):
+    """/docs must work on a gateway with no internet: no CDN, every asset served locally."""
+    import re
+
+    page = gateway.client.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']|url: ?["']([^"']+)["']""", page.text)
+    referenced = [a or b for a, b in urls]
+    assert referenced, page.text
+    assert all(url.startswith("/") for url in referenced), referenced
+    for url in referenced:
+        assert gateway.client.get(url).status_code == 200, url
+    assert gateway.client.get("/redoc").status_code == 404  # ReDoc would load from a CDN
+
+
+def test_the_anthropic_proxy_is_in_the_openapi_spec(gateway):
+    spec = gateway.client.get("/openapi.json").json()
+    operation = spec["paths"]["/anthropic/{path}"]["post"]
+    assert "X-Trailguard-Token" in operation["description"]
+    assert "402" in operation["responses"]

@@ -545,6 +545,25 @@ def _skip_missing_sniffio() -> None:
         sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
+_OPENAPI: dict[str, Any] = {
+    "summary": "Pass-through to the Anthropic API (Claude Code's ANTHROPIC_BASE_URL)",
+    "description": (
+        "Every method under `/anthropic/` is forwarded to the upstream model API unchanged "
+        "(`x-api-key` / `Authorization` are the model API's own and are never stored). "
+        "`X-Trailguard-Token: <agent token>` names who pays; without a valid one the usage is "
+        "recorded unattributed and an alert is raised. The response's usage is counted "
+        "before its end reaches the client; a session whose budget is exhausted gets 402 "
+        "`billing_error` without the upstream being contacted."
+    ),
+    "tags": ["proxy"],
+    "responses": {
+        402: {"description": "the session's budget is exhausted (Anthropic error shape)"},
+        502: {"description": "the upstream could not be reached"},
+        504: {"description": "the upstream did not answer in time"},
+    },
+}
+
+
 def create_proxy_router(
     upstream: str = DEFAULT_UPSTREAM,
     on_record: OnRecord | None = None,
@@ -597,7 +616,12 @@ def create_proxy_router(
 
     router = APIRouter(lifespan=lifespan)
 
-    @router.api_route(f"{PREFIX}/{{path:path}}", methods=METHODS, include_in_schema=False)
+    @router.api_route(f"{PREFIX}/{{path:path}}", methods=["POST"], **_OPENAPI)
+    @router.api_route(
+        f"{PREFIX}/{{path:path}}",
+        methods=[m for m in METHODS if m != "POST"],
+        include_in_schema=False,
+    )
     async def proxy(request: Request, path: str) -> Response:
         capture = _Capture(
             started=time.perf_counter(),

@@ -40,6 +40,7 @@ from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.proxy_usage import identify_agent, record_model_request
 from trailguard.gateway.reaper import Reaper
 from trailguard.gateway.routes import health, hooks, records, telemetry
+from trailguard.gateway.routes.docs import install_docs
 from trailguard.gateway.services import Gateway
 from trailguard.gateway.sessions import SessionRegistry
 from trailguard.ledger.keys import REDACTION_KEY_FILE, redaction_key
@@ -245,7 +246,10 @@ def create_app(
         version=__version__,
         summary="Audit trail gateway for AI coding agents",
         lifespan=lifespan,
+        docs_url=None,  # their defaults load Swagger UI / ReDoc from a CDN: see routes/docs.py
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.gateway = services
     _install_error_handlers(app)
     app.include_router(health.router)
@@ -259,12 +263,11 @@ def create_app(
     async def identify(token: str | None) -> str | None:
         return await identify_agent(services, token)
 
-    # A pass-through to the model API: not trailguard's own API, so not in its OpenAPI spec.
+    # The pass-through to the model API (documented in the OpenAPI spec as one operation).
     app.include_router(
         create_proxy_router(
             anthropic_upstream, on_model_request, refuse=costs.refusal, identify=identify
-        ),
-        include_in_schema=False,
+        )
     )
     return app
 
