@@ -46,17 +46,21 @@ def event_id_at(data_dir: Path, seq: int) -> str:
         store.close()
 
 
-def test_info_shows_key_name_fingerprint_and_size(ledger_dir):
+def test_info_shows_key_name_fingerprint_and_size_in_aligned_columns(ledger_dir):
     result = runner.invoke(app, ["info", "--data-dir", str(ledger_dir)])
     assert result.exit_code == 0, result.output
     verifier_key = (ledger_dir / "signing.pub").read_text().strip()
     name, fingerprint, _ = verifier_key.split("+", 2)
-    assert f"key name         {name}" in result.stdout
-    assert f"key fingerprint  {fingerprint}" in result.stdout
-    assert f"verifier key     {verifier_key}" in result.stdout
-    assert "(mode 0600)" in result.stdout
+    lines = result.stdout.splitlines()[1:]
+    fields = {line[:19].strip(): line[19:] for line in lines}
+    # Every value starts in the same column, two spaces after the longest label.
+    assert all(line[17:19] == "  " and line[19] != " " for line in lines), lines
+    assert fields["key name"] == name
+    assert fields["key fingerprint"] == fingerprint
+    assert fields["verifier key"] == verifier_key
+    assert fields["signing key file"].endswith(", mode 0600")
     store = SQLiteStore.in_data_dir(ledger_dir, read_only=True)
-    assert f"events           {store.tree_size()}" in result.stdout
+    assert fields["events"] == str(store.tree_size())
     store.close()
 
 

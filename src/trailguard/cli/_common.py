@@ -144,7 +144,7 @@ def verifier_for(store: Any, data_dir: Path, key: str | None) -> tuple[Any, str]
     if pinned is None:
         fail(f"{data_dir} records no verifier key; pass --key")
     try:
-        return Verifier.from_string(pinned), "recorded in the data directory (not independent)"
+        return Verifier.from_string(pinned), "recorded in the data directory, so not independent: pass --key for that"
     except NoteError as exc:
         fail(f"the verifier key recorded in {data_dir} is unusable ({exc}); pass --key")
 

@@ -42,22 +42,30 @@ def info(data_dir: DataDir = None) -> None:
         verifier = Verifier.from_string(pinned) if pinned else None
         last = store.last_row_of_type(EventType.CHECKPOINT.value)
         size = store.tree_size()
-        out.print(f"trailguard {__version__}")
-        out.print(f"data directory   {directory}")
-        out.print(f"log origin       {store.get_meta('origin')}")
-        out.print(f"events           {size}")
-        out.print(
-            "latest checkpoint "
-            + (f"seq {last.seq} (covers {last.seq} events)" if last else "none yet")
-        )
-        out.print(f"writer running   {'yes' if WriterLock.is_held(directory) else 'no'}")
+        rows: list[tuple[str, str]] = [
+            ("data directory", str(directory)),
+            ("log origin", str(store.get_meta("origin"))),
+            ("events", str(size)),
+            (
+                "latest checkpoint",
+                f"seq {last.seq}, covering the {last.seq} events before it" if last else "none yet",
+            ),
+            ("writer running", "yes" if WriterLock.is_held(directory) else "no"),
+        ]
         if verifier is not None:
-            out.print(f"key name         {verifier.name}")
-            out.print(f"key fingerprint  {verifier.key_id.hex()}")
-            out.print(f"verifier key     {verifier.to_string()}")
+            rows += [
+                ("key name", verifier.name),
+                ("key fingerprint", verifier.key_id.hex()),
+                ("verifier key", verifier.to_string()),
+            ]
         key_file = directory / SIGNING_KEY_FILE
         if key_file.exists():
-            out.print(f"signing key file {key_file} (mode {key_file.stat().st_mode & 0o777:04o})")
+            mode = key_file.stat().st_mode & 0o777
+            rows.append(("signing key file", f"{key_file}, mode {mode:04o}"))
+        width = max(len(label) for label, _ in rows)
+        out.print(f"trailguard {__version__}")
+        for label, value in rows:
+            out.print(f"{label:<{width}}  {value}")
     finally:
         store.close()
 
