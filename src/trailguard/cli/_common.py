@@ -144,7 +144,8 @@ def verifier_for(store: Any, data_dir: Path, key: str | None) -> tuple[Any, str]
     if pinned is None:
         fail(f"{data_dir} records no verifier key; pass --key")
     try:
-        return Verifier.from_string(pinned), "recorded in the data directory, so not independent: pass --key for that"
+        origin = "recorded in the data directory, so not independent: pass --key for that"
+        return Verifier.from_string(pinned), origin
     except NoteError as exc:
         fail(f"the verifier key recorded in {data_dir} is unusable ({exc}); pass --key")
 
