@@ -417,3 +417,27 @@ def test_the_anthropic_proxy_is_in_the_openapi_spec(gateway):
     operation = spec["paths"]["/anthropic/{path}"]["post"]
     assert "X-Trailguard-Token" in operation["description"]
     assert "402" in operation["responses"]
+
+
+def test_a_large_read_runs_in_a_read_process_and_returns_the_same_record(gateway):
+    """limit above LARGE_READ_EVENTS goes to a spawned read process (gateway/readers.py), so it
+    cannot hold the GIL the hooks need; what it returns is what a small read returns."""
+    import os
+
+    from trailguard.gateway import readers
+
+    for index in range(5):
+        gateway.hook(pre_tool_use(f"toolu_{index:02}"))
+    headers = {"Authorization": f"Bearer {gateway.auditor}"}
+    small = gateway.client.get("/v1/events?limit=1000&type=tool_invocation", headers=headers)
+    large = gateway.client.get(
+        f"/v1/events?limit={readers.LARGE_READ_EVENTS + 1}&type=tool_invocation", headers=headers
+    )
+    assert small.status_code == large.status_code == 200
+    assert large.content == small.content
+    assert large.json()["count"] == 5
+    pool = gateway.client.app.state.gateway.readers._pool
+    assert pool is not None
+    workers = list(pool._processes)
+    assert workers
+    assert os.getpid() not in workers

@@ -238,6 +238,7 @@ def create_app(
         finally:
             reaper.stop()
             services.cpu.shutdown(wait=True)
+            services.readers.shutdown()
             ledger.close(reason=stop_reason)
             state.close()
 

@@ -21,6 +21,7 @@ from trailguard.gateway.auth import AlertLimiter, Authenticator, RateLimiter
 from trailguard.gateway.costs import CostRecorder
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.pipeline import redact_event
+from trailguard.gateway.readers import ReadProcesses
 from trailguard.gateway.reaper import Reaper
 from trailguard.gateway.sessions import SessionRegistry
 from trailguard.ledger.writer import Ledger, LedgerError, Receipt
@@ -86,6 +87,11 @@ class Gateway:
     )
     """Runs the CPU-bound stages off the event loop."""
     heavy: HeavyRequestGate = field(default_factory=HeavyRequestGate)
+    readers: ReadProcesses = field(init=False)
+    """Large reads of the record, in their own processes (gateway/readers.py)."""
+
+    def __post_init__(self) -> None:
+        self.readers = ReadProcesses(self.ledger.data_dir)
 
     async def off_loop(self, work: Callable[[], _T]) -> _T:
         """Run CPU-bound ``work`` on the pipeline threads, not the event loop."""

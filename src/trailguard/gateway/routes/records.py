@@ -1,7 +1,8 @@
 """Reading the record: ``GET /v1/events`` for auditors and ``GET /v1/checkpoint`` for anyone.
 
-Store reads run in worker threads, never on the event loop that answers PreToolUse, and return
-the stored canonical bytes without decoding them, so a large read does not hold up a tool call.
+Store reads run off the event loop that answers PreToolUse — large ones in a read process
+(gateway/readers.py) — and return the stored canonical bytes without decoding them, so a large
+read does not hold up a tool call.
 Every read by a person is itself recorded as ``audit_access``.
 """
 
@@ -17,7 +18,7 @@ from trailguard.errors import NotFoundError
 from trailguard.events import AuditAccess
 from trailguard.gateway.services import Gateway, gateway, require
 from trailguard.ledger.proof import ProofBundleError, latest_checkpoint_note
-from trailguard.retrieval import EventQuery, query_event_bodies
+from trailguard.retrieval import EventQuery
 from trailguard.store.gateway_state import Identity
 
 MAX_QUERY_LIMIT = 10_000
@@ -70,16 +71,7 @@ async def events(
         offset=offset,
     )
 
-    def read() -> tuple[int, bytes]:
-        store = services.open_reader()
-        try:
-            found = list(query_event_bodies(store, query))
-        finally:
-            store.close()
-        # The stored bytes are JSON already: joined here, off the event loop, never decoded.
-        return len(found), b'{"count":%d,"events":[' % len(found) + b",".join(found) + b"]}"
-
-    count, body = await asyncio.to_thread(read)
+    count, body = await services.readers.event_page(query)
     await services.record(
         [
             AuditAccess(
