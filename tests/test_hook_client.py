@@ -1460,6 +1460,7 @@ def test_imports_only_the_standard_library(env):
     assert outside <= {
         "trailguard",
         "trailguard.ids",
+        "trailguard.hook_protocol",
         "trailguard.capture",
         "trailguard.capture.hook_client",
     }, outside

@@ -2,7 +2,8 @@
 
 It reads the hook payload on stdin, posts it to the gateway (``POST <url>/hooks/claude-code``,
 docs/hook-protocol.md) and prints the gateway's JSON answer on stdout. It runs once per tool
-call, so it imports only the standard library (plus the stdlib-only ``trailguard.ids``) and
+call, so it imports only the standard library (plus the stdlib-only ``trailguard.ids`` and
+``trailguard.hook_protocol``, whose answers the gateway gives too) and
 speaks HTTP/1.1 over a plain socket: ``http.client`` and ``urllib.request`` pull in the email
 parser and ssl, which would cost more than the rest of the start-up.
 
@@ -36,6 +37,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from trailguard import __version__
+from trailguard.hook_protocol import GATING_EVENTS, failure_answer
 from trailguard.ids import new_event_id
 
 TYPE_CHECKING = False
@@ -49,7 +51,7 @@ ENDPOINT = "/hooks/claude-code"
 DEFAULT_TIMEOUT = 10.0
 EVENT_ID_HEADER = "X-Trailguard-Event-Id"
 
-FAIL_CLOSED_EVENTS = frozenset({"PreToolUse", "PermissionRequest"})
+FAIL_CLOSED_EVENTS = GATING_EVENTS
 """Events whose answer gates a tool call: any failure answers deny."""
 
 MAX_REPLAY_FILES = 200
@@ -1218,28 +1220,6 @@ def write_env_file(path: str, session_id: str) -> None:
 # Answers
 
 
-def deny_answer(event: str, reason: str) -> Json:
-    """The deny Claude Code understands for a gating event."""
-    if event == "PermissionRequest":
-        return {
-            "hookSpecificOutput": {
-                "hookEventName": "PermissionRequest",
-                "decision": {"behavior": "deny", "message": reason},
-            }
-        }
-    return {
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": "deny",
-            "permissionDecisionReason": reason,
-        }
-    }
-
-
-def _failure_answer(event: str, reason: str) -> Json:
-    return deny_answer(event, reason) if event in FAIL_CLOSED_EVENTS else {}
-
-
 def _now_rfc3339() -> str:
     now_ns = time.time_ns()
     seconds, rest = divmod(now_ns, 1_000_000_000)
@@ -1395,7 +1375,7 @@ def _handle(inv: _Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
     if replay.down:
         problem = f"{gateway} is unreachable ({replay.stopped})"
         inv.spool(problem)
-        return _failure_answer(
+        return failure_answer(
             event, f"trailguard: {problem}; {blocked}. {inv.saved_sentence('when it returns')}"
         )
 
@@ -1404,7 +1384,7 @@ def _handle(inv: _Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
     except ValueError as exc:  # TRAILGUARD_URL is not a usable URL
         problem = f"the audit gateway URL {config.url!r} is not usable ({exc})"
         inv.spool(problem)
-        return _failure_answer(
+        return failure_answer(
             event,
             f"trailguard: {problem}; fix TRAILGUARD_URL or 'url' in {config.config_path}. "
             f"Tool calls are blocked until then. {inv.saved_sentence('once it is fixed')}",
@@ -1412,7 +1392,7 @@ def _handle(inv: _Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
     except GatewayUnavailableError as exc:
         problem = f"{gateway} is unreachable ({exc.detail})"
         inv.spool(problem)
-        return _failure_answer(
+        return failure_answer(
             event, f"trailguard: {problem}; {blocked}. {inv.saved_sentence('when it returns')}"
         )
 
@@ -1430,13 +1410,13 @@ def _handle(inv: _Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
         if isinstance(answer, dict):
             return answer
         # The gateway commits before answering, so the event is recorded: no spool.
-        return _failure_answer(
+        return failure_answer(
             event,
             f"trailguard: {gateway} answered HTTP {status} with something that is not a hook "
             f"decision ({body[:100]!r}); the tool call is blocked. The event was recorded.",
         )
     if status == 409:  # a fresh id already recorded: the event is in, but there is no verdict
-        return _failure_answer(
+        return failure_answer(
             event,
             f"trailguard: {gateway} says this event is already recorded (HTTP 409{detail}) but "
             "gave no decision; the tool call is blocked.",
@@ -1452,7 +1432,7 @@ def _handle(inv: _Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
             else "The token is not allowed to record events: ask for one that is, and set "
             "TRAILGUARD_TOKEN."
         )
-        return _failure_answer(
+        return failure_answer(
             event,
             f"trailguard: {problem}. {fix} Tool calls are blocked until then. "
             f"{inv.saved_sentence('once the token is fixed')}",
@@ -1460,7 +1440,7 @@ def _handle(inv: _Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
     if status >= 500 or status in _RETRYABLE_STATUSES:
         problem = f"{gateway} is failing (HTTP {status}{detail})"
         inv.spool(problem)
-        return _failure_answer(
+        return failure_answer(
             event, f"trailguard: {problem}; {blocked}. {inv.saved_sentence('when it recovers')}"
         )
     # Any other answer (400, 404, 413, 422, 3xx): the gateway will not take this event as it is.
@@ -1478,7 +1458,7 @@ def _handle(inv: _Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
         kept = f"The event was kept in {inv.spooled_path} for inspection."
     except Exception as exc:
         kept = f"The event could not be kept locally ({_describe_exception(exc)})."
-    return _failure_answer(event, f"trailguard: {problem}; the tool call is blocked. {kept}")
+    return failure_answer(event, f"trailguard: {problem}; the tool call is blocked. {kept}")
 
 
 USAGE = """\
@@ -1565,7 +1545,7 @@ def main(
         problem = f"the hook client failed ({_describe_exception(exc)}); this is a bug"
         inv.spool(problem)
         err.write(f"trailguard: {problem}\n")
-        answer = _failure_answer(
+        answer = failure_answer(
             event,
             f"trailguard: {problem}. The tool call is blocked to keep the audit trail complete. "
             f"{inv.saved_sentence('on the next successful contact')}",

@@ -32,6 +32,7 @@ from trailguard.events import (
     SessionEnd,
     ToolInvocation,
 )
+from trailguard.hook_protocol import GATING_EVENTS, ask, deny
 from trailguard.policy.engine import Decision, DecisionRequest, decide
 from trailguard.policy.loader import PolicySet
 from trailguard.redact import Redactor
@@ -58,39 +59,7 @@ OVERSIZED_RULE: Final = "too-large-to-examine"
 MAX_CLASSIFIED_COMMAND: Final = 256 * 1024
 """A command longer than this is not parsed (the work per request is bounded): the call is
 asked, never silently allowed."""
-DECISION_EVENTS: Final = frozenset({"PreToolUse", "PermissionRequest"})
-
-
-# -- answers (the hook output Claude Code expects) ---------------------------------------------
-
-
-def deny(hook_event_name: str, reason: str) -> dict[str, Any]:
-    """The hook output that refuses a tool call (PreToolUse) or a permission (PermissionRequest)."""
-    if hook_event_name == "PermissionRequest":
-        return {
-            "hookSpecificOutput": {
-                "hookEventName": "PermissionRequest",
-                "decision": {"behavior": "deny", "message": reason},
-            }
-        }
-    return {
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": "deny",
-            "permissionDecisionReason": reason,
-        }
-    }
-
-
-def ask(reason: str) -> dict[str, Any]:
-    """The PreToolUse output that hands the decision to the developer."""
-    return {
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": "ask",
-            "permissionDecisionReason": reason,
-        }
-    }
+DECISION_EVENTS: Final = GATING_EVENTS
 
 
 # -- stage values -----------------------------------------------------------------------------
