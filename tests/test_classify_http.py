@@ -306,20 +306,6 @@ def test_programs() -> None:
     assert frozenset({"curl", "wget", "http", "https", "xh"}) == http.PROGRAMS
 
 
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("https://alice:pw@github.com/o/r.git", "https://github.com/o/r.git"),
-        ("https://token@github.com/o/r.git", "https://github.com/o/r.git"),
-        ("ssh://git@github.com/o/r.git", "ssh://git@github.com/o/r.git"),
-        ("ssh://git:pw@host/r.git", "ssh://host/r.git"),
-        ("git@github.com:o/r.git", "git@github.com:o/r.git"),
-    ],
-)
-def test_strip_url_credentials(url: str, expected: str) -> None:
-    assert http.strip_url_credentials(url) == expected
-
-
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from([
     "-X", "POST", "-d", "@", "-u", "a:b", "-H", "Authorization:", "https://x.com", ":3000",

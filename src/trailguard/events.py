@@ -144,14 +144,22 @@ def _is_plain_annotation(annotation: Any) -> bool:
     return False
 
 
+Access = Literal["read", "write", "delete", "admin"]
+"""What a tool call does to a resource, weakest first (ACCESS_LEVELS is the order)."""
+Risk = Literal["low", "medium", "high", "critical"]
+"""How bad it would be if it went wrong, lowest first (RISK_LEVELS is the order)."""
+ACCESS_LEVELS: tuple[Access, ...] = ("read", "write", "delete", "admin")
+RISK_LEVELS: tuple[Risk, ...] = ("low", "medium", "high", "critical")
+
+
 class Operation(_Model):
     """What one tool call does to an outside system, in IAM terms (filled in by classify/)."""
 
     kind: Identifier
     action: Identifier
     resource: str | None = None
-    access: Literal["read", "write", "delete", "admin"]
-    risk: Literal["low", "medium", "high", "critical"]
+    access: Access
+    risk: Risk
     flags: list[str] = Field(default_factory=list)
     attributes: dict[str, str] = Field(default_factory=dict)
     """Facts the policy can match on: profile, region, branch, namespace, host, tables..."""

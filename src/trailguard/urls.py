@@ -33,7 +33,7 @@ def strip_url_credentials(url: str) -> str:
     """
     match = _SCHEME_USERINFO.match(url)
     if match is not None:
-        scheme = match["prefix"][:-3].lower()
+        scheme = match["prefix"][:-3].lower().rsplit("+", 1)[-1]  # git+https is https
         if ":" in match["userinfo"] or scheme in ("http", "https"):
             url = match["prefix"] + url[match.end() :]
     elif _SCP_USER_PASSWORD.match(url):

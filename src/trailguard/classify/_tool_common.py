@@ -10,16 +10,15 @@ import functools
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
 from trailguard.classify.model import ClassifyContext, SimpleCommand
-from trailguard.events import Operation
+from trailguard.events import ACCESS_LEVELS, RISK_LEVELS, Access, Operation, Risk
+from trailguard.urls import strip_url_credentials
 
-Access: TypeAlias = Literal["read", "write", "delete", "admin"]
-Risk: TypeAlias = Literal["low", "medium", "high", "critical"]
 Classifier: TypeAlias = Callable[[SimpleCommand, ClassifyContext], list[Operation]]
 
-RISKS: tuple[Risk, ...] = ("low", "medium", "high", "critical")
+RISKS = RISK_LEVELS
 REDACTED = "[REDACTED]"
 MAX_TARGETS = 50
 """At most this many operations for one command naming many targets (``kubectl delete pod a b``)."""
@@ -31,6 +30,10 @@ def raise_risk(risk: Risk, steps: int = 1) -> Risk:
 
 def max_risk(*risks: Risk) -> Risk:
     return RISKS[max(RISKS.index(risk) for risk in risks)]
+
+
+def max_access(*accesses: Access) -> Access:
+    return ACCESS_LEVELS[max(ACCESS_LEVELS.index(access) for access in accesses)]
 
 
 _PROD_TOKEN = re.compile(r"(?:prod|production|prd)\d*")
@@ -210,9 +213,13 @@ def _redact_userinfo(match: re.Match[str]) -> str:
     return match[0]
 
 
-def strip_userinfo(url: str) -> str:
-    """``https://user:secret@host/path`` → ``https://host/path``, for attributes."""
-    return _URL_USERINFO.sub(lambda match: match["scheme"], url)
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"]+")
+
+
+def strip_userinfo(text: str) -> str:
+    """Every URL in ``text`` (a registry, ``pkg @ git+https://user:secret@host/x``) without its
+    credentials, for attributes: :func:`trailguard.urls.strip_url_credentials` on each."""
+    return _URL_IN_TEXT.sub(lambda match: strip_url_credentials(match[0]), text)
 
 
 def redact(command: SimpleCommand, secret_flags: Collection[str] = ()) -> tuple[str, bool]:

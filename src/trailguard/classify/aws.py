@@ -27,10 +27,11 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any
 
+from trailguard.classify._tool_common import looks_prod, max_risk, raise_risk
 from trailguard.classify.model import ClassifyContext, SimpleCommand
-from trailguard.events import Operation
+from trailguard.events import Access, Operation, Risk
 
 if TYPE_CHECKING:
     from botocore.loaders import Loader
@@ -46,12 +47,9 @@ __all__ = [
 
 PROGRAMS = frozenset({"aws"})
 
-Access: TypeAlias = Literal["read", "write", "delete", "admin"]
-Risk: TypeAlias = Literal["low", "medium", "high", "critical"]
 
 KIND = "aws"
 UNKNOWN_ACTION = "aws:Unknown"
-_RISKS: tuple[Risk, ...] = ("low", "medium", "high", "critical")
 _RISK_BY_ACCESS: dict[Access, Risk] = {
     "read": "low",
     "write": "medium",
@@ -286,8 +284,6 @@ _ALLOW_ALL_DOCUMENT = re.compile(
 _PUBLIC_ACLS = frozenset({"public-read", "public-read-write"})
 _ALL_USERS_GRANTEE = re.compile(r"acs\.amazonaws\.com/groups/global/(?:AllUsers|Authenticated)")
 
-_PROD_TOKEN = re.compile(r"(?:prod|production|prd)\d*")
-_NOT_PROD_PREFIXES = frozenset({"non", "pre", "not"})
 
 # --------------------------------------------------------------------------------------------
 # Resources
@@ -412,7 +408,7 @@ class _Call:
         if self.endpoint:
             all_flags.append("custom-endpoint")
         if looks_prod(self.profile):
-            level = _raise(level)
+            level = raise_risk(level)
             all_flags.append("prod-profile")
         if dry_run:
             level = "low"
@@ -600,27 +596,6 @@ def _env(command: SimpleCommand, context: ClassifyContext, *names: str) -> str |
     return None
 
 
-def looks_prod(profile: str | None) -> bool:
-    """Whether a profile name says production: ``prod``, ``production`` or ``prd`` as a word
-    (``prod``, ``acme-prod``, ``prod2-admin``), but not ``preprod``, ``non-prod`` or
-    ``product``."""
-    if not profile:
-        return False
-    tokens = [token for token in re.split(r"[^a-z0-9]+", profile.lower()) if token]
-    return any(
-        _PROD_TOKEN.fullmatch(token) and (i == 0 or tokens[i - 1] not in _NOT_PROD_PREFIXES)
-        for i, token in enumerate(tokens)
-    )
-
-
-def _raise(risk: Risk) -> Risk:
-    return _RISKS[min(_RISKS.index(risk) + 1, len(_RISKS) - 1)]
-
-
-def _max_risk(*risks: Risk) -> Risk:
-    return _RISKS[max(_RISKS.index(risk) for risk in risks)]
-
-
 # --------------------------------------------------------------------------------------------
 # Service models (loaded per service, on first use)
 # --------------------------------------------------------------------------------------------
@@ -793,7 +768,7 @@ def _classify_api(
     if any(option == "force" or option.startswith("force-") for option in args.options):
         flags.append("force")
     if _grants_public(args):
-        risk = _max_risk(risk, "high")
+        risk = max_risk(risk, "high")
         flags.append("public")
     dry_run = args.has("dry-run")
 

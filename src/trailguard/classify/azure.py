@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 
 from trailguard.classify._tool_common import (
-    Access,
-    Risk,
     env_value,
     first_positional,
     is_command_word,
@@ -27,7 +25,7 @@ from trailguard.classify._tool_common import (
     verb_access,
 )
 from trailguard.classify.model import ClassifyContext, SimpleCommand
-from trailguard.events import Operation
+from trailguard.events import Access, Operation, Risk
 
 __all__ = ["PROGRAMS", "classify"]
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
+from trailguard.classify._tool_common import max_risk
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import POSITIONAL, iter_options
-from trailguard.events import Operation
+from trailguard.events import Access, Operation, Risk
 
 __all__ = [
     "PROGRAMS",
@@ -40,9 +41,6 @@ PROGRAMS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
-Access = Literal["read", "write", "delete", "admin"]
-Risk = Literal["low", "medium", "high", "critical"]
-_RISK_ORDER: tuple[Risk, ...] = ("low", "medium", "high", "critical")
 
 _TEMP_DIRS = ("/tmp", "/var/tmp", "/private/tmp", "/private/var/folders", "/dev/shm")  # noqa: S108
 _SYSTEM_DIRS = (
@@ -77,10 +75,6 @@ _DEFAULT_RISK: dict[Access, Risk] = {
     "admin": "low",
 }
 _DOTENV_TEMPLATES = frozenset({"example", "sample", "template", "dist", "defaults", "schema"})
-
-
-def _max_risk(*risks: Risk) -> Risk:
-    return max(risks, key=_RISK_ORDER.index)
 
 
 def _add(flags: list[str], flag: str) -> None:
@@ -217,27 +211,27 @@ def _path_facts(
     if kind is not None:
         _add(flags, "sensitive")
         attributes["sensitive"] = kind
-        risk = _max_risk(risk, "high" if changes else _SENSITIVE_READ_RISK.get(kind, "medium"))
+        risk = max_risk(risk, "high" if changes else _SENSITIVE_READ_RISK.get(kind, "medium"))
     if "dynamic-path" in flags or not resolved.startswith("/"):
         return risk, attributes
     if changes:
         persistence = _persistence_class(resolved, context)
         if persistence is not None:
             _add(flags, persistence)
-            risk = _max_risk(risk, "high")
+            risk = max_risk(risk, "high")
     in_temp = any(_is_under(resolved, d) for d in _TEMP_DIRS)
     in_project = context.project_root is None or _is_under(resolved, context.project_root)
     in_system = any(_is_under(resolved, d) for d in _SYSTEM_DIRS)
     project_inside_system = context.project_root and _is_under(resolved, context.project_root)
     if changes and in_system and not in_temp and not project_inside_system:
         _add(flags, "system-path")
-        risk = _max_risk(risk, "high")
+        risk = max_risk(risk, "high")
     if not in_project and not in_temp:
         _add(flags, "outside-project")
         if access in ("write", "admin"):
-            risk = _max_risk(risk, "medium")
+            risk = max_risk(risk, "medium")
         elif access == "delete":
-            risk = _max_risk(risk, "high")
+            risk = max_risk(risk, "high")
     return risk, attributes
 
 
@@ -266,7 +260,7 @@ def _file_op(
         action=action,
         resource=resolved,
         access=access,
-        risk=_max_risk(risk, base_risk),
+        risk=max_risk(risk, base_risk),
         flags=all_flags,
         attributes={**(attributes or {}), **path_attributes},
         raw=raw,
@@ -549,7 +543,7 @@ def _ln(command: SimpleCommand, context: ClassifyContext, raw: str) -> list[Oper
                 update={
                     "flags": [*op.flags, "sensitive"],
                     "attributes": {**op.attributes, "sensitive": target_kind},
-                    "risk": _max_risk(op.risk, "high"),
+                    "risk": max_risk(op.risk, "high"),
                 }
             )
         operations.append(op)
@@ -1009,7 +1003,7 @@ def _classify_tool(
                     update={
                         "flags": [*op.flags, "sensitive"],
                         "attributes": {**op.attributes, "sensitive": kind},
-                        "risk": _max_risk(op.risk, _SENSITIVE_READ_RISK.get(kind, "medium")),
+                        "risk": max_risk(op.risk, _SENSITIVE_READ_RISK.get(kind, "medium")),
                     }
                 )
         return [op]

@@ -14,8 +14,6 @@ from trailguard.classify._tool_common import (
     DELETE_VERBS,
     READ_VERBS,
     WRITE_VERBS,
-    Access,
-    Risk,
     env_value,
     is_command_word,
     looks_prod,
@@ -27,7 +25,7 @@ from trailguard.classify._tool_common import (
     verb_access,
 )
 from trailguard.classify.model import ClassifyContext, SimpleCommand
-from trailguard.events import Operation
+from trailguard.events import Access, Operation, Risk
 
 __all__ = ["PROGRAMS", "classify"]
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
+from trailguard.classify._tool_common import max_risk
 from trailguard.classify.files import resolve_path
-from trailguard.classify.http import redact_text, strip_url_credentials
+from trailguard.classify.http import redact_text
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import DASHDASH, POSITIONAL, iter_options
-from trailguard.events import Operation
+from trailguard.events import Access, Operation, Risk
+from trailguard.urls import strip_url_credentials
 
 __all__ = ["PROGRAMS", "PROTECTED_BRANCHES", "classify"]
 
@@ -30,9 +31,6 @@ PROGRAMS: frozenset[str] = frozenset({"git"})
 
 PROTECTED_BRANCHES: frozenset[str] = frozenset({"main", "master"})
 
-Access = Literal["read", "write", "delete", "admin"]
-Risk = Literal["low", "medium", "high", "critical"]
-_RISK_ORDER: tuple[Risk, ...] = ("low", "medium", "high", "critical")
 
 _READ_SUBCOMMANDS = frozenset(
     {
@@ -92,7 +90,7 @@ class _Call:
             attrs["config_overrides"] = ",".join(redact_text(c) for c in self.config)
             if any(c.lower().startswith(_EXEC_CONFIG_PREFIXES) for c in self.config):
                 _add(all_flags, "config-override")
-                risk = _max_risk(risk, "medium")
+                risk = max_risk(risk, "medium")
         if resource is None and use_repo:
             resource = self.repo
         elif self.repo is not None and not use_repo:
@@ -112,10 +110,6 @@ class _Call:
 def _add(flags: list[str], flag: str) -> None:
     if flag not in flags:
         flags.append(flag)
-
-
-def _max_risk(*risks: Risk) -> Risk:
-    return max(risks, key=_RISK_ORDER.index)
 
 
 @dataclass
@@ -328,17 +322,17 @@ def _push(call: _Call) -> list[Operation]:
         if forced:
             risk = "high" if "force" in flags else "medium"
         if "all" in flags or "prune" in flags:
-            risk = _max_risk(risk, "high")
+            risk = max_risk(risk, "high")
         if protected:
-            risk = _max_risk(risk, "high")
+            risk = max_risk(risk, "high")
         if protected and (forced or is_delete):
             risk = "critical"
         if "mirror" in flags:
             risk = "critical"
         if "current-branch" in flags and forced:
-            risk = _max_risk(risk, "high")  # the current branch may well be main
+            risk = max_risk(risk, "high")  # the current branch may well be main
         if "no-verify" in flags:
-            risk = _max_risk(risk, "medium")
+            risk = max_risk(risk, "medium")
         if "dry-run" in flags:
             risk = "low"
         access: Access = "delete" if is_delete or "prune" in flags else "write"

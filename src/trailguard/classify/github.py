@@ -13,9 +13,7 @@ from __future__ import annotations
 import re
 
 from trailguard.classify._tool_common import (
-    Access,
     ParsedArgs,
-    Risk,
     camel,
     env_value,
     first_positional,
@@ -29,7 +27,7 @@ from trailguard.classify._tool_common import (
     redact,
 )
 from trailguard.classify.model import ClassifyContext, SimpleCommand
-from trailguard.events import Operation
+from trailguard.events import Access, Operation, Risk
 
 __all__ = ["PROGRAMS", "classify"]
 

@@ -14,13 +14,14 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
+from trailguard.classify._tool_common import max_risk
 from trailguard.classify.files import resolve_path, sensitive_class
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import POSITIONAL, iter_options
-from trailguard.events import Operation
+from trailguard.events import Access, Operation, Risk
 
 __all__ = [
     "PROGRAMS",
@@ -30,17 +31,12 @@ __all__ = [
     "classify_webfetch",
     "redact_text",
     "redact_url",
-    "strip_url_credentials",
 ]
 
 PROGRAMS: frozenset[str] = frozenset({"curl", "wget", "http", "https", "xh"})
 
 REDACTED = "[REDACTED]"
 
-Access = Literal["read", "write", "delete", "admin"]
-Risk = Literal["low", "medium", "high", "critical"]
-
-_RISK_ORDER: tuple[Risk, ...] = ("low", "medium", "high", "critical")
 
 # ---------------------------------------------------------------------------------------------
 # Redaction, shared with git.py and sql.py
@@ -119,18 +115,6 @@ def redact_url(url: str) -> tuple[str, bool]:
     return redacted, had or redacted != url
 
 
-def strip_url_credentials(url: str) -> str:
-    """The URL without ``user:pass@`` (the whole userinfo goes when it holds a password, or
-    when an http(s) URL carries one), e.g. for a git remote."""
-    match = re.match(r"^(?P<prefix>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^@/?#]*)@", url)
-    if not match:
-        return url
-    scheme = match["prefix"][:-3].lower()
-    if ":" in match["userinfo"] or scheme in ("http", "https"):
-        return match["prefix"] + url[match.end() :]
-    return url
-
-
 def _looks_like_token(user: str) -> bool:
     return bool(
         re.match(r"^(gh[pousr]_|github_pat_|glpat-|xox[bpas]-|sk-|AKIA)", user) or len(user) >= 32
@@ -182,10 +166,6 @@ class _Request:
 def _add_flag(flags: list[str], flag: str) -> None:
     if flag not in flags:
         flags.append(flag)
-
-
-def _max_risk(a: Risk, b: Risk) -> Risk:
-    return a if _RISK_ORDER.index(a) >= _RISK_ORDER.index(b) else b
 
 
 def _normalise_url(url: str, default_scheme: str) -> str:
@@ -247,10 +227,10 @@ def _build_operations(
                 if kind is not None:
                     _add_flag(flags, "sensitive")
                     attributes["sensitive"] = kind
-                    risk = _max_risk(risk, "high")
+                    risk = max_risk(risk, "high")
         if "credentials" in flags and scheme == "http" and not _is_local(host):
             _add_flag(flags, "plaintext-credentials")
-            risk = _max_risk(risk, "medium")
+            risk = max_risk(risk, "medium")
         if "offline" in flags:
             risk = "low"
         operations.append(

@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from trailguard.classify.files import resolve_path, sensitive_class
 from trailguard.classify.http import redact_text, redact_url
 from trailguard.classify.model import ClassifyContext
-from trailguard.events import Operation
+from trailguard.events import Access, Operation, Risk
 
 __all__ = ["classify_tool", "split_tool_name", "tool_access"]
 
-Access = Literal["read", "write", "delete", "admin"]
-Risk = Literal["low", "medium", "high", "critical"]
 
 _READ_VERBS = frozenset(
     {

@@ -13,9 +13,7 @@ from __future__ import annotations
 import re
 
 from trailguard.classify._tool_common import (
-    Access,
     ParsedArgs,
-    Risk,
     env_value,
     first_positional,
     make_operation,
@@ -25,7 +23,7 @@ from trailguard.classify._tool_common import (
     strip_userinfo,
 )
 from trailguard.classify.model import ClassifyContext, SimpleCommand
-from trailguard.events import Operation
+from trailguard.events import Access, Operation, Risk
 
 __all__ = ["PROGRAMS", "classify"]
 

@@ -33,21 +33,18 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
+from trailguard.classify._tool_common import max_access, max_risk
 from trailguard.classify.files import resolve_path
 from trailguard.classify.http import REDACTED, redact_text
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import iter_options
-from trailguard.events import Operation
+from trailguard.events import ACCESS_LEVELS, RISK_LEVELS, Access, Operation, Risk
 
 __all__ = ["PROGRAMS", "classify", "classify_sql"]
 
 PROGRAMS: frozenset[str] = frozenset({"psql", "mysql", "mariadb", "sqlite3", "pgcli", "mycli"})
 
-Access = Literal["read", "write", "delete", "admin"]
-Risk = Literal["low", "medium", "high", "critical"]
 Category = Literal["read", "write", "ddl", "admin"]
-_RISK_ORDER: tuple[Risk, ...] = ("low", "medium", "high", "critical")
-_ACCESS_ORDER: tuple[Access, ...] = ("read", "write", "delete", "admin")
 
 _DIALECTS = {
     "psql": "postgres",
@@ -70,14 +67,6 @@ class _DropCommandFallbackWarnings(logging.Filter):
 
 
 logging.getLogger("sqlglot").addFilter(_DropCommandFallbackWarnings())
-
-
-def _max_risk(*risks: Risk) -> Risk:
-    return max(risks, key=_RISK_ORDER.index)
-
-
-def _max_access(*accesses: Access) -> Access:
-    return max(accesses, key=_ACCESS_ORDER.index)
 
 
 def _add(flags: list[str], flag: str) -> None:
@@ -214,14 +203,14 @@ def _with_nested_modifications(root: Statement, node: exp.Expression) -> Stateme
     inner = [_modifying(n) for n in nested]
     _add(root.flags, "data-modifying-cte")
     root.attributes["cte_actions"] = ",".join(dict.fromkeys(s.action for s in inner))
-    worst = max(inner, key=lambda s: (_ACCESS_ORDER.index(s.access), _RISK_ORDER.index(s.risk)))
+    worst = max(inner, key=lambda s: (ACCESS_LEVELS.index(s.access), RISK_LEVELS.index(s.risk)))
     if root.category == "read":
         root.action = worst.action
         root.category = "write"
         if worst.attributes.get("target"):
             root.attributes["target"] = worst.attributes["target"]
-    root.access = _max_access(root.access, *(s.access for s in inner))
-    root.risk = _max_risk(root.risk, *(s.risk for s in inner))
+    root.access = max_access(root.access, *(s.access for s in inner))
+    root.risk = max_risk(root.risk, *(s.risk for s in inner))
     for statement in inner:
         for flag in statement.flags:
             _add(root.flags, flag)
@@ -236,14 +225,14 @@ def _functions(node: exp.Expression, statement: Statement) -> Statement:
         _add(statement.flags, "admin-function")
         statement.attributes["functions"] = ",".join(admin + write)
         statement.access = "admin"
-        statement.risk = _max_risk(statement.risk, "high")
+        statement.risk = max_risk(statement.risk, "high")
         if statement.category == "read":
             statement.category = "admin"
     elif write:
         _add(statement.flags, "side-effect-function")
         statement.attributes["functions"] = ",".join(write)
-        statement.access = _max_access(statement.access, "write")
-        statement.risk = _max_risk(statement.risk, "low")
+        statement.access = max_access(statement.access, "write")
+        statement.risk = max_risk(statement.risk, "low")
         if statement.category == "read":
             statement.category = "write"
     return statement
@@ -1025,7 +1014,7 @@ def _classify(command: SimpleCommand, context: ClassifyContext) -> list[Operatio
                 kind="sql",
                 action="sql:Unknown",
                 access="write",
-                risk=_max_risk(*(s.risk for s in statements[MAX_OPERATIONS:])),
+                risk=max_risk(*(s.risk for s in statements[MAX_OPERATIONS:])),
                 flags=["truncated"],
                 attributes={**base, "omitted_statements": str(len(statements) - MAX_OPERATIONS)},
                 raw=raw,

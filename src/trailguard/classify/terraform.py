@@ -12,9 +12,7 @@ from __future__ import annotations
 import posixpath
 
 from trailguard.classify._tool_common import (
-    Access,
     ParsedArgs,
-    Risk,
     camel,
     env_value,
     first_positional,
@@ -27,7 +25,7 @@ from trailguard.classify._tool_common import (
     redact,
 )
 from trailguard.classify.model import ClassifyContext, SimpleCommand
-from trailguard.events import Operation
+from trailguard.events import Access, Operation, Risk
 
 __all__ = ["PROGRAMS", "classify"]
 
