@@ -313,7 +313,9 @@ def _build(
             input_length=capped.length if capped and truncated else None,
             input_sha256=capped.sha256 if capped and truncated else None,
             extra=_capped_mapping(
-                request.unmapped("tool_name", "tool_use_id", "agent_id", "agent_type", "tool_input"),
+                request.unmapped(
+                    "tool_name", "tool_use_id", "agent_id", "agent_type", "tool_input"
+                ),
                 cap,
             ),
         )

@@ -1223,7 +1223,7 @@ def read_hook_config(cwd: str | None, environ: Mapping[str, str]) -> Json:
         mine: set[str] = set()
         blocking: set[str] = set()
         hooks = settings.get("hooks")
-        for event, groups in (hooks.items() if isinstance(hooks, dict) else ()):
+        for event, groups in hooks.items() if isinstance(hooks, dict) else ():
             for group in groups if isinstance(groups, list) else ():
                 entries = group.get("hooks") if isinstance(group, dict) else None
                 for hook in entries if isinstance(entries, list) else ():

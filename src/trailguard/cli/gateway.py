@@ -92,6 +92,14 @@ def serve(
             "limit. An agent makes a few per second."
         ),
     ] = 300.0,
+    require_hooks: Annotated[
+        bool,
+        typer.Option(
+            "--require-hooks",
+            help="Refuse model requests through /anthropic for sessions no trailguard hook has "
+            "reported (hooks missing, disabled or bypassed); each such session is alerted.",
+        ),
+    ] = False,
 ) -> None:
     """Run the gateway on the embedded SQLite ledger."""
     import uvicorn
@@ -165,6 +173,7 @@ def serve(
             anthropic_upstream=anthropic_upstream,
             trusted_proxies=proxies,
             hook_rate_per_second=hook_rate or None,
+            require_hooks=require_hooks,
         ),
         log_level="warning",
         # uvicorn would believe X-Forwarded-For from loopback and rewrite the client's address

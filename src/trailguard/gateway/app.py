@@ -22,6 +22,8 @@ from trailguard.capture.anthropic_proxy import (
     ModelRequestRecord,
     create_proxy_router,
 )
+from trailguard.completeness.live import HookRequirement, proxy_sighting
+from trailguard.completeness.watcher import CompletenessWatcher
 from trailguard.cost.accounting import CostAccountant
 from trailguard.cost.budgets import BudgetConfig, BudgetTracker
 from trailguard.cost.loops import LoopDetector
@@ -173,9 +175,12 @@ def create_app(
     stop_reason: str = "shutdown",
     trusted_proxies: tuple[str, ...] = (),
     hook_rate_per_second: float | None = None,
+    require_hooks: bool = False,
 ) -> FastAPI:
     """The gateway app over an open ``ledger``. Its lifespan runs the session reaper and, at
     shutdown, closes the ledger (``gateway_stop`` and a final checkpoint).
+
+    ``require_hooks``: the proxy refuses model requests of sessions no hook has reported.
 
     Raises PolicyError when ``policy_dir`` (default: the shipped pack) does not load.
     """
@@ -220,6 +225,8 @@ def create_app(
         else None,
     )
     handler.executor = services.cpu
+    watcher = CompletenessWatcher(ledger, sessions, redactor)
+    requirement = HookRequirement(sessions, required=require_hooks)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -233,9 +240,11 @@ def create_app(
             ]
         )
         reaper.start()
+        watcher.start()
         try:
             yield
         finally:
+            watcher.stop()
             reaper.stop()
             services.cpu.shutdown(wait=True)
             services.readers.shutdown()
@@ -259,16 +268,25 @@ def create_app(
     app.include_router(telemetry.router)
 
     async def on_model_request(record: ModelRequestRecord) -> None:
+        if record.refused and requirement.refusal(record.session_id) is not None:
+            alerts = requirement.refusal_alert(record.session_id)
+            if alerts:
+                await services.record([redactor.redact_event(a) for a in alerts])
+        elif not record.provisional:
+            sighting = proxy_sighting(record, sessions)
+            if sighting is not None:
+                await services.record([redactor.redact_event(sighting)])
         await record_model_request(services, record)
 
     async def identify(token: str | None) -> str | None:
         return await identify_agent(services, token)
 
+    def refuse(session_id: str | None) -> str | None:
+        return requirement.refusal(session_id) or costs.refusal(session_id)
+
     # The pass-through to the model API (documented in the OpenAPI spec as one operation).
     app.include_router(
-        create_proxy_router(
-            anthropic_upstream, on_model_request, refuse=costs.refusal, identify=identify
-        )
+        create_proxy_router(anthropic_upstream, on_model_request, refuse=refuse, identify=identify)
     )
     return app
 
