@@ -21,37 +21,59 @@ from trailguard.gateway.sessions import SessionRegistry
 MAX_ALERTED_SESSIONS: Final = 10_000
 
 
-def proxy_sighting(record: ModelRequestRecord, sessions: SessionRegistry) -> AgentEvent | None:
-    """The durable record of the tool calls one model response asked for (None: it asked for
-    none). Attributed to the session the request named — a claim of the client; it can add
-    calls for the hooks to account for, never account for one."""
-    if not record.tool_uses or record.session_id is None:
-        return None
-    summary = sessions.get(record.session_id)
-    uses: list[JsonValue] = []
-    for use in record.tool_uses:
-        capped = cap_value(use.input, DEFAULT_INPUT_CAP)
-        entry: dict[str, JsonValue] = {"id": use.id, "tool": use.name, "input": capped.value}
-        if use.input_truncated or capped.truncated:
-            entry["inputTruncated"] = True
-        uses.append(entry)
-    payload: dict[str, JsonValue] = {
-        "requestId": record.request_id,
-        "messageId": record.message_id,
-        "agentId": record.agent_id,
-        "parentAgentId": record.parent_agent_id,
-        "model": record.model,
-        "toolUses": uses,
-    }
-    return AgentEvent(
-        session_id=record.session_id,
-        developer_id=summary.developer_id if summary else None,
-        project_id=summary.project_id if summary else None,
-        name=PROXY_TOOL_USES,
-        agent_id=record.agent_id,
-        payload=payload,
-        source="proxy",
-    )
+class ProxySightings:
+    """Durable records of the tool calls model responses asked for: one ``proxy.tool_uses``
+    event per response with tool_use blocks, and one (with none) for the response that follows
+    such a response in the same session and agent: the mark that the agent moved on, so the
+    calls before it must have been run or refused by now. Attributed to the session the request
+    named, a claim of the client: it can add calls for the hooks to account for, never account
+    for one."""
+
+    def __init__(self, sessions: SessionRegistry) -> None:
+        self.sessions = sessions
+        self._outstanding: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def event_for(self, record: ModelRequestRecord) -> AgentEvent | None:
+        if record.session_id is None or record.message_id is None:
+            return None
+        key = (record.session_id, record.agent_id or "")
+        with self._lock:
+            followed = key in self._outstanding
+            if record.tool_uses:
+                self._outstanding[key] = None
+                self._outstanding.move_to_end(key)
+                while len(self._outstanding) > MAX_ALERTED_SESSIONS:
+                    self._outstanding.popitem(last=False)
+            elif followed:
+                del self._outstanding[key]
+        if not record.tool_uses and not followed:
+            return None
+        summary = self.sessions.get(record.session_id)
+        uses: list[JsonValue] = []
+        for use in record.tool_uses:
+            capped = cap_value(use.input, DEFAULT_INPUT_CAP)
+            entry: dict[str, JsonValue] = {"id": use.id, "tool": use.name, "input": capped.value}
+            if use.input_truncated or capped.truncated:
+                entry["inputTruncated"] = True
+            uses.append(entry)
+        payload: dict[str, JsonValue] = {
+            "requestId": record.request_id,
+            "messageId": record.message_id,
+            "agentId": record.agent_id,
+            "parentAgentId": record.parent_agent_id,
+            "model": record.model,
+            "toolUses": uses,
+        }
+        return AgentEvent(
+            session_id=record.session_id,
+            developer_id=summary.developer_id if summary else None,
+            project_id=summary.project_id if summary else None,
+            name=PROXY_TOOL_USES,
+            agent_id=record.agent_id,
+            payload=payload,
+            source="proxy",
+        )
 
 
 def transcript_sighting(session_id: str, entries: tuple[UsageEntry, ...]) -> AgentEvent | None:

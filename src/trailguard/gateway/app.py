@@ -22,7 +22,8 @@ from trailguard.capture.anthropic_proxy import (
     ModelRequestRecord,
     create_proxy_router,
 )
-from trailguard.completeness.live import HookRequirement, proxy_sighting
+from trailguard.completeness.live import HookRequirement, ProxySightings
+from trailguard.completeness.report import DEFAULT_RULES, Rules
 from trailguard.completeness.watcher import CompletenessWatcher
 from trailguard.cost.accounting import CostAccountant
 from trailguard.cost.budgets import BudgetConfig, BudgetTracker
@@ -176,10 +177,12 @@ def create_app(
     trusted_proxies: tuple[str, ...] = (),
     hook_rate_per_second: float | None = None,
     require_hooks: bool = False,
+    completeness_rules: Rules | None = None,
 ) -> FastAPI:
     """The gateway app over an open ``ledger``. Its lifespan runs the session reaper and, at
     shutdown, closes the ledger (``gateway_stop`` and a final checkpoint).
 
+    ``completeness_rules``: the grace periods of the completeness watcher.
     ``require_hooks``: the proxy refuses model requests of sessions no hook has reported.
 
     Raises PolicyError when ``policy_dir`` (default: the shipped pack) does not load.
@@ -225,8 +228,11 @@ def create_app(
         else None,
     )
     handler.executor = services.cpu
-    watcher = CompletenessWatcher(ledger, sessions, redactor)
+    watcher = CompletenessWatcher(
+        ledger, sessions, redactor, rules=completeness_rules or DEFAULT_RULES
+    )
     requirement = HookRequirement(sessions, required=require_hooks)
+    sightings = ProxySightings(sessions)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -273,7 +279,7 @@ def create_app(
             if alerts:
                 await services.record([redactor.redact_event(a) for a in alerts])
         elif not record.provisional:
-            sighting = proxy_sighting(record, sessions)
+            sighting = sightings.event_for(record)
             if sighting is not None:
                 await services.record([redactor.redact_event(sighting)])
         await record_model_request(services, record)
