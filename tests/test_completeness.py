@@ -435,3 +435,58 @@ def test_the_completeness_figure_counts_every_source_and_every_gap(make_rig):
     assert totals["recordedWithDecision"] == 1
     assert totals["endedWithResult"] == 1
     assert totals["gapsByKind"]["no_hook"] == 1
+
+
+def test_sessions_show_and_completeness_print_each_source_and_the_gaps(make_rig):
+    from typer.testing import CliRunner
+
+    from trailguard.cli import app
+
+    rig = make_rig([Turn(tool_calls=[bash("make deploy", "toolu_CLI")]), Turn(text="done")])
+    rig.start()
+    rig.model_request()
+    rig.model_request()
+    rig.wait_alerts("hook_gap")
+    runner = CliRunner()
+    shown = runner.invoke(app, ["sessions", "show", SESSION, "--data-dir", str(rig.data_dir)])
+    assert shown.exit_code == 0, shown.output
+    assert "by source: hooks 0, API proxy 1, telemetry 0, transcript 0" in shown.output
+    assert "gap no_hook: toolu_CLI Bash" in shown.output
+    assert "make deploy" in shown.output
+    figure = runner.invoke(app, ["completeness", "--data-dir", str(rig.data_dir)])
+    assert figure.exit_code == 1, figure.output  # incomplete
+    assert "tool calls  1 seen by any source" in figure.output
+    assert "gaps        1: no_hook 1" in figure.output
+    as_json = runner.invoke(app, ["completeness", "--format", "json", "--data-dir",
+                                  str(rig.data_dir)])  # fmt: skip
+    document = json.loads(as_json.stdout)
+    assert document["toolCallsSeen"] == 1
+    assert document["perSession"][0]["gaps"][0]["toolUseId"] == "toolu_CLI"
+
+
+def test_the_completeness_api_is_for_auditors_and_every_read_is_recorded(make_rig):
+    rig = make_rig([Turn(tool_calls=[bash("id", "toolu_API")]), Turn(text="done")])
+    state = GatewayState(rig.data_dir)
+    auditor, _ = state.create_token("aud_sam", "auditor")
+    state.close()
+    rig.start()
+    rig.model_request()
+    rig.model_request()
+    rig.wait_alerts("hook_gap")
+    as_agent = rig.client.get("/v1/completeness", headers={"Authorization": f"Bearer {rig.token}"})
+    assert as_agent.status_code == 403
+    headers = {"Authorization": f"Bearer {auditor}"}
+    overall = rig.client.get("/v1/completeness", headers=headers)
+    assert overall.status_code == 200
+    assert overall.json()["gaps"] == 1
+    one = rig.client.get(f"/v1/sessions/{SESSION}/completeness", headers=headers)
+    assert one.status_code == 200
+    assert one.json()["seenBySource"]["proxy"] == 1
+    assert one.json()["complete"] is False
+    assert rig.client.get("/v1/sessions/nope/completeness", headers=headers).status_code == 404
+    reads = [e for e in rig.events() if e["eventType"] == "audit_access"]
+    assert {r["action"] for r in reads} >= {
+        "GET /v1/completeness",
+        "GET /v1/sessions/{id}/completeness",
+    }
+    assert any(r["outcome"] == "refused" for r in reads)

@@ -104,7 +104,10 @@ class SessionCompleteness:
 def _gaps(state: SessionState, call: Call, now: datetime, rules: Rules) -> list[Gap]:
     found: list[Gap] = []
     sources = call.others
-    if state.missing_hook(call, now, grace=rules.grace, max_wait=rules.max_wait):
+    if call.invoked_at is None and (
+        call.gap_alerted
+        or state.missing_hook(call, now, grace=rules.grace, max_wait=rules.max_wait)
+    ):
         found.append(
             Gap(
                 "no_hook",

@@ -42,7 +42,7 @@ from trailguard.gateway.costs import CostRecorder, preload_budgets
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.proxy_usage import identify_agent, record_model_request
 from trailguard.gateway.reaper import Reaper
-from trailguard.gateway.routes import health, hooks, records, telemetry
+from trailguard.gateway.routes import completeness, health, hooks, records, telemetry
 from trailguard.gateway.routes.docs import install_docs
 from trailguard.gateway.services import Gateway
 from trailguard.gateway.sessions import SessionRegistry
@@ -60,7 +60,14 @@ def _client(services: Gateway, request: Request) -> str:
     return services.auth.client_address(request)
 
 
-_READ_ROUTES = ("/v1/events", "/v1/reports", "/v1/evidence", "/v1/sessions", "/ui/")
+_READ_ROUTES = (
+    "/v1/events",
+    "/v1/reports",
+    "/v1/evidence",
+    "/v1/sessions",
+    "/v1/completeness",
+    "/ui/",
+)
 
 
 def _refused_read(request: Request, reason: str) -> list[AuditAccess]:
@@ -272,6 +279,7 @@ def create_app(
     app.include_router(hooks.router)
     app.include_router(records.router)
     app.include_router(telemetry.router)
+    app.include_router(completeness.router)
 
     async def on_model_request(record: ModelRequestRecord) -> None:
         if record.refused and requirement.refusal(record.session_id) is not None:
