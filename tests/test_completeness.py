@@ -490,3 +490,65 @@ def test_the_completeness_api_is_for_auditors_and_every_read_is_recorded(make_ri
         "GET /v1/sessions/{id}/completeness",
     }
     assert any(r["outcome"] == "refused" for r in reads)
+
+
+@pytest.mark.parametrize(
+    ("tool", "tool_input", "rule"),
+    [
+        ("Write", {"file_path": "/work/app/.claude/settings.json", "content": "{}"},
+         "no-editing-hook-settings"),
+        ("Edit", {"file_path": "/home/dev/.claude/settings.json", "old_string": "PreToolUse",
+                  "new_string": "Nothing"}, "no-editing-hook-settings"),
+        ("Write", {"file_path": "/etc/claude-code/managed-settings.json", "content": "{}"},
+         "no-editing-hook-settings"),
+        ("Bash", {"command": "echo '{\"disableAllHooks\": true}' > .claude/settings.local.json"},
+         "no-disabling-hooks"),
+        ("Bash", {"command": ": > .claude/settings.json"}, "no-editing-hook-settings"),
+        ("Bash", {"command": "rm -rf .claude"}, "no-editing-hook-settings"),
+        ("Bash", {"command": "claude -p hi --settings '{\"disableAllHooks\":true}'"},
+         "no-disabling-hooks"),
+        ("Bash", {"command": "python3 -c \"open('.claude/settings.json','w').write('{}')\""},
+         "no-scripted-hook-settings-edit"),
+    ],
+)  # fmt: skip
+def test_the_agent_may_not_edit_or_disable_the_settings_that_hold_its_hooks(
+    make_rig, tool, tool_input, rule
+):
+    rig = make_rig([Turn(text="ok")])
+    rig.start()
+    answer = rig.hook(
+        {
+            "session_id": SESSION,
+            "hook_event_name": "PreToolUse",
+            "tool_name": tool,
+            "tool_input": tool_input,
+            "tool_use_id": "toolu_TAMPER",
+            "cwd": "/work/app",
+            "transcript_path": "/home/dev/.claude/projects/-work-app/s.jsonl",
+        }
+    )
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert rule in answer["hookSpecificOutput"]["permissionDecisionReason"]
+    (invocation,) = [e for e in rig.events() if e["eventType"] == "tool_invocation"]
+    assert invocation["policyResult"] == "denied"
+    assert invocation["policyRule"] == rule
+
+
+def test_reading_the_hook_settings_is_still_allowed(make_rig):
+    rig = make_rig([Turn(text="ok")])
+    rig.start()
+    for tool, tool_input in [
+        ("Read", {"file_path": "/work/app/.claude/settings.json"}),
+        ("Bash", {"command": "cat .claude/settings.json | jq .hooks"}),
+    ]:
+        answer = rig.hook(
+            {
+                "session_id": SESSION,
+                "hook_event_name": "PreToolUse",
+                "tool_name": tool,
+                "tool_input": tool_input,
+                "tool_use_id": f"toolu_{tool}",
+                "cwd": "/work/app",
+            }
+        )
+        assert answer == {}, (tool, answer)
