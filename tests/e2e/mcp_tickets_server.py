@@ -1,11 +1,11 @@
-"""A real stdio MCP server (the official ``mcp`` Python SDK) for the end-to-end tests: Claude
+"""A real stdio MCP server (the official ``mcp`` Python SDK, 2.x) for the end-to-end tests: Claude
 Code starts it from ``--mcp-config`` and calls its tools as ``mcp__tickets__<tool>``."""
 
 from __future__ import annotations
 
-from mcp.server.fastmcp import FastMCP
+from mcp.server.mcpserver import MCPServer
 
-server = FastMCP("tickets")
+server = MCPServer("tickets")
 
 
 @server.tool()

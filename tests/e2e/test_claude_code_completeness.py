@@ -326,7 +326,10 @@ def test_an_mcp_tool_call_through_a_real_stdio_server_is_captured_classified_and
         )
         assert result.returncode == 0, result.describe()
         assert "login page times out" in rig.model.tool_result_for(lookup.id).content
-        assert "deleted" not in rig.model.tool_result_for(delete.id).content
+        refusal = rig.model.tool_result_for(delete.id)
+        assert refusal.is_error
+        assert "ticket T-42 deleted" not in refusal.content
+        assert "no-deleting-tickets" in refusal.content
         settle()
         events = rig.gateway.session_events(result.session_id)
         invocations = {e["toolUseId"]: e for e in events if e["eventType"] == "tool_invocation"}
