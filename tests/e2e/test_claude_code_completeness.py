@@ -346,3 +346,49 @@ def test_an_mcp_tool_call_through_a_real_stdio_server_is_captured_classified_and
         assert report["seenBySource"]["proxy"] == 2
     finally:
         rig.stop()
+
+
+def test_a_person_disabling_hooks_mid_session_is_caught_at_once_or_by_the_next_session(
+    claude_binary, proxied
+):
+    install_hooks(proxied.workspace, proxied.gateway, "http")
+    local = proxied.workspace.project / ".claude" / "settings.local.json"
+
+    def disable() -> None:
+        local.write_text('{"disableAllHooks": true}\n')
+        time.sleep(2)  # Claude Code notices settings changes with a file watcher
+
+    script = [
+        Turn(tool_calls=[bash("echo before")]),
+        Turn(tool_calls=[bash("echo after-the-change")], before=disable),
+        Turn(text="ok"),
+    ]
+    result = proxied.run(claude_binary, script)
+    assert result.returncode == 0, result.describe()
+    session_id = result.session_id
+    changes = [
+        e for e in proxied.gateway.session_events(session_id) if e.get("name") == "ConfigChange"
+    ]
+    if changes:  # Claude Code reported the change: hooks_disabled names the file
+        (alert,) = proxied.wait_alerts("hooks_disabled", session_id)
+        assert f"disableAllHooks is set in {local}" in alert["message"]
+    # Claude Code 2.1.328 applies disableAllHooks at once (emptied hook lists wait for the next
+    # session): the call after the change ran without a hook, and the proxy shows it.
+    settle()
+    after = script[1].tool_calls[0]
+    report = proxied.completeness(session_id)
+    recorded = {
+        e["toolUseId"]
+        for e in proxied.gateway.session_events(session_id)
+        if e["eventType"] == "tool_invocation"
+    }
+    if after.id not in recorded:
+        assert [g["toolUseId"] for g in report["gaps"]] == [after.id]
+        (gap,) = proxied.wait_alerts("hook_gap", session_id)
+        assert gap["details"]["input"]["command"] == "echo after-the-change"
+    else:
+        assert report["complete"] is True
+    # The next session, which starts without hooks, is flagged.
+    nxt = proxied.run(claude_binary, [Turn(tool_calls=[bash("echo unseen")]), Turn(text="ok")])
+    assert proxied.wait_alerts("unaudited_session", nxt.session_id)
+    assert proxied.wait_alerts("hook_gap", nxt.session_id)

@@ -305,10 +305,16 @@ class Reconciler:
             weakened = hookconfig.weakenings(config, state.hook_config)
             if weakened:
                 file_path = payload.get("file_path")
-                where = f" ({file_path})" if isinstance(file_path, str) else ""
+                file_path = file_path if isinstance(file_path, str) else "(file not named)"
+                where = f" ({file_path})"
                 self._finding(
                     state,
-                    Finding(at, "config_change", [w + where for w in weakened], state.session_id),
+                    Finding(
+                        at,
+                        "config_change",
+                        [w if file_path in w else w + where for w in weakened],
+                        state.session_id,
+                    ),
                 )
             state.hook_config = config
             if state.cwd:
