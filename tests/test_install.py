@@ -61,6 +61,7 @@ EXPECTED_EVENTS = [
     "ElicitationResult",
     "PreModelSwitch",
     "PostModelSwitch",
+    "PreSkillShellCommand",
 ]
 EXPECTED_TOOL_EVENTS = {
     "PreToolUse",

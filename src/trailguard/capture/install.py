@@ -95,10 +95,12 @@ EVENTS: tuple[str, ...] = (
     "ElicitationResult",
     "PreModelSwitch",
     "PostModelSwitch",
+    "PreSkillShellCommand",
 )
 """The hook events trailguard records, in the order they are written: what an auditor needs
 (the session, every tool call and permission, subagents, what the agent was told and where it
-worked, configuration changes, model switches, MCP elicitations). Left out as noise:
+worked, configuration changes, model switches, MCP elicitations, and — new in 2.1.332 — shell
+commands a skill runs, PreSkillShellCommand; 2.1.328 accepts the unknown name and ignores it). Left out as noise:
 PostToolBatch, FileChanged, MessageDisplay, TeammateIdle, StopFailure's cousins; Setup runs
 only as a command at installation time. Every other event a newer Claude Code sends is still
 kept (as ``agent_event``) when a hook delivers it."""
@@ -117,7 +119,8 @@ ALL_HOOK_EVENTS: tuple[str, ...] = (
     "ConfigChange", "WorktreeCreate", "WorktreeRemove", "InstructionsLoaded", "CwdChanged",
     "FileChanged", "DirectoryAdded", "MessageDisplay",
 )  # fmt: skip
-"""Every hook event of Claude Code 2.1.328 (33, in its own order, read from the binary)."""
+"""Every hook event of Claude Code 2.1.328 (33, in its own order, read from the binary); 2.1.332
+adds PreSkillShellCommand (34)."""
 
 ALLOW_MANAGED_HOOKS_ONLY = "allowManagedHooksOnly"
 
