@@ -552,3 +552,21 @@ def test_reading_the_hook_settings_is_still_allowed(make_rig):
             }
         )
         assert answer == {}, (tool, answer)
+
+
+def test_a_huge_tool_input_is_kept_capped_and_still_reconciled(make_rig):
+    big = "x" * 200_000
+    rig = make_rig([Turn(tool_calls=[bash(f"echo {big}", "toolu_BIG")]), Turn(text="done")])
+    rig.start()
+    response = rig.model_request()
+    assert response.status_code == 200
+    assert len(response.content) > 200_000  # forwarded whole
+    rig.model_request()
+    (alert,) = rig.wait_alerts("hook_gap")
+    assert alert["details"]["toolUseId"] == "toolu_BIG"
+    (sighting,) = [
+        e for e in rig.events() if e.get("name") == "proxy.tool_uses" and e["payload"]["toolUses"]
+    ]
+    (use,) = sighting["payload"]["toolUses"]
+    assert use["inputTruncated"] is True
+    assert len(json.dumps(use["input"])) < 70_000
