@@ -570,3 +570,15 @@ def test_a_huge_tool_input_is_kept_capped_and_still_reconciled(make_rig):
     (use,) = sighting["payload"]["toolUses"]
     assert use["inputTruncated"] is True
     assert len(json.dumps(use["input"])) < 70_000
+
+
+def test_telemetry_for_a_session_no_hook_reported_is_an_unaudited_session(make_rig):
+    rig = make_rig([Turn(text="ok")])
+    rig.telemetry(
+        "telemetry-only",
+        [{"event.name": "api_request", "model": "claude-opus-5-5", "input_tokens": "100",
+          "output_tokens": "10", "request_id": "req_T1"}],
+    )  # fmt: skip
+    (alert,) = rig.wait_alerts("unaudited_session")
+    assert alert["sessionId"] == "telemetry-only"
+    assert alert["details"]["sources"] == ["otlp"]
