@@ -100,9 +100,9 @@ EVENTS: tuple[str, ...] = (
 """The hook events trailguard records, in the order they are written: what an auditor needs
 (the session, every tool call and permission, subagents, what the agent was told and where it
 worked, configuration changes, model switches, MCP elicitations, and — new in 2.1.332 — shell
-commands a skill runs, PreSkillShellCommand; 2.1.328 accepts the unknown name and ignores it). Left out as noise:
-PostToolBatch, FileChanged, MessageDisplay, TeammateIdle, StopFailure's cousins; Setup runs
-only as a command at installation time. Every other event a newer Claude Code sends is still
+commands a skill runs, PreSkillShellCommand; 2.1.328 accepts the unknown name and ignores it).
+Left out as noise: PostToolBatch, FileChanged, MessageDisplay, TeammateIdle; Setup runs only as
+a command at installation time. Every other event a newer Claude Code sends is still
 kept (as ``agent_event``) when a hook delivers it."""
 
 COMMAND_EVENTS: frozenset[str] = frozenset({"SessionStart", "ConfigChange"})

@@ -71,6 +71,8 @@ class Call:
     result_at: str | None = None
     gap_alerted: bool = False
     mismatch_alerted: bool = False
+    mismatch_checked: bool = False
+    """The hook's and the proxy's inputs were both known and compared once."""
 
     @property
     def others(self) -> list[str]:
@@ -193,6 +195,8 @@ class Reconciler:
         """(developer, cwd) → (session, hook configuration) of the latest session there."""
         self.new_findings: list[tuple[SessionState, Finding]] = []
         """Findings made since the caller last cleared the list (for live alerts)."""
+        self.touched: set[str] = set()
+        """Sessions an event was added to since the caller last cleared the set."""
 
     def session(self, session_id: str) -> SessionState:
         found = self.sessions.get(session_id)
@@ -210,6 +214,7 @@ class Reconciler:
         if not isinstance(session_id, str):
             return
         state = self.session(session_id)
+        self.touched.add(session_id)
         kind = document.get("eventType")
         source = document.get("source")
         timestamp = str(document.get("timestamp"))

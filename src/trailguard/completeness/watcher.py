@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -144,6 +145,67 @@ def disabled_alert(state: SessionState, finding: Any) -> Alert:
     )
 
 
+def due_alerts(
+    reconciler: Reconciler,
+    now: datetime,
+    rules: Rules,
+    waiting: set[str],
+    *,
+    known: Callable[[str], bool],
+) -> list[Event]:
+    """The alerts due at ``now``, judging only the sessions events were added to since the
+    last call and those still ``waiting`` (updated in place). ``known(session)`` says whether
+    the gateway's session registry knows the session (from hooks older than the ledger read)."""
+    alerts: list[Event] = []
+    for owner, finding in reconciler.new_findings:
+        if not finding.alerted:
+            finding.alerted = True
+            alerts.append(disabled_alert(owner, finding))
+    reconciler.new_findings.clear()
+    judged = reconciler.touched | waiting
+    reconciler.touched = set()
+    for session_id in judged:
+        state = reconciler.sessions.get(session_id)
+        if state is None:
+            waiting.discard(session_id)
+            continue
+        still_waiting = False
+        if not state.hooked and not state.unaudited_alerted and state.first_other_at:
+            if not state.unaudited(now, rules.unaudited_grace):
+                still_waiting = True
+            elif not known(session_id):
+                state.unaudited_alerted = True
+                alerts.append(
+                    unaudited_alert(
+                        state.session_id,
+                        sorted(state.other_sources),
+                        first_at=state.first_other_at,
+                        developer_id=state.developer_id,
+                        project_id=state.project_id,
+                    )
+                )
+        for call in state.calls.values():
+            if call.invoked_at is None:
+                if call.gap_alerted or not call.others:
+                    continue
+                if state.missing_hook(call, now, grace=rules.grace, max_wait=rules.max_wait):
+                    call.gap_alerted = True
+                    alerts.append(gap_alert(state, call))
+                else:
+                    still_waiting = True
+            elif not call.mismatch_checked and call.input_source == "proxy":
+                call.mismatch_checked = True
+                keys = call.mismatched_keys()
+                if keys and not call.mismatch_alerted:
+                    call.mismatch_alerted = True
+                    alerts.append(mismatch_alert(state, call, keys))
+        if still_waiting:
+            waiting.add(session_id)
+        else:
+            waiting.discard(session_id)
+    return alerts
+
+
 class CompletenessWatcher:
     def __init__(
         self,
@@ -162,6 +224,9 @@ class CompletenessWatcher:
         self.interval = interval
         self.lookback = lookback
         self.reconciler = Reconciler()
+        self.waiting: set[str] = set()
+        """Sessions with something not yet due (a call the hooks may still report, an
+        unaudited session within its grace): judged again every tick."""
         self.cursor: int | None = None
         self._store: Store | None = None
         self._stop = threading.Event()
@@ -223,41 +288,13 @@ class CompletenessWatcher:
         return alerts
 
     def _due(self, now: datetime) -> list[Event]:
-        alerts: list[Event] = []
-        rules = self.rules
-        for state, finding in self.reconciler.new_findings:
-            if not finding.alerted:
-                finding.alerted = True
-                alerts.append(disabled_alert(state, finding))
-        self.reconciler.new_findings.clear()
-        for state in self.reconciler.sessions.values():
-            if (
-                not state.unaudited_alerted
-                and state.unaudited(now, rules.unaudited_grace)
-                and self.sessions.get(state.session_id) is None
-            ):
-                state.unaudited_alerted = True
-                alerts.append(
-                    unaudited_alert(
-                        state.session_id,
-                        sorted(state.other_sources),
-                        first_at=state.first_other_at,
-                        developer_id=state.developer_id,
-                        project_id=state.project_id,
-                    )
-                )
-            for call in state.calls.values():
-                if not call.gap_alerted and state.missing_hook(
-                    call, now, grace=rules.grace, max_wait=rules.max_wait
-                ):
-                    call.gap_alerted = True
-                    alerts.append(gap_alert(state, call))
-                if call.invoked_at is not None and not call.mismatch_alerted:
-                    keys = call.mismatched_keys()
-                    if keys:
-                        call.mismatch_alerted = True
-                        alerts.append(mismatch_alert(state, call, keys))
-        return alerts
+        return due_alerts(
+            self.reconciler,
+            now,
+            self.rules,
+            self.waiting,
+            known=lambda session_id: self.sessions.get(session_id) is not None,
+        )
 
     def _forget(self, now: datetime) -> None:
         """Sessions quiet for long, with nothing left to decide, leave memory (the ledger keeps
@@ -270,3 +307,4 @@ class CompletenessWatcher:
         ]
         for session_id in stale:
             del self.reconciler.sessions[session_id]
+            self.waiting.discard(session_id)
