@@ -32,7 +32,23 @@ class ProxySightings:
     def __init__(self, sessions: SessionRegistry) -> None:
         self.sessions = sessions
         self._outstanding: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._unknown: OrderedDict[str, None] = OrderedDict()
+        """Sessions no hook reported whose model traffic was recorded once already."""
         self._lock = threading.Lock()
+
+    def _first_unknown(self, record: ModelRequestRecord, summary: object) -> bool:
+        """The first response of a session no hook has reported: recorded even without tool
+        calls, so the session's model traffic is in the ledger (``unaudited_session``), whoever
+        pays for it."""
+        if summary is not None or record.session_id is None:
+            return False
+        with self._lock:
+            if record.session_id in self._unknown:
+                return False
+            self._unknown[record.session_id] = None
+            while len(self._unknown) > MAX_ALERTED_SESSIONS:
+                self._unknown.popitem(last=False)
+        return True
 
     def event_for(self, record: ModelRequestRecord) -> AgentEvent | None:
         if record.session_id is None or record.message_id is None:
@@ -47,9 +63,9 @@ class ProxySightings:
                     self._outstanding.popitem(last=False)
             elif followed:
                 del self._outstanding[key]
-        if not record.tool_uses and not followed:
-            return None
         summary = self.sessions.get(record.session_id)
+        if not record.tool_uses and not followed and not self._first_unknown(record, summary):
+            return None
         uses: list[JsonValue] = []
         for use in record.tool_uses:
             capped = cap_value(use.input, DEFAULT_INPUT_CAP)
