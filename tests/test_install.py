@@ -46,8 +46,22 @@ EXPECTED_EVENTS = [
     "Stop",
     "StopFailure",
     "PreCompact",
+    "PostCompact",
     "Notification",
     "ConfigChange",
+    "UserPromptExpansion",
+    "InstructionsLoaded",
+    "CwdChanged",
+    "DirectoryAdded",
+    "WorktreeCreate",
+    "WorktreeRemove",
+    "TaskCreated",
+    "TaskCompleted",
+    "Elicitation",
+    "ElicitationResult",
+    "PreModelSwitch",
+    "PostModelSwitch",
+    "PreSkillShellCommand",
 ]
 EXPECTED_TOOL_EVENTS = {
     "PreToolUse",
@@ -128,8 +142,9 @@ def test_http_layout_exactly() -> None:
     section = trailguard_hooks(GATEWAY + "/", "http")
     assert list(section) == EXPECTED_EVENTS
     for event, groups in section.items():
-        if event == "SessionStart":
-            # Claude Code does not call SessionStart HTTP hooks; it must be a command hook.
+        if event in ("SessionStart", "ConfigChange"):
+            # Claude Code does not call SessionStart HTTP hooks, and both need the local
+            # machine (ConfigChange reads the settings files again): command hooks.
             assert groups == [
                 {
                     "hooks": [
@@ -365,7 +380,7 @@ def test_reinstall_with_new_url_replaces_only_url(settings: Path) -> None:
     )
     data = read_json(settings)
     assert list(data["hooks"]) == EXPECTED_EVENTS
-    for event in EXPECTED_EVENTS[1:]:
+    for event in [e for e in EXPECTED_EVENTS if e not in ("SessionStart", "ConfigChange")]:
         groups = data["hooks"][event]
         assert len(groups) == 1
         assert groups[0]["hooks"][0]["url"] == "https://gw.example.com:9443/hooks/claude-code"

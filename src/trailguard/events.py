@@ -239,6 +239,10 @@ class SessionStart(_HookEventBase):
     git_branch: str | None = None
     cwd: str | None = None
     start_source: str | None = None
+    hook_config: dict[str, JsonValue] | None = None
+    """What the hook client found of the effective hook configuration at start (settings files,
+    whether trailguard's hooks are in each, ``disableAllHooks``, a hash): a claim that lets a
+    later session with weaker hooks be seen."""
 
 
 SessionEndReason: TypeAlias = Literal["completed", "timed_out", "killed", "budget_exhausted"]
@@ -261,6 +265,8 @@ class ToolInvocation(_HookEventBase):
     tool: Identifier
     tool_use_id: Identifier | None = None
     agent_id: Identifier | None = None
+    agent_type: Identifier | None = None
+    """For a subagent's call: its type (``general-purpose``, ...); ``agentId`` names it."""
     input: JsonValue = None
     input_truncated: bool | None = None
     """True when ``input`` holds only the start of a larger input (the decision saw all of it);
@@ -280,6 +286,7 @@ class ToolResult(_HookEventBase):
     tool: Identifier
     tool_use_id: Identifier | None = None
     agent_id: Identifier | None = None
+    agent_type: Identifier | None = None
     status: Literal["success", "error", "denied"]
     output: JsonValue = None
     error: str | None = None
@@ -380,6 +387,7 @@ class AgentEvent(_HookEventBase):
     event_type: Literal[EventType.AGENT_EVENT] = EventType.AGENT_EVENT
     name: Identifier
     agent_id: Identifier | None = None
+    agent_type: Identifier | None = None
     payload: dict[str, JsonValue] | None = None
 
 

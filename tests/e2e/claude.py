@@ -3,7 +3,8 @@
 Binary resolution (:func:`find_claude_binary` / :func:`ensure_claude_code`):
 
 1. ``TRAILGUARD_CLAUDE_BIN`` overrides everything (a path to the native ``claude`` binary).
-2. Otherwise the project-local install ``<repo>/.cache/claude-code`` is used, i.e.
+2. Otherwise the project-local install ``<repo>/.cache/claude-code`` (for another version named
+   by ``TRAILGUARD_CLAUDE_VERSION``: ``.cache/claude-code-<version>``) is used, i.e.
    ``<prefix>/node_modules/@anthropic-ai/claude-code-<platform>/claude``. npm does not run the
    package's postinstall, so ``bin/claude.exe`` of the main package stays a placeholder and is
    never used: the native binary lives in the platform package.
@@ -29,13 +30,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CLAUDE_CODE_VERSION = "2.1.328"
+PINNED_VERSION = "2.1.328"
+VERSION_ENV = "TRAILGUARD_CLAUDE_VERSION"
+CLAUDE_CODE_VERSION = os.environ.get(VERSION_ENV) or PINNED_VERSION
+"""The version the suite runs against: the pinned one (CI), or ``$TRAILGUARD_CLAUDE_VERSION``
+(e.g. the newest published, installed beside it in ``.cache/claude-code-<version>``)."""
 CLAUDE_CODE_PACKAGE = "@anthropic-ai/claude-code"
 BINARY_ENV = "TRAILGUARD_CLAUDE_BIN"
 FAKE_API_KEY = "sk-ant-test-fake"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PREFIX = REPO_ROOT / ".cache" / "claude-code"
+DEFAULT_PREFIX = (
+    REPO_ROOT
+    / ".cache"
+    / (
+        "claude-code"
+        if CLAUDE_CODE_VERSION == PINNED_VERSION
+        else f"claude-code-{CLAUDE_CODE_VERSION}"
+    )
+)
 
 
 class ClaudeCodeUnavailable(RuntimeError):

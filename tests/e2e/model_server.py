@@ -436,7 +436,11 @@ class _Handler(BaseHTTPRequestHandler):
 
         if kind == "main":
             record.tool_results = _new_tool_results(body)
-            turn, record.turn_index = model_server._next_turn()
+            routed = model_server.router(record) if model_server.router else None
+            if routed is not None:
+                turn = routed
+            else:
+                turn, record.turn_index = model_server._next_turn()
         else:
             turn = Turn(text=model_server.side_text, usage=Usage(input_tokens=10, output_tokens=5))
         message = message_json(turn, str(body.get("model") or "claude-test"))
@@ -486,8 +490,12 @@ class ModelServer:
         *,
         final_text: str = FINAL_TEXT,
         side_text: str = SIDE_TEXT,
+        router: Callable[[RecordedRequest], Turn | None] | None = None,
     ) -> None:
         self.script = list(script or [])
+        self.router = router
+        """Answers a main request before the script does (None: the script answers), e.g. by
+        ``x-claude-code-agent-id`` for a subagent that runs beside the main agent."""
         self.port = port
         self.final_text = final_text
         self.side_text = side_text

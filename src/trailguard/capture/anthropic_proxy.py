@@ -64,6 +64,7 @@ __all__ = [
     "REFUSAL_STATUS",
     "ModelRequestRecord",
     "SSEParser",
+    "ToolUse",
     "create_proxy_router",
 ]
 
@@ -116,10 +117,27 @@ SESSION_HEADER = "x-claude-code-session-id"
 AGENT_HEADER = "x-claude-code-agent-id"
 PARENT_AGENT_HEADER = "x-claude-code-parent-agent-id"
 
-# Events whose data is parsed; content_block_delta (the bulk of a stream) never is.
+# Events whose data is parsed; content_block_delta (the bulk of a stream) only while a tool_use
+# block is open (its input arrives as input_json_delta), never for text or thinking.
 _WANTED_EVENTS = frozenset(
     {"message_start", "content_block_start", "message_delta", "error", "message"}
 )
+MAX_TOOL_INPUT_BYTES = 64 * 1024
+"""A tool_use block's input is kept up to this many bytes of its JSON (then marked truncated)."""
+MAX_TOOL_USES = 256
+"""At most this many tool_use blocks of one response are kept with their name and input."""
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """One ``tool_use`` block of a model response, as the model emitted it: what the agent was
+    asked to run, independently of whether its hooks report it."""
+
+    id: str
+    name: str | None
+    input: Any
+    """The parsed input; the raw text when it did not parse (or was cut); None when absent."""
+    input_truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +183,8 @@ class ModelRequestRecord:
     provisional: bool = False
     """Sent when the response's final usage (``message_delta``) was read, before the rest of
     the response went to the client; the complete record follows."""
+    tool_uses: tuple[ToolUse, ...] = ()
+    """The ``tool_use`` blocks with their tool name and input, in order."""
 
 
 OnRecord = Callable[[ModelRequestRecord], Awaitable[None] | None]
@@ -285,6 +305,52 @@ def _safe_url(url: str) -> str:
 
 
 @dataclass
+class _ToolBlock:
+    id: str
+    name: str | None
+    input: Any = None
+    partial: bytearray = field(default_factory=bytearray)
+    truncated: bool = False
+
+    def add(self, piece: str) -> None:
+        if self.truncated:
+            return
+        encoded = piece.encode("utf-8", "replace")
+        if len(self.partial) + len(encoded) > MAX_TOOL_INPUT_BYTES:
+            self.partial += encoded[: MAX_TOOL_INPUT_BYTES - len(self.partial)]
+            self.truncated = True
+            return
+        self.partial += encoded
+
+    def result(self) -> ToolUse:
+        if self.partial:
+            text = bytes(self.partial)
+            try:
+                value: Any = None if self.truncated else orjson.loads(text)
+            except orjson.JSONDecodeError:
+                value = None
+            if value is None:
+                value = text.decode("utf-8", "ignore")
+            return ToolUse(self.id, self.name, value, self.truncated)
+        return ToolUse(self.id, self.name, self.input, self.truncated)
+
+
+def _tool_block(block: dict[str, Any]) -> _ToolBlock:
+    name = block.get("name")
+    tool_input = block.get("input")
+    truncated = False
+    if tool_input is not None and len(orjson.dumps(tool_input)) > MAX_TOOL_INPUT_BYTES:
+        tool_input = orjson.dumps(tool_input)[:MAX_TOOL_INPUT_BYTES].decode("utf-8", "ignore")
+        truncated = True
+    return _ToolBlock(
+        block["id"],
+        name if isinstance(name, str) else None,
+        tool_input if tool_input != {} else None,
+        truncated=truncated,
+    )
+
+
+@dataclass
 class _Capture:
     """The record of one request, filled in while its response goes through."""
 
@@ -300,6 +366,9 @@ class _Capture:
     model: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     tool_use_ids: list[str] = field(default_factory=list)
+    tool_blocks: dict[int, _ToolBlock] = field(default_factory=dict)
+    open_tool: int | None = None
+    """Index of the tool_use block whose input deltas are arriving now."""
     stream: bool = False
     error: str | None = None
     first_byte: float | None = None
@@ -359,9 +428,13 @@ class _Capture:
             self.note_error(f"response not parsed: {type(exc).__name__}")
 
     def _on_event(self, event: str | None, data: bytes) -> None:
-        if event is not None and event not in _WANTED_EVENTS:
-            return
-        if event is None and b'"content_block_delta"' in data[:64]:
+        if self.open_tool is None:
+            if event is not None and event not in _WANTED_EVENTS:
+                return
+            if event is None and b'"content_block_delta"' in data[:64]:
+                return
+        elif event == "content_block_stop":
+            self.open_tool = None
             return
         try:
             payload = orjson.loads(data)
@@ -376,6 +449,22 @@ class _Capture:
             block = payload.get("content_block")
             if _is_tool_use(block):
                 self.tool_use_ids.append(block["id"])
+                index = payload.get("index")
+                if isinstance(index, int) and len(self.tool_blocks) < MAX_TOOL_USES:
+                    self.tool_blocks[index] = _tool_block(block)
+                    self.open_tool = index
+        elif kind == "content_block_delta":
+            delta = payload.get("delta")
+            tool = self.tool_blocks.get(payload.get("index"))  # type: ignore[arg-type]
+            if (
+                tool is not None
+                and isinstance(delta, dict)
+                and delta.get("type") == "input_json_delta"
+                and isinstance(delta.get("partial_json"), str)
+            ):
+                tool.add(delta["partial_json"])
+        elif kind == "content_block_stop":
+            self.open_tool = None
         elif kind == "message_delta":
             _flatten_usage(payload.get("usage"), self.usage)
             self.usage_final = True
@@ -410,9 +499,11 @@ class _Capture:
             return
         if payload.get("type") == "message":
             self._on_message(payload)
-            for block in payload.get("content") or ():
+            for index, block in enumerate(payload.get("content") or ()):
                 if _is_tool_use(block):
                     self.tool_use_ids.append(block["id"])
+                    if len(self.tool_blocks) < MAX_TOOL_USES:
+                        self.tool_blocks[index] = _tool_block(block)
 
     def record(self, *, provisional: bool = False) -> ModelRequestRecord:
         now = time.perf_counter()
@@ -438,6 +529,7 @@ class _Capture:
             token_presented=self.token_presented,
             refused=self.refused,
             provisional=provisional,
+            tool_uses=tuple(block.result() for _, block in sorted(self.tool_blocks.items())),
         )
 
 

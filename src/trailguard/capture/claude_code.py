@@ -215,6 +215,7 @@ def _session_start(
         git_branch=context.git_branch if context else None,
         cwd=request.cwd,
         start_source=request.text("source"),
+        hook_config=_capped_mapping(context.hooks, cap) if context is not None else None,
         extra=_capped_mapping(
             request.unmapped("model", "permission_mode", "cwd", "source", "version"), cap
         ),
@@ -232,7 +233,7 @@ def _tool_result(
     request: HookRequest, common: dict[str, Any], output_cap: int, cap: int
 ) -> ToolResult:
     name = request.hook_event_name
-    mapped = ["tool_name", "tool_use_id", "agent_id", "tool_response"]
+    mapped = ["tool_name", "tool_use_id", "agent_id", "agent_type", "tool_response"]
     duration = request.duration_ms
     if duration is not None:
         mapped.append("duration_ms")
@@ -250,6 +251,7 @@ def _tool_result(
         tool=request.tool_name or "",
         tool_use_id=request.tool_use_id,
         agent_id=request.agent_id,
+        agent_type=request.agent_type,
         status=_RESULT_STATUS.get(name, "denied"),
         output=capped.value if capped else None,
         error=error,
@@ -305,19 +307,29 @@ def _build(
             tool=request.tool_name or "",
             tool_use_id=request.tool_use_id,
             agent_id=request.agent_id,
+            agent_type=request.agent_type,
             input=capped.value if capped and truncated else tool_input,
             input_truncated=True if truncated else None,
             input_length=capped.length if capped and truncated else None,
             input_sha256=capped.sha256 if capped and truncated else None,
             extra=_capped_mapping(
-                request.unmapped("tool_name", "tool_use_id", "agent_id", "tool_input"), cap
+                request.unmapped(
+                    "tool_name", "tool_use_id", "agent_id", "agent_type", "tool_input"
+                ),
+                cap,
             ),
         )
     if name in ("PostToolUse", "PostToolUseFailure", "PermissionDenied"):
         return _tool_result(request, common, output_cap, cap)
+    payload = request.unmapped("agent_id", "agent_type")
+    context = request.client.context
+    if context is not None and context.hooks is not None:
+        # ConfigChange: the hook client read the settings files again (a claim).
+        payload = (payload or {}) | {"trailguardHookConfig": context.hooks}
     return AgentEvent(
         **common,
         name=name,
         agent_id=request.agent_id,
-        payload=_capped_mapping(request.unmapped("agent_id"), cap),
+        agent_type=request.agent_type,
+        payload=_capped_mapping(payload, cap),
     )

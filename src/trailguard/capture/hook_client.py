@@ -1164,6 +1164,96 @@ def read_permissions(cwd: str | None, environ: Mapping[str, str]) -> tuple[Json,
     return result, model
 
 
+_HOOK_PATH = "/hooks/claude-code"
+
+
+def _is_trailguard_hook(hook: object) -> bool:
+    """The install module's rule (an http hook to the gateway endpoint, or a command running
+    ``trailguard hook``), without importing it: this runs on every SessionStart."""
+    if not isinstance(hook, dict):
+        return False
+    if hook.get("type") == "http":
+        url = hook.get("url")
+        return isinstance(url, str) and url.rstrip("/").endswith(_HOOK_PATH)
+    command = hook.get("command")
+    if hook.get("type") != "command" or not isinstance(command, str):
+        return False
+    words = command.split()
+    for index, word in enumerate(words[:-1]):
+        name = word.replace("\\", "/").rsplit("/", 1)[-1]
+        if name == "trailguard" and words[index + 1] == "hook":
+            return True
+        if word == "-m" and words[index + 1 : index + 3] == ["trailguard", "hook"]:
+            return True
+    return False
+
+
+def read_hook_config(cwd: str | None, environ: Mapping[str, str]) -> Json:
+    """What the settings files say about trailguard's hooks: per file, the events with a
+    trailguard hook, those that block when the gateway cannot be reached (``onFailure: block``
+    or a command hook, which denies by itself), ``disableAllHooks`` and
+    ``allowManagedHooksOnly``; the union over files; and a SHA-256 of exactly this summary, so
+    a later session (or a ConfigChange) with different hooks is visible. A claim of the
+    developer's machine, like the rest of the context."""
+    files: list[Json] = []
+    events: set[str] = set()
+    fail_closed: set[str] = set()
+    disabled: list[str] = []
+    managed_only = False
+    for path in _settings_paths(cwd, environ):
+        entry: Json = {"path": path}
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            entry["unreadable"] = _describe_exception(exc)
+            files.append(entry)
+            continue
+        entry["fileSha256"] = _sha256_hex(raw)
+        try:
+            settings = json.loads(raw) if raw.strip() else {}
+        except ValueError as exc:
+            entry["unreadable"] = f"not JSON: {_describe_exception(exc)}"
+            files.append(entry)
+            continue
+        if not isinstance(settings, dict):
+            settings = {}
+        mine: set[str] = set()
+        blocking: set[str] = set()
+        hooks = settings.get("hooks")
+        for event, groups in hooks.items() if isinstance(hooks, dict) else ():
+            for group in groups if isinstance(groups, list) else ():
+                entries = group.get("hooks") if isinstance(group, dict) else None
+                for hook in entries if isinstance(entries, list) else ():
+                    if _is_trailguard_hook(hook):
+                        mine.add(event)
+                        if hook.get("onFailure") == "block" or hook.get("type") == "command":
+                            blocking.add(event)
+        entry["trailguardEvents"] = sorted(mine)
+        entry["failClosedEvents"] = sorted(blocking)
+        if settings.get("disableAllHooks") is True:
+            entry["disableAllHooks"] = True
+            disabled.append(path)
+        if settings.get("allowManagedHooksOnly") is True:
+            entry["allowManagedHooksOnly"] = True
+            managed_only = managed_only or path.endswith("managed-settings.json")
+        events |= mine
+        fail_closed |= blocking
+        files.append(entry)
+    summary: Json = {
+        "trailguardEvents": sorted(events),
+        "failClosedEvents": sorted(fail_closed),
+        "disableAllHooks": disabled,
+        "allowManagedHooksOnly": managed_only,
+        "files": [{k: v for k, v in f.items() if k != "fileSha256"} for f in files],
+    }
+    summary["sha256"] = _sha256_hex(json.dumps(summary, sort_keys=True).encode("utf-8"))
+    summary["files"] = files
+    return summary
+
+
 def collect_context(payload: Json, environ: Mapping[str, str]) -> Json:
     """What the machine claims about the session (recorded by the gateway, never trusted)."""
     import getpass
@@ -1194,6 +1284,10 @@ def collect_context(payload: Json, environ: Mapping[str, str]) -> Json:
     context["model"] = model if isinstance(model, str) else settings_model
     version = payload.get("version")
     context["agentVersion"] = version if isinstance(version, str) else None
+    try:
+        context["hooks"] = read_hook_config(cwd, environ)
+    except Exception as exc:  # a claim: never worth the event
+        context["hooks"] = {"error": _describe_exception(exc)}
     return context
 
 
@@ -1360,6 +1454,13 @@ def _handle(inv: _Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
                 write_env_file(env_file, session_id)
             except OSError as exc:
                 err.write(f"trailguard: cannot write {env_file}: {_describe_exception(exc)}\n")
+    elif event == "ConfigChange":
+        cwd = payload.get("cwd")
+        try:
+            hooks = read_hook_config(cwd if isinstance(cwd, str) else None, environ)
+        except Exception as exc:
+            hooks = {"error": _describe_exception(exc)}
+        marker["context"] = {"hooks": hooks}
 
     gateway = f"the audit gateway at {config.url}"
     blocked = "tool calls are blocked until it is back"

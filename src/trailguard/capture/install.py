@@ -80,10 +80,47 @@ EVENTS: tuple[str, ...] = (
     "Stop",
     "StopFailure",
     "PreCompact",
+    "PostCompact",
     "Notification",
     "ConfigChange",
+    "UserPromptExpansion",
+    "InstructionsLoaded",
+    "CwdChanged",
+    "DirectoryAdded",
+    "WorktreeCreate",
+    "WorktreeRemove",
+    "TaskCreated",
+    "TaskCompleted",
+    "Elicitation",
+    "ElicitationResult",
+    "PreModelSwitch",
+    "PostModelSwitch",
+    "PreSkillShellCommand",
 )
-"""The hook events trailguard records, in the order they are written."""
+"""The hook events trailguard records, in the order they are written: what an auditor needs
+(the session, every tool call and permission, subagents, what the agent was told and where it
+worked, configuration changes, model switches, MCP elicitations, and — new in 2.1.332 — shell
+commands a skill runs, PreSkillShellCommand; 2.1.328 accepts the unknown name and ignores it).
+Left out as noise: PostToolBatch, FileChanged, MessageDisplay, TeammateIdle; Setup runs only as
+a command at installation time. Every other event a newer Claude Code sends is still
+kept (as ``agent_event``) when a hook delivers it."""
+
+COMMAND_EVENTS: frozenset[str] = frozenset({"SessionStart", "ConfigChange"})
+"""Events that run ``trailguard hook`` even in http mode: Claude Code does not call SessionStart
+HTTP hooks, and both need the local machine (context at the start; the settings files, read
+again, at a configuration change)."""
+
+ALL_HOOK_EVENTS: tuple[str, ...] = (
+    "PreToolUse", "PostToolUse", "PostToolUseFailure", "PostToolBatch", "Notification",
+    "UserPromptSubmit", "UserPromptExpansion", "SessionStart", "SessionEnd", "Stop",
+    "StopFailure", "SubagentStart", "SubagentStop", "PreCompact", "PostCompact",
+    "PreModelSwitch", "PostModelSwitch", "PermissionRequest", "PermissionDenied", "Setup",
+    "TeammateIdle", "TaskCreated", "TaskCompleted", "Elicitation", "ElicitationResult",
+    "ConfigChange", "WorktreeCreate", "WorktreeRemove", "InstructionsLoaded", "CwdChanged",
+    "FileChanged", "DirectoryAdded", "MessageDisplay",
+)  # fmt: skip
+"""Every hook event of Claude Code 2.1.328 (33, in its own order, read from the binary); 2.1.332
+adds PreSkillShellCommand (34)."""
 
 ALLOW_MANAGED_HOOKS_ONLY = "allowManagedHooksOnly"
 
@@ -220,7 +257,7 @@ def trailguard_hooks(
     for event in EVENTS:
         if mode == "command":
             hook = _command_hook(hook_command, base_url, block_on_failure=True)
-        elif event == "SessionStart":
+        elif event in COMMAND_EVENTS:
             hook = _command_hook(hook_command, base_url, block_on_failure=False)
         else:
             hook = _http_hook(base_url)

@@ -195,6 +195,18 @@ def _persistence_class(path: str, context: ClassifyContext) -> str | None:
     return None
 
 
+_MANAGED_SETTINGS_DIRS = ("/etc/claude-code", "/Library/Application Support/ClaudeCode")
+
+
+def is_hook_settings(path: str) -> bool:
+    """Whether ``path`` is (or holds) a Claude Code settings file that can carry hooks or turn
+    them off: ``.claude/settings.json`` and ``settings.local.json`` of a project or of
+    ``~/.claude``, the ``.claude`` directory itself, and the managed settings."""
+    if re.search(r"(^|/)\.claude(/settings(\.local)?\.json)?/?$", path):
+        return True
+    return any(_is_under(path, d) and d != "/" for d in _MANAGED_SETTINGS_DIRS)
+
+
 def _path_facts(
     access: Access,
     resolved: str,
@@ -212,6 +224,9 @@ def _path_facts(
         _add(flags, "sensitive")
         attributes["sensitive"] = kind
         risk = max_risk(risk, "high" if changes else _SENSITIVE_READ_RISK.get(kind, "medium"))
+    if changes and is_hook_settings(resolved):
+        _add(flags, "hook-settings")
+        risk = max_risk(risk, "high")
     if "dynamic-path" in flags or not resolved.startswith("/"):
         return risk, attributes
     if changes:

@@ -92,6 +92,14 @@ def serve(
             "limit. An agent makes a few per second."
         ),
     ] = 300.0,
+    require_hooks: Annotated[
+        bool,
+        typer.Option(
+            "--require-hooks",
+            help="Refuse model requests through /anthropic for sessions no trailguard hook has "
+            "reported (hooks missing, disabled or bypassed); each such session is alerted.",
+        ),
+    ] = False,
 ) -> None:
     """Run the gateway on the embedded SQLite ledger."""
     import uvicorn
@@ -165,6 +173,7 @@ def serve(
             anthropic_upstream=anthropic_upstream,
             trusted_proxies=proxies,
             hook_rate_per_second=hook_rate or None,
+            require_hooks=require_hooks,
         ),
         log_level="warning",
         # uvicorn would believe X-Forwarded-For from loopback and rewrite the client's address
@@ -469,6 +478,8 @@ def sessions_show(
     output_format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
 ) -> None:
     """Who, project, start, end and why, event counts, and a completeness line."""
+    from trailguard.cli.completeness import print_session
+    from trailguard.completeness.report import session_completeness
     from trailguard.retrieval import session_report
 
     directory = resolve_data_dir(data_dir)
@@ -476,13 +487,16 @@ def sessions_show(
     try:
         session_id = resolve_session_id(store, session_id)
         report = session_report(store, session_id)
+        reconciled = session_completeness(store, session_id)
     finally:
         store.close()
     record_read(directory, "cli sessions show", {"session": session_id}, 1 if report else 0)
     if report is None:
         fail(f"no events for session {session_id}", 1)
+    sources = reconciled.to_json() if reconciled is not None else None
     if output_format == "json":
-        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+        document = report.to_json() | {"completeness": sources}
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
     claimed = ", ".join(f"{k} {v}" for k, v in report.claimed_identity.items()) or "(none)"
     lines = [
@@ -528,6 +542,9 @@ def sessions_show(
         )
         for gap in report.gaps:
             out.print("  gap ", cell(gap), sep="")
+    if sources is not None:
+        out.print("reconciled with the proxy, telemetry and transcript:")
+        print_session(sources)
 
 
 @sessions_app.command("kill")

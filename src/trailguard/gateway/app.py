@@ -22,6 +22,9 @@ from trailguard.capture.anthropic_proxy import (
     ModelRequestRecord,
     create_proxy_router,
 )
+from trailguard.completeness.live import HookRequirement, ProxySightings
+from trailguard.completeness.report import DEFAULT_RULES, Rules
+from trailguard.completeness.watcher import CompletenessWatcher
 from trailguard.cost.accounting import CostAccountant
 from trailguard.cost.budgets import BudgetConfig, BudgetTracker
 from trailguard.cost.loops import LoopDetector
@@ -39,7 +42,7 @@ from trailguard.gateway.costs import CostRecorder, preload_budgets
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.proxy_usage import identify_agent, record_model_request
 from trailguard.gateway.reaper import Reaper
-from trailguard.gateway.routes import health, hooks, records, telemetry
+from trailguard.gateway.routes import completeness, health, hooks, records, telemetry
 from trailguard.gateway.routes.docs import install_docs
 from trailguard.gateway.services import Gateway
 from trailguard.gateway.sessions import SessionRegistry
@@ -57,7 +60,14 @@ def _client(services: Gateway, request: Request) -> str:
     return services.auth.client_address(request)
 
 
-_READ_ROUTES = ("/v1/events", "/v1/reports", "/v1/evidence", "/v1/sessions", "/ui/")
+_READ_ROUTES = (
+    "/v1/events",
+    "/v1/reports",
+    "/v1/evidence",
+    "/v1/sessions",
+    "/v1/completeness",
+    "/ui/",
+)
 
 
 def _refused_read(request: Request, reason: str) -> list[AuditAccess]:
@@ -173,9 +183,14 @@ def create_app(
     stop_reason: str = "shutdown",
     trusted_proxies: tuple[str, ...] = (),
     hook_rate_per_second: float | None = None,
+    require_hooks: bool = False,
+    completeness_rules: Rules | None = None,
 ) -> FastAPI:
     """The gateway app over an open ``ledger``. Its lifespan runs the session reaper and, at
     shutdown, closes the ledger (``gateway_stop`` and a final checkpoint).
+
+    ``completeness_rules``: the grace periods of the completeness watcher.
+    ``require_hooks``: the proxy refuses model requests of sessions no hook has reported.
 
     Raises PolicyError when ``policy_dir`` (default: the shipped pack) does not load.
     """
@@ -220,6 +235,11 @@ def create_app(
         else None,
     )
     handler.executor = services.cpu
+    watcher = CompletenessWatcher(
+        ledger, sessions, redactor, rules=completeness_rules or DEFAULT_RULES
+    )
+    requirement = HookRequirement(sessions, required=require_hooks)
+    sightings = ProxySightings(sessions)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -233,9 +253,11 @@ def create_app(
             ]
         )
         reaper.start()
+        watcher.start()
         try:
             yield
         finally:
+            watcher.stop()
             reaper.stop()
             services.cpu.shutdown(wait=True)
             services.readers.shutdown()
@@ -257,18 +279,28 @@ def create_app(
     app.include_router(hooks.router)
     app.include_router(records.router)
     app.include_router(telemetry.router)
+    app.include_router(completeness.router)
 
     async def on_model_request(record: ModelRequestRecord) -> None:
+        if record.refused and requirement.refusal(record.session_id) is not None:
+            alerts = requirement.refusal_alert(record.session_id)
+            if alerts:
+                await services.record([redactor.redact_event(a) for a in alerts])
+        elif not record.provisional:
+            sighting = sightings.event_for(record)
+            if sighting is not None:
+                await services.record([redactor.redact_event(sighting)])
         await record_model_request(services, record)
 
     async def identify(token: str | None) -> str | None:
         return await identify_agent(services, token)
 
+    def refuse(session_id: str | None) -> str | None:
+        return requirement.refusal(session_id) or costs.refusal(session_id)
+
     # The pass-through to the model API (documented in the OpenAPI spec as one operation).
     app.include_router(
-        create_proxy_router(
-            anthropic_upstream, on_model_request, refuse=costs.refusal, identify=identify
-        )
+        create_proxy_router(anthropic_upstream, on_model_request, refuse=refuse, identify=identify)
     )
     return app
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from trailguard.capture.claude_code import DEFAULT_OUTPUT_CAP
 from trailguard.capture.hook_request import HookRequest
+from trailguard.completeness.live import transcript_sighting
 from trailguard.errors import ConflictError, SessionOwnershipError
 from trailguard.events import Alert, Event, SessionEnd, utc_now
 from trailguard.gateway import pipeline
@@ -156,9 +157,10 @@ class HookHandler:
             return pipeline.redact(built, self.redactor)
 
         outcome = await self._off_loop(process)
+        sighting = transcript_sighting(session_id, request.client.usage)
         notes = [
             pipeline.replace_attribution(note, identity.developer_id, context.project_id)
-            for note in self._session_notes(context)
+            for note in (*self._session_notes(context), *([sighting] if sighting else []))
         ]
         if notes:
             notes = [pipeline.redact_event(self.redactor, note) for note in notes]
