@@ -419,6 +419,9 @@ class DownstreamRecord(_EventBase):
     system: Literal["cloudtrail", "application"]
     record_id: Identifier
     """CloudTrail's ``eventID``; for an application log, the entry's id field or content hash."""
+    record_sha256: str | None = None
+    """``sha256:<hex>`` of the record's canonical JSON after redaction: which record this is,
+    whatever ``details`` kept of it."""
     record_time: str | None = None
     session_claim: str
     """Where the session id came from: ``userAgent app/trailguard-<id>``, ``field <name>``."""
