@@ -269,3 +269,223 @@ def test_importing_the_same_files_twice_records_each_record_once(gateway, tmp_pa
     assert json.loads(second.output)["appended"] == 0
     assert json.loads(second.output)["alreadyRecorded"] == 1
     assert len(of_type(stored(gateway.data_dir), "downstream_record")) == 1
+
+
+# -- unexplained activity ---------------------------------------------------------------------------
+
+
+def test_an_aws_action_no_tool_call_explains_is_an_unexplained_activity_alert(gateway, tmp_path):
+    gateway.start(SESSION)
+    script = gateway.bash(SESSION, "python3 deploy.py")  # the classifier sees no AWS call
+    idle_at = script.ended + timedelta(seconds=30)
+    time.sleep(1.1)  # CloudTrail's whole seconds cannot tell apart calls in the same second
+    gateway.bash(SESSION, "echo later")  # a later call: the session is still open at idle_at
+    during = management_event(
+        "iam.amazonaws.com", "CreateAccessKey", at=script.started,
+        user_agent=f"Boto3/1.35.0 md/Botocore#1.35.0 ua/2.0 app/trailguard-{SESSION}",
+        request={"userName": "ci-deployer"},
+        response={"accessKey": {"accessKeyId": "AKIAIOSFODNN7EXAMPLE", "status": "Active",
+                                "userName": "ci-deployer", "createDate": "Apr 15, 2026"}},
+    )  # fmt: skip
+    between = s3_object_event(
+        "DeleteObject", at=idle_at, bucket="prod-config", key="app/config.json",
+        user_agent=cli_user_agent(SESSION, "s3.rm"),
+    )  # fmt: skip
+    path = tmp_path / "records.json"
+    path.write_bytes(log_file_bytes([during, between])[0])
+    gateway.stop()
+    result = correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir))
+    assert result.exit_code == 0, result.output
+    assert "2 unexplained (alerted)" in result.output
+    events = stored(gateway.data_dir)
+    records = {e["recordId"]: e for e in of_type(events, "downstream_record")}
+    assert records[during["eventID"]]["match"] == "time"
+    assert records[during["eventID"]]["toolUseId"] == script.tool_use_id
+    assert records[between["eventID"]]["match"] == "none"
+    assert records[between["eventID"]]["toolUseId"] is None
+    alerts = {
+        a["details"]["recordId"]: a
+        for a in of_type(events, "alert")
+        if a["alertType"] == "unexplained_activity"
+    }
+    assert set(alerts) == {during["eventID"], between["eventID"]}
+    assert alerts[during["eventID"]]["severity"] == "high"  # an IAM change (admin)
+    assert alerts[during["eventID"]]["sessionId"] == SESSION
+    assert alerts[during["eventID"]]["details"]["nearestToolUseId"] == script.tool_use_id
+    assert alerts[between["eventID"]]["severity"] == "high"  # a delete outside any call
+    assert "iam:CreateAccessKey" in alerts[during["eventID"]]["message"]
+
+
+def test_an_action_that_was_denied_but_happened_anyway_is_a_critical_alert(gateway, tmp_path):
+    gateway.start(SESSION)
+    denied = gateway.bash(SESSION, "aws --profile prod s3 rm s3://audit-logs --recursive")
+    invocation = next(
+        e for e in of_type(stored(gateway.data_dir), "tool_invocation")
+        if e["toolUseId"] == denied.tool_use_id
+    )  # fmt: skip
+    assert invocation["policyResult"] == "denied"
+    later = denied.started + timedelta(seconds=20)
+    record = s3_object_event(
+        "DeleteObject", at=later, bucket="audit-logs", key="2026/04/15/app.log",
+        user_agent=cli_user_agent(SESSION, "s3.rm"),
+    )  # fmt: skip
+    path = tmp_path / "records.json"
+    path.write_bytes(log_file_bytes([record])[0])
+    gateway.stop()
+    assert correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir)).exit_code == 0
+    (alert,) = [a for a in of_type(stored(gateway.data_dir), "alert")
+                if a["alertType"] == "unexplained_activity"]  # fmt: skip
+    assert alert["severity"] == "critical"
+    assert alert["details"]["deniedToolUseId"] == denied.tool_use_id
+    assert "was denied" in alert["message"]
+
+
+# -- a hostile importer -----------------------------------------------------------------------------
+
+
+def test_a_forged_record_cannot_displace_the_genuine_one_with_the_same_event_id(gateway, tmp_path):
+    """The attack: import a forged copy of a record first (same eventID, different content), so
+    that the genuine record would later be dropped as 'already recorded'."""
+    gateway.start(SESSION)
+    copy = gateway.bash(SESSION, COPY)
+    genuine = s3_object_event(
+        "PutObject", at=copy.started, bucket="prod-config", key="app/config.json",
+        user_agent=cli_user_agent(SESSION),
+    )  # fmt: skip
+    forged = json.loads(json.dumps(genuine))
+    forged["sourceIPAddress"] = "198.51.100.66"
+    forged["requestParameters"]["key"] = "app/harmless.txt"
+    (tmp_path / "forged.json").write_bytes(log_file_bytes([forged])[0])
+    (tmp_path / "genuine.json").write_bytes(log_file_bytes([genuine])[0])
+    gateway.stop()
+    data = str(gateway.data_dir)
+    assert correlate_cli("cloudtrail", str(tmp_path / "forged.json"), "--data-dir", data).exit_code == 0
+    result = correlate_cli("cloudtrail", str(tmp_path / "genuine.json"), "--data-dir", data)
+    assert result.exit_code == 0, result.output
+    assert "claimed by two different records" in result.output
+    events = stored(gateway.data_dir)
+    records = [e for e in of_type(events, "downstream_record") if e["recordId"] == genuine["eventID"]]
+    assert sorted(r["sourceIp"] for r in records) == ["192.0.2.10", "198.51.100.66"]
+    assert len({r["eventId"] for r in records}) == 2
+    (conflict,) = [a for a in of_type(events, "alert") if a["alertType"] == "conflicting_record"]
+    assert conflict["severity"] == "high"
+    assert conflict["details"]["recordId"] == genuine["eventID"]
+    assert conflict["sessionId"] == SESSION
+
+
+def test_records_naming_sessions_the_ledger_does_not_know_are_skipped_and_reported(gateway, tmp_path):
+    gateway.start(SESSION)
+    gateway.stop()
+    ghost = "0193f1c2-dead-7c1d-9f00-00000000beef"
+    record = s3_object_event(
+        "PutObject", at=datetime.now(UTC), bucket="b", key="k", user_agent=cli_user_agent(ghost)
+    )
+    two = s3_object_event(
+        "PutObject", at=datetime.now(UTC), bucket="b", key="k2",
+        user_agent=cli_user_agent(SESSION) + f" app/trailguard-{ghost}",
+    )  # fmt: skip
+    path = tmp_path / "records.json"
+    path.write_bytes(log_file_bytes([record, two])[0])
+    result = correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir))
+    assert result.exit_code == 1  # the record naming two sessions was skipped, and said so
+    assert f"sessions not in this ledger: {ghost} (1)" in result.output
+    assert "names 2 trailguard sessions" in result.output
+    events = stored(gateway.data_dir)
+    assert not of_type(events, "downstream_record")
+    assert not [e for e in events if e.get("sessionId") == ghost]
+
+
+def test_secrets_in_a_record_are_redacted_before_they_are_stored(gateway, tmp_path):
+    gateway.start(SESSION)
+    call = gateway.bash(SESSION, "aws ssm put-parameter --name /app/token --type SecureString --value x")
+    leaked = "ghp_" + "Fake1234567890abcdefghijklmnopqrstuvwxyzAB"
+    record = management_event(
+        "ssm.amazonaws.com", "PutParameter", at=call.started,
+        user_agent=cli_user_agent(SESSION, "ssm.put-parameter"),
+        request={"name": "/app/token", "type": "SecureString", "value": "HIDDEN_DUE_TO_SECURITY_REASONS",
+                 "description": f"rotated token {leaked}"},
+        response={"version": 2, "tier": "Standard"},
+    )  # fmt: skip
+    path = tmp_path / "records.json.gz"
+    path.write_bytes(log_file_bytes([record])[1])
+    gateway.stop()
+    assert correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir)).exit_code == 0
+    raw = (gateway.data_dir / "ledger.sqlite3").read_bytes()
+    assert leaked.encode() not in raw
+    (stored_record,) = of_type(stored(gateway.data_dir), "downstream_record")
+    assert "[REDACTED:" in stored_record["details"]["requestParameters"]["description"]
+    assert stored_record["match"] == "exact"  # ssm:PutParameter on /app/token
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it_and_other_files_are_still_imported(
+    gateway, tmp_path
+):
+    gateway.start(SESSION)
+    copy = gateway.bash(SESSION, COPY)
+    gateway.stop()
+    tree = tmp_path / "trail"
+    (good,) = write_delivery_tree(
+        tree,
+        [[s3_object_event("PutObject", at=copy.started, bucket="prod-config",
+                          key="app/config.json", user_agent=cli_user_agent(SESSION))]],
+        copy.started,
+    )  # fmt: skip
+    bomb = good.with_name("111122223333_CloudTrail_us-east-1_20260415T1500Z_B0MB0MB0MB0MB0MB.json.gz")
+    with gzip.open(bomb, "wb", compresslevel=9) as stream:
+        chunk = b'{"Records":[' + b" " * (1024 * 1024)
+        for _ in range(80):  # 80 MiB of JSON whitespace: over the 64 MiB limit, ~80 KiB on disk
+            stream.write(chunk)
+    assert bomb.stat().st_size < 1024 * 1024
+    result = correlate_cli("cloudtrail", str(tree), "--data-dir", str(gateway.data_dir))
+    assert result.exit_code == 1
+    assert "inflates to more than" in result.output
+    assert len(of_type(stored(gateway.data_dir), "downstream_record")) == 1
+
+
+def test_lookup_events_output_is_read_like_a_delivered_log_file(gateway, tmp_path):
+    gateway.start(SESSION)
+    call = gateway.bash(SESSION, "aws sts get-caller-identity")
+    record = management_event(
+        "sts.amazonaws.com", "GetCallerIdentity", at=call.started, read_only=True,
+        user_agent=cli_user_agent(SESSION, "sts.get-caller-identity"),
+    )  # fmt: skip
+    lookup = {
+        "Events": [
+            {
+                "EventId": record["eventID"],
+                "EventName": "GetCallerIdentity",
+                "ReadOnly": "true",
+                "AccessKeyId": "ASIAIOSFODNN7EXAMPLE",
+                "EventTime": "2026-04-15T14:32:07+00:00",
+                "EventSource": "sts.amazonaws.com",
+                "Username": "dev-jordan",
+                "Resources": [],
+                "CloudTrailEvent": json.dumps(record),
+            }
+        ]
+    }
+    path = tmp_path / "lookup-events.json"
+    path.write_text(json.dumps(lookup))
+    gateway.stop()
+    assert correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir)).exit_code == 0
+    (joined,) = of_type(stored(gateway.data_dir), "downstream_record")
+    assert joined["recordId"] == record["eventID"]
+    assert joined["toolUseId"] == call.tool_use_id
+    assert joined["match"] == "action"  # sts:GetCallerIdentity names no resource
+
+
+def test_a_file_that_is_not_cloudtrail_is_a_clear_error_and_nothing_is_recorded(gateway, tmp_path):
+    gateway.start(SESSION)
+    gateway.stop()
+    before = len(stored(gateway.data_dir))
+    path = tmp_path / "notes.json"
+    path.write_text('{"hello": "world"}')
+    result = correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir))
+    assert result.exit_code == 1
+    assert "JSON but not CloudTrail" in result.output
+    missing = correlate_cli("cloudtrail", str(tmp_path / "nope"), "--data-dir", str(gateway.data_dir))
+    assert missing.exit_code == 2
+    assert "no such file or directory" in missing.output
+    # only the import's own start and stop (and their checkpoint) were added
+    added = stored(gateway.data_dir)[before:]
+    assert {e["eventType"] for e in added} <= {"gateway_start", "gateway_stop", "checkpoint"}

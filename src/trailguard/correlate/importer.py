@@ -59,6 +59,7 @@ DETAILS_CAP: Final = 32 * 1024
 """A record's details (request parameters, response elements...) are stored up to this many
 bytes of canonical JSON, else as a preview with the full length and hash."""
 FUTURE_ALLOWANCE: Final = timedelta(minutes=5)
+_CLOUDTRAIL_PRECISION: Final = timedelta(seconds=1)
 
 # CloudTrail fields the event carries in its own fields, not again in ``details``.
 _PROMOTED: Final = frozenset(
@@ -361,6 +362,9 @@ class Correlator:
         resources = record.resources()
         observed = Observed(
             time=parse_time(record.event_time),
+            precision=_CLOUDTRAIL_PRECISION
+            if record.event_time.endswith(".000Z")
+            else timedelta(0),
             actions=record.iam_actions,
             access=record.access,
             resources=tuple(resources),

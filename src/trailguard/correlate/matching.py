@@ -14,8 +14,8 @@ the record wins:
 ``time``     only the window holds it: the call did something its operations did not declare
 ``none``     no call's window holds it
 
-Ties go to the call whose window holds the record without the allowance, then to the one that
-started last before it.
+Ties go to the call whose window is nearest the record's time (CloudTrail's whole second is an
+interval), then to the one that started last.
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ class Observed:
     """What matching needs of a downstream record."""
 
     time: datetime
+    precision: timedelta = timedelta(0)
+    """How much the time was rounded down: CloudTrail's eventTime has whole seconds, so the
+    call happened in [time, time + 1 s)."""
     actions: tuple[str, ...] = ()
     """IAM actions the record's call needed (none for an application log)."""
     access: str | None = None
@@ -234,16 +237,19 @@ class SessionTimeline:
 
     def match(self, observed: Observed, *, skew: timedelta = DEFAULT_CLOCK_SKEW) -> Match:
         """The call that best explains ``observed``, and how sure the join is."""
-        ranked: list[tuple[int, bool, datetime, ToolCall, MatchLevel, str]] = []
+        ranked: list[tuple[int, timedelta, datetime, ToolCall, MatchLevel, str]] = []
+        earliest, latest = observed.time, observed.time + observed.precision
         for call in self.calls:
             if call.decision == "denied":
                 continue
             start, end = self._window(call)
-            if observed.time < start - skew or (end is not None and observed.time > end + skew):
+            # How far the record's interval lies outside the call's window (0: they overlap).
+            gap = max(start - latest, (earliest - end) if end is not None else timedelta(0))
+            gap = max(gap, timedelta(0))
+            if gap > skew:
                 continue
-            inside = start <= observed.time and (end is None or observed.time <= end)
             level, reason = explain(call, observed)
-            ranked.append((_RANK[level], inside, call.started, call, level, reason))
+            ranked.append((_RANK[level], -gap, call.started, call, level, reason))
         denied = self._denied_call_for(observed)
         if not ranked:
             return Match(
