@@ -185,10 +185,7 @@ def log_file_name(delivered: datetime) -> str:
 
 def log_key(delivered: datetime) -> str:
     """Where CloudTrail puts a log file in the trail's bucket."""
-    return (
-        f"AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/{delivered:%Y/%m/%d}/"
-        + log_file_name(delivered)
-    )
+    return f"AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/{delivered:%Y/%m/%d}/" + log_file_name(delivered)
 
 
 def log_file_bytes(records: list[dict[str, Any]]) -> tuple[bytes, bytes]:

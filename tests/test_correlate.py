@@ -30,7 +30,6 @@ from cloudtrail_records import (
     log_file_bytes,
     log_key,
     management_event,
-    s3_list_event,
     s3_object_event,
     write_delivery_tree,
 )
@@ -130,7 +129,11 @@ class Sessions:
             if e["toolUseId"] == tool_use_id
         )
         ended = next(
-            (e["timestamp"] for e in of_type(events, "tool_result") if e["toolUseId"] == tool_use_id),
+            (
+                e["timestamp"]
+                for e in of_type(events, "tool_result")
+                if e["toolUseId"] == tool_use_id
+            ),
             None,
         )
         return Call(
@@ -138,7 +141,9 @@ class Sessions:
         )
 
     def end(self, session_id: str, token: str = "jordan") -> None:
-        self.hook(token, {"session_id": session_id, "hook_event_name": "SessionEnd", "reason": "other"})
+        self.hook(
+            token, {"session_id": session_id, "hook_event_name": "SessionEnd", "reason": "other"}
+        )
 
     def correlate(self, kind: str, body: dict[str, Any], token: str) -> Any:
         return self.client.post(
@@ -175,7 +180,7 @@ def api_file(name: str, raw: bytes, **extra: Any) -> dict[str, Any]:
     return {"name": name, "content": base64.b64encode(raw).decode(), **extra}
 
 
-# -- the whole join, from a delivery tree ----------------------------------------------------------
+# -- the whole join, from a delivery tree ---------------------------------------------------------
 
 
 def test_a_delivery_tree_is_joined_to_sessions_and_the_tool_calls_that_caused_them(
@@ -212,7 +217,9 @@ def test_a_delivery_tree_is_joined_to_sessions_and_the_tool_calls_that_caused_th
     write_delivery_tree(tmp_path / "trail", [[untagged, ours], [console, theirs]], at)
     gateway.stop()
 
-    result = correlate_cli("cloudtrail", str(tmp_path / "trail"), "--data-dir", str(gateway.data_dir))
+    result = correlate_cli(
+        "cloudtrail", str(tmp_path / "trail"), "--data-dir", str(gateway.data_dir)
+    )
     assert result.exit_code == 0, result.output
     assert "2 file(s), 4 CloudTrail records: 2 joined to sessions (2 new" in result.output
     assert "2 name no trailguard session" in result.output
@@ -262,8 +269,12 @@ def test_importing_the_same_files_twice_records_each_record_once(gateway, tmp_pa
     # The same record delivered twice (CloudTrail may), in a second file of the tree:
     write_delivery_tree(tree, [[record]], copy.started + timedelta(minutes=20))
     gateway.stop()
-    first = correlate_cli("cloudtrail", str(tree), "--data-dir", str(gateway.data_dir), "--format", "json")
-    second = correlate_cli("cloudtrail", str(tree), "--data-dir", str(gateway.data_dir), "--format", "json")
+    first = correlate_cli(
+        "cloudtrail", str(tree), "--data-dir", str(gateway.data_dir), "--format", "json"
+    )
+    second = correlate_cli(
+        "cloudtrail", str(tree), "--data-dir", str(gateway.data_dir), "--format", "json"
+    )
     assert first.exit_code == second.exit_code == 0, first.output + second.output
     assert json.loads(first.output)["appended"] == 1
     assert json.loads(second.output)["appended"] == 0
@@ -271,7 +282,7 @@ def test_importing_the_same_files_twice_records_each_record_once(gateway, tmp_pa
     assert len(of_type(stored(gateway.data_dir), "downstream_record")) == 1
 
 
-# -- unexplained activity ---------------------------------------------------------------------------
+# -- unexplained activity -------------------------------------------------------------------------
 
 
 def test_an_aws_action_no_tool_call_explains_is_an_unexplained_activity_alert(gateway, tmp_path):
@@ -332,7 +343,9 @@ def test_an_action_that_was_denied_but_happened_anyway_is_a_critical_alert(gatew
     path = tmp_path / "records.json"
     path.write_bytes(log_file_bytes([record])[0])
     gateway.stop()
-    assert correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir)).exit_code == 0
+    assert (
+        correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir)).exit_code == 0
+    )
     (alert,) = [a for a in of_type(stored(gateway.data_dir), "alert")
                 if a["alertType"] == "unexplained_activity"]  # fmt: skip
     assert alert["severity"] == "critical"
@@ -340,7 +353,7 @@ def test_an_action_that_was_denied_but_happened_anyway_is_a_critical_alert(gatew
     assert "was denied" in alert["message"]
 
 
-# -- a hostile importer -----------------------------------------------------------------------------
+# -- a hostile importer ---------------------------------------------------------------------------
 
 
 def test_a_forged_record_cannot_displace_the_genuine_one_with_the_same_event_id(gateway, tmp_path):
@@ -359,12 +372,17 @@ def test_a_forged_record_cannot_displace_the_genuine_one_with_the_same_event_id(
     (tmp_path / "genuine.json").write_bytes(log_file_bytes([genuine])[0])
     gateway.stop()
     data = str(gateway.data_dir)
-    assert correlate_cli("cloudtrail", str(tmp_path / "forged.json"), "--data-dir", data).exit_code == 0
+    assert (
+        correlate_cli("cloudtrail", str(tmp_path / "forged.json"), "--data-dir", data).exit_code
+        == 0
+    )
     result = correlate_cli("cloudtrail", str(tmp_path / "genuine.json"), "--data-dir", data)
     assert result.exit_code == 0, result.output
     assert "claimed by two different records" in result.output
     events = stored(gateway.data_dir)
-    records = [e for e in of_type(events, "downstream_record") if e["recordId"] == genuine["eventID"]]
+    records = [
+        e for e in of_type(events, "downstream_record") if e["recordId"] == genuine["eventID"]
+    ]
     assert sorted(r["sourceIp"] for r in records) == ["192.0.2.10", "198.51.100.66"]
     assert len({r["eventId"] for r in records}) == 2
     (conflict,) = [a for a in of_type(events, "alert") if a["alertType"] == "conflicting_record"]
@@ -373,7 +391,9 @@ def test_a_forged_record_cannot_displace_the_genuine_one_with_the_same_event_id(
     assert conflict["sessionId"] == SESSION
 
 
-def test_records_naming_sessions_the_ledger_does_not_know_are_skipped_and_reported(gateway, tmp_path):
+def test_records_naming_sessions_the_ledger_does_not_know_are_skipped_and_reported(
+    gateway, tmp_path
+):
     gateway.start(SESSION)
     gateway.stop()
     ghost = "0193f1c2-dead-7c1d-9f00-00000000beef"
@@ -397,19 +417,24 @@ def test_records_naming_sessions_the_ledger_does_not_know_are_skipped_and_report
 
 def test_secrets_in_a_record_are_redacted_before_they_are_stored(gateway, tmp_path):
     gateway.start(SESSION)
-    call = gateway.bash(SESSION, "aws ssm put-parameter --name /app/token --type SecureString --value x")
+    call = gateway.bash(
+        SESSION, "aws ssm put-parameter --name /app/token --type SecureString --value x"
+    )
     leaked = "ghp_" + "Fake1234567890abcdefghijklmnopqrstuvwxyzAB"
     record = management_event(
         "ssm.amazonaws.com", "PutParameter", at=call.started,
         user_agent=cli_user_agent(SESSION, "ssm.put-parameter"),
-        request={"name": "/app/token", "type": "SecureString", "value": "HIDDEN_DUE_TO_SECURITY_REASONS",
+        request={"name": "/app/token", "type": "SecureString",
+                 "value": "HIDDEN_DUE_TO_SECURITY_REASONS",
                  "description": f"rotated token {leaked}"},
         response={"version": 2, "tier": "Standard"},
     )  # fmt: skip
     path = tmp_path / "records.json.gz"
     path.write_bytes(log_file_bytes([record])[1])
     gateway.stop()
-    assert correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir)).exit_code == 0
+    assert (
+        correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir)).exit_code == 0
+    )
     raw = (gateway.data_dir / "ledger.sqlite3").read_bytes()
     assert leaked.encode() not in raw
     (stored_record,) = of_type(stored(gateway.data_dir), "downstream_record")
@@ -430,7 +455,9 @@ def test_a_gzip_bomb_is_refused_without_inflating_it_and_other_files_are_still_i
                           key="app/config.json", user_agent=cli_user_agent(SESSION))]],
         copy.started,
     )  # fmt: skip
-    bomb = good.with_name("111122223333_CloudTrail_us-east-1_20260415T1500Z_B0MB0MB0MB0MB0MB.json.gz")
+    bomb = good.with_name(
+        "111122223333_CloudTrail_us-east-1_20260415T1500Z_B0MB0MB0MB0MB0MB.json.gz"
+    )
     with gzip.open(bomb, "wb", compresslevel=9) as stream:
         chunk = b'{"Records":[' + b" " * (1024 * 1024)
         for _ in range(80):  # 80 MiB of JSON whitespace: over the 64 MiB limit, ~80 KiB on disk
@@ -467,7 +494,9 @@ def test_lookup_events_output_is_read_like_a_delivered_log_file(gateway, tmp_pat
     path = tmp_path / "lookup-events.json"
     path.write_text(json.dumps(lookup))
     gateway.stop()
-    assert correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir)).exit_code == 0
+    assert (
+        correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir)).exit_code == 0
+    )
     (joined,) = of_type(stored(gateway.data_dir), "downstream_record")
     assert joined["recordId"] == record["eventID"]
     assert joined["toolUseId"] == call.tool_use_id
@@ -483,9 +512,227 @@ def test_a_file_that_is_not_cloudtrail_is_a_clear_error_and_nothing_is_recorded(
     result = correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir))
     assert result.exit_code == 1
     assert "JSON but not CloudTrail" in result.output
-    missing = correlate_cli("cloudtrail", str(tmp_path / "nope"), "--data-dir", str(gateway.data_dir))
+    missing = correlate_cli(
+        "cloudtrail", str(tmp_path / "nope"), "--data-dir", str(gateway.data_dir)
+    )
     assert missing.exit_code == 2
     assert "no such file or directory" in missing.output
     # only the import's own start and stop (and their checkpoint) were added
     added = stored(gateway.data_dir)[before:]
     assert {e["eventType"] for e in added} <= {"gateway_start", "gateway_stop", "checkpoint"}
+
+
+# -- through the gateway's API --------------------------------------------------------------------
+
+
+def test_an_agent_token_cannot_attach_records_to_another_developers_session(gateway):
+    gateway.start(SESSION)  # dev_jordan's
+    gateway.start(OTHER_SESSION, "alex")
+    mine = gateway.bash(OTHER_SESSION, "aws s3 cp notes.txt s3://alex-scratch/notes.txt", "alex")
+    framed = s3_object_event(
+        "DeleteObject", at=datetime.now(UTC), bucket="prod-config", key="app/config.json",
+        user_agent=cli_user_agent(SESSION, "s3.rm"),
+    )  # fmt: skip
+    own = s3_object_event(
+        "PutObject", at=mine.started, bucket="alex-scratch", key="notes.txt",
+        user_agent=cli_user_agent(OTHER_SESSION),
+    )  # fmt: skip
+    raw = log_file_bytes([framed, own])[1]
+    response = gateway.correlate("cloudtrail", {"files": [api_file("trail.json.gz", raw)]}, "alex")
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["refusedSessions"] == {SESSION: 1}
+    assert report["appended"] == 1
+    events = stored(gateway.data_dir)
+    assert [e["sessionId"] for e in of_type(events, "downstream_record")] == [OTHER_SESSION]
+    (hijack,) = [a for a in of_type(events, "alert") if a["alertType"] == "session_hijack"]
+    assert hijack["developerId"] == "dev_alex"
+    assert hijack["details"]["targetSessionIds"] == [SESSION]
+    assert hijack.get("sessionId") is None  # recorded under the refused token, not in the session
+    (record,) = of_type(events, "downstream_record")
+    assert record["importedBy"].startswith("dev_alex (token tok_")
+
+
+def test_an_admin_token_imports_any_sessions_records_and_an_auditor_token_cannot(gateway):
+    gateway.start(SESSION)
+    copy = gateway.bash(SESSION, COPY)
+    record = s3_object_event(
+        "PutObject", at=copy.started, bucket="prod-config", key="app/config.json",
+        user_agent=cli_user_agent(SESSION),
+    )  # fmt: skip
+    body = {"files": [api_file("trail.json", log_file_bytes([record])[0])]}
+    refused = gateway.correlate("cloudtrail", body, "auditor")
+    assert refused.status_code == 403
+    assert not of_type(stored(gateway.data_dir), "downstream_record")
+    accepted = gateway.correlate("cloudtrail", body, "admin")
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["matches"] == {"exact": 1}
+    (joined,) = of_type(stored(gateway.data_dir), "downstream_record")
+    assert joined["toolUseId"] == copy.tool_use_id
+    assert joined["importedBy"].startswith("ops_kim (token ")
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"files": []}, "files"),
+        ({"files": [{"name": "x", "content": "%%%"}]}, "files.0.content"),
+        ({"files": [{"name": "x", "content": "e30="}], "clockSkewSeconds": -1}, "clockSkewSeconds"),
+        ({"files": [{"name": "x", "content": "e30="}], "since": "yesterday"}, "since"),
+        ({"files": [{"name": "x", "content": "e30="}], "extra": 1}, "extra"),
+    ],
+)
+def test_malformed_import_requests_are_a_4xx_naming_the_field(gateway, body, named):
+    response = gateway.correlate("cloudtrail", body, "admin")
+    assert response.status_code == 400, response.text
+    assert named in response.json()["detail"]
+
+
+def test_a_jsonl_import_without_a_session_field_is_refused(gateway):
+    body = {"files": [{"name": "app.log", "content": "e30="}]}
+    response = gateway.correlate("jsonl", body, "admin")
+    assert response.status_code == 400
+    assert "fields.session" in response.json()["detail"]
+
+
+# -- CloudTrail's signed digests ------------------------------------------------------------------
+
+
+def test_records_covered_by_a_signed_digest_are_digest_verified_and_a_forged_file_is_not(
+    gateway, tmp_path
+):
+    gateway.start(SESSION)
+    copy = gateway.bash(SESSION, COPY)
+    gateway.stop()
+    signer = FakeCloudTrailSigner()  # stands in for AWS, which signs with its own key
+    keys = tmp_path / "public-keys.json"
+    keys.write_text(signer.public_keys_json())
+    pinned = runner.invoke(
+        cli_app, ["correlate", "trust-keys", str(keys), "--data-dir", str(gateway.data_dir)]
+    )
+    assert pinned.exit_code == 0, pinned.output
+
+    genuine = s3_object_event(
+        "PutObject", at=copy.started, bucket="prod-config", key="app/config.json",
+        user_agent=cli_user_agent(SESSION),
+    )  # fmt: skip
+    forged = s3_object_event(
+        "GetObject", at=copy.started, bucket="prod-config", key="app/secrets.json",
+        user_agent=cli_user_agent(SESSION),
+    )  # fmt: skip
+    tree = tmp_path / "trail"
+    genuine_key, forged_key = log_key(copy.started), log_key(copy.started + timedelta(minutes=5))
+    genuine_plain, genuine_gz = log_file_bytes([genuine])
+    (tree / genuine_key).parent.mkdir(parents=True)
+    (tree / genuine_key).write_bytes(genuine_gz)
+    (tree / forged_key).write_bytes(log_file_bytes([forged])[1])
+    # Two hourly digests: the first's signature is carried by the second (offline validation);
+    # the second, newest one has its signature only in S3 metadata, which a local copy lacks.
+    end = copy.started + timedelta(minutes=30)
+    first_key, first, first_signature = signer.digest_for(
+        "trail-bucket", [(genuine_key, genuine_plain)], end
+    )
+    second_key, second, _ = signer.digest_for(
+        "trail-bucket", [], end + timedelta(hours=1), previous=(first_key, first_signature)
+    )
+    for key, content in ((first_key, first), (second_key, second)):
+        (tree / key).parent.mkdir(parents=True, exist_ok=True)
+        (tree / key).write_bytes(content)
+
+    result = correlate_cli("cloudtrail", str(tree), "--data-dir", str(gateway.data_dir))
+    assert "1 verified by a CloudTrail digest" in result.output, result.output
+    assert "no signature to check" in result.output  # the newest digest, honestly reported
+    events = stored(gateway.data_dir)
+    records = {e["recordId"]: e for e in of_type(events, "downstream_record")}
+    assert records[genuine["eventID"]]["authenticity"] == "digest_verified"
+    assert records[forged["eventID"]]["authenticity"] == "unverified"
+    # Pinning keys is part of the record: queued for the ledger's writer (none runs now).
+    state = GatewayState(gateway.data_dir)
+    try:
+        queued = [json.loads(document) for _, document in state.pending_events()]
+    finally:
+        state.close()
+    (pinning,) = [e for e in queued if e.get("alertType") == "cloudtrail_keys_pinned"]
+    assert pinning["details"]["fingerprints"] == [signer.fingerprint]
+
+
+def test_a_digest_whose_signature_does_not_check_verifies_nothing(gateway, tmp_path):
+    gateway.start(SESSION)
+    copy = gateway.bash(SESSION, COPY)
+    gateway.stop()
+    signer, impostor = FakeCloudTrailSigner(), FakeCloudTrailSigner()
+    keys = tmp_path / "public-keys.json"
+    keys.write_text(signer.public_keys_json())
+    assert (
+        runner.invoke(
+            cli_app, ["correlate", "trust-keys", str(keys), "--data-dir", str(gateway.data_dir)]
+        ).exit_code
+        == 0
+    )
+    record = s3_object_event(
+        "PutObject", at=copy.started, bucket="prod-config", key="app/config.json",
+        user_agent=cli_user_agent(SESSION),
+    )  # fmt: skip
+    plain, gz = log_file_bytes([record])
+    key = log_key(copy.started)
+    # The forger writes a digest that lists the file and names the pinned key's fingerprint,
+    # but can only sign it with a key of its own.
+    impostor.fingerprint = signer.fingerprint
+    end = copy.started + timedelta(minutes=30)
+    first_key, first, first_signature = impostor.digest_for("trail-bucket", [(key, plain)], end)
+    second_key, second, _ = impostor.digest_for(
+        "trail-bucket", [], end + timedelta(hours=1), previous=(first_key, first_signature)
+    )
+    tree = tmp_path / "trail"
+    for name, content in ((key, gz), (first_key, first), (second_key, second)):
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_bytes(content)
+    result = correlate_cli("cloudtrail", str(tree), "--data-dir", str(gateway.data_dir))
+    assert result.exit_code == 1
+    assert "INVALID signature" in result.output
+    (joined,) = of_type(stored(gateway.data_dir), "downstream_record")
+    assert joined["authenticity"] == "unverified"
+
+
+# -- application logs -----------------------------------------------------------------------------
+
+
+def test_application_log_entries_join_the_tool_call_running_at_their_time(gateway, tmp_path):
+    gateway.start(SESSION)
+    curl = gateway.bash(SESSION, "curl -s http://127.0.0.1:8000/api/orders -d @order.json")
+    gateway.stop()
+    during = curl.started + (curl.ended - curl.started) / 2
+    lines = [
+        {"ts": during.isoformat(), "level": "info", "event": "order.created", "order_id": 42,
+         "ctx": {"trailguard_session": SESSION}, "db_password": "hunter2-fake"},
+        {"ts": during.isoformat(), "level": "info", "event": "healthcheck"},  # no session
+        {"ts": (curl.ended + timedelta(minutes=3)).timestamp(), "event": "cron.tick",
+         "ctx": {"trailguard_session": SESSION}},
+    ]  # fmt: skip
+    log = tmp_path / "app.jsonl"
+    log.write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json\n")
+    result = correlate_cli(
+        "jsonl", str(log), "--session-field", "ctx.trailguard_session", "--time-field", "ts",
+        "--app", "orders-api", "--data-dir", str(gateway.data_dir),
+    )  # fmt: skip
+    assert result.exit_code == 1  # the line that is not JSON was skipped, and named
+    assert "app.jsonl:4: not JSON" in result.output
+    assert "2 joined to sessions" in result.output
+    records = of_type(stored(gateway.data_dir), "downstream_record")
+    by_name = {r["name"]: r for r in records}
+    assert set(by_name) == {"order.created", "cron.tick"}
+    created = by_name["order.created"]
+    assert created["system"] == "application"
+    assert created["service"] == "orders-api"
+    assert created["toolUseId"] == curl.tool_use_id
+    assert created["match"] == "time"
+    assert created["sessionClaim"] == "field ctx.trailguard_session"
+    assert created["details"]["db_password"].startswith("[REDACTED:")
+    assert by_name["cron.tick"]["match"] == "none"
+    again = correlate_cli(
+        "jsonl", str(log), "--session-field", "ctx.trailguard_session", "--time-field", "ts",
+        "--data-dir", str(gateway.data_dir), "--app", "orders-api", "--format", "json",
+    )  # fmt: skip
+    assert json.loads(again.output)["appended"] == 0
+    assert not [a for a in of_type(stored(gateway.data_dir), "alert")
+                if a["alertType"] == "unexplained_activity"]  # fmt: skip
