@@ -736,3 +736,57 @@ def test_application_log_entries_join_the_tool_call_running_at_their_time(gatewa
     assert json.loads(again.output)["appended"] == 0
     assert not [a for a in of_type(stored(gateway.data_dir), "alert")
                 if a["alertType"] == "unexplained_activity"]  # fmt: skip
+
+
+# -- the session timeline -------------------------------------------------------------------------
+
+
+def test_sessions_show_lists_downstream_records_under_their_tool_call(gateway, tmp_path):
+    gateway.start(SESSION)
+    copy = gateway.bash(SESSION, COPY)
+    gateway.stop()
+    record = s3_object_event(
+        "PutObject", at=copy.started + timedelta(milliseconds=600), bucket="prod-config",
+        key="app/config.json", user_agent=cli_user_agent(SESSION), source_ip="10.1.2.3",
+    )  # fmt: skip
+    stray = management_event(
+        "iam.amazonaws.com", "AttachUserPolicy", at=copy.ended + timedelta(minutes=2),
+        user_agent=cli_user_agent(SESSION, "iam.attach-user-policy"),
+        request={"userName": "dev-jordan",
+                 "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+    )  # fmt: skip
+    path = tmp_path / "records.json"
+    path.write_bytes(log_file_bytes([record, stray])[0])
+    assert (
+        correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir)).exit_code == 0
+    )
+    shown = runner.invoke(
+        cli_app, ["sessions", "show", SESSION, "--data-dir", str(gateway.data_dir)]
+    )
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    call_line = next(i for i, line in enumerate(lines) if copy.tool_use_id in line)
+    assert COPY in lines[call_line]
+    assert (
+        "CloudTrail PutObject on arn:aws:s3:::prod-config/app/config.json" in lines[call_line + 1]
+    )
+    assert f"by {ROLE_ARN} from 10.1.2.3 [exact, unverified]" in lines[call_line + 1]
+    assert "2 CloudTrail record(s) (0 verified by a digest)" in shown.output
+    assert "1 unexplained" in shown.output
+    loose = lines.index("  not joined to any tool call:")
+    assert "CloudTrail AttachUserPolicy" in lines[loose + 1]
+    as_json = runner.invoke(
+        cli_app,
+        ["sessions", "show", SESSION, "--data-dir", str(gateway.data_dir), "--format", "json"],
+    )
+    downstream = json.loads(as_json.output)["downstream"]
+    assert [(d["name"], d["toolUseId"]) for d in downstream] == [
+        ("PutObject", copy.tool_use_id),
+        ("AttachUserPolicy", None),
+    ]
+    listed = runner.invoke(
+        cli_app,
+        ["query", "--session", SESSION, "--type", "downstream_record", "--format", "csv",
+         "--data-dir", str(gateway.data_dir)],
+    )  # fmt: skip
+    assert f"-> {copy.tool_use_id}" in listed.output

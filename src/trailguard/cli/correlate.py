@@ -483,3 +483,85 @@ def correlate_trust_keys(
     except StoreError as exc:
         fail(f"keys written, but the change could not be recorded: {exc}", 1)
     out.print(f"pinned {len(fingerprints)} key(s) in {directory / KEYS_FILE}")
+
+
+# -- the session timeline --------------------------------------------------------------------------
+
+
+def describe_record(record: dict[str, Any]) -> str:
+    """One line an auditor reads: when, what, on what, by whom, from where, and how sure."""
+    when = record.get("recordTime") or "(no time)"
+    if record.get("system") == "cloudtrail":
+        what = f"CloudTrail {record.get('name')}"
+        resources = record.get("resources") or []
+        if resources:
+            what += f" on {resources[0]}" + (
+                f" (+{len(resources) - 1} more)" if len(resources) > 1 else ""
+            )
+        if record.get("principal"):
+            what += f" by {record['principal']}"
+        if record.get("sourceIp"):
+            what += f" from {record['sourceIp']}"
+        if record.get("errorCode"):
+            what += f", failed: {record['errorCode']}"
+        flags = [str(record.get("match")), str(record.get("authenticity"))]
+    else:
+        what = f"{record.get('service') or 'application'} {record.get('name') or 'log entry'}"
+        flags = [str(record.get("match"))]
+    return f"{when} {what} [{', '.join(flags)}]"
+
+
+def _distinct(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
+    """One record per (recordId, content), the digest-verified copy preferred; and the ids
+    claimed by records of different content (conflicts)."""
+    chosen: dict[tuple[str, str], dict[str, Any]] = {}
+    contents: dict[str, set[str]] = {}
+    for record in records:
+        key = (str(record.get("recordId")), str(record.get("recordSha256")))
+        contents.setdefault(key[0], set()).add(key[1])
+        if key not in chosen or record.get("authenticity") == "digest_verified":
+            chosen[key] = record
+    conflicts = {record_id for record_id, shas in contents.items() if len(shas) > 1}
+    ordered = sorted(chosen.values(), key=lambda r: (r.get("recordTime") or "", r["eventId"]))
+    return ordered, conflicts
+
+
+def print_downstream(report: Any) -> None:
+    """The downstream records of ``sessions show``, under the tool calls they belong to."""
+    from trailguard.cli._common import cell
+    from trailguard.cli.query import _input_of, _short
+
+    records, conflicts = _distinct(report.downstream)
+    trail = [r for r in records if r.get("system") == "cloudtrail"]
+    verified = sum(r.get("authenticity") == "digest_verified" for r in trail)
+    unexplained = sum(r.get("match") in ("time", "none") for r in trail)
+    applications = len(records) - len(trail)
+    summary = (
+        f"{len(trail)} CloudTrail record(s) ({verified} verified by a digest), "
+        f"{applications} application log entr{'y' if applications == 1 else 'ies'}; "
+        f"{unexplained} unexplained"
+    )
+    out.print("downstream  ", cell(summary), sep="")
+    calls = sorted(report.calls.items(), key=lambda item: item[1]["timestamp"])
+    for tool_use_id, invocation in calls:
+        text = f"{tool_use_id} {invocation.get('tool')} at {invocation['timestamp']}: "
+        out.print("  ", cell(text + _short(_input_of(invocation), 160)), sep="")
+        for record in records:
+            if record.get("toolUseId") == tool_use_id:
+                line = describe_record(record)
+                if record.get("match") == "time":
+                    line += " (not among the call's classified operations)"
+                out.print("    -> ", cell(line), sep="")
+    loose = [r for r in records if r.get("toolUseId") not in report.calls]
+    if loose:
+        out.print("  not joined to any tool call:")
+        for record in loose:
+            out.print(
+                "    -> ", cell(f"{describe_record(record)}: {record.get('matchReason')}"), sep=""
+            )
+    for record_id in sorted(conflicts):
+        out.print(
+            "  [red]conflict[/]: ",
+            cell(f"record id {record_id} is claimed by records of different content"),
+            sep="",
+        )
