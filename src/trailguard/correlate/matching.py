@@ -6,12 +6,14 @@ allowance; a call without a result stays open until the session ended). Denied c
 and are never candidates. Among candidates the call whose classified operations best explain
 the record wins:
 
-``exact``    an operation's IAM action is the record's and its resource agrees
+``exact``    an operation's IAM action is the record's and its resource agrees (the same ARN,
+             one under a ``prefix/*`` the call declared, or the identifier it named)
 ``action``   the action agrees and there is no resource on one side to compare
 ``related``  a read of what the call declared (``ListObjectsV2`` of the bucket an ``aws s3
              sync`` writes to), or the credential calls an AWS CLI makes for it
              (``sts:AssumeRole`` for a profile with a role)
 ``time``     only the window holds it: the call did something its operations did not declare
+             (or the declared action on another resource)
 ``none``     no call's window holds it
 
 Ties go to the call whose window is nearest the record's time (CloudTrail's whole second is an
@@ -172,10 +174,13 @@ def explain(call: ToolCall, observed: Observed) -> tuple[MatchLevel, str]:
                 return "exact", f"{op.action} on {op.resource}, as classified"
             if agreement is None and _RANK[best[0]] < _RANK["action"]:
                 best = ("action", f"{op.action}, as classified (no resource to compare)")
-            elif agreement is False and _RANK[best[0]] < _RANK["related"]:
+            elif agreement is False and best[0] == "time":
+                # The action the call declared, on something else: the classified resource is
+                # not what ran (a variable, a rewrite), so the record is not explained by it.
                 best = (
-                    "related",
-                    f"{op.action} as classified, but on other resources than {op.resource}",
+                    "time",
+                    f"the call declared {op.action} on {op.resource}, but the record is on "
+                    f"{', '.join(observed.resources[:2]) or 'other resources'}",
                 )
     if _RANK[best[0]] >= _RANK["related"]:
         return best
