@@ -46,7 +46,7 @@ def cli_user_agent(session_id: str | None, command: str = "s3.cp") -> str:
     return agent + (f" app/trailguard-{session_id}" if session_id else "")
 
 
-def _identity(arn: str = ROLE_ARN) -> dict[str, Any]:
+def user_identity(arn: str = ROLE_ARN) -> dict[str, Any]:
     return {
         "type": "AssumedRole",
         "principalId": "AROAIDPPEZS35WEXAMPLE:dev-jordan",
@@ -80,7 +80,7 @@ def s3_object_event(
     Amazon S3 User Guide's CloudTrail examples show it."""
     return {
         "eventVersion": "1.10",
-        "userIdentity": _identity(),
+        "userIdentity": user_identity(),
         "eventTime": cloudtrail_time(at),
         "eventSource": "s3.amazonaws.com",
         "eventName": name,
@@ -153,7 +153,7 @@ def management_event(
     """A management event (IAM, STS, EC2, SSM...) as the CloudTrail User Guide shows them."""
     record: dict[str, Any] = {
         "eventVersion": "1.08",
-        "userIdentity": _identity(),
+        "userIdentity": user_identity(),
         "eventTime": cloudtrail_time(at),
         "eventSource": source,
         "eventName": name,
