@@ -258,6 +258,37 @@ def test_a_forged_record_cannot_displace_the_genuine_one_with_the_same_event_id(
     assert conflict["sessionId"] == SESSION
 
 
+def test_a_record_made_under_another_aws_identity_than_the_sessions_is_flagged(gateway, tmp_path):
+    """The attack: another developer sets AWS_SDK_UA_APP_ID=trailguard-<a victim's session> on
+    their own AWS calls, so that the organisation's (genuine) trail seems to put them in the
+    victim's session."""
+    gateway.start(SESSION)
+    copy = gateway.bash(SESSION, COPY)
+    genuine = s3_object_event(
+        "PutObject", at=copy.started, bucket="prod-config", key="app/config.json",
+        user_agent=cli_user_agent(SESSION),
+    )  # fmt: skip
+    framed = management_event(
+        "s3.amazonaws.com", "DeleteBucket", at=copy.ended + timedelta(seconds=40),
+        user_agent=cli_user_agent(SESSION, "s3.rb"), request={"bucketName": "prod-backups"},
+    )  # fmt: skip
+    framed["userIdentity"] = {"type": "IAMUser", "principalId": "AIDAJQABLZS4A3QDU576Q",
+                              "arn": "arn:aws:iam::111122223333:user/mallory",
+                              "accountId": "111122223333", "userName": "mallory"}  # fmt: skip
+    path = tmp_path / "org-trail.json"
+    path.write_bytes(log_file_bytes([genuine, framed])[0])
+    gateway.stop()
+    assert (
+        correlate_cli("cloudtrail", str(path), "--data-dir", str(gateway.data_dir)).exit_code == 0
+    )
+    events = stored(gateway.data_dir)
+    (alert,) = [a for a in of_type(events, "alert") if a["alertType"] == "unexplained_activity"]
+    assert alert["details"]["recordId"] == framed["eventID"]
+    assert alert["details"]["foreignPrincipal"] is True
+    assert "made by arn:aws:iam::111122223333:user/mallory, not by the identity" in alert["message"]
+    assert ROLE_ARN in alert["message"]
+
+
 def test_records_naming_sessions_the_ledger_does_not_know_are_skipped_and_reported(
     gateway, tmp_path
 ):

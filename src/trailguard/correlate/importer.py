@@ -22,7 +22,7 @@ import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
@@ -38,6 +38,7 @@ from trailguard.correlate.cloudtrail import (
 )
 from trailguard.correlate.matching import (
     DEFAULT_CLOCK_SKEW,
+    EXPLAINED,
     Match,
     Observed,
     SessionTimeline,
@@ -141,6 +142,9 @@ class _Session:
     timeline: SessionTimeline
     records: dict[str, set[str]]
     """recordId → recordSha256 of the downstream records already joined to the session."""
+    principals: set[str] = field(default_factory=set)
+    """AWS principals of the session's CloudTrail records that a tool call explained: the
+    identity the agent's AWS calls really use, against which a new record's is compared."""
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,7 @@ class Correlator:
         developer = project = None
         started = None
         records: dict[str, set[str]] = {}
+        principals: set[str] = set()
         import orjson
 
         for row in self.store.query(EventFilter(session_id=session_id)):
@@ -248,6 +253,8 @@ class Correlator:
                 records.setdefault(document["recordId"], set()).add(
                     document.get("recordSha256") or ""
                 )
+                if document.get("match") in EXPLAINED and document.get("principal"):
+                    principals.add(document["principal"])
             if kind in (EventType.TOOL_INVOCATION, EventType.TOOL_RESULT, EventType.SESSION_END):
                 documents.append(document)
         found = (
@@ -258,6 +265,7 @@ class Correlator:
                 started,
                 SessionTimeline.from_documents(documents),
                 records,
+                principals,
             )
             if developer is not None or documents or started is not None
             else None
@@ -371,6 +379,19 @@ class Correlator:
             names=frozenset(record.request_names()),
         )
         match = self._match(session, observed)
+        principal = record.principal
+        if match.explained and principal:
+            session.principals.add(principal)
+        elif principal and session.principals and principal not in session.principals:
+            # The caller chose the User-Agent; the identity AWS authenticated it did not. A call
+            # under another identity than the session's own AWS calls is someone else's claim.
+            known = ", ".join(sorted(session.principals)[:3])
+            match = replace(
+                match,
+                reason=f"{match.reason}; made by {principal}, not by the identity of the "
+                f"session's other AWS calls ({known})",
+                foreign_principal=True,
+            )
         self.report.attributed += 1
         self.report.verified += verified
         self.report.matches[match.level] += 1
@@ -479,6 +500,7 @@ class Correlator:
                 "match": match.level,
                 "nearestToolUseId": match.tool_use_id,
                 "deniedToolUseId": match.denied_call,
+                "foreignPrincipal": match.foreign_principal,
                 "authenticity": record.authenticity,
             },
         )

@@ -100,6 +100,8 @@ class Match:
     candidates: int = 0
     denied_call: str | None = None
     """A denied call of the session that asked for this very action (it ran anyway?)."""
+    foreign_principal: bool = False
+    """The record's AWS identity is not the one the session's explained calls used."""
 
     @property
     def explained(self) -> bool:
