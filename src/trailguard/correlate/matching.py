@@ -22,6 +22,7 @@ interval), then to the one that started last.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -62,7 +63,7 @@ _MAX_RESOURCE_TOKEN: Final = 2048
 
 def parse_time(text: str) -> datetime:
     """A ledger timestamp (``2026-04-15T14:32:07.123Z``) as an aware datetime."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,19 @@ class SessionTimeline:
 
     calls: list[ToolCall] = field(default_factory=list)
     ended_at: datetime | None = None
+    _starts: list[datetime] = field(default_factory=list, repr=False)
+    _latest_end: list[datetime] = field(default_factory=list, repr=False)
+    """``_latest_end[i]``: the latest window end among ``calls[: i + 1]`` (an open call: max)."""
+
+    def __post_init__(self) -> None:
+        self.calls.sort(key=lambda call: call.started)
+        self._starts = [call.started for call in self.calls]
+        latest = datetime.min.replace(tzinfo=UTC)
+        self._latest_end = []
+        for call in self.calls:
+            end = call.ended or self.ended_at or datetime.max.replace(tzinfo=UTC)
+            latest = max(latest, end)
+            self._latest_end.append(latest)
 
     @classmethod
     def from_documents(cls, documents: Iterable[Mapping[str, Any]]) -> SessionTimeline:
@@ -236,7 +250,6 @@ class SessionTimeline:
                     operations=tuple(operations),
                 )
             )
-        calls.sort(key=lambda call: call.started)
         return cls(calls, ended_at)
 
     def _window(self, call: ToolCall) -> tuple[datetime, datetime | None]:
@@ -246,7 +259,13 @@ class SessionTimeline:
         """The call that best explains ``observed``, and how sure the join is."""
         ranked: list[tuple[int, timedelta, datetime, ToolCall, MatchLevel, str]] = []
         earliest, latest = observed.time, observed.time + observed.precision
-        for call in self.calls:
+        # Only calls that started before the record's interval (plus the allowance), walking
+        # back until every earlier call had ended before it.
+        index = bisect.bisect_right(self._starts, latest + skew)
+        for position in range(index - 1, -1, -1):
+            if self._latest_end[position] < earliest - skew:
+                break
+            call = self.calls[position]
             if call.decision == "denied":
                 continue
             start, end = self._window(call)
