@@ -688,3 +688,36 @@ def test_sessions_show_lists_downstream_records_under_their_tool_call(gateway, t
          "--data-dir", str(gateway.data_dir)],
     )  # fmt: skip
     assert f"-> {copy.tool_use_id}" in listed.output
+
+
+def test_an_import_in_several_batches_reports_each_problem_once_and_joins_every_file(
+    gateway, tmp_path, monkeypatch
+):
+    import trailguard.cli.correlate as command
+
+    monkeypatch.setattr(command, "MAX_REQUEST_BYTES", 1)  # one file per batch
+    gateway.start(SESSION)
+    copy = gateway.bash(SESSION, COPY)
+    gateway.stop()
+    signer = FakeCloudTrailSigner()
+    keys = tmp_path / "public-keys.json"
+    keys.write_text(signer.public_keys_json())
+    data = str(gateway.data_dir)
+    assert (
+        runner.invoke(cli_app, ["correlate", "trust-keys", str(keys), "--data-dir", data]).exit_code
+        == 0
+    )
+    records = [
+        s3_object_event("PutObject", at=copy.started, bucket="prod-config",
+                        key="app/config.json", user_agent=cli_user_agent(SESSION))
+        for _ in range(3)
+    ]  # fmt: skip
+    tree = tmp_path / "trail"
+    paths = write_delivery_tree(tree, [[record] for record in records], copy.started)
+    key, digest, _ = signer.digest_for("trail-bucket", [], copy.started + timedelta(hours=1))
+    (tree / key).parent.mkdir(parents=True)
+    (tree / key).write_bytes(digest)  # the newest digest: no signature offline
+    result = correlate_cli("cloudtrail", str(tree), "--data-dir", data, "--format", "json")
+    report = json.loads(result.output)
+    assert (report["files"], report["appended"]) == (len(paths), 3)
+    assert sum("no signature to check" in problem for problem in report["problems"]) == 1

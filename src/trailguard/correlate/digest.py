@@ -165,6 +165,13 @@ class DigestSet:
     verified_digests: int = 0
     _digests: list[_Digest] = field(default_factory=list)
     _hashes: set[str] | None = None
+    _reported: int = 0
+
+    def new_problems(self) -> list[str]:
+        """The problems not handed out by an earlier call (one import reports each once)."""
+        fresh = self.problems[self._reported :]
+        self._reported = len(self.problems)
+        return fresh
 
     def add(self, name: str, raw: bytes, signature: str | None) -> None:
         try:

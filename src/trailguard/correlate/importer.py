@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
+import orjson
 from pydantic import JsonValue
 
 from trailguard.capture.claude_code import cap_value
@@ -44,7 +45,14 @@ from trailguard.correlate.matching import (
     SessionTimeline,
     parse_time,
 )
-from trailguard.events import Alert, DownstreamRecord, Event, EventType, utc_now
+from trailguard.events import (
+    Alert,
+    DownstreamRecord,
+    Event,
+    EventType,
+    format_timestamp,
+    utc_now,
+)
 from trailguard.ledger.canonical import canonical_json
 from trailguard.redact import Redactor
 from trailguard.store.base import EventFilter, Store
@@ -203,8 +211,6 @@ def _capped(value: dict[str, Any]) -> dict[str, JsonValue]:
 
 
 def _format(moment: datetime) -> str:
-    from trailguard.events import format_timestamp
-
     return format_timestamp(moment)
 
 
@@ -239,7 +245,6 @@ class Correlator:
         started = None
         records: dict[str, set[str]] = {}
         principals: set[str] = set()
-        import orjson
 
         for row in self.store.query(EventFilter(session_id=session_id)):
             document = orjson.loads(row.body)
@@ -514,8 +519,6 @@ class Correlator:
 
     def application(self, log: LogFile, fields: AppLogFields) -> list[Event]:
         """Events for every JSON line of ``log`` whose session field names a session."""
-        import orjson
-
         self.report.files += 1
         events: list[Event] = []
         seen_in_file: Counter[str] = Counter()

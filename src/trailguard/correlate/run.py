@@ -54,7 +54,7 @@ def correlate_files(
     if digests is not None:
         digests.resolve()
         correlator.verified_files = digests.covers
-        correlator.report.problems.extend(digests.problems)
+        correlator.report.problems.extend(digests.new_problems())
     events: list[Event] = []
     for log in logs:
         if kind == "cloudtrail":
