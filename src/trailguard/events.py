@@ -437,7 +437,7 @@ class DownstreamRecord(_EventBase):
     """CloudTrail ``eventSource`` (``s3.amazonaws.com``); an application's name."""
     action: str | None = None
     """The IAM action the call needed, e.g. ``s3:PutObject``."""
-    access: Literal["read", "write", "delete", "admin"] | None = None
+    access: Access | None = None
     resources: list[str] = Field(default_factory=list)
     principal: str | None = None
     """CloudTrail ``userIdentity.arn`` (else its type and principal id)."""

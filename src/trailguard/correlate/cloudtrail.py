@@ -24,13 +24,13 @@ import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import orjson
 
 from trailguard.classify.aws import IAM_ACTION_EXCEPTIONS, operation_access
 from trailguard.errors import InvalidInputError
-from trailguard.events import format_timestamp
+from trailguard.events import Access, format_timestamp
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -165,7 +165,7 @@ class CloudTrailRecord:
         return iam_actions(self.event_source, self.event_name)
 
     @property
-    def access(self) -> Literal["read", "write", "delete", "admin"]:
+    def access(self) -> Access:
         """What the call did: from the operation's verb as the classifier judges it, and read
         when CloudTrail itself says ``readOnly``."""
         service, operation = _service_and_operation(self.event_source, self.event_name)
