@@ -84,6 +84,14 @@ MINIMAL: dict[EventType, tuple[dict[str, Any], type]] = {
         },
         events.TokenChange,
     ),
+    EventType.DOWNSTREAM_RECORD: (
+        {
+            "system": "cloudtrail",
+            "recordId": "3074546e-1bfa-4973-8502-b1bb4d0bda1a",
+            "sessionClaim": "userAgent app/trailguard-sess_a8f3b21c",
+        },
+        events.DownstreamRecord,
+    ),
 }
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "BudgetThreshold",
     "Checkpoint",
     "Cost",
+    "DownstreamRecord",
     "Event",
     "EventType",
     "EventValidationError",
@@ -71,6 +72,7 @@ class EventType(StrEnum):
     AUDIT_ACCESS = "audit_access"
     AGENT_EVENT = "agent_event"
     TOKEN_CHANGE = "token_change"  # noqa: S105 - an event type, not a secret
+    DOWNSTREAM_RECORD = "downstream_record"
 
 
 _TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -407,6 +409,67 @@ class TokenChange(_EventBase):
     """Who made the change, as the gateway knows them (``os:<user>`` for the local CLI)."""
 
 
+MatchLevel: TypeAlias = Literal["exact", "action", "related", "time", "none"]
+
+
+class DownstreamRecord(_EventBase):
+    """A record another system wrote about what a session did (a CloudTrail event, an
+    application's log entry), imported and joined to the session it names and, where it can
+    be, to the tool call that caused it (``toolUseId``, ``match``).
+
+    Everything taken from the record is a claim: of the system that wrote it when
+    ``authenticity`` is ``digest_verified`` (CloudTrail's signed digest covers the file), else of
+    whoever handed over the file. ``sessionClaim`` says how the record named the session (the
+    AWS caller chose its User-Agent). ``timestamp`` is the import time; ``recordTime`` the
+    record's own."""
+
+    event_type: Literal[EventType.DOWNSTREAM_RECORD] = EventType.DOWNSTREAM_RECORD
+    system: Literal["cloudtrail", "application"]
+    record_id: Identifier
+    """CloudTrail's ``eventID``; for an application log, the entry's id field or content hash."""
+    record_sha256: str | None = None
+    """``sha256:<hex>`` of the record's canonical JSON after redaction: which record this is,
+    whatever ``details`` kept of it."""
+    record_time: str | None = None
+    session_claim: str
+    """Where the session id came from: ``userAgent app/trailguard-<id>``, ``field <name>``."""
+    authenticity: Literal["unverified", "digest_verified"] = "unverified"
+    imported_by: str | None = None
+    imported_from: str | None = None
+    """The file (path, ``s3://`` URI) and position the record was read from."""
+    file_sha256: str | None = None
+    """SHA-256 of the file's uncompressed bytes (what a CloudTrail digest covers)."""
+    name: str | None = None
+    """CloudTrail ``eventName``; an application entry's message or event name."""
+    service: str | None = None
+    """CloudTrail ``eventSource`` (``s3.amazonaws.com``); an application's name."""
+    action: str | None = None
+    """The IAM action the call needed, e.g. ``s3:PutObject``."""
+    access: Access | None = None
+    resources: list[str] = Field(default_factory=list)
+    principal: str | None = None
+    """CloudTrail ``userIdentity.arn`` (else its type and principal id)."""
+    source_ip: str | None = None
+    region: str | None = None
+    user_agent: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    details: dict[str, JsonValue] | None = None
+    """The rest of the record (request parameters, response elements...), redacted and capped."""
+    tool_use_id: Identifier | None = None
+    match: MatchLevel = "none"
+    """How the record was joined to ``toolUseId``: ``exact`` (action and resource agree),
+    ``action`` (action agrees, no resource to compare), ``related`` (a read or credential call
+    on what the call declared), ``time`` (only the call's time window holds it), ``none``."""
+    match_reason: str | None = None
+    match_candidates: int = Field(default=0, ge=0)
+
+    @field_validator("record_time")
+    @classmethod
+    def _record_time_is_rfc3339_utc_millis(cls, value: str | None) -> str | None:
+        return None if value is None else cls._timestamp_is_rfc3339_utc_millis(value)
+
+
 Event: TypeAlias = Annotated[
     SessionStart
     | SessionEnd
@@ -423,7 +486,8 @@ Event: TypeAlias = Annotated[
     | GatewayStop
     | AuditAccess
     | AgentEvent
-    | TokenChange,
+    | TokenChange
+    | DownstreamRecord,
     Field(discriminator="event_type"),
 ]
 

@@ -156,6 +156,10 @@ class SessionReport:
     asks: int = 0
     ended_by: str | None = None
     """For a killed session: who asked for the kill (their reason is ``raw_end_reason``)."""
+    downstream: list[dict[str, Any]] = field(default_factory=list)
+    """Imported CloudTrail records and application log entries (``downstream_record``)."""
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The tool invocations downstream records joined, by toolUseId."""
 
     @property
     def complete(self) -> bool:
@@ -186,7 +190,17 @@ class SessionReport:
             "costUsd": self.cost_usd,
             "complete": self.complete,
             "gaps": self.gaps,
+            "downstream": [
+                {key: record.get(key) for key in _DOWNSTREAM_KEYS} for record in self.downstream
+            ],
         }
+
+
+_DOWNSTREAM_KEYS = (
+    "eventId", "system", "recordId", "recordTime", "name", "service", "action", "resources",
+    "principal", "sourceIp", "region", "errorCode", "toolUseId", "match", "matchReason",
+    "authenticity", "importedBy", "recordSha256",
+)  # fmt: skip
 
 
 def session_report(store: Store, session_id: str) -> SessionReport | None:
@@ -230,6 +244,8 @@ def session_report(store: Store, session_id: str) -> SessionReport | None:
             report.asks += document.get("policyResult") == "ask"
             if document.get("policyResult") == "denied":
                 resolved.add(document["toolUseId"])
+        elif kind == EventType.DOWNSTREAM_RECORD:
+            report.downstream.append(document)
         elif kind == EventType.TOOL_RESULT and document.get("toolUseId"):
             resolved.add(document["toolUseId"])
             if document["toolUseId"] not in invoked:
@@ -238,6 +254,11 @@ def session_report(store: Store, session_id: str) -> SessionReport | None:
         return None
     report.never_started = report.never_started or report.started_at is None
     report.tool_calls = len(invoked)
+    report.calls = {
+        record["toolUseId"]: invoked[record["toolUseId"]]
+        for record in report.downstream
+        if record.get("toolUseId") in invoked
+    }
     report.gaps.extend(
         f"{tool_use_id}: {document.get('tool')} invoked at {document['timestamp']} has no "
         "result, error or denial"

@@ -531,6 +531,10 @@ def sessions_show(
     lines.append(("events", f"{sum(report.counts.values())}: {counts}"))
     for label, value in lines:
         out.print(f"{label:<11} ", cell(value), sep="")
+    if report.downstream:
+        from trailguard.cli.correlate import print_downstream
+
+        print_downstream(report)
     if report.complete:
         out.print(
             f"[green]complete[/]: all {report.tool_calls} tool calls have an invocation and a "

@@ -222,6 +222,11 @@ def _detail(document: dict[str, Any]) -> str:
         return f"{document.get('reason')}" + (
             f" ({document['rawReason']})" if document.get("rawReason") else ""
         )
+    if kind == "downstream_record":
+        from trailguard.cli.correlate import describe_record
+
+        joined = document.get("toolUseId") or "no tool call"
+        return f"{describe_record(document)} -> {joined}"
     if kind == "audit_access":
         who = document.get("developerId") or document.get("actor")
         return f"{document.get('action')} by {who}: {_text_of(document.get('query') or {})}"

@@ -42,7 +42,7 @@ from trailguard.gateway.costs import CostRecorder, preload_budgets
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.proxy_usage import identify_agent, record_model_request
 from trailguard.gateway.reaper import Reaper
-from trailguard.gateway.routes import completeness, health, hooks, records, telemetry
+from trailguard.gateway.routes import completeness, correlate, health, hooks, records, telemetry
 from trailguard.gateway.routes.docs import install_docs
 from trailguard.gateway.services import Gateway
 from trailguard.gateway.sessions import SessionRegistry
@@ -280,6 +280,7 @@ def create_app(
     app.include_router(records.router)
     app.include_router(telemetry.router)
     app.include_router(completeness.router)
+    app.include_router(correlate.router)
 
     async def on_model_request(record: ModelRequestRecord) -> None:
         if record.refused and requirement.refusal(record.session_id) is not None:
