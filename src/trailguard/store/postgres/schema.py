@@ -258,7 +258,7 @@ _GRANTS: Final = (
     "GRANT SELECT, INSERT ON trailguard.events, trailguard.tree_nodes, trailguard.meta TO {role}",
     "GRANT SELECT ON trailguard.quarantine, trailguard.schema_version TO {role}",
     "GRANT SELECT, UPDATE ON trailguard.ledger_head TO {role}",
-    "GRANT SELECT, INSERT, DELETE ON trailguard.intake TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON trailguard.intake TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON trailguard.tokens, trailguard.sessions, "
     "trailguard.session_kills, trailguard.pending_events TO {role}",
     "GRANT USAGE ON ALL SEQUENCES IN SCHEMA trailguard TO {role}",
