@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from backends import LedgerBackend, backend  # noqa: F401 - the parametrized fixture
+from backends import LedgerBackend
 from conftest import sample_events
 from trailguard.events import Prompt
 from trailguard.store.base import EventFilter, StoreError
@@ -142,7 +142,8 @@ def test_both_stores_hold_the_same_bytes_answer_the_same_reads_and_verify(backen
     receipts = ledger.append_many(events)
     replay = ledger.append(events[5])
     ledger.close()
-    assert replay.duplicate and replay.seq == receipts[5].seq
+    assert replay.duplicate
+    assert replay.seq == receipts[5].seq
     store = backend.reader()
     try:
         rows = list(store.rows())
@@ -165,7 +166,8 @@ def test_both_stores_hold_the_same_bytes_answer_the_same_reads_and_verify(backen
             if (i - 130) % 3 != 0  # Bash calls, results
         ]
         last = store.last_row_of_type("checkpoint")
-        assert last is not None and last.seq == len(rows) - 1
+        assert last is not None
+        assert last.seq == len(rows) - 1
         assert store.leaf_hashes(3, 6) == [rows[i].leaf_hash for i in (3, 4, 5)]
     finally:
         store.close()
