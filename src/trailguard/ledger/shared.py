@@ -635,7 +635,8 @@ class SharedLedger:
             with self._submit_lock:
                 self._accepting = False
             if self._failure is None:
-                with contextlib.suppress(LedgerError):
+                # Without a sequencer the stop stays in the intake, sequenced when one runs.
+                with contextlib.suppress(LedgerError, TimeoutError):
                     self._submit(
                         [
                             GatewayStop(
@@ -704,7 +705,9 @@ class Sequencer:
         while not self._stop.is_set():
             store: PostgresStore | None = None
             try:
-                store = PostgresStore(self.ledger.url)
+                store = PostgresStore(
+                    self.ledger.url, application_name=f"trailguard sequencer {self.ledger.replica}"
+                )
                 db = store.connection
                 while not self._stop.is_set():
                     row = db.execute(

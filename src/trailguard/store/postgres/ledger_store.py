@@ -35,13 +35,20 @@ def _row(values: tuple[Any, ...]) -> LedgerRow:
 class PostgresStore:
     """One connection to the shared ledger. Not thread-safe: one per thread, like SQLite's."""
 
-    def __init__(self, url: str, *, read_only: bool = False, create: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        read_only: bool = False,
+        create: bool = False,
+        application_name: str = "trailguard",
+    ) -> None:
         """Open the ledger in the database at ``url``. ``create`` installs the schema when it
         is missing (the connecting user must be allowed to create it)."""
         self.url = url
         self.where = describe(url)
         self.read_only = read_only
-        self._db = open_connection(url, read_only=read_only)
+        self._db = open_connection(url, read_only=read_only, application_name=application_name)
         try:
             version = schema.installed_version(self._db)
             if version is None and create and not read_only:
