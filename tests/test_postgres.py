@@ -246,7 +246,7 @@ def test_the_sequencer_killed_mid_load_is_replaced_and_nothing_acknowledged_is_l
             stderr=subprocess.PIPE,
             text=True,
             env=env,
-        )  # fmt: skip
+        )
         for tag in ("a", "b")
     ]
     lines: dict[int, list[str]] = {p.pid: [] for p in processes}
@@ -329,7 +329,7 @@ def test_events_roll_over_into_monthly_partitions_and_read_across_them(db, tmp_p
     }
     assert {"events_2026_01", "events_2026_02", "events_2026_03"} <= partitions
     owners = db.execute(
-        "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relname LIKE 'events_2%'"
+        "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relname ~ '^events_[0-9]'"
     )
     assert owners == [("postgres",)]  # created by the owner's function, not the gateway role
     placed = dict(
