@@ -337,9 +337,9 @@ def test_events_roll_over_into_monthly_partitions_and_read_across_them(db, tmp_p
                    "'prompt' GROUP BY 1")
     )  # fmt: skip
     assert placed == {
-        "trailguard.events_2026_01": 1,
-        "trailguard.events_2026_02": 1,
-        "trailguard.events_2026_03": 1,
+        "events_2026_01": 1,
+        "events_2026_02": 1,
+        "events_2026_03": 1,
     }
     store = PostgresStore(db.gateway_url, read_only=True)
     try:
