@@ -44,11 +44,9 @@ from trailguard.gateway.routes.docs import install_docs
 from trailguard.gateway.services import Gateway
 from trailguard.gateway.sessions import SessionRegistry
 from trailguard.ledger.keys import REDACTION_KEY_FILE, redaction_key
-from trailguard.ledger.writer import Ledger
+from trailguard.ledger.log import EventLog
 from trailguard.policy.store import PolicyStore
 from trailguard.redact import Redactor
-from trailguard.store.gateway_state import GatewayState
-from trailguard.store.sqlite import SQLiteStore
 
 log = logging.getLogger("trailguard.gateway")
 
@@ -163,7 +161,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(
-    ledger: Ledger,
+    ledger: EventLog,
     *,
     idle_timeout: float | None = None,
     policy_dir: Path | None = None,
@@ -179,11 +177,11 @@ def create_app(
 
     Raises PolicyError when ``policy_dir`` (default: the shipped pack) does not load.
     """
-    state = GatewayState(ledger.data_dir)
+    state = ledger.backend.open_state()
     sessions = SessionRegistry(state)
     policies = PolicyStore(policy_dir)
     budget_tracker = BudgetTracker(budgets or BudgetConfig())
-    reader = SQLiteStore.in_data_dir(ledger.data_dir, read_only=True)
+    reader = ledger.backend.open_reader()
     try:
         preload_budgets(reader, budget_tracker)
     finally:
@@ -195,7 +193,7 @@ def create_app(
         budget_tracker,
         LoopDetector(),
     )
-    redactor = Redactor(redaction_key(ledger.data_dir))
+    redactor = Redactor(ledger.backend.redaction_key())
     handler = HookHandler(ledger, sessions, policies, redactor, costs)
     reaper = Reaper(
         ledger,

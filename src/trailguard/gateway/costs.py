@@ -17,7 +17,7 @@ from trailguard.cost.loops import LoopDetector
 from trailguard.cost.usage import Usage
 from trailguard.events import Cost, Event, SessionEnd, utc_now
 from trailguard.gateway.sessions import SessionRegistry
-from trailguard.ledger.writer import Ledger
+from trailguard.ledger.log import EventLog
 from trailguard.retrieval import EventQuery, query_events
 from trailguard.store.base import Store
 
@@ -44,7 +44,7 @@ def preload_budgets(store: Store, budgets: BudgetTracker) -> None:
 class CostRecorder:
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: EventLog,
         sessions: SessionRegistry,
         accountant: CostAccountant,
         budgets: BudgetTracker,

@@ -808,7 +808,11 @@ class Sequencer:
                 start_seen = False
                 for values in pending:
                     intake_id = int(values[0])
-                    item = IntakeRow(*values[1:8], bytes(values[8]), bytes(values[9]))
+                    event_id, at, kind, session, developer, project, tool = values[1:8]
+                    item = IntakeRow(
+                        event_id, at, kind, session, developer, project, tool,
+                        bytes(values[8]), bytes(values[9]),
+                    )  # fmt: skip
                     taken.append(intake_id)
                     if item.event_id in stored:
                         continue  # a replay of a sequenced event: acknowledged as duplicate

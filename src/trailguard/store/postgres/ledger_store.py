@@ -29,7 +29,11 @@ _PAGE = 4096
 
 
 def _row(values: tuple[Any, ...]) -> LedgerRow:
-    return LedgerRow(*values[:8], bytes(values[8]), bytes(values[9]))
+    seq, event_id, timestamp, event_type, session, developer, project, tool, leaf, body = values
+    return LedgerRow(
+        seq, event_id, timestamp, event_type, session, developer, project, tool,
+        bytes(leaf), bytes(body),
+    )  # fmt: skip
 
 
 class PostgresStore:
