@@ -174,8 +174,7 @@ def load(workload: Workload, pg_url: str, sqlite_path: Path) -> dict[str, float]
         "leaf_hash, body"
     )
     lite_insert = (
-        f"INSERT INTO events ({columns.replace(chr(34), '')}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO events ({columns.replace(chr(34), '')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     done = 0
     while True:
@@ -191,9 +190,7 @@ def load(workload: Workload, pg_url: str, sqlite_path: Path) -> dict[str, float]
                 months.add(month)
             with (
                 owner.cursor() as cursor,
-                cursor.copy(
-                    f"COPY events ({columns}) FROM STDIN"
-                ) as copy,
+                cursor.copy(f"COPY events ({columns}) FROM STDIN") as copy,
             ):
                 for row in chunk:
                     copy.write_row(row)
@@ -302,9 +299,7 @@ def main() -> None:
                    "events/s")  # fmt: skip
             metric("PostgreSQL COPY, 7 indexes, triggers", count / timings["postgres"], "events/s")
             metric("SQLite executemany, 5 indexes", count / timings["sqlite"], "events/s")
-            sizes = admin.execute(
-                f"SELECT pg_database_size('{database}')"
-            ).fetchone()
+            sizes = admin.execute(f"SELECT pg_database_size('{database}')").fetchone()
             metric("PostgreSQL database size", (sizes[0] if sizes else 0) / 2**20, "MiB")
             metric("SQLite file size", (scratch / "ledger.sqlite3").stat().st_size / 2**20, "MiB")
             results: dict[str, Any] = {"events": count, "load_events_per_s": {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -15,12 +14,15 @@ from trailguard import __version__
 from trailguard.cli._common import (
     DataDir,
     KeyOption,
+    StoreOption,
     app,
     err,
     fail,
     open_read_only,
+    opener_of,
     out,
     resolve_data_dir,
+    resolve_location,
     verifier_for,
 )
 
@@ -76,6 +78,7 @@ def info(data_dir: DataDir = None) -> None:
 @app.command()
 def verify(
     data_dir: DataDir = None,
+    store_url: StoreOption = None,
     trusted_checkpoint: Annotated[
         Path | None,
         typer.Option(help="A signed checkpoint kept off this host (from `trailguard checkpoint`)."),
@@ -86,13 +89,12 @@ def verify(
 ) -> None:
     """Recompute and check every leaf, checkpoint root, signature and seq. Exit 0 if intact."""
     from trailguard.ledger.verify import Finding, verify_ledger
-    from trailguard.ledger.writer import WriterLock
-    from trailguard.store.sqlite import SQLiteStore
 
     if output_format not in ("text", "json"):
         fail("--format must be text or json")
-    directory = resolve_data_dir(data_dir)
-    store = open_read_only(directory)
+    location = resolve_location(data_dir, store_url)
+    directory = location.description
+    store = open_read_only(location)
     trusted_text = None
     if trusted_checkpoint is not None:
         from trailguard.ledger.checkpoint import CheckpointError, read_unverified
@@ -103,8 +105,8 @@ def verify(
         except (OSError, UnicodeDecodeError, CheckpointError) as exc:
             fail(f"{trusted_checkpoint} is not a readable signed checkpoint: {exc}")
     verifier, key_origin = verifier_for(store, directory, key)
-    writer_running = WriterLock.is_held(directory)
-    opener = functools.partial(SQLiteStore.in_data_dir, directory, read_only=True)
+    writer_running = location.writer_running()
+    opener = opener_of(location)
     with Progress(
         TextColumn("verifying"),
         BarColumn(),
@@ -217,13 +219,16 @@ def verify(
 
 
 @app.command()
-def checkpoint(data_dir: DataDir = None, key: KeyOption = None) -> None:
+def checkpoint(
+    data_dir: DataDir = None, store_url: StoreOption = None, key: KeyOption = None
+) -> None:
     """Print the latest signed checkpoint, after checking its signature and root. Keep a copy
     off this host: with it, `verify --trusted-checkpoint` detects truncation and rewrites."""
     from trailguard.ledger.proof import ProofBundleError, latest_checkpoint_note
 
-    directory = resolve_data_dir(data_dir)
-    store = open_read_only(directory)
+    location = resolve_location(data_dir, store_url)
+    directory = location.description
+    store = open_read_only(location)
     try:
         verifier, _ = verifier_for(store, directory, key)
         sys.stdout.write(latest_checkpoint_note(store, verifier))
@@ -237,13 +242,15 @@ def checkpoint(data_dir: DataDir = None, key: KeyOption = None) -> None:
 def proof(
     event: Annotated[str, typer.Option("--event", help="The eventId to prove.")],
     data_dir: DataDir = None,
+    store_url: StoreOption = None,
     key: KeyOption = None,
 ) -> None:
     """Print an inclusion proof of one event against the latest signed checkpoint (JSON)."""
     from trailguard.ledger.proof import ProofBundleError, build_inclusion_proof
 
-    directory = resolve_data_dir(data_dir)
-    store = open_read_only(directory)
+    location = resolve_location(data_dir, store_url)
+    directory = location.description
+    store = open_read_only(location)
     try:
         verifier, _ = verifier_for(store, directory, key)
         bundle = build_inclusion_proof(store, event, verifier)

@@ -128,8 +128,9 @@ def intake_row(event: Event) -> IntakeRow:
 
 
 def signer_for_store(key_file: Path | None, default_name: str) -> keys.LoadedSigner:
-    """The shared signing key: ``key_file`` (created there on the first start when missing),
-    else ``$TRAILGUARD_SIGNING_KEY``. Every replica must be given the same key."""
+    """The shared signing key: ``key_file`` (created there on the first start when missing,
+    with its verifier key beside it as ``<name>.pub``), else ``$TRAILGUARD_SIGNING_KEY``.
+    Every replica must be given the same key."""
     if key_file is not None:
         key_file = key_file.expanduser().absolute()
         if not key_file.exists():
@@ -137,8 +138,14 @@ def signer_for_store(key_file: Path | None, default_name: str) -> keys.LoadedSig
             with contextlib.suppress(FileExistsError):
                 key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 keys.write_private_file(key_file, signer.to_string() + "\n")
-            return keys.load_or_create_signer(key_file.parent, key_file=key_file, default_name="")
-        return keys.load_or_create_signer(key_file.parent, key_file=key_file, default_name="")
+        loaded = keys.load_or_create_signer(key_file.parent, key_file=key_file, default_name="")
+        public = key_file.with_suffix(".pub")  # the verifier key, to hand to auditors
+        if not public.exists():
+            with contextlib.suppress(OSError):
+                keys.write_file_durably(
+                    public, loaded.signer.verifier.to_string() + "\n", mode=0o644
+                )
+        return loaded
     if os.environ.get(keys.SIGNING_KEY_ENV):
         return keys.load_or_create_signer(Path("."), default_name="")
     raise LedgerError(
