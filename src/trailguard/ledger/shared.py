@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import queue
+import random
 import secrets
 import socket
 import threading
@@ -53,7 +54,14 @@ from trailguard.ledger.writer import (
 from trailguard.store.backend import PostgresBackend
 from trailguard.store.base import LedgerRow, StoreError
 from trailguard.store.postgres import schema
-from trailguard.store.postgres.connect import configure, describe, first_line, open_connection
+from trailguard.store.postgres.connect import (
+    configure,
+    describe,
+    first_line,
+    int_array,
+    open_connection,
+    text_array,
+)
 from trailguard.store.postgres.ledger_store import PostgresStore
 
 log = logging.getLogger("trailguard.sequencer")
@@ -96,6 +104,11 @@ class IntakeRow:
         )
 
 
+_placeholders = random.Random(secrets.randbits(128))  # noqa: S311 - see below
+"""Seeded once from the OS: the placeholder need not be secret (an ambiguous body is retried
+with another), only not chosen by the agent; os.urandom per event costs a system call."""
+
+
 def intake_row(event: Event) -> IntakeRow:
     """``event`` canonicalised once, by the replica that received it, with its position left
     open. A random placeholder (never agent-chosen) marks where RFC 8785 puts ``seq``; the
@@ -104,7 +117,7 @@ def intake_row(event: Event) -> IntakeRow:
         raise EventRejectedError(f"event {event.event_id} already has seq {event.seq}")
     document = event.to_json_dict()
     for _ in range(8):
-        placeholder = (1 << 52) + secrets.randbelow(1 << 52)
+        placeholder = (1 << 52) + _placeholders.getrandbits(52)
         document["seq"] = placeholder
         try:
             body = canonical_document(document, event.free_form_fields())
@@ -213,7 +226,7 @@ class SharedLedger:
         self._failure: BaseException | None = None
         self._outage: str | None = None
         self._known_size = 0
-        self._intake_db = open_connection(url)
+        self._intake_db = self._open_intake()
         self._listen_db = open_connection(url)
         self._listen_db.execute(f"LISTEN {schema.SEQUENCED_CHANNEL}")
         self._own_channel = f"trailguard_replica_{uuid.uuid4().hex[:12]}"
@@ -470,17 +483,21 @@ class SharedLedger:
                         first_of[row.event_id] = (request, index, row)
                 inserted: dict[str, int] = {}
                 if first_of:
-                    columns = [
-                        list(c)
-                        for c in zip(*(e[2].values() for e in first_of.values()), strict=True)
-                    ]
+                    # COPY into this connection's staging table, then one INSERT ... SELECT:
+                    # far cheaper per row than binding arrays or many statements.
+                    with (
+                        db.cursor() as cursor,
+                        cursor.copy(
+                            f"COPY intake_batch (position, {_INTAKE_COLUMNS}) FROM STDIN"
+                        ) as copy,
+                    ):
+                        for position, entry in enumerate(first_of.values()):
+                            copy.write_row((position, *entry[2].values()))
                     for intake_id, event_id in db.execute(
-                        f"INSERT INTO intake ({_INTAKE_COLUMNS}, replica) "  # noqa: S608
-                        "SELECT *, %s FROM unnest(%s::text[], %s::text[], %s::text[], "
-                        "%s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[], "
-                        "%s::bytea[]) ON CONFLICT (event_id) DO NOTHING "
-                        "RETURNING intake_id, event_id",
-                        (self.replica, *columns),
+                        f"INSERT INTO intake ({_INTAKE_COLUMNS}, replica) "
+                        f"SELECT {_INTAKE_COLUMNS}, %s FROM intake_batch ORDER BY position "
+                        "ON CONFLICT (event_id) DO NOTHING RETURNING intake_id, event_id",
+                        (self.replica,),
                     ):
                         inserted[str(event_id)] = int(intake_id)
                 missing = [event_id for event_id in first_of if event_id not in inserted]
@@ -489,8 +506,9 @@ class SharedLedger:
                     queued = {
                         str(event_id): int(intake_id)
                         for intake_id, event_id in db.execute(
-                            "SELECT intake_id, event_id FROM intake WHERE event_id = ANY(%s)",
-                            (missing,),
+                            "SELECT intake_id, event_id FROM intake "
+                            "WHERE event_id = ANY(%s::text[])",
+                            (text_array(missing),),
                         )
                     }
                     stored = self._stored(db, [i for i in missing if i not in queued])
@@ -524,7 +542,7 @@ class SharedLedger:
                 request.future.set_exception(LedgerWriteError(message))
             with contextlib.suppress(psycopg.Error):
                 if db.closed or db.broken:
-                    self._intake_db = open_connection(self.url)
+                    self._intake_db = self._open_intake()
             return
         self._outage = None
         for request in live:
@@ -537,6 +555,16 @@ class SharedLedger:
             with contextlib.suppress(psycopg.Error):
                 db.execute(f"NOTIFY {self._own_channel}")
 
+    def _open_intake(self) -> psycopg.Connection[Any]:
+        db = open_connection(self.url, application_name=f"trailguard intake {self.replica}")
+        db.execute(
+            "CREATE TEMPORARY TABLE intake_batch (position integer NOT NULL, "
+            'event_id text, "timestamp" text, event_type text, session_id text, '
+            "developer_id text, project_id text, tool text, body_prefix bytea, "
+            "body_suffix bytea) ON COMMIT DELETE ROWS"
+        )
+        return db
+
     @staticmethod
     def _stored(db: psycopg.Connection[Any], event_ids: list[str]) -> dict[str, tuple[int, bytes]]:
         """(seq, leaf hash) of the ``event_ids`` already in the ledger."""
@@ -545,8 +573,8 @@ class SharedLedger:
         return {
             str(event_id): (int(seq), bytes(leaf))
             for event_id, seq, leaf in db.execute(
-                "SELECT event_id, seq, leaf_hash FROM events WHERE event_id = ANY(%s)",
-                (event_ids,),
+                "SELECT event_id, seq, leaf_hash FROM events WHERE event_id = ANY(%s::text[])",
+                (text_array(event_ids),),
             )
         }
 
@@ -585,7 +613,8 @@ class SharedLedger:
             pending = {
                 int(intake_id)
                 for (intake_id,) in db.execute(
-                    "SELECT intake_id FROM intake WHERE intake_id = ANY(%s)", (queued,)
+                    "SELECT intake_id FROM intake WHERE intake_id = ANY(%s::bigint[])",
+                    (int_array(queued),),
                 )
             }
             done = [intake_id for intake_id in queued if intake_id not in pending]
@@ -802,16 +831,18 @@ class Sequencer:
                         f"the ledger holds {head[0] if head else '?'} events, the sequencer "
                         f"expected {tree.size}: another writer appended"
                     )
+                # Each row says whether its event id is already in the ledger (a replay that
+                # raced its original: acknowledged as a duplicate, never stored twice).
                 pending = db.execute(
-                    f"SELECT intake_id, {_INTAKE_COLUMNS} FROM intake "  # noqa: S608
-                    "ORDER BY intake_id LIMIT %s FOR UPDATE",
+                    f"SELECT intake_id, {_INTAKE_COLUMNS}, EXISTS (SELECT 1 FROM events e "
+                    "WHERE e.event_id = intake.event_id) FROM intake "
+                    "ORDER BY intake_id LIMIT %s FOR UPDATE OF intake",
                     (config.max_batch,),
                 ).fetchall()
                 taken: list[int] = []
                 rows: list[LedgerRow] = list(extra)
                 for row in extra:
                     tree.append(row.leaf_hash)
-                stored = store.existing_event_ids([str(values[1]) for values in pending])
                 start_seen = False
                 for values in pending:
                     intake_id = int(values[0])
@@ -821,7 +852,7 @@ class Sequencer:
                         bytes(values[8]), bytes(values[9]),
                     )  # fmt: skip
                     taken.append(intake_id)
-                    if item.event_id in stored:
+                    if values[10]:
                         continue  # a replay of a sequenced event: acknowledged as duplicate
                     body = item.body(tree.size)
                     row = LedgerRow(
@@ -857,7 +888,10 @@ class Sequencer:
                     if due_by_time:
                         state.last_checkpoint_time = now
                     if taken:
-                        db.execute("DELETE FROM intake WHERE intake_id = ANY(%s)", (taken,))
+                        db.execute(
+                            "DELETE FROM intake WHERE intake_id = ANY(%s::bigint[])",
+                            (int_array(taken),),
+                        )
                         db.execute("SELECT pg_notify(%s, '')", (schema.SEQUENCED_CHANNEL,))
                     return bool(taken)
                 signed = checkpoints.sign_checkpoint(
@@ -867,7 +901,10 @@ class Sequencer:
                     rows, tree.completed, signed.note, check_duplicates=False
                 )
                 if taken:
-                    db.execute("DELETE FROM intake WHERE intake_id = ANY(%s)", (taken,))
+                    db.execute(
+                        "DELETE FROM intake WHERE intake_id = ANY(%s::bigint[])",
+                        (int_array(taken),),
+                    )
                 db.execute("SELECT pg_notify(%s, '')", (schema.SEQUENCED_CHANNEL,))
         except BaseException:
             state.tree = saved

@@ -3,6 +3,7 @@ what to do."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -53,3 +54,15 @@ def configure(conn: psycopg.Connection[Any], *, read_only: bool = False) -> None
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def int_array(values: Iterable[int]) -> str:
+    """A bigint[] literal (``= ANY(%s::bigint[])``): psycopg's list dumper costs far more per
+    element than the query it feeds."""
+    return "{" + ",".join(str(int(value)) for value in values) + "}"
+
+
+def text_array(values: Iterable[str]) -> str:
+    """A text[] literal, each element quoted and escaped (array syntax, not SQL)."""
+    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return "{" + ",".join(quoted) + "}"

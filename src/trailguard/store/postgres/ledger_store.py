@@ -19,7 +19,7 @@ from trailguard.store.base import (
     TreeNode,
 )
 from trailguard.store.postgres import schema
-from trailguard.store.postgres.connect import describe, first_line, open_connection
+from trailguard.store.postgres.connect import describe, first_line, open_connection, text_array
 
 _ROW_COLUMNS = (
     'seq, event_id, "timestamp", event_type, session_id, developer_id, project_id, tool, '
@@ -213,7 +213,8 @@ class PostgresStore:
         return {
             str(event_id): int(seq)
             for event_id, seq in self._fetch(
-                "SELECT event_id, seq FROM events WHERE event_id = ANY(%s)", (list(event_ids),)
+                "SELECT event_id, seq FROM events WHERE event_id = ANY(%s::text[])",
+                (text_array(event_ids),),
             )
         }
 

@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from trailguard.events import utc_now
 from trailguard.store.base import StoreError
 from trailguard.store.postgres import schema
-from trailguard.store.postgres.connect import configure, describe, first_line
+from trailguard.store.postgres.connect import configure, describe, first_line, int_array
 from trailguard.store.state import (
     ROLES,
     TOKEN_PREFIX,
@@ -294,4 +294,6 @@ class PostgresGatewayState:
         ]
 
     def remove_pending_events(self, queue_ids: Sequence[int]) -> None:
-        self._write("DELETE FROM pending_events WHERE queue_id = ANY(%s)", (list(queue_ids),))
+        self._write(
+            "DELETE FROM pending_events WHERE queue_id = ANY(%s::bigint[])", (int_array(queue_ids),)
+        )
