@@ -182,3 +182,49 @@ def test_serve_init_token_query_and_verify_take_a_postgres_store(pg_database, tm
     )  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "INTACT" in verified.stdout
+
+
+def test_a_budget_exhausted_through_one_replica_holds_on_the_other(pg_database, tmp_path):
+    import asyncio
+    from decimal import Decimal
+
+    from trailguard.cost.accounting import UsageObservation
+    from trailguard.cost.budgets import BudgetConfig
+    from trailguard.cost.usage import Usage
+
+    pg_database.install()
+    config = LedgerConfig(checkpoint_every_events=50)
+    key = tmp_path / "signing.key"
+    ledgers = [
+        SharedLedger.open(pg_database.gateway_url, config=config, key_file=key) for _ in "ab"
+    ]
+    state = PostgresGatewayState(pg_database.gateway_url)
+    token, _ = state.create_token("dev_jordan", "agent")
+    state.close()
+    budgets = BudgetConfig(session_usd=Decimal("0.10"))
+    with (
+        TestClient(create_app(ledgers[0], idle_timeout=3600, budgets=budgets)) as a,
+        TestClient(create_app(ledgers[1], idle_timeout=3600, budgets=budgets)) as b,
+    ):
+        start = {"session_id": SESSION, "hook_event_name": "SessionStart", "source": "startup"}
+        assert hook(a, token, start).is_success
+        assert hook(b, token, pre_tool_use("toolu_before")).json().get("continue") is not False
+        spend = UsageObservation(
+            source="proxy",
+            session_id=SESSION,
+            model="claude-opus-5-5",
+            usage=Usage(input_tokens=50_000, output_tokens=8_000),
+            request_id="req_expensive",
+        )
+        asyncio.run(a.app.state.gateway.costs.record([spend]))  # the spend reaches replica a
+        for _ in range(100):
+            answer = hook(b, token, pre_tool_use(f"toolu_{time.monotonic_ns()}")).json()
+            if answer.get("continue") is False:
+                break
+            time.sleep(0.05)
+        assert answer["continue"] is False
+        assert "budget" in answer["stopReason"]
+    events = stored(pg_database)
+    denied = [e for e in events if e.get("policyRule") == "budget-exhausted"]
+    assert denied
+    assert all(e["policyResult"] == "denied" for e in denied)

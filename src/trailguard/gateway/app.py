@@ -43,6 +43,7 @@ from trailguard.gateway.routes import health, hooks, records, telemetry
 from trailguard.gateway.routes.docs import install_docs
 from trailguard.gateway.services import Gateway
 from trailguard.gateway.sessions import SessionRegistry
+from trailguard.gateway.shared_spend import SharedSpend
 from trailguard.ledger.keys import REDACTION_KEY_FILE, redaction_key
 from trailguard.ledger.log import EventLog
 from trailguard.policy.store import PolicyStore
@@ -193,6 +194,8 @@ def create_app(
         budget_tracker,
         LoopDetector(),
     )
+    if sessions.shared:  # replicas of a shared ledger: budgets count every replica's spend
+        costs.shared_spend = SharedSpend(budget_tracker, ledger.backend.open_reader)
     redactor = Redactor(ledger.backend.redaction_key())
     handler = HookHandler(ledger, sessions, policies, redactor, costs)
     reaper = Reaper(
@@ -201,6 +204,7 @@ def create_app(
         state,
         policies,
         redactor=redactor,
+        shared_spend=costs.shared_spend,
         **({"idle_timeout": idle_timeout} if idle_timeout else {}),
     )
     services = Gateway(

@@ -21,6 +21,7 @@ from trailguard.events import (
 )
 from trailguard.gateway.pipeline import redact_event
 from trailguard.gateway.sessions import SessionRegistry
+from trailguard.gateway.shared_spend import SharedSpend
 from trailguard.ledger.log import EventLog
 from trailguard.ledger.writer import LedgerError
 from trailguard.policy.store import PolicyStore
@@ -42,6 +43,7 @@ class Reaper:
         policies: PolicyStore | None = None,
         *,
         redactor: Redactor | None = None,
+        shared_spend: SharedSpend | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         interval: float = 0.5,
     ) -> None:
@@ -50,6 +52,7 @@ class Reaper:
         self.state = state
         self.policies = policies
         self.redactor = redactor
+        self.shared_spend = shared_spend
         self.idle_timeout = idle_timeout
         self.interval = interval
         self._stop = threading.Event()
@@ -74,6 +77,8 @@ class Reaper:
             self._reload_policies(self.policies)
         if self.sessions.shared:
             self.sessions.adopt_shared()
+        if self.shared_spend is not None:
+            self.shared_spend.catch_up()
         if not self.ledger.leads:  # another replica (the sequencer) records kills and timeouts
             self.sessions.flush()
             return
