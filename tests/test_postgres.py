@@ -358,3 +358,68 @@ def test_a_second_signing_key_is_refused_by_a_shared_ledger(db, tmp_path):
     other.mkdir()
     with pytest.raises(LedgerError, match="not the key this ledger was created with"):
         open_replica(db, other)
+
+
+# -- migrate ------------------------------------------------------------------------------------
+
+
+def test_migrate_copies_a_sqlite_ledger_exactly_and_replicas_continue_it(
+    pg_database, tmp_path, open_ledger, data_dir
+):
+    from trailguard.ledger.stored_tree import StoredTree
+    from trailguard.store.gateway_state import GatewayState
+    from trailguard.store.sqlite import SQLiteStore
+
+    ledger = open_ledger(checkpoint_every_events=40)
+    ledger.append_many(sample_events(700))
+    ledger.close()
+    state = GatewayState(data_dir)
+    token, _ = state.create_token("dev_jordan", "agent")
+    state.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "trailguard", "migrate", "--from", str(data_dir), "--to",
+         pg_database.owner_url],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "INTACT" in result.stdout
+    source = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    copy = PostgresStore(pg_database.owner_url, read_only=True)
+    try:
+        assert list(copy.rows()) == list(source.rows())
+        size = source.tree_size()
+        assert StoredTree(copy).root(size) == StoredTree(source).root(size)
+        assert copy.get_meta("signed_head") == source.get_meta("signed_head")
+        assert copy.get_meta("verifier_key") == source.get_meta("verifier_key")
+        assert copy.tree_nodes(8, 0, 100) == source.tree_nodes(8, 0, 100)
+    finally:
+        source.close()
+        copy.close()
+    again = subprocess.run(
+        [sys.executable, "-m", "trailguard", "migrate", "--from", str(data_dir), "--to",
+         pg_database.owner_url],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert again.returncode == 1
+    assert "already holds a ledger" in again.stderr
+    # The data directory's key signs on: a replica continues the copied tree.
+    shared = SharedLedger.open(
+        pg_database.owner_url, config=FAST, key_file=data_dir / "signing.key"
+    )
+    receipt = shared.append(Prompt(prompt="after the move", session_id="s"))
+    shared.close()
+    assert receipt.seq >= size
+    from trailguard.store.postgres.state import PostgresGatewayState
+
+    moved = PostgresGatewayState(pg_database.owner_url)
+    try:
+        assert moved.identify(token) is not None
+    finally:
+        moved.close()
+    opener = functools.partial(PostgresStore, pg_database.owner_url, read_only=True)
+    store = opener()
+    try:
+        verifier = Signer.from_string((data_dir / "signing.key").read_text()).verifier
+        assert verify_ledger(store, opener, verifier, workers=1).intact
+    finally:
+        store.close()

@@ -5,7 +5,7 @@ Exit codes: 0 success; 1 the check failed (ledger not intact, proof invalid, lin
 One module per group of commands; each registers itself on the shared app.
 """
 
-from trailguard.cli import cost, gateway, ledger, policy, query  # noqa: F401 - registers commands
+from trailguard.cli import cost, gateway, ledger, migrate, policy, query  # noqa: F401 - registers
 from trailguard.cli._common import app, default_data_dir
 
 __all__ = ["app", "default_data_dir"]
