@@ -5,6 +5,7 @@ one holding on the other, and the CLI (`init`, `serve`, `token`, `verify`, `quer
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -176,6 +177,17 @@ def test_serve_init_token_query_and_verify_take_a_postgres_store(pg_database, tm
     assert [orjson.loads(line)["toolUseId"] for line in queried.stdout.splitlines()] == [
         "toolu_cli"
     ]
+    for command in (["info"], ["sessions", "list"], ["cost", "--format", "json"]):
+        shown = subprocess.run(
+            [*TRAILGUARD, *command, "--store", gateway], capture_output=True, text=True, env=env
+        )
+        assert shown.returncode == 0, f"{command}: {shown.stderr}"
+        assert "error" not in shown.stderr
+    info = subprocess.run(
+        [*TRAILGUARD, "info", "--store", gateway], capture_output=True, text=True, env=env
+    ).stdout
+    assert "shared store" in info
+    assert re.search(r"sequencer runs +no", info)
     verified = subprocess.run(
         [*TRAILGUARD, "verify", "--store", gateway, "--key", str(key.with_suffix(".pub"))],
         capture_output=True, text=True, env=env,

@@ -30,29 +30,32 @@ from trailguard.cli._common import (
 
 
 @app.command()
-def info(data_dir: DataDir = None) -> None:
+def info(data_dir: DataDir = None, store_url: StoreOption = None) -> None:
     """Show the ledger's location, size, latest checkpoint and signing key."""
     from trailguard.events import EventType
     from trailguard.ledger.keys import SIGNING_KEY_FILE
     from trailguard.ledger.note import Verifier
-    from trailguard.ledger.writer import WriterLock
 
-    directory = resolve_data_dir(data_dir)
-    store = open_read_only(directory)
+    location = resolve_location(data_dir, store_url)
+    shared = hasattr(location, "url")
+    store = open_read_only(location)
     try:
         pinned = store.get_meta("verifier_key")
         verifier = Verifier.from_string(pinned) if pinned else None
         last = store.last_row_of_type(EventType.CHECKPOINT.value)
         size = store.tree_size()
         rows: list[tuple[str, str]] = [
-            ("data directory", str(directory)),
+            ("shared store" if shared else "data directory", location.description),
             ("log origin", str(store.get_meta("origin"))),
             ("events", str(size)),
             (
                 "latest checkpoint",
                 f"seq {last.seq}, covering the {last.seq} events before it" if last else "none yet",
             ),
-            ("writer running", "yes" if WriterLock.is_held(directory) else "no"),
+            (
+                "sequencer runs" if shared else "writer running",
+                "yes" if location.writer_running() else "no",
+            ),
         ]
         if verifier is not None:
             rows += [
@@ -60,8 +63,8 @@ def info(data_dir: DataDir = None) -> None:
                 ("key fingerprint", verifier.key_id.hex()),
                 ("verifier key", verifier.to_string()),
             ]
-        key_file = directory / SIGNING_KEY_FILE
-        if key_file.exists():
+        key_file = Path(location.description) / SIGNING_KEY_FILE
+        if not shared and key_file.exists():
             mode = key_file.stat().st_mode & 0o777
             rows.append(("signing key file", f"{key_file}, mode {mode:04o}"))
         width = max(len(label) for label, _ in rows)
