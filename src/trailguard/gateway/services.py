@@ -91,7 +91,7 @@ class Gateway:
     """Large reads of the record, in their own processes (gateway/readers.py)."""
 
     def __post_init__(self) -> None:
-        self.readers = ReadProcesses(self.ledger.data_dir)
+        self.readers = ReadProcesses(self.ledger.backend)
 
     async def off_loop(self, work: Callable[[], _T]) -> _T:
         """Run CPU-bound ``work`` on the pipeline threads, not the event loop."""
