@@ -328,6 +328,13 @@ def test_events_roll_over_into_monthly_partitions_and_read_across_them(db, tmp_p
         )
     }
     assert {"events_2026_01", "events_2026_02", "events_2026_03"} <= partitions
+    # This month's and next month's partitions are made ahead by the sequencer, outside any
+    # sequencing transaction (creating one locks the parent table).
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    ahead = now.replace(day=1) + timedelta(days=32)
+    assert {now.strftime("events_%Y_%m"), ahead.strftime("events_%Y_%m")} <= partitions
     owners = db.execute(
         "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relname ~ '^events_[0-9]'"
     )

@@ -71,6 +71,7 @@ _INTAKE_COLUMNS = (
     "body_prefix, body_suffix"
 )
 _SEQ_KEY = b'"seq":'
+PARTITION_CHECK_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -785,7 +786,11 @@ class Sequencer:
         if quarantined:
             extra.append(encode_row(_quarantine_alert(quarantined), tree.size))
         self._forced = True  # sign at once: the takeover itself is covered
+        partitions_checked = 0.0
         while True:
+            if time.monotonic() - partitions_checked > PARTITION_CHECK_SECONDS:
+                self._prepare_partitions(store)
+                partitions_checked = time.monotonic()
             stopping = self._stop.is_set()
             moved = self._sequence_once(store, state, extra, final=stopping)
             extra = []
@@ -806,6 +811,26 @@ class Sequencer:
             for notice in db.notifies(timeout=wait, stop_after=1):
                 if notice.payload == "checkpoint":
                     self._forced = True
+
+    @staticmethod
+    def _prepare_partitions(store: PostgresStore) -> None:
+        """Create this month's and next month's partitions ahead, in a short transaction of
+        their own: creating a partition locks the parent table, and inside a sequencing
+        transaction that could wait behind a long read (a verify) at the turn of a month."""
+        from datetime import UTC, datetime, timedelta
+
+        now = datetime.now(UTC)
+        months = {
+            now.strftime("%Y-%m"),
+            (now.replace(day=1) + timedelta(days=32)).strftime("%Y-%m"),
+        }
+        try:
+            with store.connection.transaction():
+                store.connection.execute("SET LOCAL lock_timeout = '2s'")
+                store.ensure_partitions(months)
+        except psycopg.Error as exc:
+            store.forget_partitions(months)
+            log.warning("trailguard: partitions %s not created ahead: %s", months, first_line(exc))
 
     def _sequence_once(
         self,

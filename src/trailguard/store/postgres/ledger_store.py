@@ -142,6 +142,10 @@ class PostgresStore:
             self._db.execute("SELECT ensure_month_partition(%s)", (month,))
             self._months.add(month)
 
+    def forget_partitions(self, months: set[str]) -> None:
+        """Forget ``months`` as created (their transaction rolled back)."""
+        self._months -= months
+
     def set_meta(self, key: str, value: str) -> None:
         try:
             if key == SIGNED_HEAD_KEY:
