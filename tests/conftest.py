@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from backends import backend  # noqa: F401 - fixture: each test taking it runs on both stores
+from pg import pg_database  # noqa: F401 - fixture: a fresh PostgreSQL database per test
 from trailguard.events import Event, Prompt, ToolInvocation, ToolResult
 from trailguard.ledger.keys import load_verifier
 from trailguard.ledger.note import Verifier

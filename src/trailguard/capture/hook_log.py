@@ -21,8 +21,8 @@ import orjson
 from trailguard.capture.claude_code import Attribution, HookPayloadError, event_from_hook
 from trailguard.events import Event, EventValidationError, format_timestamp
 from trailguard.ledger.canonical import canonical_json
-from trailguard.ledger.keys import redaction_key
-from trailguard.ledger.writer import EventRejectedError, Ledger
+from trailguard.ledger.log import EventLog
+from trailguard.ledger.writer import EventRejectedError
 from trailguard.redact import Redactor
 
 BATCH = 2000
@@ -112,7 +112,7 @@ def parse_hook_log(
 
 
 def import_hook_log(
-    ledger: Ledger,
+    ledger: EventLog,
     path: Path,
     *,
     developer_id: str | None = None,
@@ -122,7 +122,7 @@ def import_hook_log(
 ) -> ImportResult:
     """Append every good line of ``path`` to ``ledger``, redacted (with the data directory's
     redaction key unless ``redactor`` is given); bad lines are reported, not fatal."""
-    redactor = redactor or Redactor(redaction_key(ledger.data_dir))
+    redactor = redactor or Redactor(ledger.backend.redaction_key())
     result = ImportResult()
     batch: list[Event] = []
 

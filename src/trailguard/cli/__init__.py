@@ -11,6 +11,7 @@ from trailguard.cli import (  # noqa: F401 - registers commands
     cost,
     gateway,
     ledger,
+    migrate,
     policy,
     query,
 )

@@ -79,6 +79,16 @@ DataDir = Annotated[
         show_default=False,
     ),
 ]
+STORE_ENV = "TRAILGUARD_STORE"
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help=f"A shared ledger on PostgreSQL (postgresql://user@host/db) instead of a data "
+        f"directory [default: ${STORE_ENV}]",
+        show_default=False,
+    ),
+]
 SessionOption = Annotated[
     str | None,
     typer.Option("--session", help="A session id, or an unambiguous start of one."),
@@ -120,17 +130,68 @@ def resolve_data_dir(data_dir: Path | None) -> Path:
     return (data_dir or default_data_dir()).expanduser().absolute()
 
 
-def open_read_only(data_dir: Path) -> Any:
+def resolve_location(data_dir: Path | None, store: str | None) -> Any:
+    """The ledger a command works on: ``--store URL`` (or $TRAILGUARD_STORE), else the data
+    directory. Returns a trailguard.store.backend.Backend."""
+    from trailguard.store.backend import DataDirBackend, PostgresBackend
+
+    url = store or (None if data_dir else os.environ.get(STORE_ENV)) or None
+    if url is None:
+        return DataDirBackend(resolve_data_dir(data_dir))
+    if data_dir is not None:
+        fail("give either --data-dir or --store, not both")
+    if not url.startswith(("postgresql://", "postgres://")):
+        fail(f"--store must be a postgresql:// URL, got {url[:40]!r}")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        fail("a PostgreSQL store needs the [postgres] extra: pip install 'trailguard[postgres]'")
+    return PostgresBackend(url)
+
+
+def _backend(location: Any) -> Any:
+    from trailguard.store.backend import DataDirBackend
+
+    return DataDirBackend(location) if isinstance(location, Path) else location
+
+
+def open_read_only(location: Any) -> Any:
+    """A read-only store of a data directory (a Path) or of a Backend."""
     from trailguard.store.base import StoreError
-    from trailguard.store.sqlite import SQLiteStore
 
     try:
-        return SQLiteStore.in_data_dir(data_dir, read_only=True)
+        return _backend(location).open_reader()
     except StoreError as exc:
         fail(str(exc))
 
 
-def verifier_for(store: Any, data_dir: Path, key: str | None) -> tuple[Any, str]:
+def open_state(location: Any) -> Any:
+    """The gateway state of a data directory (a Path) or of a Backend."""
+    from trailguard.store.base import StoreError
+
+    try:
+        return _backend(location).open_state()
+    except StoreError as exc:
+        fail(str(exc))
+
+
+def opener_of(location: Any) -> Any:
+    """A picklable function opening read-only stores (for the verifier's worker processes)."""
+    import functools
+
+    from trailguard.store.backend import PostgresBackend
+
+    backend = _backend(location)
+    if isinstance(backend, PostgresBackend):
+        from trailguard.store.postgres import PostgresStore
+
+        return functools.partial(PostgresStore, backend.url, read_only=True)
+    from trailguard.store.sqlite import SQLiteStore
+
+    return functools.partial(SQLiteStore.in_data_dir, backend.data_dir, read_only=True)
+
+
+def verifier_for(store: Any, data_dir: Any, key: str | None) -> tuple[Any, str]:
     """The verifier key to check with, and a description of where it came from."""
     from trailguard.ledger.keys import SigningKeyError, load_verifier
     from trailguard.ledger.note import NoteError, Verifier
@@ -160,13 +221,11 @@ def cli_actor() -> str:
         return f"os:uid-{os.getuid()}"
 
 
-def record_from_cli(state: Any, data_dir: Path, events: list[Any]) -> None:
+def record_from_cli(state: Any, data_dir: Any, events: list[Any]) -> None:
     """Queue ``events`` for the ledger: the gateway (its only writer) appends them within a
     second, or at its next start when none runs now (said on stderr)."""
-    from trailguard.ledger.writer import WriterLock
-
     state.enqueue_events([event.model_dump_json(by_alias=True) for event in events])
-    if not WriterLock.is_held(data_dir):
+    if not _backend(data_dir).writer_running():
         err.print(
             "[yellow]note:[/] no gateway runs on this data directory: the record of this "
             "command is queued and appended to the ledger when it next starts"
@@ -226,13 +285,12 @@ def csv_cell(value: object) -> str:
 
 
 def record_read(
-    data_dir: Path, action: str, query: dict[str, Any], result_count: int | None
+    data_dir: Any, action: str, query: dict[str, Any], result_count: int | None
 ) -> None:
     """Record that a person read the record from the CLI (PCI DSS 10.2: access to audit logs
     is itself logged). A read that cannot be recorded (a read-only copy) is said, not hidden."""
     from trailguard.events import AuditAccess
     from trailguard.store.base import StoreError
-    from trailguard.store.gateway_state import GatewayState
 
     event = AuditAccess(
         action=action,
@@ -242,7 +300,7 @@ def record_read(
         source="cli",
     )
     try:
-        state = GatewayState(data_dir)
+        state = _backend(data_dir).open_state()
         try:
             state.enqueue_events([event.model_dump_json(by_alias=True)])
         finally:

@@ -13,12 +13,13 @@ from rich.table import Table
 
 from trailguard.cli._common import (
     DataDir,
+    StoreOption,
     app,
     fail,
     open_read_only,
     out,
     record_read,
-    resolve_data_dir,
+    resolve_location,
 )
 from trailguard.cost.usage import split_evenly
 
@@ -113,6 +114,7 @@ def cost_report(
 @app.command()
 def cost(
     data_dir: DataDir = None,
+    store_url: StoreOption = None,
     session: Annotated[str | None, typer.Option()] = None,
     developer: Annotated[str | None, typer.Option()] = None,
     project: Annotated[str | None, typer.Option()] = None,
@@ -146,7 +148,8 @@ def cost(
         late = EventQuery.build(session=session, event_type="agent_event")
     except QueryError as exc:
         fail(str(exc))
-    store = open_read_only(resolve_data_dir(data_dir))
+    location = resolve_location(data_dir, store_url)
+    store = open_read_only(location)
     try:
         documents = list(query_events(store, costs))
         tools = {
@@ -164,7 +167,7 @@ def cost(
     finally:
         store.close()
     record_read(
-        resolve_data_dir(data_dir),
+        location,
         "cli cost",
         {"session": session, "developer": developer, "project": project, "since": since,
          "until": until},

@@ -18,6 +18,7 @@ from trailguard.cli._common import (
     DataDir,
     DeveloperOption,
     ProjectOption,
+    StoreOption,
     app,
     cell,
     cli_actor,
@@ -25,11 +26,13 @@ from trailguard.cli._common import (
     err,
     fail,
     open_read_only,
+    open_state,
     out,
     printable,
     record_from_cli,
     record_read,
     resolve_data_dir,
+    resolve_location,
     resolve_session_id,
 )
 from trailguard.errors import InvalidInputError
@@ -41,6 +44,14 @@ from trailguard.store.state import ROLES
 @app.command()
 def serve(
     data_dir: DataDir = None,
+    store: StoreOption = None,
+    sequencer: Annotated[
+        bool,
+        typer.Option(
+            help="With --store: compete to be the shared ledger's sequencer (the replica "
+            "holding the lock assigns positions and signs). --no-sequencer: a front end only."
+        ),
+    ] = True,
     host: Annotated[str, typer.Option(help="Address to bind. Keep 127.0.0.1 unless fronted.")] = (
         "127.0.0.1"
     ),
@@ -101,7 +112,8 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Run the gateway on the embedded SQLite ledger."""
+    """Run the gateway: on the embedded SQLite ledger of a data directory, or as one of several
+    replicas of a shared ledger on PostgreSQL (--store URL, with the same --signing-key)."""
     import uvicorn
 
     from trailguard.gateway.app import create_app
@@ -147,19 +159,25 @@ def serve(
         load_policy_set(policy)  # refuse to start on a broken policy set, before anything else
     except PolicyError as exc:
         fail(f"policies do not load: {exc}")
-    directory = resolve_data_dir(data_dir)
+    location = resolve_location(data_dir, store)
+    directory = location.description
     # Take the port before anything is recorded: a second gateway on a busy port must fail
     # here, saying so, not after writing a start and a stop into someone's ledger.
     listener = _bind(host, port)
+    ledger_config = LedgerConfig(
+        checkpoint_every_events=checkpoint_every,
+        checkpoint_interval_seconds=checkpoint_interval,
+    )
+    ledger: Any
     try:
-        ledger = Ledger.open(
-            directory,
-            config=LedgerConfig(
-                checkpoint_every_events=checkpoint_every,
-                checkpoint_interval_seconds=checkpoint_interval,
-            ),
-            key_file=signing_key,
-        )
+        if hasattr(location, "url"):
+            from trailguard.ledger.shared import SharedLedger
+
+            ledger = SharedLedger.open(
+                location.url, config=ledger_config, key_file=signing_key, sequencer=sequencer
+            )
+        else:
+            ledger = Ledger.open(location.data_dir, config=ledger_config, key_file=signing_key)
     except (LedgerError, SigningKeyError, OSError) as exc:
         listener.close()
         fail(str(exc))
@@ -219,17 +237,32 @@ def _bind(host: str, port: int) -> socket.socket:
 @app.command()
 def init(
     data_dir: DataDir = None,
+    store: StoreOption = None,
+    gateway_role: Annotated[
+        str | None,
+        typer.Option(
+            help="With --store: the database role replicas connect as; granted INSERT and "
+            "SELECT on the ledger, never UPDATE, DELETE or TRUNCATE (it must exist)."
+        ),
+    ] = None,
     signing_key: Annotated[
         Path | None,
         typer.Option(help="Signing key file (else $TRAILGUARD_SIGNING_KEY or a new one)."),
     ] = None,
 ) -> None:
     """Create a data directory (ledger and signing key) without serving. Use it to create
-    tokens before the first start; `serve` does the same on its first start."""
+    tokens before the first start; `serve` does the same on its first start. With --store,
+    create the shared ledger's schema in PostgreSQL, as its owner."""
     from trailguard.ledger.keys import SigningKeyError
     from trailguard.ledger.writer import Ledger, LedgerError
 
-    directory = resolve_data_dir(data_dir)
+    location = resolve_location(data_dir, store)
+    if hasattr(location, "url"):
+        _init_store(location, gateway_role)
+        return
+    if gateway_role is not None:
+        fail("--gateway-role applies to a PostgreSQL --store only")
+    directory = location.data_dir
     existed = (directory / "ledger.sqlite3").exists()
     try:
         ledger = Ledger.open(directory, key_file=signing_key, run_reason="init")
@@ -241,6 +274,31 @@ def init(
         if existed
         else f"created {directory} (log {ledger.origin})"
     )
+
+
+def _init_store(location: Any, gateway_role: str | None) -> None:
+    from trailguard.store.base import StoreError
+    from trailguard.store.postgres import schema
+    from trailguard.store.postgres.connect import open_connection
+
+    try:
+        conn = open_connection(location.url)
+    except StoreError as exc:
+        fail(str(exc))
+    try:
+        created = schema.install(conn, gateway_role)
+    except schema.SchemaError as exc:
+        fail(str(exc))
+    except Exception as exc:  # psycopg.Error: e.g. no right to create the schema
+        fail(f"cannot create the trailguard schema in {location.description}: {exc}")
+    finally:
+        conn.close()
+    out.print(
+        ("created the trailguard schema in " if created else "the trailguard schema is in ")
+        + location.description
+        + (f"; role {gateway_role} may insert and read the ledger, never change it"
+           if gateway_role else "")
+    )  # fmt: skip
 
 
 @app.command()
@@ -257,14 +315,11 @@ token_app = typer.Typer(
 app.add_typer(token_app, name="token")
 
 
-def gateway_state(data_dir: Path | None) -> Any:
-    from trailguard.store.base import StoreError
-    from trailguard.store.gateway_state import GatewayState
-
-    try:
-        return GatewayState(resolve_data_dir(data_dir))
-    except StoreError as exc:
-        fail(str(exc))
+def gateway_state(data_dir: Any) -> Any:
+    """The gateway state of a data directory (a Path or None) or of a resolved location."""
+    if data_dir is None or isinstance(data_dir, Path):
+        return open_state(resolve_data_dir(data_dir))
+    return open_state(data_dir)
 
 
 def _token_change(action: str, record: Any) -> Any:
@@ -293,11 +348,12 @@ def token_create(
         ),
     ] = None,
     data_dir: DataDir = None,
+    store: StoreOption = None,
 ) -> None:
     """Create a token; it is printed once, as the last line, and stored only as a hash. The
     creation (never the token) is recorded in the ledger."""
-    directory = resolve_data_dir(data_dir)
-    state = gateway_state(data_dir)
+    directory = resolve_location(data_dir, store)
+    state = gateway_state(directory)
     try:
         if role not in ROLES:
             fail(f"--role must be one of {', '.join(ROLES)}, got {role!r}")
@@ -313,9 +369,9 @@ def token_create(
 
 
 @token_app.command("list")
-def token_list(data_dir: DataDir = None) -> None:
+def token_list(data_dir: DataDir = None, store: StoreOption = None) -> None:
     """List tokens (ids, developers, roles; never the tokens themselves)."""
-    state = gateway_state(data_dir)
+    state = gateway_state(resolve_location(data_dir, store))
     try:
         for record in state.tokens():
             status = f"revoked {record.revoked_at}" if record.revoked_at else "active"
@@ -328,10 +384,10 @@ def token_list(data_dir: DataDir = None) -> None:
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: str, data_dir: DataDir = None) -> None:
+def token_revoke(token_id: str, data_dir: DataDir = None, store: StoreOption = None) -> None:
     """Revoke a token by its id (tok_...); requests with it get 401 from then on."""
-    directory = resolve_data_dir(data_dir)
-    state = gateway_state(data_dir)
+    directory = resolve_location(data_dir, store)
+    state = gateway_state(directory)
     try:
         record = state.revoke_token(token_id)
         if record is None:
@@ -353,6 +409,7 @@ app.add_typer(sessions_app, name="sessions")
 @sessions_app.command("list")
 def sessions_list(
     data_dir: DataDir = None,
+    store: StoreOption = None,
     developer: DeveloperOption = None,
     project: ProjectOption = None,
     since: Annotated[
@@ -379,7 +436,8 @@ def sessions_list(
         until_at = parse_time(until, name="until") if until else None
     except QueryError as exc:
         fail(str(exc))
-    state = gateway_state(data_dir)
+    location = resolve_location(data_dir, store)
+    state = gateway_state(location)
     try:
         found = list(
             state.sessions(
@@ -393,7 +451,7 @@ def sessions_list(
     finally:
         state.close()
     record_read(
-        resolve_data_dir(data_dir),
+        location,
         "cli sessions list",
         {"developer": developer, "project": project, "since": since, "until": until,
          "active": active},
@@ -475,6 +533,7 @@ def _sessions_table(rows: list[dict[str, Any]], width: int) -> Any:
 def sessions_show(
     session_id: str,
     data_dir: DataDir = None,
+    store_url: StoreOption = None,
     output_format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
 ) -> None:
     """Who, project, start, end and why, event counts, and a completeness line."""
@@ -482,7 +541,7 @@ def sessions_show(
     from trailguard.completeness.report import session_completeness
     from trailguard.retrieval import session_report
 
-    directory = resolve_data_dir(data_dir)
+    directory = resolve_location(data_dir, store_url)
     store = open_read_only(directory)
     try:
         session_id = resolve_session_id(store, session_id)
@@ -555,6 +614,7 @@ def sessions_show(
 def sessions_kill(
     session_id: str,
     data_dir: DataDir = None,
+    store_url: StoreOption = None,
     reason: Annotated[str | None, typer.Option(help="Recorded with the session's end.")] = None,
     by: Annotated[
         str | None, typer.Option(help="Who asks (default: the OS user running this).")
@@ -562,8 +622,8 @@ def sessions_kill(
 ) -> None:
     """Kill a session: the gateway records session_end (killed) and from then on denies every
     hook of it with continue=false."""
-    directory = resolve_data_dir(data_dir)
-    state = gateway_state(data_dir)
+    directory = resolve_location(data_dir, store_url)
+    state = gateway_state(directory)
     store = open_read_only(directory)
     try:
         session_id = resolve_session_id(store, session_id)
@@ -574,9 +634,7 @@ def sessions_kill(
     if not new:
         out.print(f"session {session_id} was already killed")
         return
-    from trailguard.ledger.writer import WriterLock
-
-    running = WriterLock.is_held(directory)
+    running = directory.writer_running()
     out.print(
         f"session {session_id}: kill requested"
         + ("" if running else " (no gateway runs now: it is recorded when the gateway starts)")

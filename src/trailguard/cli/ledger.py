@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -15,12 +14,15 @@ from trailguard import __version__
 from trailguard.cli._common import (
     DataDir,
     KeyOption,
+    StoreOption,
     app,
     err,
     fail,
     open_read_only,
+    opener_of,
     out,
     resolve_data_dir,
+    resolve_location,
     verifier_for,
 )
 
@@ -28,29 +30,32 @@ from trailguard.cli._common import (
 
 
 @app.command()
-def info(data_dir: DataDir = None) -> None:
+def info(data_dir: DataDir = None, store_url: StoreOption = None) -> None:
     """Show the ledger's location, size, latest checkpoint and signing key."""
     from trailguard.events import EventType
     from trailguard.ledger.keys import SIGNING_KEY_FILE
     from trailguard.ledger.note import Verifier
-    from trailguard.ledger.writer import WriterLock
 
-    directory = resolve_data_dir(data_dir)
-    store = open_read_only(directory)
+    location = resolve_location(data_dir, store_url)
+    shared = hasattr(location, "url")
+    store = open_read_only(location)
     try:
         pinned = store.get_meta("verifier_key")
         verifier = Verifier.from_string(pinned) if pinned else None
         last = store.last_row_of_type(EventType.CHECKPOINT.value)
         size = store.tree_size()
         rows: list[tuple[str, str]] = [
-            ("data directory", str(directory)),
+            ("shared store" if shared else "data directory", location.description),
             ("log origin", str(store.get_meta("origin"))),
             ("events", str(size)),
             (
                 "latest checkpoint",
                 f"seq {last.seq}, covering the {last.seq} events before it" if last else "none yet",
             ),
-            ("writer running", "yes" if WriterLock.is_held(directory) else "no"),
+            (
+                "sequencer runs" if shared else "writer running",
+                "yes" if location.writer_running() else "no",
+            ),
         ]
         if verifier is not None:
             rows += [
@@ -58,8 +63,8 @@ def info(data_dir: DataDir = None) -> None:
                 ("key fingerprint", verifier.key_id.hex()),
                 ("verifier key", verifier.to_string()),
             ]
-        key_file = directory / SIGNING_KEY_FILE
-        if key_file.exists():
+        key_file = Path(location.description) / SIGNING_KEY_FILE
+        if not shared and key_file.exists():
             mode = key_file.stat().st_mode & 0o777
             rows.append(("signing key file", f"{key_file}, mode {mode:04o}"))
         width = max(len(label) for label, _ in rows)
@@ -76,6 +81,7 @@ def info(data_dir: DataDir = None) -> None:
 @app.command()
 def verify(
     data_dir: DataDir = None,
+    store_url: StoreOption = None,
     trusted_checkpoint: Annotated[
         Path | None,
         typer.Option(help="A signed checkpoint kept off this host (from `trailguard checkpoint`)."),
@@ -86,13 +92,12 @@ def verify(
 ) -> None:
     """Recompute and check every leaf, checkpoint root, signature and seq. Exit 0 if intact."""
     from trailguard.ledger.verify import Finding, verify_ledger
-    from trailguard.ledger.writer import WriterLock
-    from trailguard.store.sqlite import SQLiteStore
 
     if output_format not in ("text", "json"):
         fail("--format must be text or json")
-    directory = resolve_data_dir(data_dir)
-    store = open_read_only(directory)
+    location = resolve_location(data_dir, store_url)
+    directory = location.description
+    store = open_read_only(location)
     trusted_text = None
     if trusted_checkpoint is not None:
         from trailguard.ledger.checkpoint import CheckpointError, read_unverified
@@ -103,8 +108,8 @@ def verify(
         except (OSError, UnicodeDecodeError, CheckpointError) as exc:
             fail(f"{trusted_checkpoint} is not a readable signed checkpoint: {exc}")
     verifier, key_origin = verifier_for(store, directory, key)
-    writer_running = WriterLock.is_held(directory)
-    opener = functools.partial(SQLiteStore.in_data_dir, directory, read_only=True)
+    writer_running = location.writer_running()
+    opener = opener_of(location)
     with Progress(
         TextColumn("verifying"),
         BarColumn(),
@@ -217,13 +222,16 @@ def verify(
 
 
 @app.command()
-def checkpoint(data_dir: DataDir = None, key: KeyOption = None) -> None:
+def checkpoint(
+    data_dir: DataDir = None, store_url: StoreOption = None, key: KeyOption = None
+) -> None:
     """Print the latest signed checkpoint, after checking its signature and root. Keep a copy
     off this host: with it, `verify --trusted-checkpoint` detects truncation and rewrites."""
     from trailguard.ledger.proof import ProofBundleError, latest_checkpoint_note
 
-    directory = resolve_data_dir(data_dir)
-    store = open_read_only(directory)
+    location = resolve_location(data_dir, store_url)
+    directory = location.description
+    store = open_read_only(location)
     try:
         verifier, _ = verifier_for(store, directory, key)
         sys.stdout.write(latest_checkpoint_note(store, verifier))
@@ -237,13 +245,15 @@ def checkpoint(data_dir: DataDir = None, key: KeyOption = None) -> None:
 def proof(
     event: Annotated[str, typer.Option("--event", help="The eventId to prove.")],
     data_dir: DataDir = None,
+    store_url: StoreOption = None,
     key: KeyOption = None,
 ) -> None:
     """Print an inclusion proof of one event against the latest signed checkpoint (JSON)."""
     from trailguard.ledger.proof import ProofBundleError, build_inclusion_proof
 
-    directory = resolve_data_dir(data_dir)
-    store = open_read_only(directory)
+    location = resolve_location(data_dir, store_url)
+    directory = location.description
+    store = open_read_only(location)
     try:
         verifier, _ = verifier_for(store, directory, key)
         bundle = build_inclusion_proof(store, event, verifier)

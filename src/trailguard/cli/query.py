@@ -17,6 +17,7 @@ from trailguard.cli._common import (
     ProjectOption,
     SessionOption,
     SinceOption,
+    StoreOption,
     UntilOption,
     app,
     cell,
@@ -25,7 +26,7 @@ from trailguard.cli._common import (
     open_read_only,
     out,
     record_read,
-    resolve_data_dir,
+    resolve_location,
     resolve_session_id,
 )
 
@@ -35,6 +36,7 @@ from trailguard.cli._common import (
 @app.command()
 def query(
     data_dir: DataDir = None,
+    store_url: StoreOption = None,
     session: SessionOption = None,
     developer: DeveloperOption = None,
     project: ProjectOption = None,
@@ -78,7 +80,7 @@ def query(
         )
     except QueryError as exc:
         fail(str(exc))
-    directory = resolve_data_dir(data_dir)
+    directory = resolve_location(data_dir, store_url)
     store = open_read_only(directory)
     if session is not None:
         session = resolve_session_id(store, session)

@@ -46,12 +46,11 @@ from trailguard.gateway.routes import completeness, correlate, health, hooks, re
 from trailguard.gateway.routes.docs import install_docs
 from trailguard.gateway.services import Gateway
 from trailguard.gateway.sessions import SessionRegistry
+from trailguard.gateway.shared_spend import SharedSpend
 from trailguard.ledger.keys import REDACTION_KEY_FILE, redaction_key
-from trailguard.ledger.writer import Ledger
+from trailguard.ledger.log import EventLog
 from trailguard.policy.store import PolicyStore
 from trailguard.redact import Redactor
-from trailguard.store.gateway_state import GatewayState
-from trailguard.store.sqlite import SQLiteStore
 
 log = logging.getLogger("trailguard.gateway")
 
@@ -173,7 +172,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(
-    ledger: Ledger,
+    ledger: EventLog,
     *,
     idle_timeout: float | None = None,
     policy_dir: Path | None = None,
@@ -194,11 +193,11 @@ def create_app(
 
     Raises PolicyError when ``policy_dir`` (default: the shipped pack) does not load.
     """
-    state = GatewayState(ledger.data_dir)
+    state = ledger.backend.open_state()
     sessions = SessionRegistry(state)
     policies = PolicyStore(policy_dir)
     budget_tracker = BudgetTracker(budgets or BudgetConfig())
-    reader = SQLiteStore.in_data_dir(ledger.data_dir, read_only=True)
+    reader = ledger.backend.open_reader()
     try:
         preload_budgets(reader, budget_tracker)
     finally:
@@ -210,7 +209,9 @@ def create_app(
         budget_tracker,
         LoopDetector(),
     )
-    redactor = Redactor(redaction_key(ledger.data_dir))
+    if sessions.shared:  # replicas of a shared ledger: budgets count every replica's spend
+        costs.shared_spend = SharedSpend(budget_tracker, ledger.backend.open_reader)
+    redactor = Redactor(ledger.backend.redaction_key())
     handler = HookHandler(ledger, sessions, policies, redactor, costs)
     reaper = Reaper(
         ledger,
@@ -218,6 +219,7 @@ def create_app(
         state,
         policies,
         redactor=redactor,
+        shared_spend=costs.shared_spend,
         **({"idle_timeout": idle_timeout} if idle_timeout else {}),
     )
     services = Gateway(

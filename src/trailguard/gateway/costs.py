@@ -17,7 +17,8 @@ from trailguard.cost.loops import LoopDetector
 from trailguard.cost.usage import Usage
 from trailguard.events import Cost, Event, SessionEnd, utc_now
 from trailguard.gateway.sessions import SessionRegistry
-from trailguard.ledger.writer import Ledger
+from trailguard.gateway.shared_spend import SharedSpend
+from trailguard.ledger.log import EventLog
 from trailguard.retrieval import EventQuery, query_events
 from trailguard.store.base import Store
 
@@ -44,7 +45,7 @@ def preload_budgets(store: Store, budgets: BudgetTracker) -> None:
 class CostRecorder:
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: EventLog,
         sessions: SessionRegistry,
         accountant: CostAccountant,
         budgets: BudgetTracker,
@@ -55,6 +56,8 @@ class CostRecorder:
         self.accountant = accountant
         self.budgets = budgets
         self.loops = loops
+        self.shared_spend: SharedSpend | None = None
+        """Set for a replica of a shared ledger: the other replicas' spend counts too."""
 
     def exhausted(self, session_id: str | None) -> Exhausted | None:
         """The budget this session's activity has exhausted, if any."""
@@ -96,6 +99,8 @@ class CostRecorder:
                     )
                     if session_id:
                         events.extend(self.loops.spend(session_id, amount))
+            if self.shared_spend is not None:
+                self.shared_spend.mine(e.event_id for e in events if isinstance(e, Cost))
             exhausted = self.budgets.exhausted(session_id, developer, project, today())
             if exhausted and session_id and summary is not None and summary.ended_at is None:
                 events.append(

@@ -18,7 +18,7 @@ from trailguard.events import Alert, Event, SessionEnd, utc_now
 from trailguard.gateway import pipeline
 from trailguard.gateway.costs import BUDGET_RULE, CostRecorder, from_transcript
 from trailguard.gateway.sessions import SessionRegistry
-from trailguard.ledger.writer import Ledger
+from trailguard.ledger.log import EventLog
 from trailguard.policy.store import PolicyStore
 from trailguard.redact import Redactor
 from trailguard.store.gateway_state import Identity
@@ -38,7 +38,7 @@ class HookHandler:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: EventLog,
         sessions: SessionRegistry,
         policies: PolicyStore,
         redactor: Redactor,

@@ -15,11 +15,10 @@ import asyncio
 import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Final
 
 from trailguard.retrieval import EventQuery, query_event_bodies
-from trailguard.store.sqlite import SQLiteStore
+from trailguard.store.backend import Backend
 
 __all__ = ["LARGE_READ_EVENTS", "ReadProcesses", "read_event_page"]
 
@@ -27,10 +26,11 @@ LARGE_READ_EVENTS: Final = 2_000
 """Reads that may return more events than this run in a read process."""
 
 
-def read_event_page(data_dir: str, query: EventQuery) -> tuple[int, bytes]:
+def read_event_page(location: Backend, query: EventQuery) -> tuple[int, bytes]:
     """``(count, {"count": n, "events": [...]})`` for ``query``: the stored bytes joined, never
-    decoded. Runs in a read process or a worker thread."""
-    store = SQLiteStore.in_data_dir(Path(data_dir), read_only=True)
+    decoded. Runs in a read process or a worker thread (``location`` pickles: a data
+    directory or a database URL)."""
+    store = location.open_reader()
     try:
         found = list(query_event_bodies(store, query))
     finally:
@@ -41,8 +41,8 @@ def read_event_page(data_dir: str, query: EventQuery) -> tuple[int, bytes]:
 class ReadProcesses:
     """A lazily started pool of read processes (``workers`` at most), shut down with the app."""
 
-    def __init__(self, data_dir: Path, workers: int = 2) -> None:
-        self._data_dir = str(data_dir)
+    def __init__(self, location: Backend, workers: int = 2) -> None:
+        self._location = location
         self._workers = workers
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -58,9 +58,9 @@ class ReadProcesses:
     async def event_page(self, query: EventQuery) -> tuple[int, bytes]:
         """Read one page of events: in a read process when it may be large, else a thread."""
         if query.filter.limit is not None and query.filter.limit <= LARGE_READ_EVENTS:
-            return await asyncio.to_thread(read_event_page, self._data_dir, query)
+            return await asyncio.to_thread(read_event_page, self._location, query)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor(), read_event_page, self._data_dir, query)
+        return await loop.run_in_executor(self._executor(), read_event_page, self._location, query)
 
     def shutdown(self) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from trailguard.events import (
     Alert,
@@ -20,11 +21,13 @@ from trailguard.events import (
 )
 from trailguard.gateway.pipeline import redact_event
 from trailguard.gateway.sessions import SessionRegistry
-from trailguard.ledger.writer import Ledger, LedgerError
+from trailguard.gateway.shared_spend import SharedSpend
+from trailguard.ledger.log import EventLog
+from trailguard.ledger.writer import LedgerError
 from trailguard.policy.store import PolicyStore
 from trailguard.redact import Redactor
 from trailguard.store.base import StoreError
-from trailguard.store.gateway_state import GatewayState
+from trailguard.store.state import GatewayStateStore, SessionSummary
 
 log = logging.getLogger("trailguard.reaper")
 
@@ -34,12 +37,13 @@ DEFAULT_IDLE_TIMEOUT = 30 * 60.0
 class Reaper:
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: EventLog,
         sessions: SessionRegistry,
-        state: GatewayState,
+        state: GatewayStateStore,
         policies: PolicyStore | None = None,
         *,
         redactor: Redactor | None = None,
+        shared_spend: SharedSpend | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         interval: float = 0.5,
     ) -> None:
@@ -48,6 +52,7 @@ class Reaper:
         self.state = state
         self.policies = policies
         self.redactor = redactor
+        self.shared_spend = shared_spend
         self.idle_timeout = idle_timeout
         self.interval = interval
         self._stop = threading.Event()
@@ -70,6 +75,13 @@ class Reaper:
     def tick(self) -> None:
         if self.policies is not None:
             self._reload_policies(self.policies)
+        if self.sessions.shared:
+            self.sessions.adopt_shared()
+        if self.shared_spend is not None:
+            self.shared_spend.catch_up()
+        if not self.ledger.leads:  # another replica (the sequencer) records kills and timeouts
+            self.sessions.flush()
+            return
         self._append_queued_events()
         for request in self.state.pending_kills():
             summary = self.sessions.get(request.session_id)
@@ -91,7 +103,7 @@ class Reaper:
                 )
                 self.sessions.end(request.session_id, "killed", request.reason, utc_now())
             self.state.mark_kill_recorded(request.session_id)
-        for summary in self.sessions.idle_since(self.idle_timeout):
+        for summary in self._idle():
             self.ledger.append(
                 SessionEnd(
                     session_id=summary.session_id,
@@ -105,6 +117,17 @@ class Reaper:
             )
             self.sessions.end(summary.session_id, "timed_out", None, utc_now())
         self.sessions.flush()
+
+    def _idle(self) -> list[SessionSummary]:
+        """Sessions with no event for the idle timeout: this process's own view, or for a
+        shared state, every replica's (each flushes its latest activity there)."""
+        if not self.sessions.shared:
+            return self.sessions.idle_since(self.idle_timeout)
+        self.sessions.flush()
+        cutoff = time.strftime(
+            "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - self.idle_timeout)
+        )
+        return [s for s in self.state.sessions(active=True) if s.last_event_at < cutoff]
 
     def _append_queued_events(self) -> None:
         """Append what CLI processes queued for the ledger (token changes, their own reads):

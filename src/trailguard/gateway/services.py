@@ -24,12 +24,12 @@ from trailguard.gateway.pipeline import redact_event
 from trailguard.gateway.readers import ReadProcesses
 from trailguard.gateway.reaper import Reaper
 from trailguard.gateway.sessions import SessionRegistry
-from trailguard.ledger.writer import Ledger, LedgerError, Receipt
+from trailguard.ledger.log import EventLog
+from trailguard.ledger.writer import LedgerError, Receipt
 from trailguard.policy.store import PolicyStore
 from trailguard.redact import Redactor
 from trailguard.store.base import Store
-from trailguard.store.gateway_state import GatewayState, Identity, Role
-from trailguard.store.sqlite import SQLiteStore
+from trailguard.store.state import GatewayStateStore, Identity, Role
 
 log = logging.getLogger("trailguard.gateway")
 _T = TypeVar("_T")
@@ -71,8 +71,8 @@ class HeavyRequestGate:
 
 @dataclass
 class Gateway:
-    ledger: Ledger
-    state: GatewayState
+    ledger: EventLog
+    state: GatewayStateStore
     sessions: SessionRegistry
     policies: PolicyStore
     costs: CostRecorder
@@ -91,7 +91,7 @@ class Gateway:
     """Large reads of the record, in their own processes (gateway/readers.py)."""
 
     def __post_init__(self) -> None:
-        self.readers = ReadProcesses(self.ledger.data_dir)
+        self.readers = ReadProcesses(self.ledger.backend)
 
     async def off_loop(self, work: Callable[[], _T]) -> _T:
         """Run CPU-bound ``work`` on the pipeline threads, not the event loop."""
@@ -118,7 +118,7 @@ class Gateway:
 
     def open_reader(self) -> Store:
         """A read-only store connection (for a worker thread, never the event loop)."""
-        return SQLiteStore.in_data_dir(self.ledger.data_dir, read_only=True)
+        return self.ledger.backend.open_reader()
 
 
 def gateway(request: Request) -> Gateway:

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
-from trailguard.store.gateway_state import GatewayState, KillRequest, SessionSummary
+from trailguard.store.state import GatewayStateStore, KillRequest, SessionSummary
 
 
 @dataclass
@@ -24,8 +24,10 @@ class LiveSession:
 class SessionRegistry:
     """Thread-safe: hook handlers and the reaper thread both use it."""
 
-    def __init__(self, state: GatewayState) -> None:
+    def __init__(self, state: GatewayStateStore) -> None:
         self._state = state
+        self.shared = bool(getattr(state, "shared", False))
+        """Replicas share the state: starts are written at once, ends and kills adopted."""
         self._lock = threading.Lock()
         self._live: dict[str, LiveSession] = {}
         self._ended: dict[str, SessionSummary] = {}
@@ -90,6 +92,8 @@ class SessionRegistry:
             self._live[session_id] = LiveSession(summary, time.monotonic())
             self._ended.pop(session_id, None)
             self._dirty.add(session_id)
+        if self.shared:  # the session's next hook may reach another replica
+            self._state.save_session(summary)
         return summary
 
     def end(self, session_id: str, reason: str, raw_reason: str | None, timestamp: str) -> None:
@@ -114,6 +118,19 @@ class SessionRegistry:
     def mark_killed(self, request: KillRequest) -> None:
         with self._lock:
             self._killed[request.session_id] = request
+
+    def adopt_shared(self, recent_seconds: float = 120.0) -> None:
+        """Take in what other replicas recorded (run by the reaper, for a shared state):
+        every kill request, and the recent ends of sessions this replica holds open."""
+        killed = self._state.killed_sessions()
+        since = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - recent_seconds))
+        ended = [s for s in self._state.sessions(active=False, since=since) if s.ended_at]
+        with self._lock:
+            self._killed.update(killed)
+            for summary in ended:
+                if summary.session_id in self._live and summary.session_id not in self._dirty:
+                    del self._live[summary.session_id]
+                    self._ended[summary.session_id] = summary
 
     def idle_since(self, seconds: float) -> list[SessionSummary]:
         """Open sessions with no event for ``seconds``."""

@@ -36,7 +36,14 @@ from trailguard.ledger import checkpoint as checkpoints
 from trailguard.ledger import keys, merkle, note
 from trailguard.ledger.canonical import canonical_document
 from trailguard.ledger.stored_tree import StoredTree
-from trailguard.store.base import SIGNED_HEAD_KEY, DuplicateEventError, LedgerRow, StoreError
+from trailguard.store.backend import DataDirBackend
+from trailguard.store.base import (
+    SIGNED_HEAD_KEY,
+    DuplicateEventError,
+    LedgerRow,
+    Store,
+    StoreError,
+)
 from trailguard.store.gateway_state import GatewayState
 from trailguard.store.sqlite import SQLiteStore
 
@@ -166,12 +173,13 @@ class _Request:
     future: Future[list[Receipt]]
 
 
-def _quarantine_unsigned_tail(
-    store: SQLiteStore, verifier: note.Verifier, data_dir: Path
+def quarantine_unsigned_tail(
+    store: Store, verifier: note.Verifier, location: str
 ) -> list[LedgerRow]:
     """Check the stored tree against the latest signed tree head and move aside whatever lies
     beyond it: the writer signs a head in every commit, so such rows were written by something
     else (a sqlite3 shell, a tool, an attacker) and must never be adopted and signed.
+    ``location`` is how `trailguard verify` is pointed at this ledger (``--data-dir D``).
 
     Raises LedgerIntegrityError when the head does not verify, or the events it covers were
     changed or removed."""
@@ -183,19 +191,19 @@ def _quarantine_unsigned_tail(
     except checkpoints.CheckpointError as exc:
         raise LedgerIntegrityError(
             f"the latest signed tree head does not verify: {exc}; run `trailguard verify "
-            f"--data-dir {data_dir}`"
+            f"{location}`"
         ) from None
     size = store.tree_size()
     if size < head.tree_size:
         raise LedgerIntegrityError(
             f"the ledger holds {size} events but its latest signed tree head covers "
             f"{head.tree_size}: events were removed from the end; run `trailguard verify "
-            f"--data-dir {data_dir}`"
+            f"{location}`"
         )
     if StoredTree(store).root(head.tree_size) != head.root_hash:
         raise LedgerIntegrityError(
             f"the events covered by the latest signed tree head (size {head.tree_size}) no "
-            f"longer match it: an event was changed; run `trailguard verify --data-dir {data_dir}`"
+            f"longer match it: an event was changed; run `trailguard verify {location}`"
         )
     if size == head.tree_size:
         return []
@@ -204,6 +212,44 @@ def _quarantine_unsigned_tail(
         "beyond the latest signed tree head: not written by the ledger writer",
         utc_now(),
     )
+
+
+def check_against_latest_checkpoint(
+    store: Store, verifier: note.Verifier, size: int, location: str
+) -> bool | None:
+    """Refuse to extend a ledger whose stored tree no longer matches its signed checkpoint.
+    Returns whether the previous writer stopped cleanly (None for a new ledger)."""
+    if size == 0:
+        return None
+    last = store.last_row_of_type(EventType.CHECKPOINT.value)
+    if last is not None:
+        try:
+            signed = checkpoints.open_checkpoint(
+                checkpoints.note_of_event(bytes(last.body)), verifier
+            )
+        except checkpoints.CheckpointError as exc:
+            raise LedgerIntegrityError(
+                f"latest checkpoint (seq {last.seq}) does not verify: {exc}; "
+                f"run `trailguard verify {location}`"
+            ) from None
+        recomputed = StoredTree(store).root(signed.tree_size)
+        if signed.tree_size != last.seq or recomputed != signed.root_hash:
+            raise LedgerIntegrityError(
+                f"the stored tree does not match the latest signed checkpoint (seq {last.seq},"
+                f" size {signed.tree_size}); run `trailguard verify {location}`"
+            )
+    # The events after that checkpoint are about to be signed: their bytes must still match
+    # the leaf hashes written with them (a crash leaves them unsigned, not unprotected).
+    covered = last.seq + 1 if last is not None else 0
+    for row in store.rows(covered):
+        if merkle.hash_leaf(bytes(row.body)) != row.leaf_hash:
+            raise LedgerIntegrityError(
+                f"seq {row.seq}, written after the latest checkpoint, no longer matches its "
+                f"leaf hash; refusing to sign it. Run `trailguard verify {location}`"
+            )
+    tail = store.last_row_of_type(EventType.GATEWAY_STOP.value)
+    # A clean stop is gateway_stop followed only by its closing checkpoint.
+    return tail is not None and tail.seq >= size - 2
 
 
 def _quarantine_alert(rows: list[LedgerRow]) -> Alert:
@@ -278,6 +324,7 @@ class Ledger:
         self._lock = lock
         self._signer = signer.signer
         self.signer_source = signer.source
+        self.backend = DataDirBackend(data_dir)
         tree = StoredTree(store)
         size = store.tree_size()
         self._tree = tree.compact_range(size)
@@ -338,7 +385,9 @@ class Ledger:
                     f"ledger was created with ({pinned}); refusing to sign with a different key"
                 )
             keys.ensure_public_key_file(data_dir, signer.signer.verifier)
-            quarantined = _quarantine_unsigned_tail(store, signer.signer.verifier, data_dir)
+            quarantined = quarantine_unsigned_tail(
+                store, signer.signer.verifier, f"--data-dir {data_dir}"
+            )
             ledger = cls(data_dir, store, lock, signer, origin, config or LedgerConfig())
             previous_clean = ledger._check_against_latest_checkpoint()
         except StoreError as exc:
@@ -371,42 +420,9 @@ class Ledger:
         return ledger
 
     def _check_against_latest_checkpoint(self) -> bool | None:
-        """Refuse to extend a ledger whose stored tree no longer matches its signed checkpoint.
-        Returns whether the previous writer stopped cleanly (None for a new ledger)."""
-        store = self._store
-        size = self._tree.size
-        if size == 0:
-            return None
-        last = store.last_row_of_type(EventType.CHECKPOINT.value)
-        if last is not None:
-            try:
-                signed = checkpoints.open_checkpoint(
-                    checkpoints.note_of_event(bytes(last.body)), self._signer.verifier
-                )
-            except checkpoints.CheckpointError as exc:
-                raise LedgerIntegrityError(
-                    f"latest checkpoint (seq {last.seq}) does not verify: {exc}; "
-                    f"run `trailguard verify --data-dir {self.data_dir}`"
-                ) from None
-            recomputed = StoredTree(store).root(signed.tree_size)
-            if signed.tree_size != last.seq or recomputed != signed.root_hash:
-                raise LedgerIntegrityError(
-                    f"the stored tree does not match the latest signed checkpoint (seq {last.seq},"
-                    f" size {signed.tree_size}); run `trailguard verify --data-dir {self.data_dir}`"
-                )
-        # The events after that checkpoint are about to be signed: their bytes must still match
-        # the leaf hashes written with them (a crash leaves them unsigned, not unprotected).
-        covered = last.seq + 1 if last is not None else 0
-        for row in store.rows(covered):
-            if merkle.hash_leaf(bytes(row.body)) != row.leaf_hash:
-                raise LedgerIntegrityError(
-                    f"seq {row.seq}, written after the latest checkpoint, no longer matches its "
-                    f"leaf hash; refusing to sign it. Run `trailguard verify --data-dir "
-                    f"{self.data_dir}`"
-                )
-        tail = store.last_row_of_type(EventType.GATEWAY_STOP.value)
-        # A clean stop is gateway_stop followed only by its closing checkpoint.
-        return tail is not None and tail.seq >= size - 2
+        return check_against_latest_checkpoint(
+            self._store, self._signer.verifier, self._tree.size, f"--data-dir {self.data_dir}"
+        )
 
     # -- appending ------------------------------------------------------------------------------
 
@@ -456,6 +472,11 @@ class Ledger:
     @property
     def tree_size(self) -> int:
         return self._tree.size
+
+    @property
+    def leads(self) -> bool:
+        """Always: one process writes a data directory (the shared ledger's replicas differ)."""
+        return True
 
     @property
     def verifier(self) -> note.Verifier:

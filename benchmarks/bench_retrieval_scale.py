@@ -1,0 +1,349 @@
+"""Retrieval over a 10-million-event ledger, on PostgreSQL (the shared store) and on SQLite
+(the embedded store, the baseline) in the same run.
+
+The ledger is a year of a team's agents: sessions of ~200 events (start, prompts, Bash calls
+and results, cost, end) from 200 developers on 50 projects, 32 sessions at a time, spread
+evenly over 2025 (so PostgreSQL holds 12 monthly partitions). Rows are built from real event
+models (their RFC 8785 bytes and leaf hashes), generated once and loaded into both stores:
+PostgreSQL with COPY through the partitioned table (its triggers and seven indexes in place),
+SQLite with executemany in 100,000-row transactions (a 1 GiB page cache for the load; the
+queries run on a fresh read-only connection with the default cache). Event ids are UUIDv7,
+time-ordered, as trailguard makes them.
+
+Then, through the Store protocol (what `trailguard query` and the API use):
+  - "everything session X did on date D" (target < 50 ms p50),
+  - a developer's day,
+  - a 10-session incident report (retrieval.session_report for ten sessions).
+
+Run: .venv/bin/python benchmarks/bench_retrieval_scale.py [--events 10000000] [--quick]
+PostgreSQL: $TRAILGUARD_BENCH_POSTGRES (default postgresql://postgres@127.0.0.1:5432/postgres),
+a user that may create a database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+
+from _common import metric, percentile, print_header, print_result, scratch_dir, section, target
+from trailguard.events import Cost, Prompt, SessionEnd, SessionStart, ToolInvocation, ToolResult
+from trailguard.retrieval import session_report
+from trailguard.store.base import EventFilter, Store
+from trailguard.store.postgres import PostgresStore, schema
+from trailguard.store.postgres.connect import open_connection
+from trailguard.store.sqlite import SQLiteStore
+
+ADMIN_URL = os.environ.get(
+    "TRAILGUARD_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+YEAR_START = datetime(2025, 1, 1, tzinfo=UTC)
+YEAR_SECONDS = 365 * 24 * 3600
+SESSION_LENGTH = 200
+CONCURRENT_SESSIONS = 32
+DEVELOPERS = 200
+PROJECTS = 50
+CHUNK = 100_000
+TARGET_SESSION_DAY_MS = 50.0
+
+
+def _templates() -> dict[str, dict[str, Any]]:
+    """One real event of each kind, as the JSON document the ledger canonicalises."""
+    common = {"session_id": "s", "developer_id": "d", "project_id": "p"}
+    return {
+        "start": SessionStart(
+            model="claude-sonnet-4-5", permission_mode="default", git_remote=None, **common
+        ).to_json_dict(),
+        "prompt": Prompt(
+            prompt="fix the failing test in the billing module", **common
+        ).to_json_dict(),
+        "call": ToolInvocation(
+            tool="Bash",
+            tool_use_id="toolu_x",
+            input={"command": "pytest -q tests/test_billing.py", "description": "run tests"},
+            policy_result="allowed",
+            policy_rule="allow-all",
+            **common,
+        ).to_json_dict(),
+        "result": ToolResult(
+            tool="Bash",
+            tool_use_id="toolu_x",
+            status="success",
+            output={"stdout": "....F.\n1 failed, 5 passed in 0.41s\n", "stderr": ""},
+            duration_ms=412,
+            **common,
+        ).to_json_dict(),
+        "cost": Cost(
+            model="claude-sonnet-4-5",
+            input_tokens=2300,
+            output_tokens=410,
+            cost_usd=0.0131,
+            **common,
+        ).to_json_dict(),
+        "end": SessionEnd(reason="completed", raw_reason="exit", **common).to_json_dict(),
+    }
+
+
+def _kind(position: int) -> str:
+    if position == 0:
+        return "start"
+    if position == SESSION_LENGTH - 1:
+        return "end"
+    return ("prompt", "call", "result", "call", "result", "cost")[(position - 1) % 6]
+
+
+class Workload:
+    """Rows in seq order; remembers each session's developer, project and first day."""
+
+    def __init__(self, count: int, seed: int = 7) -> None:
+        self.count = count
+        self.rng = random.Random(seed)
+        self.templates = _templates()
+        self.sessions: dict[str, tuple[str, str, str]] = {}
+        self.developer_days: set[tuple[str, str]] = set()
+
+    def _new_session(self) -> list[Any]:
+        session = f"sess_{uuid.UUID(int=self.rng.getrandbits(128)).hex[:16]}"
+        developer = f"dev_{self.rng.randrange(DEVELOPERS):03d}"
+        project = f"github.com/acme/project-{self.rng.randrange(PROJECTS):02d}"
+        return [session, developer, project, 0]
+
+    def _uuid7(self, moment: datetime) -> str:
+        """A UUIDv7 of ``moment``, as trailguard.ids makes them: time-ordered."""
+        millis = int(moment.timestamp() * 1000)
+        random_bits = self.rng.getrandbits(74)
+        value = (millis << 80) | (0x7 << 76) | ((random_bits >> 62) << 64) | (0b10 << 62)
+        return str(uuid.UUID(int=value | (random_bits & ((1 << 62) - 1))))
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        active = [self._new_session() for _ in range(CONCURRENT_SESSIONS)]
+        step = YEAR_SECONDS / self.count
+        dumps = orjson.dumps
+        sort = orjson.OPT_SORT_KEYS
+        sha256 = hashlib.sha256
+        for seq in range(self.count):
+            slot = self.rng.randrange(CONCURRENT_SESSIONS)
+            session, developer, project, position = active[slot]
+            moment = YEAR_START + timedelta(seconds=seq * step)
+            timestamp = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+            kind = _kind(position)
+            document = dict(self.templates[kind])
+            document.update(
+                eventId=self._uuid7(moment),
+                seq=seq,
+                timestamp=timestamp,
+                sessionId=session,
+                developerId=developer,
+                projectId=project,
+            )
+            if "toolUseId" in document:
+                document["toolUseId"] = f"toolu_{session[5:]}_{(position + 1) // 2}"
+            if position == 0:
+                self.sessions[session] = (developer, project, timestamp[:10])
+            self.developer_days.add((developer, timestamp[:10]))
+            body = dumps(document, option=sort)
+            yield (
+                seq,
+                document["eventId"],
+                timestamp,
+                document["eventType"],
+                session,
+                developer,
+                project,
+                document.get("tool"),
+                sha256(b"\x00" + body).digest(),
+                body,
+            )
+            active[slot][3] = position + 1
+            if position + 1 == SESSION_LENGTH:
+                active[slot] = self._new_session()
+
+
+def load(workload: Workload, pg_url: str, sqlite_path: Path) -> dict[str, float]:
+    owner = open_connection(pg_url)
+    schema.install(owner, None)
+    lite = SQLiteStore(sqlite_path)
+    lite_db = lite._db  # the benchmark loads below the writer, as a bulk import would
+    lite_db.execute("PRAGMA cache_size = -1048576")  # 1 GiB for the load only, not the queries
+    timings = {"generate": 0.0, "postgres": 0.0, "sqlite": 0.0}
+    chunk: list[tuple[Any, ...]] = []
+    rows = workload.rows()
+    months: set[str] = set()
+    columns = (
+        'seq, event_id, "timestamp", event_type, session_id, developer_id, project_id, tool, '
+        "leaf_hash, body"
+    )
+    lite_insert = (
+        f"INSERT INTO events ({columns.replace(chr(34), '')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    done = 0
+    while True:
+        started = time.perf_counter()
+        chunk = [row for _, row in zip(range(CHUNK), rows, strict=False)]
+        timings["generate"] += time.perf_counter() - started
+        if not chunk:
+            break
+        started = time.perf_counter()
+        with owner.transaction():
+            for month in sorted({row[2][:7] for row in chunk} - months):
+                owner.execute("SELECT ensure_month_partition(%s)", (month,))
+                months.add(month)
+            with (
+                owner.cursor() as cursor,
+                cursor.copy(f"COPY events ({columns}) FROM STDIN") as copy,
+            ):
+                for row in chunk:
+                    copy.write_row(row)
+        timings["postgres"] += time.perf_counter() - started
+        started = time.perf_counter()
+        lite_db.execute("BEGIN")
+        lite_db.executemany(lite_insert, chunk)
+        lite_db.execute("COMMIT")
+        timings["sqlite"] += time.perf_counter() - started
+        done += len(chunk)
+        if done % 1_000_000 == 0 or done == workload.count:
+            print(
+                f"  loaded {done:,} events (postgres {done / timings['postgres']:,.0f}/s, "
+                f"sqlite {done / timings['sqlite']:,.0f}/s)",
+                flush=True,
+            )
+    started = time.perf_counter()
+    owner.execute("ANALYZE trailguard.events")
+    lite_db.execute("ANALYZE")
+    timings["analyze"] = time.perf_counter() - started
+    owner.close()
+    lite.close()
+    return timings
+
+
+def _timed(samples: list[Any], run: Any) -> tuple[list[float], int]:
+    times: list[float] = []
+    rows = 0
+    for sample in samples:
+        started = time.perf_counter()
+        rows += run(sample)
+        times.append((time.perf_counter() - started) * 1000)
+    return times, rows
+
+
+def measure(store: Store, workload: Workload, samples: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    sessions = rng.sample(sorted(workload.sessions), samples)
+    developer_days = rng.sample(sorted(workload.developer_days), samples)
+    reports = [rng.sample(sorted(workload.sessions), 10) for _ in range(max(5, samples // 5))]
+
+    def session_day(session: str) -> int:
+        day = workload.sessions[session][2]
+        following = (datetime.fromisoformat(day) + timedelta(days=1)).strftime("%Y-%m-%d")
+        found = store.query(
+            EventFilter(session_id=session, since=f"{day}T00:00:00.000Z",
+                        until=f"{following}T00:00:00.000Z")
+        )  # fmt: skip
+        return sum(1 for _ in found)
+
+    def developer_day(key: tuple[str, str]) -> int:
+        developer, day = key
+        following = (datetime.fromisoformat(day) + timedelta(days=1)).strftime("%Y-%m-%d")
+        found = store.query(
+            EventFilter(developer_id=developer, since=f"{day}T00:00:00.000Z",
+                        until=f"{following}T00:00:00.000Z")
+        )  # fmt: skip
+        return sum(1 for _ in found)
+
+    def report(chosen: list[str]) -> int:
+        return sum(sum((session_report(store, s) or _Empty()).counts.values()) for s in chosen)
+
+    result: dict[str, Any] = {}
+    session_day(sessions[0])  # warm the connection, not the data
+    for name, items, run in (
+        ("session_day", sessions, session_day),
+        ("developer_day", developer_days, developer_day),
+        ("report_10_sessions", reports, report),
+    ):
+        times, rows = _timed(items, run)
+        result[name] = {
+            "p50_ms": round(percentile(times, 50), 2),
+            "p99_ms": round(percentile(times, 99), 2),
+            "rows_per_query": round(rows / len(items), 1),
+        }
+    return result
+
+
+class _Empty:
+    counts: dict[str, int] = {}  # noqa: RUF012 - a stand-in for a missing report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--samples", type=int, default=60)
+    parser.add_argument("--quick", action="store_true", help="200,000 events")
+    parser.add_argument("--keep", action="store_true", help="keep the database and the files")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp"))
+    args = parser.parse_args()
+    count = 200_000 if args.quick else args.events
+    with scratch_dir(args.dir, args.keep) as scratch:
+        env = print_header(f"retrieval over {count:,} events: PostgreSQL vs SQLite", scratch)
+        database = f"tg_bench_{uuid.uuid4().hex[:8]}"
+        admin = psycopg.connect(ADMIN_URL, autocommit=True)
+        admin.execute(f"CREATE DATABASE {database}")
+        pg_url = ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"
+        version = admin.execute("SHOW server_version").fetchone()
+        env["postgres"] = str(version[0]) if version else "?"
+        print(f"postgresql {env['postgres']}, database {database}")
+        try:
+            workload = Workload(count)
+            section("load (COPY into the partitioned table / executemany into SQLite)")
+            timings = load(workload, pg_url, scratch / "ledger.sqlite3")
+            metric("generate rows (RFC 8785 bytes, SHA-256 leaves)", count / timings["generate"],
+                   "events/s")  # fmt: skip
+            metric("PostgreSQL COPY, 7 indexes, triggers", count / timings["postgres"], "events/s")
+            metric("SQLite executemany, 5 indexes", count / timings["sqlite"], "events/s")
+            sizes = admin.execute(f"SELECT pg_database_size('{database}')").fetchone()
+            metric("PostgreSQL database size", (sizes[0] if sizes else 0) / 2**20, "MiB")
+            metric("SQLite file size", (scratch / "ledger.sqlite3").stat().st_size / 2**20, "MiB")
+            results: dict[str, Any] = {"events": count, "load_events_per_s": {
+                "postgres": round(count / timings["postgres"]),
+                "sqlite": round(count / timings["sqlite"]),
+            }}  # fmt: skip
+            for name, store in (
+                ("postgres", PostgresStore(pg_url, read_only=True)),
+                ("sqlite", SQLiteStore(scratch / "ledger.sqlite3", read_only=True)),
+            ):
+                section(f"queries on {name} ({args.samples} samples each)")
+                measured = measure(store, workload, args.samples, seed=11)
+                store.close()
+                for query, figures in measured.items():
+                    metric(f"{query} p50", figures["p50_ms"], "ms")
+                    metric(f"{query} p99", figures["p99_ms"], "ms")
+                    metric(f"{query} rows per query", figures["rows_per_query"])
+                results[name] = measured
+            section("targets")
+            target(
+                f"session X on date D, PostgreSQL p50 < {TARGET_SESSION_DAY_MS:g} ms",
+                results["postgres"]["session_day"]["p50_ms"] < TARGET_SESSION_DAY_MS,
+            )
+            for query in ("session_day", "developer_day", "report_10_sessions"):
+                ratio = results["postgres"][query]["p50_ms"] / max(
+                    results["sqlite"][query]["p50_ms"], 1e-6
+                )
+                metric(f"{query}: PostgreSQL p50 / SQLite p50", ratio)
+            print_result({"benchmark": "retrieval_scale", "env": env, **results})
+        finally:
+            if not args.keep:
+                admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            admin.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Budgets across replicas of a shared ledger: each replica counts its own spend as it
+happens, and every reaper tick adds the cost events the other replicas recorded (read back
+from the shared ledger), so an exhausted budget holds on every replica within about a second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
+import orjson
+
+from trailguard.cost.budgets import BudgetTracker
+from trailguard.events import format_timestamp
+from trailguard.store.base import EventFilter, Store
+
+OVERLAP_SECONDS = 120.0
+"""How far back each catch-up looks: longer than any event waits to be sequenced."""
+
+
+class SharedSpend:
+    def __init__(self, budgets: BudgetTracker, open_reader: Callable[[], Store]) -> None:
+        self.budgets = budgets
+        self.open_reader = open_reader
+        self._lock = threading.Lock()
+        self._counted: dict[str, float] = {}
+        """Cost event ids already in the tracker (this replica's own, or caught up), with the
+        monotonic time they were noted, forgotten after the overlap window."""
+        self._since = format_timestamp_now()
+        """Catch-up starts at this replica's start: preload_budgets counted what came before."""
+
+    def mine(self, event_ids: Iterable[str]) -> None:
+        """Cost events this replica counted itself (never added twice)."""
+        now = time.monotonic()
+        with self._lock:
+            for event_id in event_ids:
+                self._counted[event_id] = now
+
+    def catch_up(self) -> int:
+        """Add the other replicas' recent cost events to the budgets; returns how many."""
+        now = time.monotonic()
+        since = max(self._since, format_timestamp_now(-OVERLAP_SECONDS))
+        store = self.open_reader()
+        added = 0
+        try:
+            day = format_timestamp_now()[:10]  # the UTC day, as budgets count it
+            for row in store.query(EventFilter(event_type="cost", since=since)):
+                with self._lock:
+                    if row.event_id in self._counted:
+                        continue
+                    self._counted[row.event_id] = now
+                document = orjson.loads(row.body)
+                if document.get("costUsd") is None or not str(document["timestamp"]).startswith(
+                    day
+                ):
+                    continue
+                amount = Decimal(str(document["costUsd"]))
+                for scope, key in self.budgets.keys(
+                    document.get("sessionId"), document.get("developerId"),
+                    document.get("projectId"), day,
+                ):  # fmt: skip
+                    self.budgets.preload(scope, key, amount)
+                added += 1
+        finally:
+            store.close()
+        with self._lock:
+            horizon = now - 2 * OVERLAP_SECONDS
+            self._counted = {k: v for k, v in self._counted.items() if v >= horizon}
+        return added
+
+
+def format_timestamp_now(offset_seconds: float = 0.0) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return format_timestamp(datetime.now(UTC) + timedelta(seconds=offset_seconds))
