@@ -25,10 +25,10 @@ from trailguard.completeness.reconcile import Call, Reconciler, SessionState, mo
 from trailguard.completeness.report import DEFAULT_RULES, Rules
 from trailguard.events import Alert, Event, format_timestamp
 from trailguard.gateway.sessions import SessionRegistry
-from trailguard.ledger.writer import Ledger, LedgerError
+from trailguard.ledger.log import EventLog
+from trailguard.ledger.writer import LedgerError
 from trailguard.redact import Redactor
 from trailguard.store.base import EventFilter, Store, StoreError
-from trailguard.store.sqlite import SQLiteStore
 
 log = logging.getLogger("trailguard.completeness")
 
@@ -209,7 +209,7 @@ def due_alerts(
 class CompletenessWatcher:
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: EventLog,
         sessions: SessionRegistry,
         redactor: Redactor,
         *,
@@ -255,7 +255,7 @@ class CompletenessWatcher:
 
     def _open(self) -> Store:
         if self._store is None:
-            self._store = SQLiteStore.in_data_dir(self.ledger.data_dir, read_only=True)
+            self._store = self.ledger.backend.open_reader()
         return self._store
 
     def _prime(self, store: Store, now: datetime) -> int:

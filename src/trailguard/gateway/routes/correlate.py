@@ -173,7 +173,9 @@ async def correlate(
             since = parse_time(parsed.since, name="since") if parsed.since else None
             until = parse_time(parsed.until, name="until") if parsed.until else None
             try:
-                keys = PinnedKeys.load(services.ledger.data_dir)
+                # CloudTrail keys are pinned in a data directory; a shared ledger has none yet.
+                data_dir = getattr(services.ledger, "data_dir", None)
+                keys = PinnedKeys.load(data_dir) if data_dir is not None else None
             except PublicKeyError as exc:
                 raise FaultError(f"the gateway's pinned CloudTrail keys: {exc}") from None
             reader = services.open_reader()
