@@ -815,7 +815,10 @@ def test_router_defaults_and_schema() -> None:
     app = FastAPI()
     app.include_router(create_proxy_router(on_record=lambda _r: None))
     assert DEFAULT_UPSTREAM == "https://api.anthropic.com"
-    assert not any("anthropic" in path for path in app.openapi()["paths"])
+    # One documented operation (POST, how Claude Code calls it); every other method is proxied
+    # but not listed.
+    paths = {p: list(ops) for p, ops in app.openapi()["paths"].items() if "anthropic" in p}
+    assert paths == {"/anthropic/{path}": ["post"]}
 
 
 # -- the SSE parser ------------------------------------------------------------------------
