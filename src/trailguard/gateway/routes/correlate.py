@@ -13,21 +13,13 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import timedelta
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from pydantic.alias_generators import to_camel
 
-from trailguard.correlate.digest import DigestSet, PinnedKeys, PublicKeyError
-from trailguard.correlate.importer import (
-    AppLogFields,
-    Correlator,
-    ImportOptions,
-    count_receipts,
-)
-from trailguard.correlate.run import RawFile, correlate_files
 from trailguard.errors import FaultError, InvalidInputError
 from trailguard.events import Alert, Event
 from trailguard.gateway.pipeline import redact_event
@@ -35,6 +27,10 @@ from trailguard.gateway.routes._body import read_body
 from trailguard.gateway.services import MAX_BODY_BYTES, Gateway, gateway, require
 from trailguard.retrieval import parse_time
 from trailguard.store.gateway_state import Identity
+
+if TYPE_CHECKING:
+    from trailguard.correlate.importer import Correlator
+    from trailguard.correlate.run import RawFile
 
 router = APIRouter(tags=["correlate"])
 Importer = Annotated[Identity, Depends(require("admin", "agent", what="import downstream records"))]
@@ -135,6 +131,8 @@ def _parse(body: bytes, kind: str) -> _CorrelateRequest:
 
 
 def _files(request: _CorrelateRequest) -> list[RawFile]:
+    from trailguard.correlate.run import RawFile
+
     files = []
     for index, file in enumerate(request.files):
         try:
@@ -168,6 +166,11 @@ async def correlate(
     async with services.heavy.slot(identity.token_id):
 
         def work() -> tuple[Correlator, list[Event]]:
+            # Imported on first use: the gateway starts (and answers PreToolUse) without them.
+            from trailguard.correlate.digest import DigestSet, PinnedKeys, PublicKeyError
+            from trailguard.correlate.importer import AppLogFields, Correlator, ImportOptions
+            from trailguard.correlate.run import correlate_files
+
             parsed = _parse(body, kind)
             files = _files(parsed)
             since = parse_time(parsed.since, name="since") if parsed.since else None
@@ -226,6 +229,8 @@ async def correlate(
             )
         )
     if events:
+        from trailguard.correlate.importer import count_receipts
+
         receipts = await services.record(events)
         count_receipts(report, receipts, events)
     return JSONResponse(report.to_json())
