@@ -133,7 +133,7 @@ class FuzzGateway:
         """A valid token for each operation that needs one: agent for hooks, auditor to read."""
         if path in (HOOK, CORRELATE):
             return self.bearer(self.token)
-        if path == EVENTS:
+        if path == EVENTS or path.endswith("completeness"):
             return self.bearer(self.auditor)
         return {}
 
@@ -246,6 +246,8 @@ def test_schemathesis_generated_requests_get_no_5xx_and_conform(gateway, credent
         "POST /v1/metrics",
         "POST /anthropic/{path}",
         f"POST {CORRELATE}",
+        "GET /v1/completeness",
+        "GET /v1/sessions/{session_id}/completeness",
     }
     # The model API pass-through forwards whatever it gets to an upstream that is not here
     # (its 502s are correct); tests/test_anthropic_proxy.py covers it against a real server.
