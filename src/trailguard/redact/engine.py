@@ -78,6 +78,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
+from trailguard.redact import rules as data_rules
+from trailguard.redact.placeholders import is_placeholder
+
 __all__ = ["REDACTION_TAG_RE", "Finding", "Redactor", "secret_name_kind"]
 
 
@@ -95,7 +98,7 @@ class Finding:
     path: str = ""
 
 
-REDACTION_TAG_RE: Final = re.compile(r"\[REDACTED:[a-z0-9-]{1,40}:[0-9a-f]{8}\]")
+REDACTION_TAG_RE: Final = re.compile(r"\[REDACTED:[a-z0-9-]{1,64}:[0-9a-f]{8}\]")
 """What a redacted secret looks like in stored text."""
 
 
@@ -124,6 +127,7 @@ _PRIORITY: Final = {
     "generic-secret": 50,
 }
 _FORMAT_PRIORITY: Final = 90  # every named credential format (github-token, aws-access-key...)
+_DATA_PRIORITY: Final = 85  # formats of the data rule set (gitleaks ids): trailguard's own win
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,7 +360,7 @@ _NOT_A_SECRET_RE: Final = re.compile(
          |object|array|sensitive|dummy|example|placeholder|replace_me|replaceme|todo|tbd
          |test|demo|sample|fake|invalid|foo|bar|baz|qux)
     | __[A-Za-z]\w*__
-    | \[REDACTED:[a-z0-9-]{1,40}:[0-9a-f]{8}\] | \[(?i:redacted|filtered|hidden|masked)\]
+    | \[REDACTED:[a-z0-9-]{1,64}:[0-9a-f]{8}\] | \[(?i:redacted|filtered|hidden|masked)\]
     | \((?i:redacted|hidden)\) | \*{3,}[A-Za-z0-9]{0,4}
     """,
     re.VERBOSE,
@@ -789,6 +793,8 @@ def _scan_formats(text: str, low: str, out: list[_Span]) -> None:
                 continue
             if fmt.check is not None and not fmt.check(f.group(0)):
                 continue
+            if fmt.kind != "jwt" and is_placeholder(f.group(0)):
+                break  # ``ghp_xxxx...``, ``hf_requiredCharacteristicTypes...``: not a token
             out.append(_Span(start, f.end(), fmt.kind))
             if fmt.kind == "aws-access-key" and key in {"AK", "AS"}:
                 pair = _AWS_PAIR.match(text, start)
@@ -1575,11 +1581,35 @@ def _find_spans(text: str) -> list[_Span]:
     _scan_assignments(text, low, found)
     _scan_rare(text, low, found)
     found = [s for s in found if s.end > s.start]
+    data = data_rules.scan(text, low)
+    if data:
+        found.extend(_outside(found, [_Span(*span) for span in data]))
     if not found:
         return []
     if "[redacted:" in low:
         found = _outside_tags(text, found)
     return _merge(found) if found else []
+
+
+def _outside(found: list[_Span], extra: list[_Span]) -> list[_Span]:
+    """The ``extra`` spans that overlap none of ``found``: where trailguard's own rules saw a
+    secret, their span and kind stand (they keep ``user`` in ``user:password``, the scheme of
+    an ``Authorization`` header); the data rules add what they missed."""
+    if not found:
+        return extra
+    ordered = sorted((s.start, s.end) for s in found)
+    starts = [start for start, _ in ordered]
+    reach: list[int] = []
+    furthest = 0
+    for _, end in ordered:
+        furthest = max(furthest, end)
+        reach.append(furthest)
+    kept = []
+    for span in extra:
+        i = bisect.bisect_left(starts, span.end)  # spans starting before this one ends
+        if i == 0 or reach[i - 1] <= span.start:
+            kept.append(span)
+    return kept
 
 
 def _outside_tags(text: str, candidates: list[_Span]) -> list[_Span]:
@@ -1647,8 +1677,19 @@ def _to_original(found: list[_Span], placed: list[tuple[int, int, int]]) -> list
     return result
 
 
+def _priority(kind: str) -> int:
+    if kind in _PRIORITY:
+        return _PRIORITY[kind]
+    return _DATA_PRIORITY if kind in _data_kinds() else _FORMAT_PRIORITY
+
+
+@functools.cache
+def _data_kinds() -> frozenset[str]:
+    return frozenset(rule.kind for rule in data_rules.rule_set().rules)
+
+
 def _best_kind(group: list[_Span]) -> str:
-    best = max(group, key=lambda s: (_PRIORITY.get(s.kind, _FORMAT_PRIORITY), s.end - s.start))
+    best = max(group, key=lambda s: (_priority(s.kind), s.end - s.start))
     return best.kind
 
 
@@ -1814,7 +1855,7 @@ class Redactor:
         prefix = f"{name}=" if isinstance(name, str) and _ENV_KEY_RE.fullmatch(name) else ""
         for span in _find_spans(prefix + value):
             if span.start == len(prefix) and span.end == len(prefix) + len(value):
-                if _PRIORITY.get(span.kind, _FORMAT_PRIORITY) > _PRIORITY["password"]:
+                if _priority(span.kind) > _PRIORITY["password"]:
                     kind = span.kind
                 break
         out.append(Finding(kind, 0, len(value), path))
