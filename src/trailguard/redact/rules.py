@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import json
 import re
+
+import ahocorasick
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -60,6 +62,8 @@ class RuleSet:
     by_keyword: tuple[tuple[str, tuple[DataRule, ...]], ...]
     global_regexes: tuple[re.Pattern[str], ...]
     global_stopwords: tuple[str, ...]
+    automaton: Any
+    """Every keyword in one Aho-Corasick automaton: one pass over the text finds them all."""
 
 
 def _allow(raw: dict[str, Any]) -> _Allow:
@@ -92,6 +96,10 @@ def parse_rule_set(document: dict[str, Any]) -> RuleSet:
         for keyword in rule.keywords:
             index.setdefault(keyword, []).append(rule)
     glob = document.get("global_allowlist", {})
+    automaton = ahocorasick.Automaton()
+    for keyword, keyed in index.items():
+        automaton.add_word(keyword, (keyword, tuple(keyed)))
+    automaton.make_automaton()
     return RuleSet(
         version=str(document.get("version", "")),
         license=str(document.get("license", "")),
@@ -99,6 +107,7 @@ def parse_rule_set(document: dict[str, Any]) -> RuleSet:
         by_keyword=tuple((k, tuple(v)) for k, v in sorted(index.items())),
         global_regexes=tuple(re.compile(r) for r in glob.get("regexes", [])),
         global_stopwords=tuple(glob.get("stopwords", [])),
+        automaton=automaton,
     )
 
 
@@ -142,25 +151,17 @@ def _allowed(rules: RuleSet, rule: DataRule, text: str, m: re.Match[str], secret
     return False
 
 
-def _windows(text: str, low: str, keyword: str, word_start: bool) -> list[tuple[int, int]]:
-    windows: list[tuple[int, int]] = []
+def _window(text: str, at: int, keyword: str, blank_at: int) -> tuple[int, int, int]:
+    """The window around a keyword at ``at``: from a little before it to the first blank after
+    ``_AFTER`` characters (a window never ends inside a token). Returns it and the blank's
+    position, which the next window can reuse (one search for many windows: linear)."""
     n = len(text)
-    at = low.find(keyword)
-    blank_at = -1  # the next blank after the last window, found once for many windows
-    while at != -1:
-        if not word_start or at == 0 or not text[at - 1].isalnum():
-            start = max(0, at - _BEFORE)
-            end = min(n, at + len(keyword) + _AFTER)
-            if blank_at < end:
-                blank = _BLANK.search(text, end)
-                blank_at = blank.start() if blank is not None else n
-            end = blank_at
-            if windows and start <= windows[-1][1]:
-                windows[-1] = (windows[-1][0], max(windows[-1][1], end))
-            else:
-                windows.append((start, end))
-        at = low.find(keyword, at + 1)
-    return windows
+    start = max(0, at - _BEFORE)
+    end = min(n, at + len(keyword) + _AFTER)
+    if blank_at < end:
+        blank = _BLANK.search(text, end)
+        blank_at = blank.start() if blank is not None else n
+    return start, blank_at, blank_at
 
 
 def scan(text: str, low: str, rules: RuleSet | None = None) -> list[RuleSpan]:
@@ -168,13 +169,22 @@ def scan(text: str, low: str, rules: RuleSet | None = None) -> list[RuleSpan]:
     length)."""
     rules = rules or rule_set()
     windows: dict[DataRule, list[tuple[int, int]]] = {}
-    for keyword, keyed in rules.by_keyword:
-        if keyword not in low:
-            continue
+    blank_at = -1
+    for last, (keyword, keyed) in rules.automaton.iter(low):
+        at = last - len(keyword) + 1
+        at_word_start = at == 0 or not text[at - 1].isalnum()
+        window: tuple[int, int] | None = None
         for rule in keyed:
-            found = _windows(text, low, keyword, rule.word_start)
-            if found:
-                windows.setdefault(rule, []).extend(found)
+            if rule.word_start and not at_word_start:
+                continue
+            if window is None:
+                start, end, blank_at = _window(text, at, keyword, blank_at)
+                window = (start, end)
+            spans = windows.setdefault(rule, [])
+            if spans and window[0] <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], window[1]))
+            else:
+                spans.append(window)
     out: list[RuleSpan] = []
     for rule, spans in windows.items():
         spans.sort()
