@@ -1742,8 +1742,11 @@ class Redactor:
         # A secret glued to another one (``...KEY0000-----BEGIN...``) only stands apart once its
         # neighbour is a tag: look again until nothing new turns up, so that redacting the
         # output finds nothing more. Rare - separators normally surround secrets.
+        # Likewise a data rule's match may reach over one secret to the next (``curl ... -u a:b
+        # ... curl -u a:b``): look again when one fired.
         for _ in range(3):
-            if not any(_glued(text, span) for span in spans):
+            data_fired = any(span.kind in _data_kinds() for span in spans)
+            if not data_fired and not any(_glued(text, span) for span in spans):
                 break
             extra = _to_original(_find_spans(out), placed)
             if not extra:

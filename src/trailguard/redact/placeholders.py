@@ -20,6 +20,7 @@ _PLACEHOLDER_WORDS: Final = (
 )  # fmt: skip
 _CAMEL_OR_SNAKE: Final = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _VOWELS: Final = frozenset("aeiou")
+_RUN: Final = re.compile(r"(.)\1{3,}")
 _SEQUENCES: Final = ("abcdefghijklmnopqrstuvwxyz", "0123456789", "zyxwvutsrqponmlkjihgfedcba")
 
 
@@ -71,11 +72,14 @@ def _reads_as_words(value: str) -> bool:
     return vowel_share >= 0.3 and longest_consonants <= 4
 
 
-def is_placeholder(value: str, *, words: bool = True) -> bool:
+def is_placeholder(value: str, *, words: bool = True, strict: bool = False) -> bool:
     """``value`` (a whole token, prefix included) only stands in for a credential.
 
     ``words=False`` for values under a secret name, where a password may well be words
     (``correcthorsebatterystaple``): only masks, runs and sequences count then.
+    ``strict=True`` for a value that matched a provider's exact format: only masks count
+    (``xxxx``, one character repeated, ``####``, ``YOUR_TOKEN_HERE``) - an exact-length
+    ``sk-ant-api03-...`` made of ``abc123`` runs is taken for a key.
     """
     body = _body(value)
     if len(body) < 4:
@@ -85,8 +89,11 @@ def is_placeholder(value: str, *, words: bool = True) -> bool:
         return True
     counts = Counter(low)
     top = counts.most_common(1)[0][1]
-    if top / len(low) >= 0.6 or re.search(r"(.)\1{11,}", low) or re.search(r"#{4,}", low):
-        return True  # ``xxxxxxxx``, ``0000000000000TUVWXYZ``, ``####``
+    longest_run = max((len(m.group(0)) for m in _RUN.finditer(low)), default=0)
+    if top / len(low) >= 0.6 or longest_run >= max(8, 0.4 * len(low)) or "####" in low:
+        return True  # ``xxxxxxxx``, ``0000000000000TUVWXYZ``, ``####`` (not Twitter's A...A)
+    if strict:
+        return False
     if _sequential_share(body) >= 0.4:
         return True  # ``abc123xyz-456def789ghij-klmnopqrstuvwx``
     return words and _reads_as_words(body)

@@ -21,7 +21,7 @@ from typing import Any, Final, NamedTuple
 from trailguard.redact.placeholders import entropy, is_placeholder
 from trailguard.redact.update import DATA_FILE
 
-_BEFORE: Final = 64
+_BEFORE: Final = 256
 """How far before a keyword a match may start (``MAILGUN_PRIVATE_API_KEY`` before its value)."""
 _AFTER: Final = 768
 """How far after a keyword a match may end; the window then runs on to the next blank."""
@@ -200,7 +200,7 @@ def scan(text: str, low: str, rules: RuleSet | None = None) -> list[RuleSpan]:
                 secret = text[s_start:s_end]
                 if not secret or (rule.entropy and entropy(secret) < rule.entropy):
                     continue
-                if _allowed(rules, rule, text, m, secret) or is_placeholder(secret):
+                if _allowed(rules, rule, text, m, secret) or is_placeholder(secret, strict=True):
                     continue
                 out.append(RuleSpan(s_start, s_end, rule.kind))
     return out

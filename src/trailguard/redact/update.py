@@ -22,9 +22,9 @@ from typing import Any, Final
 DATA_FILE: Final = Path(__file__).parent / "data" / "gitleaks.json"
 
 # Rules trailguard's own engine covers with structure the regex cannot see (PEM blocks whole,
-# JWTs, the generic secret-named rule with its code/placeholder decisions), or that need a file
-# path rather than content.
-SKIPPED_RULES: Final = frozenset({"generic-api-key", "private-key", "jwt", "pkcs12-file"})
+# cut-short blocks, PuTTY keys), or that need a file path rather than content. The others run
+# where trailguard's own rules found nothing (``engine._outside``).
+SKIPPED_RULES: Final = frozenset({"generic-api-key", "private-key", "pkcs12-file"})
 
 _KIND_MAX: Final = 64
 # What ``utils.GenerateSemiGenericRegex`` puts in front of the identifiers only widens the match
