@@ -163,7 +163,7 @@ _TOKEN_NOT_SECRET_AFTER: Final = frozenset(
         "RESUMPTION", "PAGINATION", "CURSOR", "IDEMPOTENCY", "REQUEST", "CHANGE", "LEXER",
         "PARSER", "DESIGN", "THEME", "COLOR", "SEMANTIC", "DECODER", "ENCODER", "BYTE", "WORD",
         "SUB", "TEXT", "FIRST", "LAST", "CURRENT", "PEEK", "CACHED", "CACHE", "REASONING",
-        "THINKING", "EOT", "BOT", "STARTING",
+        "THINKING", "EOT", "BOT", "STARTING", "PUBLIC", "CSRF", "XSRF",
         # AWS idempotency tokens and pagination cursors (ClientToken, nextForwardToken...)
         "CLIENT", "CREATION", "REGISTRATION", "FORWARD", "BACKWARD", "SEQUENCE", "ACTION",
         "UPDATE", "UNIT", "IMPORT", "EXPORT", "VERIFICATION", "CONTINUE", "GRANT",
@@ -350,7 +350,7 @@ _NOT_A_SECRET_RE: Final = re.compile(
     | arn:[a-z0-9-]+:.* | [a-z]+(?:\.[a-z]+)+ | (?i:seconds|minutes|hours|days|val|value)
     | &[A-Za-z_][\w\-]* | [a-z][a-z0-9._\-]*(?:/[a-z0-9._\-]+){2,} | [A-Z][A-Z]*(?:_[A-Z]+)+
     | %[A-Za-z_][A-Za-z0-9_]*% | \{\{.*\}\} | \{[A-Za-z_][\w.\[\]'"]*\} | <[^<>\n]*>
-    | \*[A-Za-z_][\w\-]* | \*+ | x{3,} | X{3,} | \u2022+ | -+ | [0-9]{1,3} | -[0-9]+
+    | \*[A-Za-z_][\w\-]* | \*+ | x{3,} | X{3,} | y{3,} | Y{3,} | \u2022+ | -+ | [0-9]{1,3} | -[0-9]+
     | (?i:your)[A-Za-z_\-]* | (?i:my)[_\-][A-Za-z_\-]*
     | (?i:null|none|nil|undefined|true|false|yes|no|on|off|required|optional|include|omit
          |same-origin|redacted|filtered|hidden|masked|n/a|stdin|empty|unset|inherit
@@ -434,8 +434,14 @@ def _not_a_secret(value: str) -> bool:
         return True
     if _NOT_A_SECRET_RE.fullmatch(value) is not None or _looks_like_path(value):
         return True
-    if "..." in value or "\u2026" in value:
+    if "..." in value or "\u2026" in value or "[redacted]" in value.lower() or value.endswith(".."):
         return True  # an example cut short (``tg_...``), never a real secret
+    if value[0] == "<" and " " in value:
+        return True  # markup: ``<xsd:element name=``
+    if value.endswith(":") and _not_a_secret(value.rstrip(":")):
+        return True  # ``token:``
+    if len(value) >= 8 and is_placeholder(value, strict=True):
+        return True  # ``aaaaaaaa...``, ``pnu_XXXX...``, ``sha256~XXXX_PUT_YOUR_TOKEN_HERE``
     if any(marker in value for marker in _REGEX_MARKERS) or value.startswith("/^"):
         return True  # a regular expression
     words = value.split()
@@ -719,7 +725,6 @@ _FORMAT_TABLE: Final[tuple[tuple[tuple[str, ...], _Format], ...]] = tuple(
         (("da",), "databricks-token", r"dapi[a-f0-9]{32}(?:-\d)?", _ALNUM, None),
         (("li",), "linear-key", r"lin_api_[A-Za-z0-9]{40}", _ALNUM, None),
         (("pu",), "pulumi-token", r"pul-[a-f0-9]{40}", _ALNUM, None),
-        (("sn",), "sentry-token", r"sntry[su]_[A-Za-z0-9_+/=\-]{40,}", _B64_CHARS, None),
         (("gl",), "grafana-token", r"glc_[A-Za-z0-9+/=_\-]{32,}", _B64_CHARS, None),
         (("gl",), "grafana-token", r"glsa_[A-Za-z0-9]{32}_[a-fA-F0-9]{8}", _ALNUM, None),
         (("NR",), "newrelic-key", r"NRAK-[A-Z0-9]{27}", _ALNUM, None),
@@ -793,7 +798,11 @@ def _scan_formats(text: str, low: str, out: list[_Span]) -> None:
                 continue
             if fmt.check is not None and not fmt.check(f.group(0)):
                 continue
-            if fmt.kind != "jwt" and is_placeholder(f.group(0)):
+            if fmt.kind != "jwt" and (
+                is_placeholder(f.group(0))
+                or text.startswith(("####", "****", "xxxx", "XXXX"), f.end())
+                or (fmt.kind != "aws-access-key" and data_rules.allowlisted(f.group(0)))
+            ):
                 break  # ``ghp_xxxx...``, ``hf_requiredCharacteristicTypes...``: not a token
             out.append(_Span(start, f.end(), fmt.kind))
             if fmt.kind == "aws-access-key" and key in {"AK", "AS"}:
@@ -819,14 +828,16 @@ def _dotted_format(text: str, start: int, out: list[_Span]) -> None:
         tail = _TERRAFORM_TAIL.match(text, start)
         key_head = text[head : start - 9] if head >= 0 else ""
         if tail and key_head and all(c in _ALNUM for c in key_head) and _left_ok(text, head):
-            out.append(_Span(head, tail.end(), "terraform-token"))
+            if not is_placeholder(text[start : tail.end()], strict=True):
+                out.append(_Span(head, tail.end(), "terraform-token"))
         return
     for prefix, kind, regex in _DOTTED_FORMATS:
         begin = start - len(prefix)
         if begin >= 0 and text.startswith(prefix, begin) and _left_ok(text, begin):
             m = regex.match(text, begin)
             if m is not None and _right_ok(text, m.end(), _TOKEN_CHARS):
-                out.append(_Span(begin, m.end(), kind))
+                if not is_placeholder(m.group(0), strict=True):
+                    out.append(_Span(begin, m.end(), kind))
             return
 
 
@@ -1308,7 +1319,8 @@ _PASSWORD_SPACE: Final = re.compile(r"password[ \t]+(?=\S)")
 _LINE_START: Final = re.compile(r"[ \t]*(?:-[ \t]+)?(?:\\?[\"'])?\Z")
 _TYPE_THEN_ASSIGN: Final = re.compile(r"[^=\n,()]{0,200}?(?<![=!<>])=(?![=>])[ \t]*")
 _GETENV_BEFORE: Final = re.compile(
-    r"(?:getenv|environ\.get|env\.get|ENV\.fetch|Getenv|config\.get)\([ \t]*\Z"
+    r"(?:getenv|environ\.get|env\.get|ENV\.fetch|Getenv|GetEnv\w*|getenv\w*|config\.get"
+    r"|setProperty|config\.put|\.put|\.set|\.setenv|putenv)\([ \t]*\Z"
 )
 _NETRC_BEFORE: Final = re.compile(
     r"(?:^|\s)(?:machine\s+\S+|default)(?:\s+(?:login|account|port)\s+\S+)*\s+\Z"
@@ -1366,7 +1378,7 @@ def _assignment(
     if op == ":" and m.end("op") == m.end() and text[m.end() : m.end() + 1] not in {'"', "'", "\\"}:
         return  # ``arn:...:secret:name``, ``:token:`x```: not a mapping (YAML needs the space)
     kind = secret_name_kind(name)
-    if kind is None or kind in {"cookie", "authorization"} or name == "passwd":
+    if kind is None or kind in {"cookie", "authorization"} or (name == "passwd" and op == ":"):
         return  # headers have their own rules; ``passwd:`` is nsswitch's user database
     if op == ">":
         _xml_element(text, m, name_start, name, kind, out)
@@ -1407,6 +1419,8 @@ def _assignment(
         if value is None or value.start == value.end:
             return
         mode = "code"
+    if value.quoted and mode == "env" and value.start > 0 and text[value.start - 1] == "`":
+        return  # ``KEY=`cmd```: a command substitution, what it prints is not in the text
     if value.quoted:
         content = text[value.start : value.end]
         if value.after in {"+", "%", "|"} or _same_name(content, name):

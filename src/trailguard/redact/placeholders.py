@@ -34,10 +34,16 @@ def entropy(value: str) -> float:
 
 def _body(value: str) -> str:
     """The part of a token after its provider prefix (``ghp_``, ``sk-ant-api03-``...)."""
-    for sep in ("_", "-", ".", "~"):
-        head, found, tail = value.partition(sep)
-        if found and len(head) <= 8 and len(tail) >= 8:
-            return _body(tail) if len(tail) > 16 else tail
+    for _ in range(3):  # ``sk-`` ``ant-`` ``api03-``: a prefix has a few parts at most
+        for sep in ("_", "-", ".", "~"):
+            head, found, tail = value.partition(sep)
+            if found and len(head) <= 8 and len(tail) >= 8:
+                value = tail
+                break
+        else:
+            return value
+        if len(value) <= 16:
+            return value
     return value
 
 

@@ -21,10 +21,14 @@ from typing import Any, Final, NamedTuple
 from trailguard.redact.placeholders import entropy, is_placeholder
 from trailguard.redact.update import DATA_FILE
 
-_BEFORE: Final = 256
+_BEFORE: Final = 64
 """How far before a keyword a match may start (``MAILGUN_PRIVATE_API_KEY`` before its value)."""
-_AFTER: Final = 768
+_AFTER: Final = 320
 """How far after a keyword a match may end; the window then runs on to the next blank."""
+_WIDE_BEFORE: Final = 256
+_WIDE_AFTER: Final = 1024
+"""The same for rules that span lines (a Kubernetes Secret's ``data:`` before its ``kind:``)."""
+_SPANS_LINES: Final = re.compile(r"\(\?s|\\n|\\r|\\s\*|\\s\{|\.\{0,\d{3}")
 _BLANK: Final = re.compile(r"[\s\"'`]")
 
 
@@ -52,6 +56,8 @@ class DataRule:
     allowlists: tuple[_Allow, ...]
     word_start: bool
     """Short keywords (``ey``, ``sk``, ``s.``) count only at the start of a word."""
+    before: int
+    after: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,8 @@ def parse_rule_set(document: dict[str, Any]) -> RuleSet:
                 entropy=float(raw["entropy"]),
                 allowlists=tuple(_allow(a) for a in raw["allowlists"]),
                 word_start=all(len(k) <= 2 for k in keywords),
+                before=_WIDE_BEFORE if _SPANS_LINES.search(raw["regex"]) else _BEFORE,
+                after=_WIDE_AFTER if _SPANS_LINES.search(raw["regex"]) else _AFTER,
             )
         )
     index: dict[str, list[DataRule]] = {}
@@ -151,13 +159,32 @@ def _allowed(rules: RuleSet, rule: DataRule, text: str, m: re.Match[str], secret
     return False
 
 
-def _window(text: str, at: int, keyword: str, blank_at: int) -> tuple[int, int, int]:
+def allowlisted(value: str, rules: RuleSet | None = None) -> bool:
+    """Whether a data rule that knows ``value``'s format allowlists it (gitleaks keeps lists of
+    well-known public keys and documented examples): trailguard's own format rules ask this
+    before they redact a token."""
+    rules = rules or rule_set()
+    low = value.lower()
+    for _, (keyword, keyed) in rules.automaton.iter(low):
+        for rule in keyed:
+            m = rule.regex.search(value)
+            if m is None:
+                continue
+            s_start, s_end = _secret_span(rule, m)
+            if _allowed(rules, rule, value, m, value[s_start:s_end]):
+                return True
+    return False
+
+
+def _window(
+    text: str, at: int, keyword: str, blank_at: int, before: int, after: int
+) -> tuple[int, int, int]:
     """The window around a keyword at ``at``: from a little before it to the first blank after
     ``_AFTER`` characters (a window never ends inside a token). Returns it and the blank's
     position, which the next window can reuse (one search for many windows: linear)."""
     n = len(text)
-    start = max(0, at - _BEFORE)
-    end = min(n, at + len(keyword) + _AFTER)
+    start = max(0, at - before)
+    end = min(n, at + len(keyword) + after)
     if blank_at < end:
         blank = _BLANK.search(text, end)
         blank_at = blank.start() if blank is not None else n
@@ -173,13 +200,11 @@ def scan(text: str, low: str, rules: RuleSet | None = None) -> list[RuleSpan]:
     for last, (keyword, keyed) in rules.automaton.iter(low):
         at = last - len(keyword) + 1
         at_word_start = at == 0 or not text[at - 1].isalnum()
-        window: tuple[int, int] | None = None
         for rule in keyed:
             if rule.word_start and not at_word_start:
                 continue
-            if window is None:
-                start, end, blank_at = _window(text, at, keyword, blank_at)
-                window = (start, end)
+            start, end, blank_at = _window(text, at, keyword, blank_at, rule.before, rule.after)
+            window = (start, end)
             spans = windows.setdefault(rule, [])
             if spans and window[0] <= spans[-1][1]:
                 spans[-1] = (spans[-1][0], max(spans[-1][1], window[1]))
