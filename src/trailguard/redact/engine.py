@@ -1789,7 +1789,30 @@ class Redactor:
     def redact_event(self, event: Any) -> Any:
         """``event`` (a trailguard.events model) with every secret in its agent-controlled
         fields replaced by a tag; writer-owned events (checkpoints, gateway start and stop)
-        and structural fields (ids, times, hashes, policy versions) are left as they are."""
+        and structural fields (ids, times, hashes, policy versions) are left as they are.
+
+        A secret found in one field is also replaced wherever else the event repeats it: the
+        classifier copies pieces of a command into ``operations`` (a redirect target, an
+        argument) where they stand without the name that made them a secret."""
+        return self.redact_events([event])[0]
+
+    def redact_events(self, events: list[Any]) -> list[Any]:
+        """:meth:`redact_event` for events made from one request (a tool call and its
+        ``infra_operation`` events): a secret found in any of them is replaced in all."""
+        found: dict[str, str] = {}
+        first = [self._redact_event(event, found) for event in events]
+        known: dict[str, str] = {}
+        for secret, kind in found.items():
+            if len(secret) >= _ECHO_MIN:
+                known[secret] = kind
+            for part in _ECHO_PART.findall(secret):  # ``id|token`` split by a shell parser
+                known.setdefault(part, kind)
+        if not known:
+            return first
+        echo = re.compile("|".join(re.escape(s) for s in sorted(known, key=len, reverse=True)))
+        return [self._redact_echoes(event, echo, known) for event in first]
+
+    def _redact_event(self, event: Any, found: dict[str, str]) -> Any:
         from trailguard.events import Checkpoint, GatewayStart, GatewayStop
 
         if isinstance(event, Checkpoint | GatewayStart | GatewayStop):
@@ -1799,9 +1822,48 @@ class Redactor:
         for name, value in data.items():
             if name in _STRUCTURAL_FIELDS or value is None or isinstance(value, bool | int | float):
                 continue
-            redacted, findings = self.redact_value(value)
+            findings: list[Finding] = []
+            redacted = self._walk(value, "", None, findings, None, found)
             if findings:
                 changed[name] = redacted
+        if not changed:
+            return event
+        return type(event).model_validate({**data, **changed})
+
+    def _redact_echoes(self, event: Any, echo: re.Pattern[str], known: dict[str, str]) -> Any:
+        from trailguard.events import Checkpoint, GatewayStart, GatewayStop
+
+        if isinstance(event, Checkpoint | GatewayStart | GatewayStop):
+            return event
+        data = event.model_dump()
+        changed: dict[str, Any] = {}
+
+        def replace(text: str) -> str:
+            tags = [m.span() for m in REDACTION_TAG_RE.finditer(text)]
+
+            def one(m: re.Match[str]) -> str:
+                if any(t0 <= m.start() < t1 for t0, t1 in tags):
+                    return m.group(0)  # inside a tag's hash
+                return self.tag(known[m.group(0)], m.group(0))
+
+            return echo.sub(one, text)
+
+        def walk(value: Any) -> Any:
+            if isinstance(value, str):
+                return replace(value) if echo.search(value) else value
+            if isinstance(value, Mapping):
+                return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                items = [walk(item) for item in value]
+                return items if isinstance(value, list) else tuple(items)
+            return value
+
+        for name, value in data.items():
+            if name in _STRUCTURAL_FIELDS or value is None or isinstance(value, bool | int | float):
+                continue
+            new = walk(value)
+            if new != value:
+                changed[name] = new
         if not changed:
             return event
         return type(event).model_validate({**data, **changed})
@@ -1819,20 +1881,34 @@ class Redactor:
         return self._walk(value, "", None, findings), findings
 
     def _walk(
-        self, value: Any, path: str, secret_kind: str | None, out: list[Finding], name: Any = None
+        self,
+        value: Any,
+        path: str,
+        secret_kind: str | None,
+        out: list[Finding],
+        name: Any = None,
+        found: dict[str, str] | None = None,
     ) -> Any:
         if isinstance(value, str):
             if secret_kind is not None:
-                return self._redact_whole(value, path, secret_kind, out, name)
+                before = len(out)
+                result = self._redact_whole(value, path, secret_kind, out, name)
+                if found is not None and len(out) > before:
+                    f = out[-1]
+                    found[value[f.start : f.end]] = f.kind
+                return result
             redacted, findings = self.redact_text(value)
             out.extend(Finding(f.kind, f.start, f.end, path) for f in findings)
+            if found is not None:
+                for f in findings:
+                    found[value[f.start : f.end]] = f.kind
             return redacted
         if isinstance(value, bool) or value is None:
             return value
         if isinstance(value, int | float):
             if secret_kind is None:
                 return value
-            return self._redact_whole(repr(value), path, secret_kind, out, name)
+            return self._redact_whole(repr(value), path, secret_kind, out, name)  # no echo
         if isinstance(value, Mapping):
             result: dict[Any, Any] = {}
             for key, item in value.items():
@@ -1840,14 +1916,17 @@ class Redactor:
                 if isinstance(key, str):
                     new_key, key_findings = self.redact_text(key)
                     out.extend(Finding(f.kind, f.start, f.end, path) for f in key_findings)
+                    if found is not None:
+                        for f in key_findings:
+                            found[key[f.start : f.end]] = f.kind
                     if child_kind is None:
                         child_kind = _VALUE_KIND.get(secret_name_kind(key) or "")
                 child_path = f"{path}/{_pointer_escape(str(new_key))}"
-                result[new_key] = self._walk(item, child_path, child_kind, out, key)
+                result[new_key] = self._walk(item, child_path, child_kind, out, key, found)
             return result
         if isinstance(value, list | tuple):
             items = [
-                self._walk(item, f"{path}/{i}", secret_kind, out, name)
+                self._walk(item, f"{path}/{i}", secret_kind, out, name, found)
                 for i, item in enumerate(value)
             ]
             return items if isinstance(value, list) else tuple(items)
@@ -1879,6 +1958,9 @@ class Redactor:
         return self.tag(kind, value)
 
 
+_ECHO_MIN: Final = 6
+"""Secrets at least this long are also replaced where another field of the event repeats them."""
+_ECHO_PART: Final = re.compile(r"[A-Za-z0-9+/=_\-.~]{12,}")
 _ENV_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,100}")
 _VALUE_KIND: Final = {
     "password": "password",
