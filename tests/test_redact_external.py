@@ -9,9 +9,6 @@ through ``trailguard serve`` over HTTP and prints the misses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -28,7 +25,7 @@ MIN_PROVIDERS = 100
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rc.Score]:
+def scored(tmp_path_factory: pytest.TempPathFactory) -> rc.Score:
     _, cases = rc.load()
     data_dir = tmp_path_factory.mktemp("external-corpus") / "ledger"
     ledger = Ledger.open(data_dir)
@@ -46,7 +43,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rc.Score]:
     finally:
         store.close()
     print(f"\nexternal corpus: {result.summary()}")
-    yield result
+    return result
 
 
 def test_external_corpus_is_large_diverse_and_has_provenance() -> None:

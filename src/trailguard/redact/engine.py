@@ -827,17 +827,17 @@ def _dotted_format(text: str, start: int, out: list[_Span]) -> None:
         head = start - 9 - 14
         tail = _TERRAFORM_TAIL.match(text, start)
         key_head = text[head : start - 9] if head >= 0 else ""
-        if tail and key_head and all(c in _ALNUM for c in key_head) and _left_ok(text, head):
-            if not is_placeholder(text[start : tail.end()], strict=True):
-                out.append(_Span(head, tail.end(), "terraform-token"))
+        ok = tail and key_head and all(c in _ALNUM for c in key_head) and _left_ok(text, head)
+        if ok and tail and not is_placeholder(text[start : tail.end()], strict=True):
+            out.append(_Span(head, tail.end(), "terraform-token"))
         return
     for prefix, kind, regex in _DOTTED_FORMATS:
         begin = start - len(prefix)
         if begin >= 0 and text.startswith(prefix, begin) and _left_ok(text, begin):
             m = regex.match(text, begin)
-            if m is not None and _right_ok(text, m.end(), _TOKEN_CHARS):
-                if not is_placeholder(m.group(0), strict=True):
-                    out.append(_Span(begin, m.end(), kind))
+            found = m is not None and _right_ok(text, m.end(), _TOKEN_CHARS)
+            if m is not None and found and not is_placeholder(m.group(0), strict=True):
+                out.append(_Span(begin, m.end(), kind))
             return
 
 
@@ -1892,11 +1892,11 @@ class Redactor:
         if isinstance(value, str):
             if secret_kind is not None:
                 before = len(out)
-                result = self._redact_whole(value, path, secret_kind, out, name)
+                whole = self._redact_whole(value, path, secret_kind, out, name)
                 if found is not None and len(out) > before:
                     f = out[-1]
                     found[value[f.start : f.end]] = f.kind
-                return result
+                return whole
             redacted, findings = self.redact_text(value)
             out.extend(Finding(f.kind, f.start, f.end, path) for f in findings)
             if found is not None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import functools
 import json
 import re
-
-import ahocorasick
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
+
+import ahocorasick
 
 from trailguard.redact.placeholders import entropy, is_placeholder
 from trailguard.redact.update import DATA_FILE
@@ -165,7 +165,7 @@ def allowlisted(value: str, rules: RuleSet | None = None) -> bool:
     before they redact a token."""
     rules = rules or rule_set()
     low = value.lower()
-    for _, (keyword, keyed) in rules.automaton.iter(low):
+    for _, (_keyword, keyed) in rules.automaton.iter(low):
         for rule in keyed:
             m = rule.regex.search(value)
             if m is None:

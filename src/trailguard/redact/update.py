@@ -219,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DATA_FILE)
     args = parser.parse_args(argv)
     converted = write(args.toml, version=args.version, out=args.out)
-    print(f"{len(converted.rules) - 1} rules written to {args.out}; {len(converted.skipped)} skipped")
+    print(
+        f"{len(converted.rules) - 1} rules written to {args.out}; {len(converted.skipped)} skipped"
+    )
     return 0
 
 
