@@ -1,4 +1,8 @@
-"""Secret redaction: the pipeline stage between ``decide`` and ``ledger.append``.
+"""The redaction engine: the :class:`Redactor` and trailguard's own rules.
+
+Token formats of the maintained rule set (gitleaks', kept as data) are added by
+:mod:`trailguard.redact.rules` where these rules find nothing; :mod:`~trailguard.redact.
+placeholders` decides what only stands in for a secret.
 
 Everything an agent sends or sees (tool inputs and outputs, file contents, prompts) is written to
 an append-only, tamper-evident ledger: a secret that reaches it can never be taken out again.
