@@ -605,6 +605,8 @@ def _is_code_reference(text: str, value: _Value, name: str, mode: str) -> bool:
     ident = word.group(0)
     rest = first[word.end() :]
     dotted = _DOTTED_RE.match(first) is not None
+    if dotted and _has_digit(first) and _TOKEN_LIKE_PART.search(first):
+        dotted = False  # ``F1tY3UU_1CoNAN7dV6BI0OB...Lmp.GAX0oiIs...``: a token with dots
     if mode == "env":
         return (dotted and ident in _KNOWN_OBJECTS) or (
             not rest and ident.isupper() and _same_name(ident, name)

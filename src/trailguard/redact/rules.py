@@ -94,7 +94,8 @@ def parse_rule_set(document: dict[str, Any]) -> RuleSet:
                 keywords=keywords,
                 entropy=float(raw["entropy"]),
                 allowlists=tuple(_allow(a) for a in raw["allowlists"]),
-                word_start=all(len(k) <= 2 for k in keywords),
+                # ``ey``, ``sk``, ``s.`` start their tokens; Azure's ``q~`` sits inside its own
+                word_start=all(len(k) <= 2 and "~" not in k for k in keywords),
                 before=_WIDE_BEFORE if _SPANS_LINES.search(raw["regex"]) else _BEFORE,
                 after=_WIDE_AFTER if _SPANS_LINES.search(raw["regex"]) else _AFTER,
             )
