@@ -178,7 +178,7 @@ def _score_in_process(redactor: Any, cases: list[rc.Case]) -> rc.Score:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=None, help="timing rounds (default 3)")
-    parser.add_argument("--misses", type=int, default=40, help="how many misses to list")
+    parser.add_argument("--misses", type=int, default=60, help="how many misses to list")
     parser.add_argument(
         "--before",
         metavar="REF",

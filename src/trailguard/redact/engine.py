@@ -444,7 +444,7 @@ def _not_a_secret(value: str) -> bool:
         return True  # markup: ``<xsd:element name=``
     if value.endswith(":") and _not_a_secret(value.rstrip(":")):
         return True  # ``token:``
-    if len(value) >= 8 and is_placeholder(value, strict=True):
+    if len(value) >= 8 and is_placeholder(value, words=False, strict=True):
         return True  # ``aaaaaaaa...``, ``pnu_XXXX...``, ``sha256~XXXX_PUT_YOUR_TOKEN_HERE``
     if any(marker in value for marker in _REGEX_MARKERS) or value.startswith("/^"):
         return True  # a regular expression

@@ -83,9 +83,9 @@ def is_placeholder(value: str, *, words: bool = True, strict: bool = False) -> b
 
     ``words=False`` for values under a secret name, where a password may well be words
     (``correcthorsebatterystaple``): only masks, runs and sequences count then.
-    ``strict=True`` for a value that matched a provider's exact format: only masks count
-    (``xxxx``, one character repeated, ``####``, ``YOUR_TOKEN_HERE``) - an exact-length
-    ``sk-ant-api03-...`` made of ``abc123`` runs is taken for a key.
+    ``strict=True`` for a value that matched a provider's exact format: only masks
+    (``xxxx``, one character repeated, ``####``, ``YOUR_TOKEN_HERE``) and code identifiers
+    count - an exact-length ``sk-ant-api03-...`` made of ``abc123`` runs is taken for a key.
     """
     body = _body(value)
     if len(body) < 4:
@@ -98,8 +98,9 @@ def is_placeholder(value: str, *, words: bool = True, strict: bool = False) -> b
     longest_run = max((len(m.group(0)) for m in _RUN.finditer(low)), default=0)
     if top / len(low) >= 0.6 or longest_run >= max(8, 0.4 * len(low)) or "####" in low:
         return True  # ``xxxxxxxx``, ``0000000000000TUVWXYZ``, ``####`` (not Twitter's A...A)
-    if strict:
-        return False
+    if strict:  # a long run of words only: ``GLC_CreateLightmapTexturesIndividual``
+        long_words = len(body) >= 24 and len(_CAMEL_OR_SNAKE.findall(body)) >= 3
+        return words and long_words and _reads_as_words(body)
     if _sequential_share(body) >= 0.4:
         return True  # ``abc123xyz-456def789ghij-klmnopqrstuvwx``
     return words and _reads_as_words(body)
