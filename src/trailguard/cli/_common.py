@@ -22,7 +22,7 @@ COMMAND_ORDER = (
     # the rest
     "ingest", "classify", "policy", "version",
     # groups' own commands, in the order people use them
-    "create", "list", "show", "kill", "revoke", "test", "check", "replay",
+    "create", "list", "show", "kill", "revoke", "test", "check", "replay", "scan", "update-rules",
 )  # fmt: skip
 
 

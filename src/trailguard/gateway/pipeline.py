@@ -420,4 +420,5 @@ def redact_event(redactor: Redactor, event: Event) -> Event:
 def redact(outcome: HookOutcome, redactor: Redactor) -> HookOutcome:
     """Every event of the outcome with its secrets replaced by tags: the last stage before the
     ledger. The answer is not redacted: it goes back to the agent that sent the secret."""
-    return replace(outcome, events=[redact_event(redactor, event) for event in outcome.events])
+    redacted: list[Event] = redactor.redact_events(list(outcome.events))
+    return replace(outcome, events=redacted)

@@ -1,4 +1,8 @@
-"""Secret redaction: the pipeline stage between ``decide`` and ``ledger.append``.
+"""The redaction engine: the :class:`Redactor` and trailguard's own rules.
+
+Token formats of the maintained rule set (gitleaks', kept as data) are added by
+:mod:`trailguard.redact.rules` where these rules find nothing; :mod:`~trailguard.redact.
+placeholders` decides what only stands in for a secret.
 
 Everything an agent sends or sees (tool inputs and outputs, file contents, prompts) is written to
 an append-only, tamper-evident ledger: a secret that reaches it can never be taken out again.
@@ -78,6 +82,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
+from trailguard.redact import rules as data_rules
+from trailguard.redact.placeholders import is_placeholder
+
 __all__ = ["REDACTION_TAG_RE", "Finding", "Redactor", "secret_name_kind"]
 
 
@@ -95,7 +102,7 @@ class Finding:
     path: str = ""
 
 
-REDACTION_TAG_RE: Final = re.compile(r"\[REDACTED:[a-z0-9-]{1,40}:[0-9a-f]{8}\]")
+REDACTION_TAG_RE: Final = re.compile(r"\[REDACTED:[a-z0-9-]{1,64}:[0-9a-f]{8}\]")
 """What a redacted secret looks like in stored text."""
 
 
@@ -124,6 +131,7 @@ _PRIORITY: Final = {
     "generic-secret": 50,
 }
 _FORMAT_PRIORITY: Final = 90  # every named credential format (github-token, aws-access-key...)
+_DATA_PRIORITY: Final = 85  # formats of the data rule set (gitleaks ids): trailguard's own win
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,7 +167,7 @@ _TOKEN_NOT_SECRET_AFTER: Final = frozenset(
         "RESUMPTION", "PAGINATION", "CURSOR", "IDEMPOTENCY", "REQUEST", "CHANGE", "LEXER",
         "PARSER", "DESIGN", "THEME", "COLOR", "SEMANTIC", "DECODER", "ENCODER", "BYTE", "WORD",
         "SUB", "TEXT", "FIRST", "LAST", "CURRENT", "PEEK", "CACHED", "CACHE", "REASONING",
-        "THINKING", "EOT", "BOT", "STARTING",
+        "THINKING", "EOT", "BOT", "STARTING", "PUBLIC", "CSRF", "XSRF",
         # AWS idempotency tokens and pagination cursors (ClientToken, nextForwardToken...)
         "CLIENT", "CREATION", "REGISTRATION", "FORWARD", "BACKWARD", "SEQUENCE", "ACTION",
         "UPDATE", "UNIT", "IMPORT", "EXPORT", "VERIFICATION", "CONTINUE", "GRANT",
@@ -346,7 +354,7 @@ _NOT_A_SECRET_RE: Final = re.compile(
     | arn:[a-z0-9-]+:.* | [a-z]+(?:\.[a-z]+)+ | (?i:seconds|minutes|hours|days|val|value)
     | &[A-Za-z_][\w\-]* | [a-z][a-z0-9._\-]*(?:/[a-z0-9._\-]+){2,} | [A-Z][A-Z]*(?:_[A-Z]+)+
     | %[A-Za-z_][A-Za-z0-9_]*% | \{\{.*\}\} | \{[A-Za-z_][\w.\[\]'"]*\} | <[^<>\n]*>
-    | \*[A-Za-z_][\w\-]* | \*+ | x{3,} | X{3,} | \u2022+ | -+ | [0-9]{1,3} | -[0-9]+
+    | \*[A-Za-z_][\w\-]* | \*+ | x{3,} | X{3,} | y{3,} | Y{3,} | \u2022+ | -+ | [0-9]{1,3} | -[0-9]+
     | (?i:your)[A-Za-z_\-]* | (?i:my)[_\-][A-Za-z_\-]*
     | (?i:null|none|nil|undefined|true|false|yes|no|on|off|required|optional|include|omit
          |same-origin|redacted|filtered|hidden|masked|n/a|stdin|empty|unset|inherit
@@ -356,7 +364,7 @@ _NOT_A_SECRET_RE: Final = re.compile(
          |object|array|sensitive|dummy|example|placeholder|replace_me|replaceme|todo|tbd
          |test|demo|sample|fake|invalid|foo|bar|baz|qux)
     | __[A-Za-z]\w*__
-    | \[REDACTED:[a-z0-9-]{1,40}:[0-9a-f]{8}\] | \[(?i:redacted|filtered|hidden|masked)\]
+    | \[REDACTED:[a-z0-9-]{1,64}:[0-9a-f]{8}\] | \[(?i:redacted|filtered|hidden|masked)\]
     | \((?i:redacted|hidden)\) | \*{3,}[A-Za-z0-9]{0,4}
     """,
     re.VERBOSE,
@@ -430,8 +438,14 @@ def _not_a_secret(value: str) -> bool:
         return True
     if _NOT_A_SECRET_RE.fullmatch(value) is not None or _looks_like_path(value):
         return True
-    if "..." in value or "\u2026" in value:
+    if "..." in value or "\u2026" in value or "[redacted]" in value.lower() or value.endswith(".."):
         return True  # an example cut short (``tg_...``), never a real secret
+    if value[0] == "<" and " " in value:
+        return True  # markup: ``<xsd:element name=``
+    if value.endswith(":") and _not_a_secret(value.rstrip(":")):
+        return True  # ``token:``
+    if len(value) >= 8 and is_placeholder(value, words=False, strict=True):
+        return True  # ``aaaaaaaa...``, ``pnu_XXXX...``, ``sha256~XXXX_PUT_YOUR_TOKEN_HERE``
     if any(marker in value for marker in _REGEX_MARKERS) or value.startswith("/^"):
         return True  # a regular expression
     words = value.split()
@@ -591,6 +605,8 @@ def _is_code_reference(text: str, value: _Value, name: str, mode: str) -> bool:
     ident = word.group(0)
     rest = first[word.end() :]
     dotted = _DOTTED_RE.match(first) is not None
+    if dotted and _has_digit(first) and _TOKEN_LIKE_PART.search(first):
+        dotted = False  # ``F1tY3UU_1CoNAN7dV6BI0OB...Lmp.GAX0oiIs...``: a token with dots
     if mode == "env":
         return (dotted and ident in _KNOWN_OBJECTS) or (
             not rest and ident.isupper() and _same_name(ident, name)
@@ -715,7 +731,6 @@ _FORMAT_TABLE: Final[tuple[tuple[tuple[str, ...], _Format], ...]] = tuple(
         (("da",), "databricks-token", r"dapi[a-f0-9]{32}(?:-\d)?", _ALNUM, None),
         (("li",), "linear-key", r"lin_api_[A-Za-z0-9]{40}", _ALNUM, None),
         (("pu",), "pulumi-token", r"pul-[a-f0-9]{40}", _ALNUM, None),
-        (("sn",), "sentry-token", r"sntry[su]_[A-Za-z0-9_+/=\-]{40,}", _B64_CHARS, None),
         (("gl",), "grafana-token", r"glc_[A-Za-z0-9+/=_\-]{32,}", _B64_CHARS, None),
         (("gl",), "grafana-token", r"glsa_[A-Za-z0-9]{32}_[a-fA-F0-9]{8}", _ALNUM, None),
         (("NR",), "newrelic-key", r"NRAK-[A-Z0-9]{27}", _ALNUM, None),
@@ -789,6 +804,12 @@ def _scan_formats(text: str, low: str, out: list[_Span]) -> None:
                 continue
             if fmt.check is not None and not fmt.check(f.group(0)):
                 continue
+            if fmt.kind != "jwt" and (
+                is_placeholder(f.group(0))
+                or text.startswith(("####", "****", "xxxx", "XXXX"), f.end())
+                or (fmt.kind != "aws-access-key" and data_rules.allowlisted(f.group(0)))
+            ):
+                break  # ``ghp_xxxx...``, ``hf_requiredCharacteristicTypes...``: not a token
             out.append(_Span(start, f.end(), fmt.kind))
             if fmt.kind == "aws-access-key" and key in {"AK", "AS"}:
                 pair = _AWS_PAIR.match(text, start)
@@ -812,14 +833,16 @@ def _dotted_format(text: str, start: int, out: list[_Span]) -> None:
         head = start - 9 - 14
         tail = _TERRAFORM_TAIL.match(text, start)
         key_head = text[head : start - 9] if head >= 0 else ""
-        if tail and key_head and all(c in _ALNUM for c in key_head) and _left_ok(text, head):
+        ok = tail and key_head and all(c in _ALNUM for c in key_head) and _left_ok(text, head)
+        if ok and tail and not is_placeholder(text[start : tail.end()], strict=True):
             out.append(_Span(head, tail.end(), "terraform-token"))
         return
     for prefix, kind, regex in _DOTTED_FORMATS:
         begin = start - len(prefix)
         if begin >= 0 and text.startswith(prefix, begin) and _left_ok(text, begin):
             m = regex.match(text, begin)
-            if m is not None and _right_ok(text, m.end(), _TOKEN_CHARS):
+            found = m is not None and _right_ok(text, m.end(), _TOKEN_CHARS)
+            if m is not None and found and not is_placeholder(m.group(0), strict=True):
                 out.append(_Span(begin, m.end(), kind))
             return
 
@@ -1302,7 +1325,8 @@ _PASSWORD_SPACE: Final = re.compile(r"password[ \t]+(?=\S)")
 _LINE_START: Final = re.compile(r"[ \t]*(?:-[ \t]+)?(?:\\?[\"'])?\Z")
 _TYPE_THEN_ASSIGN: Final = re.compile(r"[^=\n,()]{0,200}?(?<![=!<>])=(?![=>])[ \t]*")
 _GETENV_BEFORE: Final = re.compile(
-    r"(?:getenv|environ\.get|env\.get|ENV\.fetch|Getenv|config\.get)\([ \t]*\Z"
+    r"(?:getenv|environ\.get|env\.get|ENV\.fetch|Getenv|GetEnv\w*|getenv\w*|config\.get"
+    r"|setProperty|config\.put|\.put|\.set|\.setenv|putenv)\([ \t]*\Z"
 )
 _NETRC_BEFORE: Final = re.compile(
     r"(?:^|\s)(?:machine\s+\S+|default)(?:\s+(?:login|account|port)\s+\S+)*\s+\Z"
@@ -1360,7 +1384,7 @@ def _assignment(
     if op == ":" and m.end("op") == m.end() and text[m.end() : m.end() + 1] not in {'"', "'", "\\"}:
         return  # ``arn:...:secret:name``, ``:token:`x```: not a mapping (YAML needs the space)
     kind = secret_name_kind(name)
-    if kind is None or kind in {"cookie", "authorization"} or name == "passwd":
+    if kind is None or kind in {"cookie", "authorization"} or (name == "passwd" and op == ":"):
         return  # headers have their own rules; ``passwd:`` is nsswitch's user database
     if op == ">":
         _xml_element(text, m, name_start, name, kind, out)
@@ -1401,6 +1425,8 @@ def _assignment(
         if value is None or value.start == value.end:
             return
         mode = "code"
+    if value.quoted and mode == "env" and value.start > 0 and text[value.start - 1] == "`":
+        return  # ``KEY=`cmd```: a command substitution, what it prints is not in the text
     if value.quoted:
         content = text[value.start : value.end]
         if value.after in {"+", "%", "|"} or _same_name(content, name):
@@ -1575,11 +1601,35 @@ def _find_spans(text: str) -> list[_Span]:
     _scan_assignments(text, low, found)
     _scan_rare(text, low, found)
     found = [s for s in found if s.end > s.start]
+    data = data_rules.scan(text, low)
+    if data:
+        found.extend(_outside(found, [_Span(*span) for span in data]))
     if not found:
         return []
     if "[redacted:" in low:
         found = _outside_tags(text, found)
     return _merge(found) if found else []
+
+
+def _outside(found: list[_Span], extra: list[_Span]) -> list[_Span]:
+    """The ``extra`` spans that overlap none of ``found``: where trailguard's own rules saw a
+    secret, their span and kind stand (they keep ``user`` in ``user:password``, the scheme of
+    an ``Authorization`` header); the data rules add what they missed."""
+    if not found:
+        return extra
+    ordered = sorted((s.start, s.end) for s in found)
+    starts = [start for start, _ in ordered]
+    reach: list[int] = []
+    furthest = 0
+    for _, end in ordered:
+        furthest = max(furthest, end)
+        reach.append(furthest)
+    kept = []
+    for span in extra:
+        i = bisect.bisect_left(starts, span.end)  # spans starting before this one ends
+        if i == 0 or reach[i - 1] <= span.start:
+            kept.append(span)
+    return kept
 
 
 def _outside_tags(text: str, candidates: list[_Span]) -> list[_Span]:
@@ -1647,8 +1697,19 @@ def _to_original(found: list[_Span], placed: list[tuple[int, int, int]]) -> list
     return result
 
 
+def _priority(kind: str) -> int:
+    if kind in _PRIORITY:
+        return _PRIORITY[kind]
+    return _DATA_PRIORITY if kind in _data_kinds() else _FORMAT_PRIORITY
+
+
+@functools.cache
+def _data_kinds() -> frozenset[str]:
+    return frozenset(rule.kind for rule in data_rules.rule_set().rules)
+
+
 def _best_kind(group: list[_Span]) -> str:
-    best = max(group, key=lambda s: (_PRIORITY.get(s.kind, _FORMAT_PRIORITY), s.end - s.start))
+    best = max(group, key=lambda s: (_priority(s.kind), s.end - s.start))
     return best.kind
 
 
@@ -1701,8 +1762,11 @@ class Redactor:
         # A secret glued to another one (``...KEY0000-----BEGIN...``) only stands apart once its
         # neighbour is a tag: look again until nothing new turns up, so that redacting the
         # output finds nothing more. Rare - separators normally surround secrets.
+        # Likewise a data rule's match may reach over one secret to the next (``curl ... -u a:b
+        # ... curl -u a:b``): look again when one fired.
         for _ in range(3):
-            if not any(_glued(text, span) for span in spans):
+            data_fired = any(span.kind in _data_kinds() for span in spans)
+            if not data_fired and not any(_glued(text, span) for span in spans):
                 break
             extra = _to_original(_find_spans(out), placed)
             if not extra:
@@ -1731,7 +1795,30 @@ class Redactor:
     def redact_event(self, event: Any) -> Any:
         """``event`` (a trailguard.events model) with every secret in its agent-controlled
         fields replaced by a tag; writer-owned events (checkpoints, gateway start and stop)
-        and structural fields (ids, times, hashes, policy versions) are left as they are."""
+        and structural fields (ids, times, hashes, policy versions) are left as they are.
+
+        A secret found in one field is also replaced wherever else the event repeats it: the
+        classifier copies pieces of a command into ``operations`` (a redirect target, an
+        argument) where they stand without the name that made them a secret."""
+        return self.redact_events([event])[0]
+
+    def redact_events(self, events: list[Any]) -> list[Any]:
+        """:meth:`redact_event` for events made from one request (a tool call and its
+        ``infra_operation`` events): a secret found in any of them is replaced in all."""
+        found: dict[str, str] = {}
+        first = [self._redact_event(event, found) for event in events]
+        known: dict[str, str] = {}
+        for secret, kind in found.items():
+            if len(secret) >= _ECHO_MIN:
+                known[secret] = kind
+            for part in _ECHO_PART.findall(secret):  # ``id|token`` split by a shell parser
+                known.setdefault(part, kind)
+        if not known:
+            return first
+        echo = re.compile("|".join(re.escape(s) for s in sorted(known, key=len, reverse=True)))
+        return [self._redact_echoes(event, echo, known) for event in first]
+
+    def _redact_event(self, event: Any, found: dict[str, str]) -> Any:
         from trailguard.events import Checkpoint, GatewayStart, GatewayStop
 
         if isinstance(event, Checkpoint | GatewayStart | GatewayStop):
@@ -1741,9 +1828,48 @@ class Redactor:
         for name, value in data.items():
             if name in _STRUCTURAL_FIELDS or value is None or isinstance(value, bool | int | float):
                 continue
-            redacted, findings = self.redact_value(value)
+            findings: list[Finding] = []
+            redacted = self._walk(value, "", None, findings, None, found)
             if findings:
                 changed[name] = redacted
+        if not changed:
+            return event
+        return type(event).model_validate({**data, **changed})
+
+    def _redact_echoes(self, event: Any, echo: re.Pattern[str], known: dict[str, str]) -> Any:
+        from trailguard.events import Checkpoint, GatewayStart, GatewayStop
+
+        if isinstance(event, Checkpoint | GatewayStart | GatewayStop):
+            return event
+        data = event.model_dump()
+        changed: dict[str, Any] = {}
+
+        def replace(text: str) -> str:
+            tags = [m.span() for m in REDACTION_TAG_RE.finditer(text)]
+
+            def one(m: re.Match[str]) -> str:
+                if any(t0 <= m.start() < t1 for t0, t1 in tags):
+                    return m.group(0)  # inside a tag's hash
+                return self.tag(known[m.group(0)], m.group(0))
+
+            return echo.sub(one, text)
+
+        def walk(value: Any) -> Any:
+            if isinstance(value, str):
+                return replace(value) if echo.search(value) else value
+            if isinstance(value, Mapping):
+                return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                items = [walk(item) for item in value]
+                return items if isinstance(value, list) else tuple(items)
+            return value
+
+        for name, value in data.items():
+            if name in _STRUCTURAL_FIELDS or value is None or isinstance(value, bool | int | float):
+                continue
+            new = walk(value)
+            if new != value:
+                changed[name] = new
         if not changed:
             return event
         return type(event).model_validate({**data, **changed})
@@ -1761,20 +1887,34 @@ class Redactor:
         return self._walk(value, "", None, findings), findings
 
     def _walk(
-        self, value: Any, path: str, secret_kind: str | None, out: list[Finding], name: Any = None
+        self,
+        value: Any,
+        path: str,
+        secret_kind: str | None,
+        out: list[Finding],
+        name: Any = None,
+        found: dict[str, str] | None = None,
     ) -> Any:
         if isinstance(value, str):
             if secret_kind is not None:
-                return self._redact_whole(value, path, secret_kind, out, name)
+                before = len(out)
+                whole = self._redact_whole(value, path, secret_kind, out, name)
+                if found is not None and len(out) > before:
+                    f = out[-1]
+                    found[value[f.start : f.end]] = f.kind
+                return whole
             redacted, findings = self.redact_text(value)
             out.extend(Finding(f.kind, f.start, f.end, path) for f in findings)
+            if found is not None:
+                for f in findings:
+                    found[value[f.start : f.end]] = f.kind
             return redacted
         if isinstance(value, bool) or value is None:
             return value
         if isinstance(value, int | float):
             if secret_kind is None:
                 return value
-            return self._redact_whole(repr(value), path, secret_kind, out, name)
+            return self._redact_whole(repr(value), path, secret_kind, out, name)  # no echo
         if isinstance(value, Mapping):
             result: dict[Any, Any] = {}
             for key, item in value.items():
@@ -1782,14 +1922,17 @@ class Redactor:
                 if isinstance(key, str):
                     new_key, key_findings = self.redact_text(key)
                     out.extend(Finding(f.kind, f.start, f.end, path) for f in key_findings)
+                    if found is not None:
+                        for f in key_findings:
+                            found[key[f.start : f.end]] = f.kind
                     if child_kind is None:
                         child_kind = _VALUE_KIND.get(secret_name_kind(key) or "")
                 child_path = f"{path}/{_pointer_escape(str(new_key))}"
-                result[new_key] = self._walk(item, child_path, child_kind, out, key)
+                result[new_key] = self._walk(item, child_path, child_kind, out, key, found)
             return result
         if isinstance(value, list | tuple):
             items = [
-                self._walk(item, f"{path}/{i}", secret_kind, out, name)
+                self._walk(item, f"{path}/{i}", secret_kind, out, name, found)
                 for i, item in enumerate(value)
             ]
             return items if isinstance(value, list) else tuple(items)
@@ -1814,13 +1957,16 @@ class Redactor:
         prefix = f"{name}=" if isinstance(name, str) and _ENV_KEY_RE.fullmatch(name) else ""
         for span in _find_spans(prefix + value):
             if span.start == len(prefix) and span.end == len(prefix) + len(value):
-                if _PRIORITY.get(span.kind, _FORMAT_PRIORITY) > _PRIORITY["password"]:
+                if _priority(span.kind) > _PRIORITY["password"]:
                     kind = span.kind
                 break
         out.append(Finding(kind, 0, len(value), path))
         return self.tag(kind, value)
 
 
+_ECHO_MIN: Final = 6
+"""Secrets at least this long are also replaced where another field of the event repeats them."""
+_ECHO_PART: Final = re.compile(r"[A-Za-z0-9+/=_\-.~]{12,}")
 _ENV_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,100}")
 _VALUE_KIND: Final = {
     "password": "password",

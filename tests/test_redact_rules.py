@@ -1,0 +1,227 @@
+"""The token formats kept as data (gitleaks' rule set), the placeholder guard, secrets repeated
+across an event's fields, and the ``trailguard secrets`` commands (scan, check, update-rules)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from trailguard.cli import app
+from trailguard.events import Operation, Prompt, ToolInvocation
+from trailguard.ledger.writer import Ledger
+from trailguard.redact import REDACTION_TAG_RE, Redactor
+from trailguard.redact import rules as data_rules
+from trailguard.redact.placeholders import is_placeholder
+from trailguard.redact.update import DATA_FILE, RuleSetError, convert, to_python_regex
+from trailguard.store.gateway_state import GatewayState
+
+runner = CliRunner()
+KEY = b"trailguard-test-redaction-key"
+# Obviously fake: the alphabet and length of each format, FAKE where it fits.
+FAKE_NOTION = "ntn_" + "40172938465" + "FAKEfake" + "Q2w3E4r5T6y7U8i9O0pA1s2D3jH"
+FAKE_SOURCEGRAPH = "sgp_" + "fa4e0d1c9b2a7e3f" + "_" + "dead1beef2fa4e0d1c9b2a7e3f8c6d5b4a0e9f1d"
+FAKE_GITHUB = "ghp_" + "FAKE" * 8 + "0000"
+COMMON = {"session_id": "sess_rules", "developer_id": "dev_t", "project_id": "proj_t"}
+
+GITLEAKS_TOML = r"""
+title = "test"
+[allowlist]
+regexes = ['''^EXAMPLE''']
+[[rules]]
+id = "demo-token"
+regex = '''\b(demo_(?i)[a-z0-9]{20})\b'''
+keywords = ["demo_"]
+entropy = 3
+[[rules]]
+id = "private-key"
+regex = '''-----BEGIN PRIVATE KEY-----'''
+keywords = ["-----begin"]
+[[rules]]
+id = "some-file"
+path = '''\.p12$'''
+"""
+
+
+def test_shipped_rule_set_records_its_source_version_and_licence() -> None:
+    document = json.loads(DATA_FILE.read_text(encoding="utf-8"))
+    assert "gitleaks" in document["source"]
+    assert re.search(r"\b[0-9a-f]{40}\b", document["version"])
+    assert document["license"].startswith("MIT")
+    licence = (DATA_FILE.parent / "LICENSE-gitleaks").read_text(encoding="utf-8")
+    assert "Copyright (c) 2019 Zachary Rice" in licence
+    assert len(document["rules"]) >= 200
+    for rule in data_rules.rule_set().rules:
+        assert REDACTION_TAG_RE.fullmatch(f"[REDACTED:{rule.kind}:00000000]"), rule.id
+        assert rule.keywords, rule.id
+
+
+def test_update_converts_a_gitleaks_file_and_skips_what_trailguard_covers() -> None:
+    converted = convert(GITLEAKS_TOML)
+    rules = converted.rules[1:]
+    assert [r["id"] for r in rules] == ["demo-token"]
+    assert re.compile(rules[0]["regex"]).search("x demo_ABCDEFGHIJ0123456789 y")
+    assert converted.skipped == {
+        "private-key": "covered by trailguard's own rules",
+        "some-file": "matches file paths, not content",
+    }
+    assert converted.rules[0]["global"]["regexes"] == ["^EXAMPLE"]
+
+
+def test_inline_flags_after_the_start_are_scoped_to_their_group() -> None:
+    assert to_python_regex(r"a(?i)b|c") == r"a(?i:b)|c"
+    assert to_python_regex(r"(x(?i)y)z") == r"(x(?i:y))z"
+    assert re.compile(to_python_regex(r"a(?i)b")).fullmatch("aB")
+    assert not re.compile(to_python_regex(r"a(?i)b")).fullmatch("AB")
+    assert to_python_regex(r"[[:alnum:]]{2}\z") == r"[a-zA-Z0-9]{2}\Z"
+
+
+@pytest.mark.parametrize("text", ["not toml [", "title = 'no rules'\n"])
+def test_update_refuses_a_file_that_is_not_a_rule_set(text: str) -> None:
+    with pytest.raises(RuleSetError):
+        convert(text)
+
+
+def test_update_rules_command_writes_the_file_and_names_a_bad_input(tmp_path: Path) -> None:
+    toml = tmp_path / "gitleaks.toml"
+    toml.write_text(GITLEAKS_TOML, encoding="utf-8")
+    target = tmp_path / "rules.json"
+    result = runner.invoke(
+        app, ["secrets", "update-rules", str(toml), "--version", "v0-test", "--out", str(target)]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(target.read_text(encoding="utf-8"))
+    assert document["version"] == "v0-test"
+    assert [r["id"] for r in document["rules"]] == ["demo-token"]
+    assert data_rules.parse_rule_set(document).rules[0].kind == "demo-token"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("title = 'x'\n", encoding="utf-8")
+    result = runner.invoke(app, ["secrets", "update-rules", str(bad), "--version", "v"])
+    assert result.exit_code == 2
+    assert "no [[rules]]" in result.output
+
+
+@pytest.mark.parametrize(
+    ("secret", "rule"),
+    [(FAKE_NOTION, "notion-api-token"), (FAKE_SOURCEGRAPH, "sourcegraph-access-token")],
+)
+def test_each_tag_names_the_rule_that_fired(secret: str, rule: str) -> None:
+    out, findings = Redactor(KEY).redact_text(f"echo {secret} > /tmp/x")
+    assert secret not in out
+    assert [f.kind for f in findings] == [rule]
+    assert f"[REDACTED:{rule}:" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "export GITHUB_TOKEN=ghp_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+        "- (id)hf_requiredCharacteristicTypesForDisplayMetadata;",
+        'PREFECT_API_KEY = "pnu_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"',
+        "curl -H 'Authorization: Bearer <token>' https://api.example.com",
+        "export API_TOKEN=${API_TOKEN}",
+        "export API_TOKEN=$(vault read -field=token secret/ci)",
+        "-e SUMO_ACCESS_KEY=`etcdctl get /sumologic_secret`",
+        "api_key = 'your-api-key'",
+        "xoxe.xoxp-1-SlackAppConfigurationAccessTokenHere",
+    ],
+)
+def test_placeholders_substitutions_and_identifiers_are_kept(text: str) -> None:
+    out, findings = Redactor(KEY).redact_text(text)
+    assert out == text, findings
+
+
+def test_placeholder_guard_keeps_random_tokens() -> None:
+    assert is_placeholder("ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
+    assert is_placeholder("glc_111111111111111111111111111111111111111111=")
+    assert not is_placeholder(FAKE_GITHUB)
+    assert not is_placeholder(
+        "AAAAAAAAAAAAAAAAAAAAAFAKEgmab6reZs7PYF8jjxzFlzuX3e4cFiRptZIxMC5kJ4nRm", strict=True
+    )
+
+
+def test_a_secret_repeated_in_operations_is_redacted_there_too() -> None:
+    """The shell parser turns ``"apiToken" => "<value>"`` into a redirect whose target is the
+    value alone: the operation must not keep what the input lost."""
+    value = "9fQ2xK7pL3mZ8vB1nC4wFAKE6tY0uR5e"
+    event = ToolInvocation(
+        tool="Bash",
+        tool_use_id="toolu_echo",
+        input={"command": f'"apiToken" => "{value}"'},
+        operations=[
+            Operation(kind="file", action="file:Write", resource=value, access="write",
+                      risk="low", raw=f'"apiToken" => "{value}"'),
+        ],
+        policy_result="allowed",
+        **COMMON,
+    )  # fmt: skip
+    redacted = Redactor(KEY).redact_event(event)
+    stored = redacted.model_dump_json()
+    assert value not in stored
+    assert redacted.operations[0].resource == redacted.input["command"].split('"')[3]
+
+
+def _ledger_with(tmp_path: Path, *events: object) -> Path:
+    data_dir = tmp_path / "ledger"
+    ledger = Ledger.open(data_dir)
+    try:
+        for event in events:
+            ledger.append(event)  # type: ignore[arg-type]
+    finally:
+        ledger.close()
+    return data_dir
+
+
+def test_secrets_scan_lists_stored_events_the_current_rules_catch(tmp_path: Path) -> None:
+    """Events stored before a rule existed (appended here without the redaction stage) are
+    listed by seq, field and rule - never the secret - and the read is itself recorded."""
+    data_dir = _ledger_with(
+        tmp_path,
+        Prompt(prompt="list the files", **COMMON),
+        Prompt(prompt=f"use {FAKE_NOTION} for the notion import", **COMMON),
+    )
+    result = runner.invoke(
+        app, ["secrets", "scan", "--data-dir", str(data_dir), "--format", "json"]
+    )
+    assert result.exit_code == 1, result.output
+    assert FAKE_NOTION not in result.output
+    listed = json.loads(result.stdout)
+    assert [f["event_type"] for f in listed] == ["prompt"]
+    assert listed[0]["fields"] == ["/prompt"]
+    assert listed[0]["rules"] == ["notion-api-token"]
+    state = GatewayState(data_dir)
+    try:
+        queued = [json.loads(document) for _, document in state.pending_events()]
+    finally:
+        state.close()
+    assert any(e.get("action") == "secrets_scan" for e in queued)
+
+
+def test_secrets_scan_of_a_clean_ledger_exits_0(tmp_path: Path) -> None:
+    data_dir = _ledger_with(tmp_path, Prompt(prompt="list the files", **COMMON))
+    result = runner.invoke(app, ["secrets", "scan", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "0 stored event(s)" in result.output
+
+
+def test_secrets_scan_names_a_bad_time(tmp_path: Path) -> None:
+    data_dir = _ledger_with(tmp_path, Prompt(prompt="x", **COMMON))
+    result = runner.invoke(app, ["secrets", "scan", "--data-dir", str(data_dir), "--since", "soon"])
+    assert result.exit_code == 2
+    assert "since" in result.output.lower()
+
+
+def test_secrets_check_prints_what_would_be_stored(tmp_path: Path) -> None:
+    file = tmp_path / "deploy.sh"
+    file.write_text(f"export GITHUB_TOKEN={FAKE_GITHUB}\n", encoding="utf-8")
+    result = runner.invoke(app, ["secrets", "check", str(file)])
+    assert result.exit_code == 1
+    assert FAKE_GITHUB not in result.stdout
+    assert "export GITHUB_TOKEN=[REDACTED:github-token:" in result.stdout
+    clean = runner.invoke(app, ["secrets", "check"], input="ls -la\n")
+    assert clean.exit_code == 0
+    assert clean.stdout == "ls -la\n"
