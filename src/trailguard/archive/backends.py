@@ -201,14 +201,17 @@ class FileArchive:
         return StoredObject(key, data, None, Lock())
 
     def list_keys(self, prefix: str) -> list[str]:
-        base = self.root / prefix if prefix else self.root
-        if not base.exists():
+        """Keys starting with ``prefix`` (a string prefix, as on S3)."""
+        directory = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+        if not directory.is_dir():
             return []
-        keys = [
-            path.relative_to(self.root).as_posix()
-            for path in base.rglob("*")
-            if path.is_file() and not path.name.startswith(".")
-        ]
+        keys = []
+        for path in directory.rglob("*"):
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix):
+                keys.append(key)
         return sorted(keys)
 
     def list_versions(self, prefix: str) -> dict[str, KeyVersions]:
