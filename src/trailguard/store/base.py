@@ -18,6 +18,13 @@ SIGNED_HEAD_KEY = "signed_head"
 transaction as the events it covers, so no acknowledged event is ever unsigned."""
 
 
+PRUNED_BEFORE_KEY = "pruned_before"
+"""Meta key: events with a smaller ``seq`` were removed from this store after they were archived
+and verified there (``trailguard archive prune``); the cached subtrees that cover them stay."""
+PRUNE_RECORD_KEY = "prune_record"
+"""Meta key: JSON saying where the pruned events are archived and under which checkpoint."""
+
+
 class StoreError(FaultError):
     """The store could not do what was asked (disk full, read-only, corrupt, locked...)."""
 
@@ -113,6 +120,17 @@ class Store(Protocol):
         ...
 
     def quarantined(self) -> list[tuple[int, str, bytes, str, str]]: ...
+
+    def prune_before(self, boundary: int, record: str, *, chunk: int = 16384) -> int:
+        """Remove the events with ``seq < boundary`` (a multiple of ``chunk``, archived and
+        verified by the caller), ``chunk`` events per transaction, keeping the cached subtrees.
+        Sets ``pruned_before`` with each chunk and ``prune_record`` with the last. Returns how
+        many events were removed."""
+        ...
+
+    def first_seq(self) -> int | None:
+        """The smallest stored ``seq`` (``pruned_before`` on a pruned store), None if empty."""
+        ...
 
     def query(self, event_filter: EventFilter) -> Iterator[LedgerRow]: ...
 
