@@ -401,7 +401,7 @@ def archive_ledger(
     *,
     now: datetime | None = None,
     progress: Progress | None = None,
-    read_back: Callable[[Archive, SealedSegment, Verifier, SealedSegment | None], None]
+    read_back: Callable[[Archive, SealedSegment, Verifier, SealedSegment | None], object]
     | None = None,
 ) -> RunResult:
     """Seal every checkpointed event not yet in ``archive``, then export the checkpoints.
@@ -422,7 +422,7 @@ def archive_ledger(
     start = previous.manifest.tree_size if previous else 0
     result.archived_size = start
     if previous is not None:
-        _check_ledger_extends(store, previous, archive)
+        check_ledger_extends(store, previous, archive)
         builder = tiles_at(archive, start, previous.checkpoint.root_hash)
     else:
         builder = TileBuilder()
@@ -503,7 +503,7 @@ def _signed_checkpoint(
     return signed
 
 
-def _check_ledger_extends(store: Store, sealed: SealedSegment, archive: Archive) -> None:
+def check_ledger_extends(store: Store, sealed: SealedSegment, archive: Archive) -> None:
     """The local ledger must extend what the archive sealed: same root at the sealed size."""
     size = sealed.manifest.tree_size
     held = store.tree_size()

@@ -128,6 +128,10 @@ class SegmentCheck:
     checkpoints: int = 0
     roots: dict[int, bytes] = field(default_factory=dict)
     """Root at every tree size asked for in ``want_roots`` that falls inside the segment."""
+    frontiers: dict[int, list[bytes]] = field(default_factory=dict)
+    """The compact range at every size asked for in ``want_frontiers``."""
+    leaves: list[bytes] = field(default_factory=list)
+    """Every event's leaf hash, when asked for (``keep_leaves``)."""
 
 
 def _where(manifest: Manifest) -> str:
@@ -143,6 +147,8 @@ def check_segment(
     *,
     lock_policy: LockPolicy | None,
     want_roots: set[int] | frozenset[int] = frozenset(),
+    want_frontiers: set[int] | frozenset[int] = frozenset(),
+    keep_leaves: bool = False,
     check_parquet: bool = True,
 ) -> SegmentCheck:
     """Check one segment whose objects were fetched (original versions) into ``objects``.
@@ -254,7 +260,11 @@ def check_segment(
         seq = first + offset
         if seq in want_roots:
             result.roots[seq] = builder.root()
+        if seq in want_frontiers:
+            result.frontiers[seq] = builder.compact_range()
         leaf = merkle.hash_leaf(body)
+        if keep_leaves:
+            result.leaves.append(leaf)
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -301,6 +311,8 @@ def check_segment(
         result.events += 1
     if size in want_roots:
         result.roots[size] = builder.root()
+    if size in want_frontiers:
+        result.frontiers[size] = builder.compact_range()
     root = builder.root()
     if root != signed.root_hash:
         fail(
@@ -725,9 +737,12 @@ def check_sealed_segment(
     previous: SealedSegment | None,
     *,
     lock_policy: LockPolicy | None = None,
-) -> None:
-    """Read one sealed segment back from the archive (its original versions) and verify it,
-    including the tiles it continues from; raises ArchiveIntegrityError naming each failure."""
+    want_frontiers: set[int] | frozenset[int] = frozenset(),
+    keep_leaves: bool = False,
+) -> SegmentCheck:
+    """Read one sealed segment back from the archive (the current versions: one overwritten
+    since it was sealed fails) and verify it, including the tiles it continues from; raises
+    ArchiveIntegrityError naming each failure."""
     from trailguard.archive.seal import tiles_at
 
     manifest = sealed.manifest
@@ -757,7 +772,14 @@ def check_sealed_segment(
     if archive.write_once and lock_policy is None:
         lock_policy = LockPolicy()
     check = check_segment(
-        manifest, objects, builder, previous_signed, verifier, lock_policy=lock_policy
+        manifest,
+        objects,
+        builder,
+        previous_signed,
+        verifier,
+        lock_policy=lock_policy,
+        want_frontiers=want_frontiers,
+        keep_leaves=keep_leaves,
     )
     problems.extend(str(finding) for finding in check.findings if finding.severity == "failure")
     if problems:
@@ -766,3 +788,4 @@ def check_sealed_segment(
             + "; ".join(problems[:20])
             + (f" (and {len(problems) - 20} more)" if len(problems) > 20 else "")
         )
+    return check
