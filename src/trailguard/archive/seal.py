@@ -568,3 +568,25 @@ def export_checkpoints(
                 f"Check it with `trailguard verify --trusted-checkpoint {archive.url}`"
             ) from None
     return len(items)
+
+
+def latest_exported_checkpoint(
+    archive: Archive, verifier: Verifier
+) -> checkpoints.SignedCheckpoint:
+    """The newest checkpoint in the archive whose signature verifies under ``verifier`` (one
+    that does not is skipped: it was not signed by this log's key)."""
+    sizes = sorted(
+        (size, key)
+        for key in archive.list_keys(layout.CHECKPOINTS)
+        if (size := layout.parse_seq_element(key.rsplit("/", 1)[-1])) is not None
+    )
+    for size, key in reversed(sizes):
+        try:
+            signed = checkpoints.open_checkpoint(archive.get(key).data.decode(), verifier)
+        except (checkpoints.CheckpointError, UnicodeDecodeError, MissingObjectError):
+            continue
+        if signed.tree_size == size:
+            return signed
+    raise MissingObjectError(
+        f"{archive.url} holds no checkpoint signed by {verifier.name}+{verifier.key_id.hex()}"
+    )
