@@ -100,6 +100,12 @@ def read_sealed(archive: Archive, key: str, verifier: Verifier) -> SealedSegment
     """One manifest, parsed, with its checkpoint verified under ``verifier``."""
     stored = archive.get(key)
     manifest = Manifest.from_bytes(stored.data)
+    if layout.manifest_key(manifest.first_seq, manifest.tree_size) != key:
+        raise ArchiveIntegrityError(
+            f"{archive.url}/{key}: the manifest seals seq {manifest.first_seq}.."
+            f"{manifest.last_seq}, not the range its key names (a segment replayed under "
+            "another name); run `trailguard archive verify`"
+        )
     try:
         signed = checkpoints.open_checkpoint(manifest.checkpoint, verifier)
     except checkpoints.CheckpointError as exc:
