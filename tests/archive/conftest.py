@@ -171,4 +171,3 @@ def read_only_store(data_dir: Path) -> Iterator[object]:
         yield store
     finally:
         store.close()
-

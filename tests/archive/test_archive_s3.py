@@ -47,7 +47,9 @@ def archive_verify(url: str, data_dir: Path, *extra: str) -> tuple[int, dict]:
 
 
 def failures(report: dict) -> list[str]:
-    return [f"{f['where']}: {f['problem']}" for f in report["findings"] if f["severity"] == "failure"]
+    return [
+        f"{f['where']}: {f['problem']}" for f in report["findings"] if f["severity"] == "failure"
+    ]
 
 
 def all_keys(s3, bucket: str) -> list[str]:
@@ -72,7 +74,8 @@ def test_every_archived_object_is_locked_in_compliance_mode_until_the_retention_
     before = datetime.now(UTC)
     code, output = archive_run(ledger, url)
     assert code == 0, output
-    assert "sealed" in output and "read back and verified" in output
+    assert "sealed" in output
+    assert "read back and verified" in output
     keys = all_keys(s3, bucket)
     assert any(key.endswith("manifest.json") for key in keys)
     assert any(key.startswith("trail/tile/0/") for key in keys)
@@ -120,7 +123,8 @@ def test_a_bucket_without_object_lock_is_refused_and_nothing_is_written(ledger, 
     bucket = make_bucket(locked=False)
     code, output = archive_run(ledger, f"s3://{bucket}/x")
     assert code == 2
-    assert "no Object Lock" in output and "--object-lock-enabled-for-bucket" in output
+    assert "no Object Lock" in output
+    assert "--object-lock-enabled-for-bucket" in output
     assert all_keys(s3, bucket) == []
 
 
@@ -188,7 +192,7 @@ def test_an_older_segment_replayed_as_the_next_one_is_detected(ledger, s3, make_
     url = f"s3://{bucket}"
     assert archive_run(ledger, url)[0] == 0
     manifests = [k for k in all_keys(s3, bucket) if k.endswith("manifest.json")]
-    last_first, last_size = layout.parse_segment_element(manifests[-1].split("/")[1])
+    _last_first, last_size = layout.parse_segment_element(manifests[-1].split("/")[1])
     replayed = s3.get_object(Bucket=bucket, Key=manifests[0])["Body"].read()
     # The attacker plants segment 0's sealed manifest where the next segment would go.
     fake = layout.manifest_key(last_size, last_size + 1000)
@@ -198,7 +202,8 @@ def test_an_older_segment_replayed_as_the_next_one_is_detected(ledger, s3, make_
     assert any(f.startswith(fake) and "another range" in f for f in failures(report))
     # The next run refuses to build on it rather than skip the events it claims to hold.
     code, output = archive_run(ledger, url)
-    assert code == 1 and "replayed" in output, output
+    assert code == 1, output
+    assert "replayed" in output, output
 
 
 def test_sigkill_mid_archive_then_rerun_completes_with_no_duplicate_or_half_sealed_segment(
@@ -251,16 +256,20 @@ def test_legal_hold_on_a_session_and_its_release(ledger, s3, make_bucket):
         status = s3.get_object(Bucket=bucket, Key=key).get("ObjectLockLegalHoldStatus")
         if status == "ON":
             held.append(key)
-    code, hits = cli("archive", "find", "--archive", url, "--session", "sess_0001", "--format", "json")
+    code, hits = cli(
+        "archive", "find", "--archive", url, "--session", "sess_0001", "--format", "json"
+    )
     segments = {hit["events"] for hit in json.loads(hits)}
-    assert segments and segments <= set(held)
+    assert segments
+    assert segments <= set(held)
     assert not any(key.endswith("events.jsonl.gz") and key not in segments for key in held)
     code, output = cli("archive", "hold", "--archive", url, "--session", "sess_0001", "--release")
     assert code == 0, output
     for key in held:
         assert s3.get_object(Bucket=bucket, Key=key).get("ObjectLockLegalHoldStatus") != "ON"
     code, output = cli("archive", "hold", "--archive", url, "--session", "sess_nope")
-    assert code == 1 and "no archived segment holds session" in output
+    assert code == 1
+    assert "no archived segment holds session" in output
 
 
 def test_truncating_the_local_ledger_is_caught_with_the_checkpoint_taken_from_the_bucket(
@@ -271,7 +280,9 @@ def test_truncating_the_local_ledger_is_caught_with_the_checkpoint_taken_from_th
     assert archive_run(ledger, url)[0] == 0
     tamper.truncate_to_checkpoint(ledger, 1500)
     key = str(ledger / "signing.pub")
-    result = runner.invoke(app, ["verify", "--data-dir", str(ledger), "--key", key, "--format", "json"])
+    result = runner.invoke(
+        app, ["verify", "--data-dir", str(ledger), "--key", key, "--format", "json"]
+    )
     assert result.exit_code == 0, "alone, a clean cut at a checkpoint passes"
     result = runner.invoke(
         app,
@@ -281,7 +292,8 @@ def test_truncating_the_local_ledger_is_caught_with_the_checkpoint_taken_from_th
     assert result.exit_code == 1
     assert "the ledger is shorter than a checkpoint it once signed" in result.output
     code, output = archive_run(ledger, url)
-    assert code == 1 and "truncated or rolled back" in output
+    assert code == 1
+    assert "truncated or rolled back" in output
 
 
 def test_archive_status_shows_the_last_seq_lag_retention_and_lock(ledger, make_bucket):
@@ -297,3 +309,53 @@ def test_archive_status_shows_the_last_seq_lag_retention_and_lock(ledger, make_b
     assert status["lagEvents"] == status["ledgerEvents"] - status["lastArchivedSeq"] - 1
     assert status["retention"] == "COMPLIANCE for 6 year(s)"
     assert status["lastError"] is None
+
+
+def test_prune_on_s3_only_after_reading_back_and_verifying_and_query_is_unchanged(
+    tmp_path, s3, make_bucket
+):
+    data_dir = tmp_path / "ledger"
+    fill_ledger(data_dir, 36_000, batch=500, sessions=6)
+    bucket = make_bucket()
+    url = f"s3://{bucket}"
+    code, output = archive_run(data_dir, url, "--segment-events", "10000", "--no-parquet")
+    assert code == 0, output
+
+    def query(*extra: str) -> list[dict]:
+        result = runner.invoke(
+            app, ["query", "--data-dir", str(data_dir), "--format", "json", *extra]
+        )
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    pruned = query("--session", "sess_0004")  # seq 24000..29999: all before 32768
+    crossing = query("--session", "sess_0005")  # seq 30000..35999: both sides of 32768
+    everything = query("--developer", "dev_jordan")
+    # Someone with bucket credentials overwrites a tile the prune relies on: refused.
+    tile = f"tile/0/{(20_000 // 256):03d}"
+    original = s3.get_object(Bucket=bucket, Key=tile)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=tile, Body=original[::-1])
+    prune = ["archive", "prune", "--data-dir", str(data_dir), "--archive", url, "--hot-days", "0"]
+    code, output = cli(*prune)
+    assert code == 1, output
+    assert "nothing was pruned" in output, output
+    assert tile in output, output
+    assert query("--developer", "dev_jordan") == everything
+    # On a clean bucket the same prune goes through: read back, verified, then removed.
+    clean = make_bucket()
+    clean_url = f"s3://{clean}"
+    assert archive_run(data_dir, clean_url, "--segment-events", "10000", "--no-parquet")[0] == 0
+    code, output = cli(*prune[:-4], "--archive", clean_url, "--hot-days", "0")
+    assert code == 0, output
+    assert "removed seq 0..32767" in output, output
+    assert 0 < len(query("--session", "sess_0005")) < len(crossing)
+    assert query("--session", "sess_0005", "--archive", clean_url) == crossing
+    assert query("--session", "sess_0004", "--archive", clean_url) == pruned
+    assert query("--developer", "dev_jordan", "--archive", clean_url) == everything
+    key = str(data_dir / "signing.pub")
+    result = runner.invoke(
+        app,
+        ["verify", "--data-dir", str(data_dir), "--key", key, "--trusted-checkpoint", clean_url],
+    )
+    assert result.exit_code == 0, result.output
+    assert "archived, pruned here" in result.output

@@ -769,7 +769,9 @@ def check_sealed_segment(
         if previous_signed is not None
         else TileBuilder()
     )
-    if archive.write_once and lock_policy is None:
+    if not archive.write_once:
+        lock_policy = None  # a local directory has no locks to check
+    elif lock_policy is None:
         lock_policy = LockPolicy()
     check = check_segment(
         manifest,
