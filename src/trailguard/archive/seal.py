@@ -555,7 +555,7 @@ def export_checkpoints(
         with contextlib.suppress(checkpoints.CheckpointError):
             notes[checkpoints.open_checkpoint(head, verifier).tree_size] = head
     writer = _Writer(archive, config, now)
-    items = []
+    items: list[tuple[str, bytes, str, Callable[[bytes], bool] | None]] = []
     for size, note in sorted(notes.items()):
         if size in existing:
             continue
@@ -564,15 +564,14 @@ def export_checkpoints(
         except checkpoints.CheckpointError:
             continue
         items.append((layout.checkpoint_key(signed.tree_size), note.encode(), "checkpoint", None))
-    for key, data, _, _ in items:
-        try:
-            writer.put(key, data)
-        except ObjectConflictError:
-            raise ArchiveIntegrityError(
-                f"{archive.url}/{key} holds another signed checkpoint of the same size: this "
-                "ledger's history differs from what was exported before (a fork or a rollback). "
-                f"Check it with `trailguard verify --trusted-checkpoint {archive.url}`"
-            ) from None
+    try:
+        writer.put_many(items)
+    except ObjectConflictError as exc:
+        raise ArchiveIntegrityError(
+            f"{exc}: that key holds another signed checkpoint of the same size, so this ledger's "
+            "history differs from what was exported before (a fork or a rollback). Check it "
+            f"with `trailguard verify --trusted-checkpoint {archive.url}`"
+        ) from None
     return len(items)
 
 

@@ -756,9 +756,17 @@ def check_sealed_segment(
         if len(v.versions) > 1 or v.delete_markers
     ]
     objects: dict[str, StoredObject] = {}
-    for name in [key, *(entry.key for entry in manifest.files)]:
+    names = [key, *(entry.key for entry in manifest.files)]
+
+    def get(name: str) -> StoredObject | None:
         with contextlib.suppress(MissingObjectError):
-            objects[name] = archive.get(name)
+            return archive.get(name)
+        return None
+
+    with ThreadPoolExecutor(max_workers=16 if archive.write_once else 1) as pool:
+        for stored in pool.map(get, names):
+            if stored is not None:
+                objects[stored.key] = stored
     if key not in objects:
         raise ArchiveIntegrityError(f"{archive.url}/{key}: the manifest cannot be read back")
     if Manifest.from_bytes(objects[key].data) != manifest:
