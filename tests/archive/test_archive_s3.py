@@ -206,6 +206,7 @@ def test_an_older_segment_replayed_as_the_next_one_is_detected(ledger, s3, make_
     assert "replayed" in output, output
 
 
+@pytest.mark.slow
 def test_sigkill_mid_archive_then_rerun_completes_with_no_duplicate_or_half_sealed_segment(
     tmp_path, s3, make_bucket, s3_env
 ):
@@ -359,3 +360,81 @@ def test_prune_on_s3_only_after_reading_back_and_verifying_and_query_is_unchange
     )
     assert result.exit_code == 0, result.output
     assert "archived, pruned here" in result.output
+
+
+@pytest.mark.slow
+def test_the_gateway_archives_exports_checkpoints_and_prunes_on_its_schedule(
+    tmp_path, s3, make_bucket
+):
+    import socket
+    import sqlite3
+
+    data_dir = tmp_path / "ledger"
+    fill_ledger(data_dir, 34_000, batch=500, sessions=4)
+    bucket = make_bucket()
+    url = f"s3://{bucket}/gw"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable, "-m", "trailguard", "serve", "--data-dir", str(data_dir),
+        "--port", str(port), "--archive", url, "--archive-every", "2s", "--hot-days", "0",
+    ]  # fmt: skip
+    log = (tmp_path / "serve.log").open("wb")
+    gateway = subprocess.Popen(command, env=os.environ.copy(), stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 240
+        pruned = 0
+        while time.monotonic() < deadline and gateway.poll() is None:
+            db = sqlite3.connect(f"file:{data_dir / 'ledger.sqlite3'}?mode=ro", uri=True)
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key = 'pruned_before'").fetchone()
+            finally:
+                db.close()
+            pruned = int(row[0]) if row else 0
+            if pruned == 32768:  # pruned in chunks of 16384: wait for the last
+                break
+            time.sleep(0.5)
+        assert pruned == 32768, (
+            gateway.poll(),
+            time.monotonic() - deadline,
+            (tmp_path / "serve.log").read_text()[-3000:],
+        )
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(timeout=60)
+    # uvicorn re-raises SIGTERM after a clean shutdown: the exit status is the signal's.
+    assert gateway.returncode in (0, -signal.SIGTERM), (tmp_path / "serve.log").read_text()
+    keys = all_keys(s3, bucket)
+    assert any(key.startswith("gw/checkpoints/") for key in keys)
+    code, report = archive_verify(url, data_dir)
+    assert code == 0, failures(report)
+    key = str(data_dir / "signing.pub")
+    result = runner.invoke(
+        app,
+        ["verify", "--data-dir", str(data_dir), "--key", key, "--trusted-checkpoint", url,
+         "--format", "json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["archived"] == 32768
+    alerts = runner.invoke(
+        app, ["query", "--data-dir", str(data_dir), "--type", "alert", "--format", "json"]
+    )
+    assert "hot_events_pruned" in alerts.stdout
+
+
+def test_serve_refuses_an_unlocked_archive_bucket_before_recording_anything(tmp_path, make_bucket):
+    bucket = make_bucket(locked=False)
+    code, output = cli(
+        "serve", "--data-dir", str(tmp_path / "ledger"), "--port", "0",
+        "--archive", f"s3://{bucket}", "--archive-every", "1h",
+    )  # fmt: skip
+    assert code == 2
+    assert "no Object Lock" in output
+    assert not (tmp_path / "ledger").exists()
+    code, output = cli(
+        "serve", "--data-dir", str(tmp_path / "ledger"), "--archive", f"s3://{bucket}",
+        "--archive-every", "soon",
+    )  # fmt: skip
+    assert code == 2
+    assert "like 1h, 1d or 7d" in output

@@ -88,7 +88,7 @@ class Retention:
     mode: LockMode = "COMPLIANCE"
     years: int | None = 1
     days: int | None = None
-    hot_days: int = 90
+    hot_days: int = field(default=90, compare=False)
     """Days of events kept in the hot store (not part of the lock; the prune policy)."""
 
     @classmethod

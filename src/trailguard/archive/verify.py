@@ -769,7 +769,7 @@ def check_sealed_segment(
                 objects[stored.key] = stored
     if key not in objects:
         raise ArchiveIntegrityError(f"{archive.url}/{key}: the manifest cannot be read back")
-    if Manifest.from_bytes(objects[key].data) != manifest:
+    if Manifest.from_bytes(objects[key].data).to_bytes() != manifest.to_bytes():
         problems.append(f"{key}: the manifest read back differs from the one written")
     previous_signed = previous.checkpoint if previous is not None else None
     builder = (

@@ -60,6 +60,55 @@ HotDaysOption = Annotated[
 ]
 
 
+ServeArchiveOption = Annotated[
+    str | None,
+    typer.Option(
+        "--archive",
+        help="Archive to s3://BUCKET/PREFIX (Object Lock) on a schedule, export every "
+        "checkpoint there each minute, and prune the hot store after verifying.",
+    ),
+]
+ArchiveEveryOption = Annotated[
+    str, typer.Option("--archive-every", help="How often to seal and prune: 1h, 1d, 7d...")
+]
+
+
+def archive_schedule(
+    url: str | None,
+    every: str,
+    retention: str | None,
+    retention_days: int | None,
+    lock_mode: str,
+    hot_days: int,
+) -> Any:
+    """For `serve`: checks the archive options (and the bucket's Object Lock) before anything
+    is recorded, and returns a function that starts the archive job on the opened ledger."""
+    if url is None:
+        return None
+    from trailguard.archive.scheduler import ArchiveScheduler, ScheduleConfig, parse_interval
+    from trailguard.archive.seal import SealConfig, check_bucket
+
+    try:
+        every_seconds = parse_interval(every)
+    except TrailguardError as exc:
+        fail(str(exc))
+    policy = _retention(retention, retention_days, lock_mode, hot_days)
+    target = _archive(url)
+    try:
+        check_bucket(target)
+    except TrailguardError as exc:
+        fail(f"--archive: {exc}. Nothing was recorded.")
+    config = ScheduleConfig(every_seconds, hot_days, SealConfig(retention=policy))
+
+    def start(ledger: Any, data_dir: Path) -> ArchiveScheduler:
+        scheduler = ArchiveScheduler(ledger, data_dir, target, config)
+        scheduler.start()
+        err.print(f"archiving to {url} every {every} ({policy.describe()}, hot {hot_days} days)")
+        return scheduler
+
+    return start
+
+
 def _archive(url: str) -> Any:
     from trailguard.archive.backends import open_archive
 
