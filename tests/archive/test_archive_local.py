@@ -517,3 +517,23 @@ def test_bad_archive_urls_and_options_are_named(copy):
     assert code == 2
     assert "not both" in output
     assert os.path.exists(data_dir / "ledger.sqlite3")
+
+
+def test_events_removed_by_root_and_claimed_as_archived_are_caught_against_the_archive(big_copy):
+    """Root deletes hot events the archive never received and writes the prune marker by hand:
+    the hot store alone still joins up (its cached subtrees are intact), so only the archive
+    can tell, and `verify --trusted-checkpoint <archive>` does."""
+    data_dir, _, url = big_copy
+    config = LedgerConfig(checkpoint_every_events=1000, checkpoint_interval_seconds=3600.0)
+    with Ledger.open(data_dir, config=config) as ledger:
+        ledger.append_many(sample_events(12_000, session="sess_unarchived"))
+    tamper.execute(data_dir, "DELETE FROM events WHERE seq < 49152")
+    tamper.execute(data_dir, "INSERT INTO meta (key, value) VALUES ('pruned_before', '49152')")
+    assert verify_dir(data_dir).intact, "the hot store alone cannot tell"
+    key = str(data_dir / "signing.pub")
+    result = runner.invoke(
+        app,
+        ["verify", "--data-dir", str(data_dir), "--key", key, "--trusted-checkpoint", url],
+    )
+    assert result.exit_code == 1, result.output
+    assert "events were removed without being archived" in result.output

@@ -198,3 +198,38 @@ def prune_hot_store(
         plan.boundary, orjson.dumps(record).decode(), chunk=BLOCK_SIZE
     )
     return result
+
+
+def check_pruned_range(store: Store, archive: Archive, verifier: Verifier) -> list[str]:
+    """For `verify --trusted-checkpoint <archive>` on a pruned store: the events this store
+    says were archived must be in ``archive``: sealed segments from seq 0 past the prune
+    boundary, whose signed root the hot store's tree reproduces. Returns the problems found
+    (none: the pruned range is the archived one)."""
+    boundary = int(store.get_meta(PRUNED_BEFORE_KEY) or 0)
+    if not boundary:
+        return []
+    expected = 0
+    for first, size, key in sealed_manifest_keys(archive):
+        if first != expected:
+            break
+        expected = size
+        if size < boundary:
+            continue
+        sealed = read_sealed(archive, key, verifier)
+        if size > store.tree_size():
+            return [f"{archive.url} seals {size} events, more than this store holds"]
+        try:
+            root = StoredTree(store).root(size)
+        except LookupError:
+            root = b""
+        if root != sealed.checkpoint.root_hash:
+            return [
+                f"the hot store's tree at size {size} differs from what {archive.url} sealed: the "
+                "pruned events are not the archived ones"
+            ]
+        return []
+    return [
+        f"this store says seq 0..{boundary - 1} were archived and pruned, but {archive.url} "
+        f"holds sealed segments only up to seq {expected - 1}: events were removed without "
+        "being archived"
+    ]

@@ -143,8 +143,17 @@ def verify(
             workers=workers,
             writer_running=writer_running,
         )
-    store.close()
     findings = list(report.findings)
+    if report.archived and trusted_checkpoint is not None and trusted_checkpoint.startswith(
+        ("s3://", "file://")
+    ):
+        from trailguard.archive.backends import open_archive
+        from trailguard.archive.prune import check_pruned_range
+
+        for problem in check_pruned_range(store, open_archive(trusted_checkpoint), verifier):
+            report.findings.append(Finding("failure", f"seq 0..{report.archived - 1}", problem))
+            findings.append(report.findings[-1])
+    store.close()
     if report.events and report.last_event_type != "gateway_stop" and not writer_running:
         findings.append(
             Finding(

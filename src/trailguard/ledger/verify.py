@@ -497,7 +497,7 @@ class _Verification:
             self.report.events += block.count
             if (
                 trusted_size is not None
-                and trusted_size <= self.report.events
+                and self.base <= trusted_size <= self.report.events
                 and self.root_at_trusted_size is None
             ):
                 self.root_at_trusted_size = tree.root(trusted_size)
