@@ -353,13 +353,14 @@ class SegmentIndex:
     dates: dict[str, IndexEntry] = field(default_factory=dict)
 
     def add(self, seq: int, document: dict[str, Any]) -> None:
+        timestamp = document.get("timestamp")
         for table, value in (
             (self.sessions, document.get("sessionId")),
             (self.developers, document.get("developerId")),
             (self.projects, document.get("projectId")),
-            (self.dates, _day(document.get("timestamp"))),
+            (self.dates, timestamp[:10] if isinstance(timestamp, str) else None),
         ):
-            if not isinstance(value, str):
+            if value.__class__ is not str:
                 continue
             entry = table.get(value)
             if entry is None:

@@ -108,7 +108,7 @@ class ArchiveScheduler:
     def run_once(self) -> None:
         """Seal, read back, verify, then prune; the next run is scheduled either way."""
         from trailguard.archive.prune import prune_hot_store
-        from trailguard.archive.verify import check_sealed_segment
+        from trailguard.archive.verify import check_uploaded_segment
 
         started = datetime.now(UTC)
         self.next_run = time.monotonic() + self.config.every_seconds
@@ -126,7 +126,7 @@ class ArchiveScheduler:
                 self.archive,
                 self.config.seal,
                 now=started,
-                read_back=check_sealed_segment,
+                read_back=check_uploaded_segment,
             )
         except TrailguardError as exc:
             write_state(

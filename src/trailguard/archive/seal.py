@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import io
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -182,12 +181,7 @@ class _SegmentTree:
 def _gzip_lines(bodies: list[bytes]) -> bytes:
     """The events file: every canonical event followed by 0x0A, gzip with no name and mtime 0
     (the same events always give the same bytes)."""
-    buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=6) as out:
-        for body in bodies:
-            out.write(body)
-            out.write(b"\n")
-    return buffer.getvalue()
+    return gzip.compress(b"\n".join(bodies) + b"\n", compresslevel=6, mtime=0)
 
 
 def read_event_lines(data: bytes) -> list[bytes]:

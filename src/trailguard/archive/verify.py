@@ -799,3 +799,55 @@ def check_sealed_segment(
             + (f" (and {len(problems) - 20} more)" if len(problems) > 20 else "")
         )
     return check
+
+
+def check_uploaded_segment(
+    archive: Archive,
+    sealed: SealedSegment,
+    verifier: Verifier,
+    previous: SealedSegment | None,
+    *,
+    lock_policy: LockPolicy | None = None,
+) -> None:
+    """The exporter's read-back: every object of a segment just sealed, read back from the
+    archive, is byte for byte what was written (SHA-256 against the manifest) and locked as the
+    policy says. What was written had been checked against the signed roots before upload, so
+    this proves the archive holds it; ``prune`` does the full check (``check_sealed_segment``)
+    before anything leaves the hot store. Raises ArchiveIntegrityError naming each problem."""
+    manifest = sealed.manifest
+    key = layout.manifest_key(manifest.first_seq, manifest.tree_size)
+    names = [key, *(entry.key for entry in manifest.files)]
+
+    def get(name: str) -> StoredObject | None:
+        with contextlib.suppress(MissingObjectError):
+            return archive.get(name)
+        return None
+
+    with ThreadPoolExecutor(max_workers=16 if archive.write_once else 1) as pool:
+        objects = dict(zip(names, pool.map(get, names), strict=True))
+    problems = [f"{name}: missing" for name, stored in objects.items() if stored is None]
+    stored_manifest = objects.get(key)
+    if (
+        stored_manifest is not None
+        and Manifest.from_bytes(stored_manifest.data).to_bytes() != manifest.to_bytes()
+    ):
+        problems.append(f"{key}: the manifest read back differs from the one written")
+    for entry in manifest.files:
+        stored = objects.get(entry.key)
+        if stored is not None and hashlib.sha256(stored.data).hexdigest() != entry.sha256:
+            problems.append(f"{entry.key}: the object read back differs from the one written")
+    if archive.write_once:
+        policy = lock_policy or LockPolicy()
+        counted_from = layout.parse_time(manifest.last_timestamp)
+        for name, stored in objects.items():
+            if stored is not None:
+                problems.extend(
+                    f"{name}: {problem}"
+                    for problem in policy.check(stored, manifest.retention, counted_from)
+                )
+    if problems:
+        raise ArchiveIntegrityError(
+            f"{archive.url}: {_where(manifest)} does not verify when read back: "
+            + "; ".join(problems[:20])
+            + (f" (and {len(problems) - 20} more)" if len(problems) > 20 else "")
+        )

@@ -193,7 +193,7 @@ def run(
     from trailguard.archive.layout import format_time
     from trailguard.archive.seal import ArchiveIntegrityError, SealConfig, archive_ledger
     from trailguard.archive.state import write_state
-    from trailguard.archive.verify import check_sealed_segment
+    from trailguard.archive.verify import check_uploaded_segment
 
     policy = _retention(retention, retention_days, lock_mode)
     target = _archive(archive)
@@ -214,7 +214,7 @@ def run(
                 config,
                 now=started,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-                read_back=check_sealed_segment,
+                read_back=check_uploaded_segment,
             )
     except ArchiveIntegrityError as exc:
         write_state(directory, archive=archive, lastRunAt=format_time(started), lastError=str(exc))

@@ -144,8 +144,10 @@ def verify(
             writer_running=writer_running,
         )
     findings = list(report.findings)
-    if report.archived and trusted_checkpoint is not None and trusted_checkpoint.startswith(
-        ("s3://", "file://")
+    if (
+        report.archived
+        and trusted_checkpoint is not None
+        and trusted_checkpoint.startswith(("s3://", "file://"))
     ):
         from trailguard.archive.backends import open_archive
         from trailguard.archive.prune import check_pruned_range
