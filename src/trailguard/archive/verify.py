@@ -632,7 +632,13 @@ def verify_archive(
                 progress(report.events, total)
     for key in sorted(inventory.versions):
         if key.startswith(("tile/", layout.PARQUET)) and key not in claimed:
-            fail(_failure(key, "an object no sealed segment names"))
+            report.findings.append(
+                _warning(
+                    key,
+                    "no sealed segment names this object (left by an interrupted run, or "
+                    "planted): it is not part of the archive and was not used",
+                )
+            )
     _check_checkpoint_objects(archive, inventory, verifier, report, roots, lock_policy)
     if trusted is not None:
         _check_trusted(trusted, report, roots)
