@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import orjson
 
@@ -33,6 +34,13 @@ from trailguard.ledger.note import Verifier
 from trailguard.ledger.stored_tree import StoredTree
 from trailguard.ledger.verify import BLOCK_SIZE
 from trailguard.store.base import PRUNED_BEFORE_KEY, Store
+
+
+class PrunableStore(Store, Protocol):
+    """A store that can give up archived events (``SQLiteStore``; the shared PostgreSQL ledger
+    does not prune yet)."""
+
+    def prune_before(self, boundary: int, record: str, *, chunk: int = 16384) -> int: ...
 
 
 @dataclass
@@ -93,7 +101,7 @@ def plan_prune(
 
 
 def prune_hot_store(
-    store: Store,
+    store: PrunableStore,
     archive: Archive,
     verifier: Verifier,
     *,

@@ -185,7 +185,7 @@ def _with_archive(
 
     verifier, _ = verifier_for(store, directory, None)
     unlimited = replace(event_query, filter=replace(event_query.filter, limit=None), offset=0)
-    hot_from = store.first_seq()
+    hot_from = next(iter(store.seqs()), None)
     try:
         old = sorted(
             archived_events(open_archive(archive), unlimited, verifier, below=hot_from),

@@ -121,17 +121,6 @@ class Store(Protocol):
 
     def quarantined(self) -> list[tuple[int, str, bytes, str, str]]: ...
 
-    def prune_before(self, boundary: int, record: str, *, chunk: int = 16384) -> int:
-        """Remove the events with ``seq < boundary`` (a multiple of ``chunk``, archived and
-        verified by the caller), ``chunk`` events per transaction, keeping the cached subtrees.
-        Sets ``pruned_before`` with each chunk and ``prune_record`` with the last. Returns how
-        many events were removed."""
-        ...
-
-    def first_seq(self) -> int | None:
-        """The smallest stored ``seq`` (``pruned_before`` on a pruned store), None if empty."""
-        ...
-
     def query(self, event_filter: EventFilter) -> Iterator[LedgerRow]: ...
 
     def get_meta(self, key: str) -> str | None: ...
