@@ -6,6 +6,7 @@ One module per group of commands; each registers itself on the shared app.
 """
 
 from trailguard.cli import (  # noqa: F401 - registers commands
+    archive,
     completeness,
     correlate,
     cost,

@@ -35,6 +35,15 @@ from trailguard.cli._common import (
     resolve_location,
     resolve_session_id,
 )
+from trailguard.cli.archive import (
+    ArchiveEveryOption,
+    HotDaysOption,
+    LockModeOption,
+    RetentionDaysOption,
+    RetentionOption,
+    ServeArchiveOption,
+    archive_schedule,
+)
 from trailguard.errors import InvalidInputError
 from trailguard.store.state import ROLES
 
@@ -111,6 +120,12 @@ def serve(
             "reported (hooks missing, disabled or bypassed); each such session is alerted.",
         ),
     ] = False,
+    archive: ServeArchiveOption = None,
+    archive_every: ArchiveEveryOption = "1d",
+    retention: RetentionOption = None,
+    retention_days: RetentionDaysOption = None,
+    lock_mode: LockModeOption = "COMPLIANCE",
+    hot_days: HotDaysOption = 90,
 ) -> None:
     """Run the gateway: on the embedded SQLite ledger of a data directory, or as one of several
     replicas of a shared ledger on PostgreSQL (--store URL, with the same --signing-key)."""
@@ -161,6 +176,11 @@ def serve(
         fail(f"policies do not load: {exc}")
     location = resolve_location(data_dir, store)
     directory = location.description
+    if archive is not None and hasattr(location, "url"):
+        fail("--archive archives the embedded SQLite ledger (--data-dir); not yet --store")
+    archiving = archive_schedule(
+        archive, archive_every, retention, retention_days, lock_mode, hot_days
+    )
     # Take the port before anything is recorded: a second gateway on a busy port must fail
     # here, saying so, not after writing a start and a stop into someone's ledger.
     listener = _bind(host, port)
@@ -202,6 +222,7 @@ def serve(
     err.print(f"trailguard {__version__}: ledger {directory}, log {ledger.origin}")
     err.print(f"listening on http://{host}:{port} (Ctrl-C to stop)")
     stop_reason = "shutdown"
+    scheduler = archiving(ledger, location.data_dir) if archiving is not None else None
     try:
         # The app's shutdown closes the ledger: uvicorn re-raises SIGTERM/SIGINT once it has
         # shut down, so code after run() may never execute.
@@ -210,6 +231,8 @@ def serve(
         stop_reason = f"error: {type(exc).__name__}: {exc}"[:500]
         raise
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         ledger.close(reason=stop_reason)
         listener.close()
 

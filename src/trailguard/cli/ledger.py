@@ -83,8 +83,11 @@ def verify(
     data_dir: DataDir = None,
     store_url: StoreOption = None,
     trusted_checkpoint: Annotated[
-        Path | None,
-        typer.Option(help="A signed checkpoint kept off this host (from `trailguard checkpoint`)."),
+        str | None,
+        typer.Option(
+            help="A signed checkpoint kept off this host (a file from `trailguard checkpoint`), "
+            "or an archive URL (s3://..., file://...) to take the newest one exported there."
+        ),
     ] = None,
     key: KeyOption = None,
     workers: Annotated[int | None, typer.Option(help="Processes to use [default: CPUs].")] = None,
@@ -99,15 +102,26 @@ def verify(
     directory = location.description
     store = open_read_only(location)
     trusted_text = None
-    if trusted_checkpoint is not None:
+    verifier, key_origin = verifier_for(store, directory, key)
+    if trusted_checkpoint is not None and trusted_checkpoint.startswith(("s3://", "file://")):
+        from trailguard.archive.backends import open_archive
+        from trailguard.archive.seal import latest_exported_checkpoint
+        from trailguard.errors import TrailguardError
+
+        try:
+            trusted_text = latest_exported_checkpoint(
+                open_archive(trusted_checkpoint), verifier
+            ).note
+        except TrailguardError as exc:
+            fail(f"no trusted checkpoint from {trusted_checkpoint}: {exc}")
+    elif trusted_checkpoint is not None:
         from trailguard.ledger.checkpoint import CheckpointError, read_unverified
 
         try:
-            trusted_text = trusted_checkpoint.read_text(encoding="utf-8")
+            trusted_text = Path(trusted_checkpoint).read_text(encoding="utf-8")
             read_unverified(trusted_text)
         except (OSError, UnicodeDecodeError, CheckpointError) as exc:
             fail(f"{trusted_checkpoint} is not a readable signed checkpoint: {exc}")
-    verifier, key_origin = verifier_for(store, directory, key)
     writer_running = location.writer_running()
     opener = opener_of(location)
     with Progress(
@@ -129,8 +143,19 @@ def verify(
             workers=workers,
             writer_running=writer_running,
         )
-    store.close()
     findings = list(report.findings)
+    if (
+        report.archived
+        and trusted_checkpoint is not None
+        and trusted_checkpoint.startswith(("s3://", "file://"))
+    ):
+        from trailguard.archive.backends import open_archive
+        from trailguard.archive.prune import check_pruned_range
+
+        for problem in check_pruned_range(store, open_archive(trusted_checkpoint), verifier):
+            report.findings.append(Finding("failure", f"seq 0..{report.archived - 1}", problem))
+            findings.append(report.findings[-1])
+    store.close()
     if report.events and report.last_event_type != "gateway_stop" and not writer_running:
         findings.append(
             Finding(
@@ -171,6 +196,7 @@ def verify(
                     "latestCheckpointSize": report.latest_checkpoint_size,
                     "signedHeadSize": report.signed_head_size,
                     "quarantined": report.quarantined,
+                    "archived": report.archived,
                     "key": verifier.to_string(),
                     "keySource": key_origin,
                     "findings": [
@@ -188,7 +214,10 @@ def verify(
         )
     else:
         out.print(f"key       {verifier.name}+{verifier.key_id.hex()} ({key_origin})")
-        out.print(f"events    {report.events}")
+        out.print(
+            f"events    {report.events}"
+            + (f" (seq 0..{report.archived - 1} archived, pruned here)" if report.archived else "")
+        )
         out.print(
             f"checkpoints {report.checkpoints}, latest covers {report.latest_checkpoint_size}"
         )

@@ -55,6 +55,14 @@ def query(
     output_format: Annotated[str, typer.Option("--format", help="table, json, jsonl or csv")] = (
         "table"
     ),
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            "--archive",
+            help="Also the archived events (s3://... or file://...): only the segments the "
+            "archive's indexes name are fetched, each checked against its signed checkpoint.",
+        ),
+    ] = None,
 ) -> None:
     """Events in chronological order. Works while the gateway runs."""
     import csv
@@ -82,7 +90,7 @@ def query(
         fail(str(exc))
     directory = resolve_location(data_dir, store_url)
     store = open_read_only(directory)
-    if session is not None:
+    if session is not None and archive is None:
         session = resolve_session_id(store, session)
         event_query = replace(event_query, filter=replace(event_query.filter, session_id=session))
     shown = 0
@@ -94,7 +102,10 @@ def query(
             yield document
 
     try:
-        found = counted(query_events(store, event_query))
+        if archive is not None:
+            found = counted(_with_archive(store, directory, archive, event_query))
+        else:
+            found = counted(query_events(store, event_query))
         if output_format == "jsonl":
             for document in found:
                 sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
@@ -154,9 +165,48 @@ def query(
         filters = {
             "session": session, "developer": developer, "project": project, "since": since,
             "until": until, "date": date, "type": event_type, "tool": tool,
-            "decision": decision, "limit": limit,
+            "decision": decision, "limit": limit, "archive": archive,
         }  # fmt: skip
         record_read(directory, "cli query", filters, shown)
+
+
+def _with_archive(
+    store: Any, directory: Any, archive: str, event_query: Any
+) -> Iterator[dict[str, Any]]:
+    """Archived and hot events together, in (timestamp, seq) order, each seq once: the hot
+    store answers for what it still holds, the archive for what was pruned from it."""
+    import heapq
+
+    from trailguard.archive.backends import open_archive
+    from trailguard.archive.index import archived_events
+    from trailguard.cli._common import verifier_for
+    from trailguard.errors import TrailguardError
+    from trailguard.retrieval import query_events
+
+    verifier, _ = verifier_for(store, directory, None)
+    unlimited = replace(event_query, filter=replace(event_query.filter, limit=None), offset=0)
+    hot_from = next(iter(store.seqs()), None)
+    try:
+        old = sorted(
+            archived_events(open_archive(archive), unlimited, verifier, below=hot_from),
+            key=lambda document: (document["timestamp"], document["seq"]),
+        )
+    except TrailguardError as exc:
+        fail(f"cannot read the archive {archive}: {exc}", 1)
+    merged = heapq.merge(
+        old,
+        query_events(store, unlimited),
+        key=lambda document: (document["timestamp"], document["seq"]),
+    )
+    skipped = produced = 0
+    for document in merged:
+        if skipped < event_query.offset:
+            skipped += 1
+            continue
+        yield document
+        produced += 1
+        if event_query.filter.limit is not None and produced >= event_query.filter.limit:
+            return
 
 
 def _text_of(value: Any) -> str:

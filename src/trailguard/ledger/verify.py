@@ -31,7 +31,13 @@ from trailguard.ledger import checkpoint as checkpoints
 from trailguard.ledger import merkle
 from trailguard.ledger.note import Verifier
 from trailguard.ledger.stored_tree import CACHED_SUBTREE_LEVEL
-from trailguard.store.base import SIGNED_HEAD_KEY, Store, StoreError
+from trailguard.store.base import (
+    PRUNE_RECORD_KEY,
+    PRUNED_BEFORE_KEY,
+    SIGNED_HEAD_KEY,
+    Store,
+    StoreError,
+)
 
 Progress = Callable[[int, int], None]
 """Called with (events checked, events in the ledger) as verification advances."""
@@ -99,6 +105,10 @@ class VerificationReport:
     """The tree size of the latest signed tree head, when the ledger has one and it verifies."""
     quarantined: int = 0
     """Events a writer found beyond the signed head at start and moved aside."""
+    archived: int = 0
+    """Events seq 0..archived-1 were pruned from this store after they were archived (they are
+    counted in ``events``; ``trailguard archive verify`` checks them, in the archive)."""
+    prune_record: dict[str, Any] | None = None
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -270,6 +280,16 @@ class _RecomputedTree:
         self.keep_from = 0
         """Leaf position from which every block's levels are kept."""
 
+    def seed(self, size: int, subtrees: list[bytes]) -> None:
+        """Start from the perfect subtrees covering [0, size) (``size`` a multiple of a block):
+        the archived part of a pruned store. They are checked by the first checkpoint after."""
+        bounds = merkle.CompactRange.subtree_bounds(size)
+        self._blocks = merkle.CompactRange(size // BLOCK_SIZE, subtrees, record_from_level=1)
+        for (begin, end), node in zip(bounds, subtrees, strict=True):
+            level = (end - begin).bit_length() - 1
+            self.large_subtrees[level, begin >> level] = node
+        self.keep_from = size
+
     def add(self, block: _Block) -> list[tuple[int, int, bytes]]:
         """Add a block; returns the large subtrees it completed (to cross-check the cache)."""
         self._recent[block.number] = block.levels
@@ -338,15 +358,17 @@ class _Verification:
         self.writer_running = writer_running
         self.signed_head: checkpoints.SignedCheckpoint | None = None
         self.root_at_head_size: bytes | None = None
+        self.base = 0
+        """The first seq this store holds: events before it were archived and pruned."""
 
     def _scan_positions(self) -> tuple[int, list[int]]:
         """Check that ``seq`` runs 0, 1, 2... and find the seq where each block starts, plus the
         end of the last one: rows a live writer adds after this scan are not read."""
         block_starts = []
-        expected = 0
-        position = -1
-        seq = -1
-        for position, seq in enumerate(self.store.seqs()):
+        expected = self.base
+        position = self.base - 1
+        seq = self.base - 1
+        for position, seq in enumerate(self.store.seqs(), start=self.base):
             if position % BLOCK_SIZE == 0:
                 block_starts.append(seq)
             if seq != expected:
@@ -365,9 +387,10 @@ class _Verification:
         return position + 1, block_starts
 
     def _blocks(self, block_starts: list[int]) -> Iterator[_Block]:
+        first_block = self.base // BLOCK_SIZE
         jobs = [
-            (number, first_seq, block_starts[number + 1])
-            for number, first_seq in enumerate(block_starts[:-1])
+            (number, first_seq, block_starts[number + 1 - first_block])
+            for number, first_seq in enumerate(block_starts[:-1], start=first_block)
         ]
         if self.workers <= 1 or len(jobs) <= 1:
             for job in jobs:
@@ -392,12 +415,68 @@ class _Verification:
         self.report.signed_head_size = head.tree_size
         return head
 
+    def _read_prune_record(self, tree: _RecomputedTree) -> None:
+        """A pruned store starts at ``pruned_before``, with the cached subtrees covering the
+        archived events as the start of the tree; said as a warning, never as missing events."""
+        value = self.store.get_meta(PRUNED_BEFORE_KEY)
+        if not value:
+            return
+        base = int(value)
+        if base <= 0 or base % BLOCK_SIZE:
+            self.report.findings.append(
+                _failure(
+                    "ledger",
+                    f"the store says it was pruned before seq {value}, which no "
+                    "prune writes (a multiple of 16384)",
+                )
+            )
+            return
+        record: dict[str, Any] | None = None
+        raw = self.store.get_meta(PRUNE_RECORD_KEY)
+        if raw:
+            try:
+                loaded = orjson.loads(raw)
+                record = loaded if isinstance(loaded, dict) else None
+            except orjson.JSONDecodeError:
+                record = None
+        subtrees = []
+        for begin, end in merkle.CompactRange.subtree_bounds(base):
+            level = (end - begin).bit_length() - 1
+            node = self.store.tree_node(level, begin >> level)
+            if node is None:
+                self.report.findings.append(
+                    _failure(
+                        f"seq 0..{base - 1}",
+                        "archived and pruned, but the cached subtree covering seq "
+                        f"{begin}..{end - 1} is missing: the hot events cannot be joined to them",
+                    )
+                )
+                return
+            subtrees.append(node)
+        tree.seed(base, subtrees)
+        self.base = base
+        self.report.archived = base
+        self.report.events = base
+        self.report.prune_record = record
+        where = record.get("archive") if record else None
+        self.report.findings.append(
+            Finding(
+                "warning",
+                f"seq 0..{base - 1}",
+                f"archived{f' to {where}' if where else ''} and pruned from this store"
+                + (f" at {record.get('prunedAt')}" if record and record.get("prunedAt") else "")
+                + ": checked here only as the start of the tree the hot events extend; verify "
+                "them with `trailguard archive verify`",
+            )
+        )
+
     def run(self) -> VerificationReport:
         self.signed_head = self._read_signed_head()
         head_size = self.signed_head.tree_size if self.signed_head else None
         self.root_at_head_size = merkle.EMPTY_ROOT if head_size == 0 else None
-        total, block_starts = self._scan_positions()
         tree = self.tree = _RecomputedTree()
+        self._read_prune_record(tree)
+        total, block_starts = self._scan_positions()
         trusted_size = self.trusted.tree_size if self.trusted else None
         for block in self._blocks(block_starts):
             self.report.findings.extend(block.findings)
@@ -411,14 +490,14 @@ class _Verification:
             for position, document in block.starts:
                 self.start_positions.append(position)
                 self._check_start(position, document)
-            if block.number == 0:
+            if block.number == self.base // BLOCK_SIZE:
                 self.report.first_event_type = block.first_event_type
             if block.last_event_type is not None:
                 self.report.last_event_type = block.last_event_type
             self.report.events += block.count
             if (
                 trusted_size is not None
-                and trusted_size <= self.report.events
+                and self.base <= trusted_size <= self.report.events
                 and self.root_at_trusted_size is None
             ):
                 self.root_at_trusted_size = tree.root(trusted_size)
@@ -432,6 +511,17 @@ class _Verification:
                 self.progress(self.report.events, total)
         if trusted_size == 0:
             self.root_at_trusted_size = merkle.EMPTY_ROOT
+        if trusted_size is not None and 0 < trusted_size < self.base:
+            self.trusted = None  # it covers only archived events: the archive is checked there
+            self.report.findings.append(
+                Finding(
+                    "warning",
+                    "trusted checkpoint",
+                    f"covers {trusted_size} events, all archived and pruned from this store "
+                    f"(seq 0..{self.base - 1}): check it against the archive with `trailguard "
+                    "archive verify --trusted-checkpoint`",
+                )
+            )
         self._check_structure()
         self._check_signed_head()
         self._check_quarantine()
@@ -544,7 +634,7 @@ class _Verification:
     def _check_structure(self) -> None:
         """What the writer always does: a ledger opens with gateway_start and every start is
         followed at once by a checkpoint covering it."""
-        if self.report.events and self.report.first_event_type != _GATEWAY_START:
+        if self.report.events and not self.base and self.report.first_event_type != _GATEWAY_START:
             self.report.findings.append(
                 _failure(
                     "seq 0",

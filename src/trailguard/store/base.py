@@ -18,6 +18,13 @@ SIGNED_HEAD_KEY = "signed_head"
 transaction as the events it covers, so no acknowledged event is ever unsigned."""
 
 
+PRUNED_BEFORE_KEY = "pruned_before"
+"""Meta key: events with a smaller ``seq`` were removed from this store after they were archived
+and verified there (``trailguard archive prune``); the cached subtrees that cover them stay."""
+PRUNE_RECORD_KEY = "prune_record"
+"""Meta key: JSON saying where the pruned events are archived and under which checkpoint."""
+
+
 class StoreError(FaultError):
     """The store could not do what was asked (disk full, read-only, corrupt, locked...)."""
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from trailguard.store.base import (
+    PRUNE_RECORD_KEY,
+    PRUNED_BEFORE_KEY,
     SIGNED_HEAD_KEY,
     DuplicateEventError,
     EventFilter,
@@ -312,7 +314,43 @@ class SQLiteStore:
             ) from None
         return moved
 
+    def prune_before(self, boundary: int, record: str, *, chunk: int = 16384) -> int:
+        """Remove archived events below ``boundary`` in aligned chunks: each transaction lifts
+        the append-only trigger, deletes one chunk, restores the trigger and advances
+        ``pruned_before``, so a crash leaves a store pruned at a chunk boundary, never between.
+        Cached subtrees stay: with them the tree still extends, and ``verify`` checks them
+        against the first checkpoint after the boundary."""
+        if boundary % chunk:
+            raise StoreError(f"prune boundary {boundary} is not a multiple of {chunk}")
+        db = self._db
+        start = int(self.get_meta(PRUNED_BEFORE_KEY) or 0)
+        removed = 0
+        try:
+            for end in range(start + chunk, boundary + 1, chunk):
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute("DROP TRIGGER IF EXISTS events_are_append_only_delete")
+                    cursor = db.execute("DELETE FROM events WHERE seq < ?", (end,))
+                    removed += cursor.rowcount
+                    for trigger in _APPEND_ONLY_TRIGGERS:
+                        db.execute(trigger)
+                    self.set_meta(PRUNED_BEFORE_KEY, str(end))
+                    if end == boundary:
+                        self.set_meta(PRUNE_RECORD_KEY, record)
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not prune {self.path}: {_describe(exc)}") from None
+        return removed
+
     # -- reading --------------------------------------------------------------------------------
+
+    def first_seq(self) -> int | None:
+        row = self._db.execute("SELECT min(seq) FROM events").fetchone()
+        return None if row[0] is None else int(row[0])
 
     def quarantined(self) -> list[tuple[int, str, bytes, str, str]]:
         """(seq, event id, leaf hash, reason, quarantined at) of every quarantined event."""
