@@ -14,6 +14,7 @@ from trailguard.cli import (  # noqa: F401 - registers commands
     migrate,
     policy,
     query,
+    sinks,
 )
 from trailguard.cli._common import app, default_data_dir
 
