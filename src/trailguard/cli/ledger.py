@@ -84,7 +84,10 @@ def verify(
     store_url: StoreOption = None,
     trusted_checkpoint: Annotated[
         Path | None,
-        typer.Option(help="A signed checkpoint kept off this host (from `trailguard checkpoint`)."),
+        typer.Option(
+            help="A signed checkpoint kept off this host (from `trailguard checkpoint`, or as a "
+            "SIEM sink received it: a syslog line, a JSON or OCSF event)."
+        ),
     ] = None,
     key: KeyOption = None,
     workers: Annotated[int | None, typer.Option(help="Processes to use [default: CPUs].")] = None,
@@ -102,9 +105,14 @@ def verify(
     if trusted_checkpoint is not None:
         from trailguard.ledger.checkpoint import CheckpointError, read_unverified
 
+        from trailguard.siem.checkpoint_copy import find_checkpoint
+
         try:
             trusted_text = trusted_checkpoint.read_text(encoding="utf-8")
-            read_unverified(trusted_text)
+            try:
+                read_unverified(trusted_text)
+            except CheckpointError:  # as a SIEM received it: a syslog line, JSON, OCSF...
+                trusted_text = find_checkpoint(trusted_text).note
         except (OSError, UnicodeDecodeError, CheckpointError) as exc:
             fail(f"{trusted_checkpoint} is not a readable signed checkpoint: {exc}")
     verifier, key_origin = verifier_for(store, directory, key)

@@ -33,7 +33,6 @@ def escape_extension(value: str) -> str:
     return (
         value.replace("\\", "\\\\")
         .replace("=", "\\=")
-        .replace("\r\n", "\\n")
         .replace("\n", "\\n")
         .replace("\r", "\\r")
     )

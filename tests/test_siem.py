@@ -1,0 +1,350 @@
+"""SIEM streaming: every event reaches every sink, in order, at least once; nothing is lost while
+a sink is down; the real rsyslog over TLS; the Splunk HEC test double; signed webhooks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from conftest import sample_events
+from siem_receivers import (
+    Certificates,
+    HecReceiver,
+    Rsyslog,
+    WebhookReceiver,
+    first_occurrences,
+    make_certificates,
+    wait_until,
+)
+from trailguard.ledger.writer import Ledger
+from trailguard.siem.config import SinkConfig, parse_sink_url
+from trailguard.siem.cursors import CursorStore
+from trailguard.siem.forwarder import Forwarder
+from trailguard.store.sqlite import SQLiteStore
+
+FAKE_HEC_TOKEN = "00000000-fake-hec-token-0000-000000000000"  # noqa: S105 - a test value
+FAKE_WEBHOOK_KEY = b"fake-webhook-hmac-key-for-tests"
+
+
+def ledger_rows(data_dir: Path) -> list[dict[str, object]]:
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    try:
+        return [orjson.loads(row.body) for row in store.rows()]
+    finally:
+        store.close()
+
+
+def secret_file(tmp_path: Path, name: str, value: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(value + b"\n")
+    path.chmod(0o600)
+    return path
+
+
+@contextlib.contextmanager
+def forwarding(ledger: Ledger, *configs: SinkConfig, poll: float = 0.02) -> Iterator[list[Forwarder]]:
+    cursors = CursorStore(ledger.data_dir)
+    forwarders = [
+        Forwarder(
+            config,
+            data_dir=ledger.data_dir,
+            verifier=ledger.verifier,
+            cursors=cursors,
+            hostname=socket.gethostname(),
+            ledger=ledger,
+            poll_interval=poll,
+        )
+        for config in configs
+    ]
+    for forwarder in forwarders:
+        forwarder.start()
+    try:
+        yield forwarders
+    finally:
+        for forwarder in forwarders:
+            forwarder.stop()
+        cursors.close()
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> Certificates:
+    return make_certificates(tmp_path / "certs")
+
+
+@pytest.fixture
+def rsyslog(tmp_path: Path, certificates: Certificates) -> Iterator[Rsyslog]:
+    server = Rsyslog(tmp_path / "rsyslog", certificates)
+    server.start()
+    yield server
+    server.stop()
+
+
+def caught_up(forwarder: Forwarder, ledger: Ledger) -> bool:
+    status = forwarder.status
+    return status.cursor >= ledger.tree_size and status.head >= ledger.tree_size
+
+
+def test_every_event_reaches_rsyslog_over_tls_in_order_with_rfc5424_fields(
+    open_ledger, rsyslog, certificates
+):
+    ledger = open_ledger()
+    ledger.append_many(sample_events(120))
+    ledger.checkpoint()
+    config = parse_sink_url(
+        f"syslog+tls://127.0.0.1:{rsyslog.port}?ca={certificates.ca}&format=json&batch_size=25"
+    )
+    with forwarding(ledger, config) as (forwarder,):
+        wait_until(lambda: caught_up(forwarder, ledger), what="the sink to catch up")
+        wait_until(lambda: len(rsyslog.lines()) >= ledger.tree_size, what="rsyslog to write")
+    expected = ledger_rows(ledger.data_dir)
+    messages = rsyslog.messages()
+    received = [json.loads(msg) for _, _, msg in messages]
+    # The json format is the stored canonical bytes: every event exactly as signed, in order.
+    assert [(e["seq"], e["eventId"]) for e in received] == [
+        (e["seq"], e["eventId"]) for e in expected
+    ]
+    assert received == expected
+    # rsyslog parsed our RFC 5424 header: APP-NAME and MSGID (the event type) are fields.
+    assert {app for app, _, _ in messages} == {"trailguard"}
+    assert [msgid for _, msgid, _ in messages] == [e["eventType"] for e in expected]
+    assert forwarder.status.delivered == len(expected)
+    assert "checkpoint" in {e["eventType"] for e in received}
+
+
+# -- CEF: hostile agent-controlled content cannot end the line or forge fields --------------
+
+
+def parse_cef(line: str) -> tuple[list[str], dict[str, str]]:
+    """A CEF:0 parser written from the specification, independent of trailguard's writer:
+    seven header fields split on unescaped pipes (``\\|`` and ``\\\\`` escaped), then
+    ``key=value`` pairs whose values escape ``\\=``, ``\\\\``, ``\\n`` and ``\\r``."""
+    import re
+
+    header: list[str] = []
+    current, i = "", 0
+    while len(header) < 7:
+        char = line[i]
+        if char == "\\" and line[i + 1] in "|\\":
+            current += line[i + 1]
+            i += 2
+        elif char == "|":
+            header.append(current)
+            current, i = "", i + 1
+        else:
+            current += char
+            i += 1
+    extension = line[i:]
+    keys = list(re.finditer(r"(?:^| )([A-Za-z0-9_]+)=", extension))
+    values: dict[str, str] = {}
+    for number, match in enumerate(keys):
+        end = keys[number + 1].start() if number + 1 < len(keys) else len(extension)
+        raw = extension[match.end() : end]
+        values[match[1]] = re.sub(
+            r"\\(.)", lambda m: {"n": "\n", "r": "\r"}.get(m[1], m[1]), raw
+        )
+    return header, values
+
+
+HOSTILE = "echo 'a|b' act=allowed suser=root \\ back\\slash\r\nCEF:0|evil|x|1|2|3|10|act=allowed\n=|"
+
+
+def test_cef_escapes_hostile_agent_content_through_rsyslog(open_ledger, rsyslog, certificates):
+    from trailguard.events import Alert, ToolInvocation
+
+    ledger = open_ledger()
+    ledger.append_many(
+        [
+            ToolInvocation(
+                tool="mcp__evil|tool\\x",
+                tool_use_id="toolu_evil",
+                input={"command": HOSTILE},
+                policy_result="denied",
+                policy_rule="rule|with=odd\\chars",
+                policy_reason=HOSTILE,
+                session_id="sess_evil",
+                developer_id="dev_jordan",
+            ),
+            Alert(alert_type="loop", severity="high", message=HOSTILE + "\x1b[31m"),
+        ]
+    )
+    config = parse_sink_url(
+        f"syslog+tls://127.0.0.1:{rsyslog.port}?ca={certificates.ca}&format=cef"
+    )
+    with forwarding(ledger, config) as (forwarder,):
+        wait_until(lambda: caught_up(forwarder, ledger), what="the sink to catch up")
+        wait_until(lambda: len(rsyslog.lines()) >= ledger.tree_size, what="rsyslog to write")
+    lines = [msg for _, _, msg in rsyslog.messages()]
+    assert len(lines) == ledger.tree_size, "a newline in agent content split a message"
+    by_id = {}
+    for line in lines:
+        assert line.startswith("CEF:0|trailguard|trailguard|")
+        header, values = parse_cef(line)
+        by_id[values["externalId"]] = (header, values)
+    rows = {row["eventId"]: row for row in ledger_rows(ledger.data_dir)}
+    denial = next(r for r in rows.values() if r.get("toolUseId") == "toolu_evil")
+    header, values = by_id[denial["eventId"]]
+    assert header[4] == "tool_invocation:denied"
+    assert header[5] == "mcp__evil|tool\\x denied"  # the pipe and backslash survived, escaped
+    assert int(header[6]) >= 5
+    assert values["act"] == "denied", "the agent's 'act=allowed' became a field"
+    assert values["suser"] == "dev_jordan"
+    assert values["reason"] == HOSTILE
+    assert values["cs4"] == "rule|with=odd\\chars"
+    assert json.loads(values["msg"]) == {"command": HOSTILE}
+    assert values["cn1"] == str(denial["seq"])
+    alert = next(r for r in rows.values() if r.get("alertType") == "loop")
+    _, values = by_id[alert["eventId"]]
+    assert values["msg"] == HOSTILE + "\ufffd[31m", "a terminal escape reached the SIEM"
+
+
+# -- OCSF: every event type maps to a class and validates against the published schema ------
+
+
+def every_event_type() -> list[object]:
+    from trailguard.events import (
+        AgentEvent,
+        Alert,
+        AuditAccess,
+        BudgetThreshold,
+        Cost,
+        InfraOperation,
+        Operation,
+        PolicyChange,
+        Prompt,
+        SessionEnd,
+        SessionStart,
+        TokenChange,
+        ToolInvocation,
+        ToolResult,
+    )
+
+    common = {"session_id": "sess_ocsf", "developer_id": "dev_jordan", "project_id": "proj_x"}
+    s3 = Operation(
+        kind="aws",
+        action="s3:PutObject",
+        resource="arn:aws:s3:::prod-config/app.json",
+        access="write",
+        risk="high",
+        attributes={"profile": "prod"},
+    )
+    return [
+        SessionStart(agent="claude-code", agent_version="2.1.328", model="claude-opus-5-5", **common),
+        Prompt(prompt="deploy it", **common),
+        ToolInvocation(
+            tool="Bash",
+            tool_use_id="toolu_1",
+            input={"command": "aws s3 cp a.json s3://prod-config/app.json"},
+            operations=[s3],
+            policy_result="allowed",
+            policy_rule="allow-all",
+            **common,
+        ),
+        ToolResult(tool="Bash", tool_use_id="toolu_1", status="success", output={"stdout": "ok"},
+                   duration_ms=12, **common),  # fmt: skip
+        InfraOperation(tool_use_id="toolu_1", operation=s3, **common),
+        ToolInvocation(tool="Read", tool_use_id="toolu_2", input={"file_path": "/etc/hosts"},
+                       policy_result="allowed", **common),  # fmt: skip
+        ToolResult(tool="Read", tool_use_id="toolu_2", status="error", error="ENOENT", **common),
+        ToolInvocation(tool="mcp__github__create_issue", tool_use_id="toolu_3", input={},
+                       policy_result="ask", **common),  # fmt: skip
+        ToolInvocation(
+            tool="Bash",
+            tool_use_id="toolu_4",
+            input={"command": "git push -f origin main"},
+            policy_result="denied",
+            policy_rule="no-force-push-to-main",
+            policy_reason="force-pushing main rewrites history",
+            **common,
+        ),
+        Alert(alert_type="loop_detected", severity="medium", message="same call 8 times", **common),
+        Cost(model="claude-opus-5-5", input_tokens=10, output_tokens=5, cost_usd=0.01, **common),
+        BudgetThreshold(scope="session", limit_usd=5.0, spent_usd=4.0, percent=80, **common),
+        PolicyChange(policy_version="sha256:abc", description="reloaded"),
+        AuditAccess(action="GET /v1/events", developer_id="dev_auditor", outcome="allowed",
+                    result_count=3),  # fmt: skip
+        AuditAccess(action="query", actor="os:root", outcome="refused"),
+        AgentEvent(name="Notification", payload={"message": "waiting"}, **common),
+        TokenChange(action="created", token_id="tok_1", role="agent",
+                    subject_developer_id="dev_jordan", changed_by="os:root"),  # fmt: skip
+        TokenChange(action="revoked", token_id="tok_1", role="agent",
+                    subject_developer_id="dev_jordan", changed_by="os:root"),  # fmt: skip
+        SessionEnd(reason="completed", **common),
+    ]
+
+
+@pytest.fixture(scope="module")
+def ocsf_schema():
+    from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
+
+    from trailguard.siem.ocsf import OCSF_VERSION
+
+    return OcsfJsonSchemaEmbedded(get_ocsf_schema(version=OCSF_VERSION))
+
+
+def test_ocsf_output_validates_against_the_published_schema(open_ledger, ocsf_schema):
+    import jsonschema_rs
+
+    from trailguard.siem.ocsf import OCSF_VERSION, to_ocsf
+
+    ledger = open_ledger()
+    ledger.append_many(every_event_type())
+    ledger.close()
+    rows = ledger_rows(ledger.data_dir)
+    assert {row["eventType"] for row in rows} >= {
+        "session_start", "session_end", "prompt", "tool_invocation", "tool_result",
+        "infra_operation", "policy_change", "cost", "budget_threshold", "alert", "checkpoint",
+        "gateway_start", "gateway_stop", "audit_access", "agent_event", "token_change",
+    }  # fmt: skip
+    validators: dict[int, object] = {}
+    classes = {}
+    for row in rows:
+        event = to_ocsf(row)
+        uid = event["class_uid"]
+        if uid not in validators:
+            name = ocsf_schema.lookup_class_name_from_uid(uid)
+            validators[uid] = jsonschema_rs.validator_for(ocsf_schema.get_class_schema(name))
+        errors = [str(e) for e in validators[uid].iter_errors(event)]
+        assert not errors, f"{row['eventType']} (seq {row['seq']}) -> {uid}: {errors[:5]}"
+        assert event["type_uid"] == event["class_uid"] * 100 + event["activity_id"]
+        assert event["metadata"]["uid"] == row["eventId"]
+        assert event["metadata"]["sequence"] == row["seq"]
+        assert event["metadata"]["version"] == OCSF_VERSION
+        assert event["metadata"]["product"]["name"] == "trailguard"
+        assert isinstance(event["time"], int) and event["time"] > 1_700_000_000_000
+        assert event["time"] % 1000 == int(row["timestamp"][20:23])
+        classes.setdefault(row["eventType"], set()).add((uid, event["activity_id"]))
+    assert classes["session_start"] == {(6002, 3)}
+    assert classes["session_end"] == {(6002, 4)}
+    assert classes["gateway_start"] == {(6002, 3)}
+    assert classes["infra_operation"] == {(6003, 3)}  # s3:PutObject is a write
+    assert classes["alert"] == {(2004, 1)}
+    assert classes["token_change"] == {(3004, 1), (3004, 4)}
+    assert classes["checkpoint"] == {(0, 99)}
+    # Bash → Process Activity (launch and terminate), a denial → Detection Finding, others API.
+    assert classes["tool_invocation"] == {(1007, 1), (6003, 2), (6003, 0), (2004, 1)}
+    assert classes["tool_result"] == {(1007, 2), (6003, 2)}
+    by_type = {row["eventType"]: to_ocsf(row) for row in rows}
+    infra = by_type["infra_operation"]
+    assert infra["api"]["operation"] == "s3:PutObject"
+    assert infra["resources"][0]["uid"] == "arn:aws:s3:::prod-config/app.json"
+    checkpoint = by_type["checkpoint"]
+    assert checkpoint["unmapped"]["note"].startswith(ledger.origin)
+
+
+def test_ocsf_validation_catches_a_broken_mapping(ocsf_schema):
+    """The check above can fail: a missing required field or a wrong type is reported."""
+    import jsonschema_rs
+
+    validator = jsonschema_rs.validator_for(ocsf_schema.get_class_schema("api_activity"))
+    event = {"class_uid": 6003, "category_uid": 6, "activity_id": 2, "type_uid": 600302,
+             "time": "yesterday", "severity_id": 1, "metadata": {"version": "1.5.0"}}  # fmt: skip
+    errors = " ".join(str(e) for e in validator.iter_errors(event)).replace("'", '"')
+    assert '"actor" is a required property' in errors
+    assert '"product" is a required property' in errors
+    assert 'is not of type "integer"' in errors
