@@ -32,7 +32,9 @@ def free_port() -> int:
 
 def require_binary(name: str) -> str:
     """The path of a binary the test needs; missing: a failure under CI, else a skip."""
-    path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
+    )
     if path is None:
         message = f"{name} is not installed (apt-get install rsyslog rsyslog-gnutls openssl)"
         if os.environ.get("CI"):
@@ -156,7 +158,10 @@ class Rsyslog:
                 raise AssertionError(
                     f"rsyslogd exited: {(self.directory / 'rsyslogd.out').read_text()[-2000:]}"
                 )
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
                 return
             time.sleep(0.05)
         raise AssertionError("rsyslogd did not listen")

@@ -48,7 +48,9 @@ def secret_file(tmp_path: Path, name: str, value: bytes) -> Path:
 
 
 @contextlib.contextmanager
-def forwarding(ledger: Ledger, *configs: SinkConfig, poll: float = 0.02) -> Iterator[list[Forwarder]]:
+def forwarding(
+    ledger: Ledger, *configs: SinkConfig, poll: float = 0.02
+) -> Iterator[list[Forwarder]]:
     cursors = CursorStore(ledger.data_dir)
     forwarders = [
         Forwarder(
@@ -145,13 +147,13 @@ def parse_cef(line: str) -> tuple[list[str], dict[str, str]]:
     for number, match in enumerate(keys):
         end = keys[number + 1].start() if number + 1 < len(keys) else len(extension)
         raw = extension[match.end() : end]
-        values[match[1]] = re.sub(
-            r"\\(.)", lambda m: {"n": "\n", "r": "\r"}.get(m[1], m[1]), raw
-        )
+        values[match[1]] = re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r"}.get(m[1], m[1]), raw)
     return header, values
 
 
-HOSTILE = "echo 'a|b' act=allowed suser=root \\ back\\slash\r\nCEF:0|evil|x|1|2|3|10|act=allowed\n=|"
+HOSTILE = (
+    "echo 'a|b' act=allowed suser=root \\ back\\slash\r\nCEF:0|evil|x|1|2|3|10|act=allowed\n=|"
+)
 
 
 def test_cef_escapes_hostile_agent_content_through_rsyslog(open_ledger, rsyslog, certificates):
@@ -234,7 +236,9 @@ def every_event_type() -> list[object]:
         attributes={"profile": "prod"},
     )
     return [
-        SessionStart(agent="claude-code", agent_version="2.1.328", model="claude-opus-5-5", **common),
+        SessionStart(
+            agent="claude-code", agent_version="2.1.328", model="claude-opus-5-5", **common
+        ),
         Prompt(prompt="deploy it", **common),
         ToolInvocation(
             tool="Bash",
@@ -245,14 +249,30 @@ def every_event_type() -> list[object]:
             policy_rule="allow-all",
             **common,
         ),
-        ToolResult(tool="Bash", tool_use_id="toolu_1", status="success", output={"stdout": "ok"},
-                   duration_ms=12, **common),  # fmt: skip
+        ToolResult(
+            tool="Bash",
+            tool_use_id="toolu_1",
+            status="success",
+            output={"stdout": "ok"},
+            duration_ms=12,
+            **common,
+        ),  # fmt: skip
         InfraOperation(tool_use_id="toolu_1", operation=s3, **common),
-        ToolInvocation(tool="Read", tool_use_id="toolu_2", input={"file_path": "/etc/hosts"},
-                       policy_result="allowed", **common),  # fmt: skip
+        ToolInvocation(
+            tool="Read",
+            tool_use_id="toolu_2",
+            input={"file_path": "/etc/hosts"},
+            policy_result="allowed",
+            **common,
+        ),  # fmt: skip
         ToolResult(tool="Read", tool_use_id="toolu_2", status="error", error="ENOENT", **common),
-        ToolInvocation(tool="mcp__github__create_issue", tool_use_id="toolu_3", input={},
-                       policy_result="ask", **common),  # fmt: skip
+        ToolInvocation(
+            tool="mcp__github__create_issue",
+            tool_use_id="toolu_3",
+            input={},
+            policy_result="ask",
+            **common,
+        ),  # fmt: skip
         ToolInvocation(
             tool="Bash",
             tool_use_id="toolu_4",
@@ -266,14 +286,25 @@ def every_event_type() -> list[object]:
         Cost(model="claude-opus-5-5", input_tokens=10, output_tokens=5, cost_usd=0.01, **common),
         BudgetThreshold(scope="session", limit_usd=5.0, spent_usd=4.0, percent=80, **common),
         PolicyChange(policy_version="sha256:abc", description="reloaded"),
-        AuditAccess(action="GET /v1/events", developer_id="dev_auditor", outcome="allowed",
-                    result_count=3),  # fmt: skip
+        AuditAccess(
+            action="GET /v1/events", developer_id="dev_auditor", outcome="allowed", result_count=3
+        ),  # fmt: skip
         AuditAccess(action="query", actor="os:root", outcome="refused"),
         AgentEvent(name="Notification", payload={"message": "waiting"}, **common),
-        TokenChange(action="created", token_id="tok_1", role="agent",
-                    subject_developer_id="dev_jordan", changed_by="os:root"),  # fmt: skip
-        TokenChange(action="revoked", token_id="tok_1", role="agent",
-                    subject_developer_id="dev_jordan", changed_by="os:root"),  # fmt: skip
+        TokenChange(
+            action="created",
+            token_id="tok_1",
+            role="agent",
+            subject_developer_id="dev_jordan",
+            changed_by="os:root",
+        ),  # fmt: skip
+        TokenChange(
+            action="revoked",
+            token_id="tok_1",
+            role="agent",
+            subject_developer_id="dev_jordan",
+            changed_by="os:root",
+        ),  # fmt: skip
         SessionEnd(reason="completed", **common),
     ]
 
@@ -348,3 +379,178 @@ def test_ocsf_validation_catches_a_broken_mapping(ocsf_schema):
     assert '"actor" is a required property' in errors
     assert '"product" is a required property' in errors
     assert 'is not of type "integer"' in errors
+
+
+# -- TLS: the server is always verified, never a plaintext fallback --------------------------
+
+
+def alerts(data_dir: Path, alert_type: str) -> list[dict[str, object]]:
+    return [
+        row
+        for row in ledger_rows(data_dir)
+        if row["eventType"] == "alert" and row["alertType"] == alert_type
+    ]
+
+
+def test_a_wrong_ca_is_refused_nothing_is_sent_and_the_sink_pauses_with_an_alert(
+    open_ledger, rsyslog, certificates, monkeypatch
+):
+    monkeypatch.setattr("trailguard.siem.forwarder.REFUSALS_BEFORE_PAUSE", 2)
+    ledger = open_ledger()
+    ledger.append_many(sample_events(10))
+    config = parse_sink_url(
+        f"syslog+tls://127.0.0.1:{rsyslog.port}?ca={certificates.other_ca}&max_backoff=0.2"
+    )
+    with forwarding(ledger, config) as (forwarder,):
+        wait_until(lambda: forwarder.status.state == "paused", what="the sink to pause")
+        assert forwarder.status.cursor == 0
+        assert "certificate" in (forwarder.status.last_error or "")
+        assert "no plaintext fallback" in (forwarder.status.last_error or "")
+        wait_until(lambda: alerts(ledger.data_dir, "sink_paused"), what="the alert")
+    assert rsyslog.lines() == [], "something reached the receiver without a verified TLS session"
+    (alert,) = alerts(ledger.data_dir, "sink_paused")
+    assert alert["severity"] == "high"
+    assert "paused at seq 0" in alert["message"]
+    assert "trailguard sinks resume" in alert["message"]
+
+
+def test_a_client_certificate_is_presented_when_the_receiver_requires_one(
+    tmp_path, open_ledger, certificates
+):
+    server = Rsyslog(tmp_path / "mtls", certificates, client_auth=True)
+    server.start()
+    try:
+        ledger = open_ledger()
+        ledger.append_many(sample_events(5))
+        base = f"syslog+tls://127.0.0.1:{server.port}?ca={certificates.ca}"
+        with_cert = parse_sink_url(
+            f"{base}&cert={certificates.client_cert}&key={certificates.client_key}&name=mtls"
+        )
+        with forwarding(ledger, with_cert) as (forwarder,):
+            wait_until(lambda: caught_up(forwarder, ledger), what="the sink to catch up")
+            wait_until(lambda: len(server.lines()) >= ledger.tree_size, what="rsyslog to write")
+        assert [json.loads(m)["seq"] for _, _, m in server.messages()] == list(
+            range(ledger.tree_size)
+        )
+    finally:
+        server.stop()
+
+
+# -- Splunk HEC (test double): the cursor moves only for acknowledged batches ------------------
+
+
+def hec_url(tmp_path: Path, receiver: HecReceiver, extra: str = "") -> str:
+    token = secret_file(tmp_path, "hec.token", receiver.token.encode())
+    return f"splunk-hec+http://127.0.0.1:{receiver.port}?token_file={token}{extra}"
+
+
+def test_hec_cursor_moves_only_for_batches_splunk_acknowledged(tmp_path, open_ledger):
+    receiver = HecReceiver(FAKE_HEC_TOKEN, ack=True)
+    receiver.hold_acks = True
+    receiver.start()
+    try:
+        ledger = open_ledger()
+        ledger.append_many(sample_events(60))
+        config = parse_sink_url(
+            hec_url(tmp_path, receiver, "&ack=true&batch_size=10&ack_window=3&index=audit")
+        )
+        with forwarding(ledger, config) as (forwarder,):
+            wait_until(lambda: receiver.state.requests >= 3, what="three batches sent")
+            assert forwarder.status.cursor == 0, "the cursor moved before Splunk acknowledged"
+            assert forwarder.status.delivered == 0
+            assert receiver.state.requests == 3, "more batches in flight than the window"
+            receiver.release_acks()
+            wait_until(lambda: caught_up(forwarder, ledger), what="the sink to catch up")
+        events = receiver.events
+        assert [e["event"]["seq"] for e in events] == list(range(ledger.tree_size))
+        assert all(e["fields"]["eventId"] == e["event"]["eventId"] for e in events)
+        assert all(e["index"] == "audit" and e["sourcetype"] == "trailguard:event" for e in events)
+        assert all(isinstance(e["time"], float) for e in events)
+    finally:
+        receiver.stop()
+
+
+def test_hec_acknowledgements_lost_with_a_restarted_indexer_are_sent_again(tmp_path, open_ledger):
+    receiver = HecReceiver(FAKE_HEC_TOKEN, ack=True)
+    receiver.hold_acks = True
+    receiver.start()
+    try:
+        ledger = open_ledger()
+        ledger.append_many(sample_events(20))
+        config = parse_sink_url(
+            hec_url(tmp_path, receiver, "&ack=true&ack_timeout=1&max_backoff=0.2")
+        )
+        with forwarding(ledger, config) as (forwarder,):
+            wait_until(lambda: receiver.state.requests >= 1, what="a batch sent")
+            receiver.stop()  # the indexer restarts and forgets the pending acknowledgement
+            receiver.state.pending.clear()
+            receiver.hold_acks = False
+            receiver.start()
+            wait_until(lambda: caught_up(forwarder, ledger), what="the sink to catch up")
+        assert [e["event"]["seq"] for e in receiver.events] == list(range(ledger.tree_size))
+        assert receiver.state.requests >= 2, "the unacknowledged batch was not sent again"
+    finally:
+        receiver.stop()
+
+
+# -- webhooks: signed, verified by the receiver; refusals pause, resume continues --------------
+
+
+def webhook_url(tmp_path: Path, receiver: WebhookReceiver, key: bytes, extra: str = "") -> str:
+    path = secret_file(tmp_path, "webhook.key", key)
+    return f"webhook+http://127.0.0.1:{receiver.port}/trailguard?secret_file={path}{extra}"
+
+
+def test_webhook_batches_are_signed_and_the_receiver_verifies_them(tmp_path, open_ledger):
+    from trailguard.siem.http import verify_signature
+
+    receiver = WebhookReceiver(FAKE_WEBHOOK_KEY)
+    receiver.start()
+    try:
+        ledger = open_ledger()
+        ledger.append_many(sample_events(30))
+        config = parse_sink_url(webhook_url(tmp_path, receiver, FAKE_WEBHOOK_KEY, "&batch_size=7"))
+        with forwarding(ledger, config) as (forwarder,):
+            wait_until(lambda: caught_up(forwarder, ledger), what="the sink to catch up")
+        assert [e["seq"] for e in receiver.events] == list(range(ledger.tree_size))
+        assert receiver.refused == 0
+        assert max(len(batch) for batch in receiver.batches) == 7
+        body, signature = receiver.bodies[0]
+        assert verify_signature(FAKE_WEBHOOK_KEY, signature, body)
+        # The signature covers the exact body and the time: a changed body, another key or a
+        # replay long after fail the receiver's check.
+        assert not verify_signature(FAKE_WEBHOOK_KEY, signature, body.replace(b"step", b"stop"))
+        assert not verify_signature(b"another key", signature, body)
+        timestamp = int(signature.split(",")[0].removeprefix("t="))
+        assert not verify_signature(FAKE_WEBHOOK_KEY, signature, body, now=timestamp + 3600)
+    finally:
+        receiver.stop()
+
+
+def test_a_receiver_refusing_the_signature_pauses_the_sink_and_resume_delivers_everything(
+    tmp_path, open_ledger, monkeypatch
+):
+    monkeypatch.setattr("trailguard.siem.forwarder.REFUSALS_BEFORE_PAUSE", 2)
+    receiver = WebhookReceiver(b"the receiver expects another key")
+    receiver.start()
+    try:
+        ledger = open_ledger()
+        ledger.append_many(sample_events(12))
+        config = parse_sink_url(
+            webhook_url(tmp_path, receiver, FAKE_WEBHOOK_KEY, "&max_backoff=0.2&name=hooks")
+        )
+        with forwarding(ledger, config) as (forwarder,):
+            wait_until(lambda: forwarder.status.state == "paused", what="the sink to pause")
+            assert receiver.refused >= 2 and receiver.events == []
+            assert forwarder.status.cursor == 0, "a refused batch was skipped"
+            assert "401" in (forwarder.status.last_error or "")
+            receiver.secret = FAKE_WEBHOOK_KEY  # the receiver's key is fixed
+            assert CursorStore(ledger.data_dir).request_resume("hooks")
+            wait_until(lambda: caught_up(forwarder, ledger), what="the sink to catch up")
+        assert first_occurrences([e["seq"] for e in receiver.events]) == list(
+            range(ledger.tree_size)
+        )
+    finally:
+        receiver.stop()
+    assert alerts(ledger.data_dir, "sink_paused")
+    assert alerts(ledger.data_dir, "sink_resumed")
