@@ -79,7 +79,7 @@ def make_certificates(directory: Path) -> Certificates:
                  "2", "-subj", f"/CN=trailguard test {name}", cwd=directory)  # fmt: skip
     for name, usage in (("server", "serverAuth"), ("client", "clientAuth")):
         _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj",
-                 f"/CN=127.0.0.1", cwd=directory)  # fmt: skip
+                 "/CN=127.0.0.1", cwd=directory)  # fmt: skip
         (directory / f"{name}.ext").write_text(
             "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
             f"keyUsage=digitalSignature\nextendedKeyUsage={usage}\n"

@@ -28,7 +28,7 @@ from trailguard.siem.cursors import CursorStore
 from trailguard.siem.forwarder import Forwarder
 from trailguard.store.sqlite import SQLiteStore
 
-FAKE_HEC_TOKEN = "00000000-fake-hec-token-0000-000000000000"  # noqa: S105 - a test value
+FAKE_HEC_TOKEN = "00000000-fake-hec-token-0000-000000000000"
 FAKE_WEBHOOK_KEY = b"fake-webhook-hmac-key-for-tests"
 
 
@@ -256,7 +256,7 @@ def every_event_type() -> list[object]:
             output={"stdout": "ok"},
             duration_ms=12,
             **common,
-        ),  # fmt: skip
+        ),
         InfraOperation(tool_use_id="toolu_1", operation=s3, **common),
         ToolInvocation(
             tool="Read",
@@ -264,7 +264,7 @@ def every_event_type() -> list[object]:
             input={"file_path": "/etc/hosts"},
             policy_result="allowed",
             **common,
-        ),  # fmt: skip
+        ),
         ToolResult(tool="Read", tool_use_id="toolu_2", status="error", error="ENOENT", **common),
         ToolInvocation(
             tool="mcp__github__create_issue",
@@ -272,7 +272,7 @@ def every_event_type() -> list[object]:
             input={},
             policy_result="ask",
             **common,
-        ),  # fmt: skip
+        ),
         ToolInvocation(
             tool="Bash",
             tool_use_id="toolu_4",
@@ -288,7 +288,7 @@ def every_event_type() -> list[object]:
         PolicyChange(policy_version="sha256:abc", description="reloaded"),
         AuditAccess(
             action="GET /v1/events", developer_id="dev_auditor", outcome="allowed", result_count=3
-        ),  # fmt: skip
+        ),
         AuditAccess(action="query", actor="os:root", outcome="refused"),
         AgentEvent(name="Notification", payload={"message": "waiting"}, **common),
         TokenChange(
@@ -297,14 +297,14 @@ def every_event_type() -> list[object]:
             role="agent",
             subject_developer_id="dev_jordan",
             changed_by="os:root",
-        ),  # fmt: skip
+        ),
         TokenChange(
             action="revoked",
             token_id="tok_1",
             role="agent",
             subject_developer_id="dev_jordan",
             changed_by="os:root",
-        ),  # fmt: skip
+        ),
         SessionEnd(reason="completed", **common),
     ]
 
@@ -328,10 +328,23 @@ def test_ocsf_output_validates_against_the_published_schema(open_ledger, ocsf_sc
     ledger.close()
     rows = ledger_rows(ledger.data_dir)
     assert {row["eventType"] for row in rows} >= {
-        "session_start", "session_end", "prompt", "tool_invocation", "tool_result",
-        "infra_operation", "policy_change", "cost", "budget_threshold", "alert", "checkpoint",
-        "gateway_start", "gateway_stop", "audit_access", "agent_event", "token_change",
-    }  # fmt: skip
+        "session_start",
+        "session_end",
+        "prompt",
+        "tool_invocation",
+        "tool_result",
+        "infra_operation",
+        "policy_change",
+        "cost",
+        "budget_threshold",
+        "alert",
+        "checkpoint",
+        "gateway_start",
+        "gateway_stop",
+        "audit_access",
+        "agent_event",
+        "token_change",
+    }
     validators: dict[int, object] = {}
     classes = {}
     for row in rows:
@@ -347,7 +360,8 @@ def test_ocsf_output_validates_against_the_published_schema(open_ledger, ocsf_sc
         assert event["metadata"]["sequence"] == row["seq"]
         assert event["metadata"]["version"] == OCSF_VERSION
         assert event["metadata"]["product"]["name"] == "trailguard"
-        assert isinstance(event["time"], int) and event["time"] > 1_700_000_000_000
+        assert isinstance(event["time"], int)
+        assert event["time"] > 1_700_000_000_000
         assert event["time"] % 1000 == int(row["timestamp"][20:23])
         classes.setdefault(row["eventType"], set()).add((uid, event["activity_id"]))
     assert classes["session_start"] == {(6002, 3)}
@@ -373,8 +387,15 @@ def test_ocsf_validation_catches_a_broken_mapping(ocsf_schema):
     import jsonschema_rs
 
     validator = jsonschema_rs.validator_for(ocsf_schema.get_class_schema("api_activity"))
-    event = {"class_uid": 6003, "category_uid": 6, "activity_id": 2, "type_uid": 600302,
-             "time": "yesterday", "severity_id": 1, "metadata": {"version": "1.5.0"}}  # fmt: skip
+    event = {
+        "class_uid": 6003,
+        "category_uid": 6,
+        "activity_id": 2,
+        "type_uid": 600302,
+        "time": "yesterday",
+        "severity_id": 1,
+        "metadata": {"version": "1.5.0"},
+    }
     errors = " ".join(str(e) for e in validator.iter_errors(event)).replace("'", '"')
     assert '"actor" is a required property' in errors
     assert '"product" is a required property' in errors
@@ -541,7 +562,8 @@ def test_a_receiver_refusing_the_signature_pauses_the_sink_and_resume_delivers_e
         )
         with forwarding(ledger, config) as (forwarder,):
             wait_until(lambda: forwarder.status.state == "paused", what="the sink to pause")
-            assert receiver.refused >= 2 and receiver.events == []
+            assert receiver.refused >= 2
+            assert receiver.events == []
             assert forwarder.status.cursor == 0, "a refused batch was skipped"
             assert "401" in (forwarder.status.last_error or "")
             receiver.secret = FAKE_WEBHOOK_KEY  # the receiver's key is fixed
