@@ -576,3 +576,282 @@ def test_a_receiver_refusing_the_signature_pauses_the_sink_and_resume_delivers_e
         receiver.stop()
     assert alerts(ledger.data_dir, "sink_paused")
     assert alerts(ledger.data_dir, "sink_resumed")
+
+
+# -- outages: the ledger is the buffer ---------------------------------------------------------
+
+
+def test_all_sinks_down_while_events_keep_coming_then_back_nothing_lost_order_kept(
+    tmp_path, open_ledger, rsyslog, certificates
+):
+    hec = HecReceiver(FAKE_HEC_TOKEN, ack=True)
+    webhook = WebhookReceiver(FAKE_WEBHOOK_KEY)
+    hec.start()
+    webhook.start()
+    ledger = open_ledger()
+    configs = [
+        parse_sink_url(
+            f"syslog+tls://127.0.0.1:{rsyslog.port}?ca={certificates.ca}&max_backoff=0.5"
+            "&lag_alert_events=50&batch_size=20"
+        ),
+        parse_sink_url(hec_url(tmp_path, hec, "&ack=true&max_backoff=0.5&batch_size=20")),
+        parse_sink_url(
+            webhook_url(tmp_path, webhook, FAKE_WEBHOOK_KEY, "&max_backoff=0.5&batch_size=20")
+        ),
+    ]
+    try:
+        with forwarding(ledger, *configs) as forwarders:
+            ledger.append_many(sample_events(50))
+            wait_until(
+                lambda: all(caught_up(f, ledger) for f in forwarders), what="all sinks caught up"
+            )
+            rsyslog.stop()
+            hec.stop()
+            webhook.stop()
+            for _ in range(10):  # events keep coming while every SIEM is away
+                ledger.append_many(sample_events(30))
+            ledger.checkpoint()
+            wait_until(
+                lambda: all(f.status.state == "retrying" for f in forwarders),
+                what="every sink to notice the outage",
+            )
+            wait_until(
+                lambda: all(f.status.lag_events >= 300 for f in forwarders),
+                what="the lag to show every event appended meanwhile",
+            )
+            wait_until(lambda: alerts(ledger.data_dir, "sink_lagging"), what="a lag alert")
+            rsyslog.start()
+            hec.start()
+            webhook.start()
+            wait_until(
+                lambda: all(caught_up(f, ledger) for f in forwarders),
+                timeout=60,
+                what="all sinks caught up again",
+            )
+            wait_until(lambda: alerts(ledger.data_dir, "sink_caught_up"), what="the recovery")
+            size = ledger.tree_size
+            wait_until(lambda: len(rsyslog.lines()) >= size, what="rsyslog to write everything")
+    finally:
+        hec.stop()
+        webhook.stop()
+    expected = list(range(size))
+    received = {
+        "syslog": [json.loads(msg)["seq"] for _, _, msg in rsyslog.messages()],
+        "hec": [e["event"]["seq"] for e in hec.events],
+        "webhook": [e["seq"] for e in webhook.events],
+    }
+    for sink, seqs in received.items():
+        assert first_occurrences(seqs)[:size] == expected, f"{sink}: lost or reordered events"
+    lagging = alerts(ledger.data_dir, "sink_lagging")
+    assert {a["details"]["sink"] for a in lagging} >= {configs[0].name}
+
+
+def test_a_sink_down_keeps_memory_bounded_and_reads_only_its_window(tmp_path, open_ledger):
+    """However far behind, a forwarder holds at most ``window`` batches of ``batch_size``."""
+    webhook = WebhookReceiver(FAKE_WEBHOOK_KEY)  # never started: connection refused
+    ledger = open_ledger()
+    ledger.append_many(sample_events(3000))
+    config = parse_sink_url(
+        webhook_url(tmp_path, webhook, FAKE_WEBHOOK_KEY, "&max_backoff=0.1&batch_size=50")
+    )
+    with forwarding(ledger, config) as (forwarder,):
+        wait_until(lambda: forwarder.status.failures >= 5, what="retries")
+        assert len(forwarder._in_flight) <= 1
+        assert forwarder._read_pos == forwarder.status.cursor == 0
+        assert forwarder.status.lag_events == ledger.tree_size
+
+
+# -- what is forwarded: only signed events; filters ---------------------------------------------
+
+
+def test_a_row_written_beyond_the_signed_head_is_never_forwarded(tmp_path, open_ledger):
+    import time
+
+    import tamper
+    from trailguard.events import Alert
+
+    webhook = WebhookReceiver(FAKE_WEBHOOK_KEY)
+    webhook.start()
+    try:
+        ledger = open_ledger()
+        ledger.append_many(sample_events(10))
+        config = parse_sink_url(webhook_url(tmp_path, webhook, FAKE_WEBHOOK_KEY))
+        with forwarding(ledger, config) as (forwarder,):
+            wait_until(lambda: caught_up(forwarder, ledger), what="caught up")
+            forged = Alert(alert_type="all_clear", severity="info", message="nothing happened")
+            forged_seq = tamper.append_forged_event(ledger.data_dir, forged.to_json_dict())
+            time.sleep(1.0)  # fifty polls of the ledger
+            assert forwarder.status.head == forged_seq, "the head moved without a signature"
+            assert forwarder.status.state == "running"
+    finally:
+        webhook.stop()
+    received = {e["eventId"] for e in webhook.events}
+    assert len(received) == forged_seq
+    assert forged.event_id not in received
+
+
+def test_filters_send_only_the_chosen_types_and_risks_but_every_checkpoint(tmp_path, open_ledger):
+    from trailguard.events import Alert
+
+    webhook = WebhookReceiver(FAKE_WEBHOOK_KEY)
+    webhook.start()
+    try:
+        ledger = open_ledger()
+        ledger.append_many(
+            [
+                *sample_events(9),
+                Alert(alert_type="a", severity="low", message="low"),
+                Alert(alert_type="b", severity="critical", message="critical"),
+            ]
+        )
+        ledger.checkpoint()
+        config = parse_sink_url(
+            webhook_url(
+                tmp_path, webhook, FAKE_WEBHOOK_KEY, "&types=alert,checkpoint&min_risk=high"
+            )
+        )
+        with forwarding(ledger, config) as (forwarder,):
+            wait_until(lambda: caught_up(forwarder, ledger), what="caught up")
+    finally:
+        webhook.stop()
+    kinds = [(e["eventType"], e.get("alertType")) for e in webhook.events]
+    assert ("alert", "b") in kinds
+    assert ("alert", "a") not in kinds
+    assert {k for k, _ in kinds} == {"alert", "checkpoint"}
+    assert forwarder.status.cursor == ledger.tree_size, "filtered events must still be passed"
+
+
+# -- secrets: never in logs, the ledger or the cursor file ---------------------------------------
+
+
+def test_sink_secrets_never_reach_logs_the_ledger_or_the_cursor_file(
+    tmp_path, open_ledger, caplog, monkeypatch
+):
+    monkeypatch.setattr("trailguard.siem.forwarder.REFUSALS_BEFORE_PAUSE", 2)
+    hec = HecReceiver("the-token-the-receiver-wants")
+    hec.echo_token = True  # a hostile receiver quotes our Authorization header back
+    hec.start()
+    try:
+        ledger = open_ledger()
+        ledger.append_many(sample_events(5))
+        token_file = secret_file(tmp_path, "hec.token", FAKE_HEC_TOKEN.encode())
+        url = f"splunk-hec+http://127.0.0.1:{hec.port}?token_file={token_file}&max_backoff=0.1"
+        config = parse_sink_url(url)
+        assert FAKE_HEC_TOKEN not in repr(config)
+        with caplog.at_level("DEBUG"), forwarding(ledger, config) as (forwarder,):
+            wait_until(lambda: forwarder.status.state == "paused", what="the sink to pause")
+            wait_until(lambda: alerts(ledger.data_dir, "sink_paused"), what="the alert")
+    finally:
+        hec.stop()
+    assert "[REDACTED:sink-secret]" in (forwarder.status.last_error or "")
+    stored = b"".join(
+        bytes(row.body) for row in SQLiteStore.in_data_dir(ledger.data_dir, read_only=True).rows()
+    )
+    assert FAKE_HEC_TOKEN.encode() not in stored
+    assert FAKE_HEC_TOKEN not in caplog.text
+    assert FAKE_HEC_TOKEN.encode() not in (ledger.data_dir / "sinks.sqlite3").read_bytes()
+    for wal in ledger.data_dir.glob("sinks.sqlite3*"):
+        assert FAKE_HEC_TOKEN.encode() not in wal.read_bytes()
+
+
+# -- the SIEM's copy of a checkpoint is a trusted checkpoint ------------------------------------
+
+
+def test_a_checkpoint_copied_from_each_sink_catches_a_truncation(
+    tmp_path, open_ledger, rsyslog, certificates
+):
+    from typer.testing import CliRunner
+
+    import tamper
+    from trailguard.cli import app
+
+    webhook = WebhookReceiver(FAKE_WEBHOOK_KEY)
+    webhook.start()
+    try:
+        ledger = open_ledger()
+        for _ in range(4):
+            ledger.append_many(sample_events(40))
+            ledger.checkpoint()
+        configs = [
+            parse_sink_url(
+                f"syslog+tls://127.0.0.1:{rsyslog.port}?ca={certificates.ca}&format=cef"
+            ),
+            parse_sink_url(
+                f"syslog+tls://127.0.0.1:{rsyslog.port}?ca={certificates.ca}&format=json&name=j"
+            ),
+            parse_sink_url(webhook_url(tmp_path, webhook, FAKE_WEBHOOK_KEY, "&format=ocsf")),
+        ]
+        with forwarding(ledger, *configs) as forwarders:
+            wait_until(lambda: all(caught_up(f, ledger) for f in forwarders), what="caught up")
+            wait_until(lambda: len(rsyslog.lines()) >= 2 * ledger.tree_size, what="rsyslog")
+        ledger.close()
+    finally:
+        webhook.stop()
+    last = max(
+        e["metadata"]["sequence"]
+        for e in webhook.events
+        if e["class_uid"] == 0 and e["unmapped"]["eventType"] == "checkpoint"
+    )
+    lines = rsyslog.log.read_text().splitlines()
+    copies = {
+        "rsyslog CEF line": next(l for l in reversed(lines) if "cs6=" in l),
+        "rsyslog JSON line": next(l for l in reversed(lines) if '"eventType":"checkpoint"' in l),
+        "webhook OCSF event": json.dumps(
+            next(e for e in webhook.events if e["metadata"]["sequence"] == last), indent=2
+        ),
+    }
+    runner = CliRunner()
+    key = str(ledger.data_dir / "signing.pub")
+    for name, text in copies.items():
+        pasted = tmp_path / f"{name.replace(' ', '-')}.txt"
+        pasted.write_text(text)
+        result = runner.invoke(
+            app,
+            [
+                "verify",
+                "--data-dir",
+                str(ledger.data_dir),
+                "--key",
+                key,
+                "--trusted-checkpoint",
+                str(pasted),
+                "--format",
+                "json",
+            ],
+        )
+        assert result.exit_code == 0, (name, result.output[-2000:])
+    tamper.truncate_to_checkpoint(ledger.data_dir, 100)
+    for name in copies:
+        pasted = tmp_path / f"{name.replace(' ', '-')}.txt"
+        result = runner.invoke(
+            app,
+            [
+                "verify",
+                "--data-dir",
+                str(ledger.data_dir),
+                "--key",
+                key,
+                "--trusted-checkpoint",
+                str(pasted),
+                "--format",
+                "json",
+            ],
+        )
+        assert result.exit_code == 1, name
+        assert "the ledger is shorter than a checkpoint it once signed" in result.output, name
+
+
+def test_text_without_a_checkpoint_is_refused_clearly(tmp_path, open_ledger):
+    from typer.testing import CliRunner
+
+    from trailguard.cli import app
+
+    ledger = open_ledger()
+    ledger.close()
+    pasted = tmp_path / "not-a-checkpoint.txt"
+    pasted.write_text('trailguard tool_invocation 12 2026-01-01T00:00:00Z {"eventId": "x"}')
+    result = CliRunner().invoke(
+        app, ["verify", "--data-dir", str(ledger.data_dir), "--trusted-checkpoint", str(pasted)]
+    )
+    assert result.exit_code == 2
+    assert "no signed checkpoint found" in result.output
