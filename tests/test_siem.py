@@ -794,8 +794,10 @@ def test_a_checkpoint_copied_from_each_sink_catches_a_truncation(
     )
     lines = rsyslog.log.read_text().splitlines()
     copies = {
-        "rsyslog CEF line": next(l for l in reversed(lines) if "cs6=" in l),
-        "rsyslog JSON line": next(l for l in reversed(lines) if '"eventType":"checkpoint"' in l),
+        "rsyslog CEF line": next(line for line in reversed(lines) if "cs6=" in line),
+        "rsyslog JSON line": next(
+            line for line in reversed(lines) if '"eventType":"checkpoint"' in line
+        ),
         "webhook OCSF event": json.dumps(
             next(e for e in webhook.events if e["metadata"]["sequence"] == last), indent=2
         ),
