@@ -104,7 +104,6 @@ def verify(
     trusted_text = None
     if trusted_checkpoint is not None:
         from trailguard.ledger.checkpoint import CheckpointError, read_unverified
-
         from trailguard.siem.checkpoint_copy import find_checkpoint
 
         try:

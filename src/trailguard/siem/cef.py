@@ -30,12 +30,7 @@ def escape_header(value: str) -> str:
 def escape_extension(value: str) -> str:
     """A CEF extension value: backslash and equals escaped, CR and LF as ``\\r`` / ``\\n``."""
     value = _CONTROLS.sub("\ufffd", value)
-    return (
-        value.replace("\\", "\\\\")
-        .replace("=", "\\=")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-    )
+    return value.replace("\\", "\\\\").replace("=", "\\=").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _text(value: Any, limit: int = MAX_VALUE) -> str:

@@ -35,6 +35,15 @@ SCHEMES: Final[dict[str, tuple[SinkKind, str]]] = {
     "webhook+http": ("webhook", "http"),
 }
 _LAB_TRANSPORTS: Final = {"tcp", "udp", "http"}
+_SECURE_SCHEMES: Final = {
+    "syslog": "syslog+tls",
+    "tls": "syslog+tls",
+    "splunk-hec": "splunk-hec+https",
+    "splunk": "splunk-hec+https",
+    "hec": "splunk-hec+https",
+    "webhook": "webhook+https",
+    "https": "webhook+https",
+}
 
 _COMMON_PARAMETERS: Final = (
     "name",
@@ -234,9 +243,11 @@ def parse_sink_url(url: str, *, overrides: Mapping[str, str] | None = None) -> S
         raise SinkConfigError(f"{where}: not a URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
+        secure = _SECURE_SCHEMES.get(scheme)
+        hint = f"; did you mean {secure!r}?" if secure else _near(scheme, SCHEMES)
         raise SinkConfigError(
-            f"{where}: unknown scheme {scheme + '://' if scheme else '(none)'}"
-            f"{_near(scheme, SCHEMES)}; use one of {', '.join(s + '://' for s in SCHEMES)}"
+            f"{where}: unknown scheme {scheme + '://' if scheme else '(none)'}{hint}; use one "
+            f"of {', '.join(s + '://' for s in SCHEMES)}"
         )
     kind, transport = SCHEMES[scheme]
     if parts.username is not None or parts.password is not None:
