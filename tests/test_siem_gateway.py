@@ -212,7 +212,7 @@ def test_metrics_and_sinks_status_show_cursor_lag_and_deliveries(tmp_path):
             assert row["name"] == "soc"
             assert row["state"] == "retrying"
             assert row["lagEvents"] >= 10
-            assert "Connection refused" in row["lastError"]
+            assert f"webhook+http://127.0.0.1:{receiver.port}/in" in row["lastError"]
             table = runner.invoke(app, ["sinks", "status", "--data-dir", str(data_dir)])
             assert "soc" in table.output
             assert "retrying" in table.output
