@@ -1,0 +1,462 @@
+"""SIEM forwarding: events/s per sink to a local receiver, and sink lag under hook load.
+
+(1) Throughput. A ledger of ``--events`` realistic events is built (not timed). For each sink a
+forwarder starts at cursor 0 and the time until its cursor reaches the head (everything
+acknowledged) gives events/s. Sinks: syslog over TLS to the real rsyslog (``rsyslogd`` with
+``rsyslog-gnutls``, own process) in json, cef and ocsf; Splunk HEC (the test double of
+tests/siem_receivers.py, in its own process) without and with indexer acknowledgement; signed
+webhooks (same) in json and ocsf. Baseline, same run, same receivers: the rows read from the
+ledger and their stored bytes sent over the same kind of connection in the same batches, with
+no formatting, no cursor, no acknowledgement wait (syslog: octet-counted frames on one TLS
+socket; HTTP: one POST per batch with httpx).
+
+(2) Lag under load. ``trailguard serve`` (subprocess) with three sinks (syslog+tls to rsyslog,
+HEC with ack, a webhook) takes ``--rate`` hook requests/s (PreToolUse/PostToolUse pairs, paced,
+``--clients`` keep-alive connections) for ``--seconds``; ``/metrics`` is sampled every 0.5 s
+for each sink's lag (events, seconds). Baseline, same run: the same load on a gateway without
+sinks; the hook latency of both is reported, so the cost of streaming to the hook path shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    add_common_arguments,
+    build_ledger,
+    free_port,
+    make_events,
+    metric,
+    percentile,
+    print_header,
+    print_result,
+    scratch_dir,
+    section,
+    stop_process,
+    wait_ready,
+)
+from bench_gateway_throughput import (
+    _POST,
+    _PRE,
+    Connection,
+    Pool,
+    request_bytes,
+    session_start_body,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from siem_receivers import HecReceiver, Rsyslog, WebhookReceiver, make_certificates
+
+TRAILGUARD = Path(sys.executable).with_name("trailguard")
+HEC_TOKEN = "00000000-fake-hec-token-0000-000000000000"
+WEBHOOK_KEY = b"fake-webhook-hmac-key-for-benchmarks"
+
+
+# -- receivers in their own processes ------------------------------------------------------------
+
+
+def _serve_receiver(kind: str, port: int, ready: Any, stop: Any, count: Any) -> None:
+    receiver: HecReceiver | WebhookReceiver
+    if kind == "hec":
+        receiver = HecReceiver(HEC_TOKEN, ack=False, port=port)
+    elif kind == "hec-ack":
+        receiver = HecReceiver(HEC_TOKEN, ack=True, port=port)
+    else:
+        receiver = WebhookReceiver(WEBHOOK_KEY, port=port)
+    receiver.start()
+    ready.set()
+    while not stop.wait(0.2):
+        count.value = len(receiver.events)
+    count.value = len(receiver.events)
+    receiver.stop()
+
+
+class ReceiverProcess:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.port = free_port()
+        context = multiprocessing.get_context("fork")
+        self._ready, self._stop = context.Event(), context.Event()
+        self.count = context.Value("q", 0)
+        self._process = context.Process(
+            target=_serve_receiver,
+            args=(kind, self.port, self._ready, self._stop, self.count),
+            daemon=True,
+        )
+
+    def __enter__(self) -> ReceiverProcess:
+        self._process.start()
+        if not self._ready.wait(20):
+            raise SystemExit(f"the {self.kind} receiver did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._process.join(timeout=10)
+
+
+def _secret(scratch: Path, name: str, value: bytes) -> Path:
+    path = scratch / name
+    path.write_bytes(value)
+    path.chmod(0o600)
+    return path
+
+
+# -- (1) throughput ------------------------------------------------------------------------------
+
+
+def forward_all(data_dir: Path, url: str, name: str) -> tuple[float, int]:
+    """Seconds for a fresh forwarder to have every event acknowledged, and events sent."""
+    from trailguard.ledger.keys import load_verifier
+    from trailguard.siem.config import parse_sink_url
+    from trailguard.siem.cursors import CursorStore
+    from trailguard.siem.forwarder import Forwarder
+    from trailguard.store.sqlite import SQLiteStore
+
+    config = parse_sink_url(url + f"&name={name}")
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    head = store.tree_size()
+    store.close()
+    cursors = CursorStore(data_dir)
+    forwarder = Forwarder(
+        config,
+        data_dir=data_dir,
+        verifier=load_verifier(str(data_dir / "signing.pub")),
+        cursors=cursors,
+        hostname=socket.gethostname(),
+        poll_interval=0.01,
+    )
+    started = time.perf_counter()
+    forwarder.start()
+    while forwarder.status.cursor < head:
+        if time.perf_counter() - started > 600:
+            raise SystemExit(f"{name}: no progress ({forwarder.status})")
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    forwarder.stop()
+    cursors.close()
+    return elapsed, forwarder.status.delivered
+
+
+def baseline_syslog(data_dir: Path, port: int, ca: Path, batch: int) -> float:
+    import ssl
+
+    from trailguard.store.sqlite import SQLiteStore
+
+    context = ssl.create_default_context(cafile=str(ca))
+    started = time.perf_counter()
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+    ):
+        frames: list[bytes] = []
+        for row in store.rows():
+            frame = b"<110>1 " + row.timestamp.encode() + b" host trailguard 1 - - " + row.body
+            frames.append(b"%d %b" % (len(frame), frame))
+            if len(frames) >= batch:
+                sock.sendall(b"".join(frames))
+                frames = []
+        if frames:
+            sock.sendall(b"".join(frames))
+    store.close()
+    return time.perf_counter() - started
+
+
+def throughput(scratch: Path, events: int, batch: int) -> dict[str, Any]:
+    section(f"(1) events/s per sink, {events:,} realistic events, batches of {batch}")
+    data_dir = scratch / "throughput"
+    build_ledger(data_dir, make_events("realistic", events), 1000)
+    from trailguard.store.sqlite import SQLiteStore
+
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    size = store.tree_size()
+    store.close()
+    certs = make_certificates(scratch / "certs")
+    rsyslog = Rsyslog(scratch / "rsyslog", certs)
+    rsyslog.start()
+    results: dict[str, Any] = {}
+    token = _secret(scratch, "hec.token", HEC_TOKEN.encode())
+    key = _secret(scratch, "webhook.key", WEBHOOK_KEY)
+    try:
+        tls = f"syslog+tls://127.0.0.1:{rsyslog.port}?ca={certs.ca}&batch_size={batch}"
+        for fmt in ("json", "cef", "ocsf"):
+            seconds, _ = forward_all(data_dir, f"{tls}&format={fmt}", f"syslog-{fmt}")
+            results[f"syslog_tls_{fmt}"] = size / seconds
+            metric(f"syslog+tls {fmt} (rsyslog)", size / seconds, "events/s")
+        seconds = baseline_syslog(data_dir, rsyslog.port, certs.ca, batch)
+        results["baseline_syslog_tls_raw"] = size / seconds
+        metric("baseline: stored bytes over one TLS socket", size / seconds, "events/s")
+        for kind, extra in (("hec", ""), ("hec-ack", "&ack=true")):
+            with ReceiverProcess(kind) as receiver:
+                url = (
+                    f"splunk-hec+http://127.0.0.1:{receiver.port}?token_file={token}"
+                    f"&batch_size={batch}{extra}"
+                )
+                seconds, _ = forward_all(data_dir, url, kind)
+                results[kind.replace("-", "_")] = size / seconds
+                metric(f"Splunk HEC{' with indexer ack' if extra else ''} (test double)",
+                       size / seconds, "events/s")  # fmt: skip
+        for fmt in ("json", "ocsf"):
+            with ReceiverProcess("webhook") as receiver:
+                url = (
+                    f"webhook+http://127.0.0.1:{receiver.port}/in?secret_file={key}"
+                    f"&batch_size={batch}&format={fmt}"
+                )
+                seconds, _ = forward_all(data_dir, url, f"webhook-{fmt}")
+                results[f"webhook_{fmt}"] = size / seconds
+                metric(f"signed webhook {fmt}", size / seconds, "events/s")
+        with ReceiverProcess("webhook") as receiver:
+            from trailguard.siem.http import sign
+
+            # The baseline signs too (a receiver that checks nothing would only measure httpx):
+            # one signature per batch, computed the same way.
+            seconds = _baseline_webhook(data_dir, receiver.port, batch, sign)
+            results["baseline_http_raw"] = size / seconds
+            metric("baseline: stored bytes POSTed per batch", size / seconds, "events/s")
+    finally:
+        rsyslog.stop()
+    results["events"] = size
+    results["rsyslog_lines"] = len(rsyslog.lines())
+    return results
+
+
+def _baseline_webhook(data_dir: Path, port: int, batch: int, sign: Any) -> float:
+    import httpx
+
+    from trailguard.store.sqlite import SQLiteStore
+
+    started = time.perf_counter()
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    url = f"http://127.0.0.1:{port}/in"
+    with httpx.Client() as client:
+        bodies: list[bytes] = []
+
+        def post() -> None:
+            body = b"[" + b",".join(bodies) + b"]"
+            headers = {"X-Trailguard-Signature": sign(WEBHOOK_KEY, body, int(time.time()))}
+            client.post(url, content=body, headers=headers).raise_for_status()
+
+        for row in store.rows():
+            bodies.append(bytes(row.body))
+            if len(bodies) >= batch:
+                post()
+                bodies = []
+        if bodies:
+            post()
+    store.close()
+    return time.perf_counter() - started
+
+
+# -- (2) lag under hook load --------------------------------------------------------------------
+
+
+def _paced_client(
+    port: int,
+    token: str,
+    rate: float,
+    until: float,
+    seed: int,
+    latencies: list[float],
+    errors: list[int],
+) -> None:
+    pool = Pool(seed)
+    connection = Connection(port)
+    session = f"sess_bench_{seed:04d}".encode()
+    connection.exchange(request_bytes(port, token, session_start_body(session)))
+    interval = 1.0 / rate
+    next_at = time.perf_counter()
+    number = 0
+    while next_at < until:
+        now = time.perf_counter()
+        if now < next_at:
+            time.sleep(next_at - now)
+        number += 1
+        use_id = b"toolu_%04d%07d" % (seed, number // 2)
+        command = pool.rng.choice(pool.commands)
+        description = pool.rng.choice(pool.descriptions)
+        if number % 2:
+            body = _PRE % (session, session, command, description, use_id)
+        else:
+            output = pool.rng.choice(pool.outputs)
+            body = _POST % (session, session, command, description, output, use_id, 12)
+        sent = time.perf_counter()
+        status, _ = connection.exchange(request_bytes(port, token, body))
+        latencies.append(time.perf_counter() - sent)
+        if status != 200:
+            errors.append(status)
+        next_at += interval
+    connection.close()
+
+
+def _metrics(port: int, auditor: str) -> dict[str, dict[str, float]]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {auditor}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read().decode()
+    found: dict[str, dict[str, float]] = {}
+    for match in re.finditer(
+        r'^trailguard_sink_(lag_events|lag_seconds)\{sink="([^"]+)"\} (\S+)$', text, re.M
+    ):
+        found.setdefault(match[2], {})[match[1]] = float(match[3])
+    return found
+
+
+def under_load(scratch: Path, rate: float, seconds: float, clients: int, with_sinks: bool,
+               sinks: list[str]) -> dict[str, Any]:  # fmt: skip
+    data_dir = scratch / ("load-sinks" if with_sinks else "load-bare")
+    subprocess.run([str(TRAILGUARD), "init", "--data-dir", str(data_dir)], check=True,
+                   capture_output=True)  # fmt: skip
+    from trailguard.store.gateway_state import GatewayState
+
+    state = GatewayState(data_dir)
+    token, _ = state.create_token("dev_bench", "agent")
+    auditor, _ = state.create_token("aud_bench", "auditor")
+    state.close()
+    port = free_port()
+    argv = [
+        str(TRAILGUARD),
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        "--hook-rate",
+        "0",
+    ]
+    for sink in sinks if with_sinks else []:
+        argv += ["--sink", sink]
+    log = scratch / f"serve-{'sinks' if with_sinks else 'bare'}.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT)
+    samples: dict[str, list[tuple[float, float]]] = {}
+    try:
+        wait_ready(server, f"http://127.0.0.1:{port}/healthz", log)
+        latencies: list[float] = []
+        errors: list[int] = []
+        until = time.perf_counter() + seconds
+        threads = [
+            threading.Thread(
+                target=_paced_client,
+                args=(port, token, rate / clients, until, seed, latencies, errors),
+            )
+            for seed in range(clients)
+        ]
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads):
+            time.sleep(0.5)
+            if with_sinks:
+                for sink, values in _metrics(port, auditor).items():
+                    samples.setdefault(sink, []).append(
+                        (values.get("lag_events", 0.0), values.get("lag_seconds", 0.0))
+                    )
+        for thread in threads:
+            thread.join()
+        caught_up_after = None
+        if with_sinks:
+            started = time.perf_counter()
+            while time.perf_counter() - started < 120:
+                lags = _metrics(port, auditor)
+                if all(v.get("lag_events", 1) == 0 for v in lags.values()):
+                    caught_up_after = time.perf_counter() - started
+                    break
+                time.sleep(0.05)
+    finally:
+        stop_process(server)
+    return {
+        "latencies": latencies,
+        "errors": errors,
+        "requests": len(latencies),
+        "samples": samples,
+        "caught_up_after": caught_up_after,
+    }
+
+
+def lag(scratch: Path, rate: float, seconds: float, clients: int) -> dict[str, Any]:
+    section(f"(2) sink lag while the gateway takes {rate:g} hook requests/s for {seconds:g} s")
+    certs = make_certificates(scratch / "certs-load")
+    rsyslog = Rsyslog(scratch / "rsyslog-load", certs)
+    rsyslog.start()
+    token = _secret(scratch, "hec-load.token", HEC_TOKEN.encode())
+    key = _secret(scratch, "webhook-load.key", WEBHOOK_KEY)
+    results: dict[str, Any] = {}
+    try:
+        with ReceiverProcess("hec-ack") as hec, ReceiverProcess("webhook") as webhook:
+            sinks = [
+                f"syslog+tls://127.0.0.1:{rsyslog.port}?ca={certs.ca}&format=cef&name=syslog",
+                f"splunk-hec+http://127.0.0.1:{hec.port}?token_file={token}&ack=true&name=hec",
+                f"webhook+http://127.0.0.1:{webhook.port}/in?secret_file={key}&format=ocsf&name=webhook",
+            ]
+            runs = {}
+            for with_sinks in (False, True):
+                runs[with_sinks] = under_load(scratch, rate, seconds, clients, with_sinks, sinks)
+    finally:
+        rsyslog.stop()
+    for with_sinks, run in runs.items():
+        label = "with 3 sinks" if with_sinks else "baseline, no sinks"
+        latencies = run["latencies"]
+        achieved = run["requests"] / seconds
+        metric(f"{label}: hook requests/s achieved", achieved, "req/s")
+        metric(f"{label}: hook latency p50", percentile(latencies, 50) * 1000, "ms")
+        metric(f"{label}: hook latency p99", percentile(latencies, 99) * 1000, "ms")
+        metric(f"{label}: non-200 answers", len(run["errors"]))
+        key_name = "sinks" if with_sinks else "bare"
+        results[f"{key_name}_rate"] = achieved
+        results[f"{key_name}_p50_ms"] = percentile(latencies, 50) * 1000
+        results[f"{key_name}_p99_ms"] = percentile(latencies, 99) * 1000
+        results[f"{key_name}_errors"] = len(run["errors"])
+    run = runs[True]
+    for sink, values in sorted(run["samples"].items()):
+        events = [e for e, _ in values]
+        delays = [s for _, s in values]
+        metric(f"{sink}: lag events p50 / max", f"{percentile(events, 50):.0f} / {max(events):.0f}")
+        metric(
+            f"{sink}: lag seconds p50 / max", f"{percentile(delays, 50):.2f} / {max(delays):.2f}"
+        )
+        results[f"lag_{sink}"] = {
+            "events_p50": percentile(events, 50),
+            "events_max": max(events),
+            "seconds_p50": percentile(delays, 50),
+            "seconds_max": max(delays),
+        }
+    metric("all sinks caught up after the load stopped in", run["caught_up_after"] or -1, "s")
+    results["caught_up_after_s"] = run["caught_up_after"]
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--events", type=int, default=None, help="ledger size for (1)")
+    parser.add_argument("--batch", type=int, default=200, help="sink batch_size")
+    parser.add_argument("--rate", type=float, default=300.0, help="hook requests/s for (2)")
+    parser.add_argument("--seconds", type=float, default=None, help="length of the load in (2)")
+    parser.add_argument("--clients", type=int, default=6, help="paced connections for (2)")
+    args = parser.parse_args()
+    events = args.events or (5_000 if args.quick else 30_000)
+    seconds = args.seconds or (5.0 if args.quick else 20.0)
+    with scratch_dir(args.dir, args.keep) as scratch:
+        env = print_header("SIEM forwarding: throughput per sink and lag under hook load", scratch)
+        results = {"env": env, "throughput": throughput(scratch, events, args.batch)}
+        results["lag"] = lag(scratch, args.rate, seconds, args.clients)
+    print_result(results)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
+    os._exit(0)
