@@ -59,7 +59,7 @@ def forwarding(
             verifier=ledger.verifier,
             cursors=cursors,
             hostname=socket.gethostname(),
-            ledger=ledger,
+            record_alert=ledger.submit,
             poll_interval=poll,
         )
         for config in configs

@@ -4,7 +4,6 @@ resuming a paused sink."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,29 +46,6 @@ def _cursor_store(directory: Path) -> Any:
         fail(str(exc))
 
 
-def _head(store: Any) -> int:
-    from trailguard.ledger.checkpoint import CheckpointError, read_unverified
-    from trailguard.store.base import SIGNED_HEAD_KEY
-
-    text = store.get_meta(SIGNED_HEAD_KEY)
-    if text is None:
-        return int(store.tree_size())
-    try:
-        return read_unverified(text).tree_size
-    except CheckpointError:
-        return int(store.tree_size())
-
-
-def _lag_seconds(store: Any, cursor: int, head: int) -> float:
-    if cursor >= head:
-        return 0.0
-    row = store.row_by_seq(cursor)
-    if row is None:
-        return 0.0
-    moment = datetime.strptime(row.timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    return max(0.0, (datetime.now(UTC) - moment).total_seconds())
-
-
 @sinks_app.command("status")
 def status(
     data_dir: DataDir = None,
@@ -77,6 +53,7 @@ def status(
 ) -> None:
     """Each sink's state, cursor, lag (events and seconds), deliveries and last error."""
     from trailguard.ledger.writer import WriterLock
+    from trailguard.siem.status import ledger_head, status_of
 
     if output_format not in ("table", "json"):
         fail("--format must be table or json")
@@ -84,21 +61,21 @@ def status(
     store = open_read_only(directory)
     cursors = _cursor_store(directory)
     try:
-        head = _head(store)
+        head = ledger_head(store)
         running = WriterLock.is_held(directory)
         rows = []
         for record in cursors.all():
-            state = record.state if running else "stopped (no gateway runs)"
+            status = status_of(record, store, head, running=running)
             rows.append(
                 {
                     "name": record.name,
                     "destination": record.destination,
-                    "state": state,
+                    "state": status.state if running else "stopped (no gateway runs)",
                     "stateReason": record.state_reason,
                     "cursor": record.cursor,
                     "ledgerHead": head,
-                    "lagEvents": max(0, head - record.cursor),
-                    "lagSeconds": round(_lag_seconds(store, record.cursor, head), 1),
+                    "lagEvents": status.lag_events,
+                    "lagSeconds": round(status.lag_seconds, 1),
                     "delivered": record.delivered,
                     "lastDeliveredAt": record.last_delivered_at,
                     "failures": record.failures,

@@ -41,6 +41,7 @@ from trailguard.gateway.auth import Authenticator, RateLimiter, TrustedProxies
 from trailguard.gateway.costs import CostRecorder, preload_budgets
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.proxy_usage import identify_agent, record_model_request
+from trailguard.gateway.pipeline import redact_event
 from trailguard.gateway.reaper import Reaper
 from trailguard.gateway.routes import completeness, correlate, health, hooks, records, telemetry
 from trailguard.gateway.routes.docs import install_docs
@@ -247,7 +248,20 @@ def create_app(
     )
     requirement = HookRequirement(sessions, required=require_hooks)
     sightings = ProxySightings(sessions)
-    sink_manager = SinkManager(ledger, sinks, redactor=redactor) if sinks else None
+
+    def record_sink_alert(alert: Alert) -> None:
+        ledger.submit(redact_event(redactor, alert))
+
+    sink_manager = (
+        SinkManager(
+            ledger.data_dir,
+            sinks,
+            verifier_key=ledger.verifier.to_string(),
+            record_alert=record_sink_alert,
+        )
+        if sinks
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -273,7 +287,7 @@ def create_app(
             services.readers.shutdown()
             ledger.close(reason=stop_reason)
             if sink_manager is not None:  # after the close: gateway_stop and its checkpoint go too
-                sink_manager.stop(drain_seconds=3.0)
+                sink_manager.stop()
             state.close()
 
     app = FastAPI(

@@ -145,6 +145,9 @@ class SinkConfig:
     facility: int = SYSLOG_FACILITIES["audit"]
     app_name: str = "trailguard"
     warnings: tuple[str, ...] = ()
+    overrides: tuple[tuple[str, str], ...] = ()
+    """The config-file table's keys besides ``url``: with ``url``, what re-creates this sink
+    (the sink worker process parses both again, reading the secret files itself)."""
 
     @property
     def destination(self) -> str:
@@ -412,6 +415,7 @@ def parse_sink_url(url: str, *, overrides: Mapping[str, str] | None = None) -> S
         path=unquote(path),
         url=url,
         warnings=tuple(warnings),
+        overrides=tuple(sorted((overrides or {}).items())),
         **values,
     )
 

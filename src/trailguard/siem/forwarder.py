@@ -12,8 +12,9 @@ Invariants (each driven by a test in tests/test_siem*.py):
 - Nothing is skipped silently: a sink that refuses (4xx, a certificate that does not verify)
   is retried, then paused with an alert, its cursor kept, until `trailguard sinks resume`.
   Lagging past the threshold raises an alert, and so does catching up again.
-- Sinks never slow the hook path: a forwarder only reads (its own read-only connection, short
-  read transactions) and appends at most an alert per state change.
+- Sinks never slow the hook path: forwarders run in their own process (``worker``), only read
+  the ledger (their own read-only connections, short read transactions), and record at most an
+  alert per state change, through the queue the gateway's reaper appends.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
@@ -48,10 +48,6 @@ from trailguard.siem.delivery import (
 from trailguard.siem.formats import MessageMaker
 from trailguard.store.base import SIGNED_HEAD_KEY, StoreError
 from trailguard.store.sqlite import SQLiteStore
-
-if TYPE_CHECKING:
-    from trailguard.ledger.writer import Ledger
-    from trailguard.redact import Redactor
 
 log = logging.getLogger("trailguard.siem")
 
@@ -113,8 +109,7 @@ class Forwarder:
         verifier: Verifier,
         cursors: CursorStore,
         hostname: str,
-        ledger: Ledger | None = None,
-        redactor: Redactor | None = None,
+        record_alert: Callable[[Alert], None] | None = None,
         poll_interval: float = 0.1,
         transport_factory: TransportFactory = default_transport,
     ) -> None:
@@ -123,8 +118,7 @@ class Forwarder:
         self.verifier = verifier
         self.cursors = cursors
         self.hostname = hostname
-        self.ledger = ledger
-        self.redactor = redactor
+        self.record_alert = record_alert
         self.poll_interval = poll_interval
         self._transport_factory = transport_factory
         self._transport: Transport | None = None
@@ -505,8 +499,8 @@ class Forwarder:
     def _alert(
         self, alert_type: str, severity: str, message: str, details: dict[str, Any] | None = None
     ) -> None:
-        """Record a state change of the sink in the ledger (redacted, the sink's secret
-        scrubbed); never waits for the commit."""
+        """Record a state change of the sink in the ledger (the sink's secret scrubbed; the
+        recorder redacts like every route into the ledger); never waits for the commit."""
         message = scrub(message, self.config)
         detail_values: dict[str, Any] = {
             "sink": self.config.name,
@@ -523,23 +517,12 @@ class Forwarder:
             },
             source="siem",
         )
-        if self.redactor is not None:
-            from trailguard.gateway.pipeline import redact_event
-
-            alert = redact_event(self.redactor, alert)  # type: ignore[assignment]
-        if self.ledger is None:
-            log.warning("trailguard sink alert (not recorded: no ledger): %s", message)
+        if self.record_alert is None:
+            log.warning("trailguard sink alert (not recorded): %s", message)
             return
         try:
-            future = self.ledger.submit(alert)
-        except Exception as exc:  # the ledger closed at shutdown; said, not raised
+            self.record_alert(alert)
+        except Exception as exc:  # the ledger closed at shutdown...: said, not raised
             log.warning(
                 "trailguard sink %s: could not record %s: %s", self.config.name, alert_type, exc
             )
-            return
-        future.add_done_callback(self._alert_recorded)
-
-    def _alert_recorded(self, future: Future[Any]) -> None:
-        error = future.exception()
-        if error is not None:
-            log.error("trailguard sink %s: an alert was not recorded: %s", self.config.name, error)
