@@ -238,30 +238,26 @@ def test_metrics_and_sinks_status_show_cursor_lag_and_deliveries(tmp_path):
 
 
 def _post_hooks(port: int, token: str, stop: threading.Event, sent: list[int]) -> None:
+    """PreToolUse hooks one after the other until ``stop``; ``sent`` gets each one answered."""
     session = "sess_sigkill"
     number = 0
     while not stop.is_set():
         number += 1
         body = json.dumps(
-            {
-                "session_id": session,
-                "hook_event_name": "PreToolUse",
-                "tool_name": "Bash",
-                "tool_input": {"command": f"echo {number}"},
-                "tool_use_id": f"toolu_{number:06d}",
-            }
-        ).encode()
+            {"session_id": session, "hook_event_name": "PreToolUse", "tool_name": "Bash",
+             "tool_input": {"command": f"echo {number}"}, "tool_use_id": f"toolu_{number:06d}"}
+        ).encode()  # fmt: skip
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/hooks/claude-code",
             data=body,
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=10) as response:
                 if response.status == 200:
                     sent.append(number)
-        except OSError:
-            return  # the gateway was killed
+        except OSError:  # an error answer, or the gateway is being killed: go on until stopped
+            time.sleep(0.05)
 
 
 def _serve(data_dir: Path, port: int, sink: str) -> subprocess.Popen[bytes]:
@@ -283,7 +279,7 @@ def _serve(data_dir: Path, port: int, sink: str) -> subprocess.Popen[bytes]:
 
 @pytest.mark.slow
 def test_a_sigkilled_gateway_resumes_from_the_cursor_duplicating_at_most_one_batch(tmp_path):
-    receiver = WebhookReceiver(FAKE_KEY, delay=0.1)  # slow enough that the stream is mid-way
+    receiver = WebhookReceiver(FAKE_KEY)
     receiver.start()
     data_dir = tmp_path / "ledger"
     assert runner.invoke(app, ["init", "--data-dir", str(data_dir)]).exit_code == 0
@@ -293,13 +289,24 @@ def test_a_sigkilled_gateway_resumes_from_the_cursor_duplicating_at_most_one_bat
     batch = 10
     sink = f"webhook+http://127.0.0.1:{receiver.port}/in?secret_file={key_file(tmp_path)}&batch_size={batch}"
     port = free_port()
+    gateways: list[subprocess.Popen[bytes]] = []
+    stop, sent = threading.Event(), []
     try:
         gateway = _serve(data_dir, port, sink)
-        stop, sent = threading.Event(), []
+        gateways.append(gateway)
         poster = threading.Thread(target=_post_hooks, args=(port, token, stop, sent))
         poster.start()
-        wait_until(lambda: len(receiver.events) >= 30, what="the stream to start")
-        wait_until(lambda: len(sent) >= 150, what="hooks to be recorded")
+        wait_until(lambda: len(receiver.events) >= 30, timeout=60, what="the stream to start")
+
+        def backlog() -> int:
+            store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+            try:
+                return store.tree_size() - len(receiver.events)
+            finally:
+                store.close()
+
+        receiver.delay = 1.0  # the SIEM slows down: the stream falls behind the hooks
+        wait_until(lambda: backlog() >= 40, timeout=60, what="a backlog (mid-stream)")
         children = Path(f"/proc/{gateway.pid}/task/{gateway.pid}/children").read_text().split()
         (worker,) = [int(pid) for pid in children]
         gateway.send_signal(signal.SIGKILL)
@@ -309,15 +316,22 @@ def test_a_sigkilled_gateway_resumes_from_the_cursor_duplicating_at_most_one_bat
         wait_until(lambda: not Path(f"/proc/{worker}").exists() or
                    Path(f"/proc/{worker}/stat").read_text().split()[2] == "Z",
                    timeout=10, what="the orphaned sink worker to exit")  # fmt: skip
+        receiver.delay = 0.0
         before_restart = len(receiver.events)
         store = SQLiteStore.in_data_dir(data_dir, read_only=True)
         size_at_kill = store.tree_size()
         store.close()
         assert before_restart < size_at_kill, "the kill came too late to be mid-stream"
         gateway = _serve(data_dir, port, sink)
+        gateways.append(gateway)
         gateway.send_signal(signal.SIGTERM)  # stops after draining to the sink (3 s at most)
         gateway.wait(timeout=30)
     finally:
+        stop.set()
+        for process in gateways:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
         receiver.stop()
     store = SQLiteStore.in_data_dir(data_dir, read_only=True)
     rows = [orjson.loads(row.body) for row in store.rows()]
