@@ -857,3 +857,36 @@ def test_text_without_a_checkpoint_is_refused_clearly(tmp_path, open_ledger):
     )
     assert result.exit_code == 2
     assert "no signed checkpoint found" in result.output
+
+
+def test_an_event_that_cannot_be_formatted_pauses_the_sink_at_it_never_skips_it(
+    tmp_path, open_ledger, monkeypatch
+):
+    from trailguard.events import Prompt
+    from trailguard.siem import formats
+
+    def to_ocsf(doc):
+        if doc.get("prompt") == "poison":
+            raise ValueError("cannot map this")
+        return {"seq": doc["seq"], "eventId": doc["eventId"]}
+
+    monkeypatch.setattr(formats, "to_ocsf", to_ocsf)
+    webhook = WebhookReceiver(FAKE_WEBHOOK_KEY)
+    webhook.start()
+    try:
+        ledger = open_ledger()
+        ledger.append_many(sample_events(5))
+        poison = ledger.append(Prompt(prompt="poison")).seq
+        ledger.append_many(sample_events(5))
+        config = parse_sink_url(
+            webhook_url(tmp_path, webhook, FAKE_WEBHOOK_KEY, "&format=ocsf&batch_size=1")
+        )
+        with forwarding(ledger, config) as (forwarder,):
+            wait_until(lambda: forwarder.status.state == "paused", what="the sink to pause")
+            assert forwarder.status.cursor == poison
+            wait_until(lambda: alerts(ledger.data_dir, "sink_paused"), what="the alert")
+    finally:
+        webhook.stop()
+    assert [e["seq"] for e in webhook.events] == list(range(poison))
+    (alert,) = alerts(ledger.data_dir, "sink_paused")
+    assert f"internal error at seq {poison}: ValueError: cannot map this" in alert["message"]

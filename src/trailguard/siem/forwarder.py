@@ -248,7 +248,10 @@ class Forwarder:
             except Exception as exc:  # a bug (an event that cannot be formatted...): never skip it
                 log.exception("trailguard sink %s: internal error", self.config.name)
                 self._rewind()
-                self._pause(f"internal error at seq {self._cursor}: {type(exc).__name__}: {exc}")
+                self._pause(
+                    f"internal error at seq {self._cursor}: {type(exc).__name__}: {exc}",
+                    refused=False,
+                )
                 continue
             self._update_status()
             if self._drain_until is not None and self._idle():
@@ -464,16 +467,18 @@ class Forwarder:
                 {"lagEvents": lag_events, "lagSeconds": round(lag_seconds, 1)},
             )
 
-    def _pause(self, reason: str) -> None:
+    def _pause(self, reason: str, *, refused: bool = True) -> None:
         self._set_state("paused", reason)
         self._update_status(last_error=reason)
         log.error("trailguard sink %s paused at seq %d: %s", self.config.name, self._cursor, reason)
         self._alert(
             "sink_paused",
             "high",
-            f"sink {self.config.name} refused delivery {self._refusals} time(s) and is paused at "
-            f"seq {self._cursor} (nothing is skipped; the ledger keeps everything): {reason}. "
-            f"Fix the sink, then run `trailguard sinks resume {self.config.name}`",
+            f"sink {self.config.name} "
+            + (f"refused delivery {self._refusals} time(s)" if refused else "failed")
+            + f" and is paused at seq {self._cursor} (nothing is skipped; the ledger keeps "
+            f"everything): {reason}. Fix the cause, then run `trailguard sinks resume "
+            f"{self.config.name}`",
             {"cursor": self._cursor, "reason": reason},
         )
 
