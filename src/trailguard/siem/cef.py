@@ -17,20 +17,29 @@ from trailguard.siem.risk import cef_severity, epoch_ms
 
 _HEADER_BREAKS: Final = re.compile(r"[\r\n]+")
 _CONTROLS: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_HEADER_START: Final = f"CEF:0|trailguard|trailguard|{__version__}"
 MAX_VALUE: Final = 4000
 """Longest extension value sent (characters); the json format carries whole events."""
 
 
+_HEADER_SPECIAL: Final = re.compile(r"[\\|\x00-\x1f\x7f]")
+_EXTENSION_SPECIAL: Final = re.compile(r"[\\=\x00-\x1f\x7f]")
+_EXTENSION_ESCAPES: Final = {"\\": "\\\\", "=": "\\=", "\n": "\\n", "\r": "\\r", "\t": "\t"}
+
+
 def escape_header(value: str) -> str:
     """A CEF header field: backslash and pipe escaped, line breaks and controls removed."""
+    if not _HEADER_SPECIAL.search(value):
+        return value
     value = _CONTROLS.sub("\ufffd", _HEADER_BREAKS.sub(" ", value))
     return value.replace("\\", "\\\\").replace("|", "\\|")
 
 
 def escape_extension(value: str) -> str:
     """A CEF extension value: backslash and equals escaped, CR and LF as ``\\r`` / ``\\n``."""
-    value = _CONTROLS.sub("\ufffd", value)
-    return value.replace("\\", "\\\\").replace("=", "\\=").replace("\n", "\\n").replace("\r", "\\r")
+    if not _EXTENSION_SPECIAL.search(value):
+        return value
+    return _EXTENSION_SPECIAL.sub(lambda m: _EXTENSION_ESCAPES.get(m[0], "\ufffd"), value)
 
 
 def _text(value: Any, limit: int = MAX_VALUE) -> str:
@@ -124,30 +133,16 @@ def format_cef(doc: dict[str, Any], *, hostname: str) -> str:
         extension += [("reason", doc.get("reason")), ("msg", doc.get("rawReason"))]
     elif kind == "prompt":
         extension += [("msg", doc.get("prompt"))]
+    present = {key for key, value in extension if value is not None and value != ""}
+    # A label without its value says nothing: labels go out only with their field.
     parts = [
         f"{key}={escape_extension(_text(value))}"
         for key, value in extension
-        if value is not None and value != ""
+        if key in present and (not key.endswith("Label") or key[:-5] in present)
     ]
-    # A label without its value says nothing: drop labels whose field was left out.
-    present = {part.split("=", 1)[0] for part in parts}
-    parts = [
-        part
-        for part in parts
-        if not part.split("=", 1)[0].endswith("Label")
-        or part.split("=", 1)[0].removesuffix("Label") in present
-    ]
-    header = "|".join(
-        escape_header(field)
-        for field in (
-            "CEF:0",
-            "trailguard",
-            "trailguard",
-            __version__,
-            _signature(doc)[:1023],
-            _name(doc)[:512],
-            str(cef_severity(doc)),
-        )
+    header = (
+        f"{_HEADER_START}|{escape_header(_signature(doc)[:1023])}|"
+        f"{escape_header(_name(doc)[:512])}|{cef_severity(doc)}"
     )
     return f"{header}|{' '.join(parts)}"
 

@@ -57,7 +57,9 @@ def epoch_ms(timestamp: object) -> int | None:
     if not isinstance(timestamp, str):
         return None
     try:
-        moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%f%z")
+        moment = datetime.fromisoformat(timestamp)
     except ValueError:
+        return None
+    if moment.tzinfo is None:
         return None
     return calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000
