@@ -200,6 +200,16 @@ def throughput(scratch: Path, events: int, batch: int) -> dict[str, Any]:
         seconds = baseline_syslog(data_dir, rsyslog.port, certs.ca, batch)
         results["baseline_syslog_tls_raw"] = size / seconds
         metric("baseline: stored bytes over one TLS socket", size / seconds, "events/s")
+        with ReceiverProcess("hec") as receiver:
+            seconds = _baseline_post(
+                data_dir,
+                f"http://127.0.0.1:{receiver.port}/services/collector/event",
+                batch,
+                lambda bodies: b"\n".join(b'{"time":0,"event":' + b + b"}" for b in bodies),
+                lambda body: {"Authorization": f"Splunk {HEC_TOKEN}"},
+            )
+            results["baseline_hec_raw"] = size / seconds
+            metric("baseline: stored bytes POSTed to HEC per batch", size / seconds, "events/s")
         for kind, extra in (("hec", ""), ("hec-ack", "&ack=true")):
             with ReceiverProcess(kind) as receiver:
                 url = (
@@ -224,9 +234,15 @@ def throughput(scratch: Path, events: int, batch: int) -> dict[str, Any]:
 
             # The baseline signs too (a receiver that checks nothing would only measure httpx):
             # one signature per batch, computed the same way.
-            seconds = _baseline_webhook(data_dir, receiver.port, batch, sign)
-            results["baseline_http_raw"] = size / seconds
-            metric("baseline: stored bytes POSTed per batch", size / seconds, "events/s")
+            seconds = _baseline_post(
+                data_dir,
+                f"http://127.0.0.1:{receiver.port}/in",
+                batch,
+                lambda bodies: b"[" + b",".join(bodies) + b"]",
+                lambda body: {"X-Trailguard-Signature": sign(WEBHOOK_KEY, body, int(time.time()))},
+            )
+            results["baseline_webhook_raw"] = size / seconds
+            metric("baseline: stored bytes POSTed (signed) per batch", size / seconds, "events/s")
     finally:
         rsyslog.stop()
     results["events"] = size
@@ -234,21 +250,26 @@ def throughput(scratch: Path, events: int, batch: int) -> dict[str, Any]:
     return results
 
 
-def _baseline_webhook(data_dir: Path, port: int, batch: int, sign: Any) -> float:
+def _baseline_post(
+    data_dir: Path,
+    url: str,
+    batch: int,
+    join: Any,
+    headers: Any,
+) -> float:
+    """Seconds to POST every stored body, ``batch`` at a time, joined by ``join``."""
     import httpx
 
     from trailguard.store.sqlite import SQLiteStore
 
     started = time.perf_counter()
     store = SQLiteStore.in_data_dir(data_dir, read_only=True)
-    url = f"http://127.0.0.1:{port}/in"
     with httpx.Client() as client:
         bodies: list[bytes] = []
 
         def post() -> None:
-            body = b"[" + b",".join(bodies) + b"]"
-            headers = {"X-Trailguard-Signature": sign(WEBHOOK_KEY, body, int(time.time()))}
-            client.post(url, content=body, headers=headers).raise_for_status()
+            body = join(bodies)
+            client.post(url, content=body, headers=headers(body)).raise_for_status()
 
         for row in store.rows():
             bodies.append(bytes(row.body))
