@@ -36,7 +36,9 @@ from typing import Any
 from _common import (
     add_common_arguments,
     build_ledger,
+    cpu_seconds,
     free_port,
+    ledger_counts,
     make_events,
     metric,
     percentile,
@@ -338,8 +340,8 @@ def _metrics(port: int, auditor: str) -> dict[str, dict[str, float]]:
 
 
 def under_load(scratch: Path, rate: float, seconds: float, clients: int, with_sinks: bool,
-               sinks: list[str]) -> dict[str, Any]:  # fmt: skip
-    data_dir = scratch / ("load-sinks" if with_sinks else "load-bare")
+               sinks: list[str], round_number: int) -> dict[str, Any]:  # fmt: skip
+    data_dir = scratch / f"load-{'sinks' if with_sinks else 'bare'}-{round_number}"
     subprocess.run([str(TRAILGUARD), "init", "--data-dir", str(data_dir)], check=True,
                    capture_output=True)  # fmt: skip
     from trailguard.store.gateway_state import GatewayState
@@ -361,12 +363,21 @@ def under_load(scratch: Path, rate: float, seconds: float, clients: int, with_si
     ]
     for sink in sinks if with_sinks else []:
         argv += ["--sink", sink]
-    log = scratch / f"serve-{'sinks' if with_sinks else 'bare'}.log"
+    log = data_dir.parent / f"{data_dir.name}.log"
     with log.open("w") as output:
         server = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT)
     samples: dict[str, list[tuple[float, float]]] = {}
     try:
         wait_ready(server, f"http://127.0.0.1:{port}/healthz", log)
+        time.sleep(1.0)  # the sink worker's start (imports, first catch-up) is not the load's
+
+        def worker_pids() -> list[int]:
+            children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text()
+            return [int(pid) for pid in children.split()]
+
+        gateway_cpu_start = cpu_seconds(server.pid)
+        worker_cpu_start = sum(cpu_seconds(pid) for pid in worker_pids())
+        events_start = sum(ledger_counts(data_dir).values())
         latencies: list[float] = []
         errors: list[int] = []
         until = time.perf_counter() + seconds
@@ -388,6 +399,9 @@ def under_load(scratch: Path, rate: float, seconds: float, clients: int, with_si
                     )
         for thread in threads:
             thread.join()
+        gateway_cpu = cpu_seconds(server.pid) - gateway_cpu_start
+        worker_cpu = sum(cpu_seconds(pid) for pid in worker_pids()) - worker_cpu_start
+        events = sum(ledger_counts(data_dir).values()) - events_start
         caught_up_after = None
         if with_sinks:
             started = time.perf_counter()
@@ -405,11 +419,30 @@ def under_load(scratch: Path, rate: float, seconds: float, clients: int, with_si
         "requests": len(latencies),
         "samples": samples,
         "caught_up_after": caught_up_after,
+        "gateway_cpu": gateway_cpu,
+        "worker_cpu": worker_cpu,
+        "events": events,
     }
 
 
-def lag(scratch: Path, rate: float, seconds: float, clients: int) -> dict[str, Any]:
-    section(f"(2) sink lag while the gateway takes {rate:g} hook requests/s for {seconds:g} s")
+def _empty_run() -> dict[str, Any]:
+    return {
+        "latencies": [],
+        "errors": [],
+        "requests": 0,
+        "samples": {},
+        "caught_up_after": 0.0,
+        "gateway_cpu": 0.0,
+        "worker_cpu": 0.0,
+        "events": 0,
+    }
+
+
+def lag(scratch: Path, rate: float, seconds: float, clients: int, rounds: int) -> dict[str, Any]:
+    section(
+        f"(2) sink lag while the gateway takes {rate:g} hook requests/s for {seconds:g} s, "
+        f"{rounds} rounds alternating with the baseline"
+    )
     certs = make_certificates(scratch / "certs-load")
     rsyslog = Rsyslog(scratch / "rsyslog-load", certs)
     rsyslog.start()
@@ -423,24 +456,51 @@ def lag(scratch: Path, rate: float, seconds: float, clients: int) -> dict[str, A
                 f"splunk-hec+http://127.0.0.1:{hec.port}?token_file={token}&ack=true&name=hec",
                 f"webhook+http://127.0.0.1:{webhook.port}/in?secret_file={key}&format=ocsf&name=webhook",
             ]
-            runs = {}
-            for with_sinks in (False, True):
-                runs[with_sinks] = under_load(scratch, rate, seconds, clients, with_sinks, sinks)
+            runs: dict[bool, dict[str, Any]] = {}
+            for number in range(rounds):  # alternating, so load from elsewhere hits both alike
+                for with_sinks in (False, True) if number % 2 == 0 else (True, False):
+                    run = under_load(scratch, rate, seconds, clients, with_sinks, sinks, number)
+                    merged = runs.setdefault(with_sinks, _empty_run())
+                    for key in ("latencies", "errors"):
+                        merged[key] += run[key]
+                    for key in ("requests", "gateway_cpu", "worker_cpu", "events"):
+                        merged[key] += run[key]
+                    for sink, values in run["samples"].items():
+                        merged["samples"].setdefault(sink, []).extend(values)
+                    merged["caught_up_after"] = max(
+                        merged["caught_up_after"], run["caught_up_after"] or 0.0
+                    )
     finally:
         rsyslog.stop()
     for with_sinks, run in runs.items():
         label = "with 3 sinks" if with_sinks else "baseline, no sinks"
         latencies = run["latencies"]
-        achieved = run["requests"] / seconds
+        achieved = run["requests"] / (seconds * rounds)
         metric(f"{label}: hook requests/s achieved", achieved, "req/s")
         metric(f"{label}: hook latency p50", percentile(latencies, 50) * 1000, "ms")
         metric(f"{label}: hook latency p99", percentile(latencies, 99) * 1000, "ms")
         metric(f"{label}: non-200 answers", len(run["errors"]))
+        metric(
+            f"{label}: gateway CPU per hook request",
+            run["gateway_cpu"] / max(1, run["requests"]) * 1000,
+            "ms",
+        )
+        if with_sinks:
+            metric(
+                f"{label}: sink worker CPU per event (3 sinks)",
+                run["worker_cpu"] / max(1, run["events"]) * 1e6,
+                "us",
+            )
         key_name = "sinks" if with_sinks else "bare"
         results[f"{key_name}_rate"] = achieved
         results[f"{key_name}_p50_ms"] = percentile(latencies, 50) * 1000
         results[f"{key_name}_p99_ms"] = percentile(latencies, 99) * 1000
         results[f"{key_name}_errors"] = len(run["errors"])
+        results[f"{key_name}_gateway_cpu_ms_per_request"] = (
+            run["gateway_cpu"] / max(1, run["requests"]) * 1000
+        )
+        if with_sinks:
+            results["worker_cpu_us_per_event"] = run["worker_cpu"] / max(1, run["events"]) * 1e6
     run = runs[True]
     for sink, values in sorted(run["samples"].items()):
         events = [e for e, _ in values]
@@ -468,13 +528,15 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300.0, help="hook requests/s for (2)")
     parser.add_argument("--seconds", type=float, default=None, help="length of the load in (2)")
     parser.add_argument("--clients", type=int, default=6, help="paced connections for (2)")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds in (2)")
     args = parser.parse_args()
     events = args.events or (5_000 if args.quick else 30_000)
     seconds = args.seconds or (5.0 if args.quick else 20.0)
     with scratch_dir(args.dir, args.keep) as scratch:
         env = print_header("SIEM forwarding: throughput per sink and lag under hook load", scratch)
         results = {"env": env, "throughput": throughput(scratch, events, args.batch)}
-        results["lag"] = lag(scratch, args.rate, seconds, args.clients)
+        rounds = args.rounds or (1 if args.quick else 2)
+        results["lag"] = lag(scratch, args.rate, seconds, args.clients, rounds)
     print_result(results)
 
 

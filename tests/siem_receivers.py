@@ -194,17 +194,35 @@ class Rsyslog:
 
 
 class _Server:
+    """A threaded HTTP/1.1 server whose ``stop`` also cuts the keep-alive connections it has
+    open (as a receiver that goes down does)."""
+
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         raise NotImplementedError
 
     def start(self) -> None:
         ThreadingHTTPServer.allow_reuse_address = True
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler())
+        server = self
+
+        class Tracking(self.handler()):  # type: ignore[misc,valid-type]
+            def setup(self) -> None:
+                super().setup()
+                with server._connections_lock:
+                    server._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with server._connections_lock:
+                    server._connections.discard(self.connection)
+                super().finish()
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Tracking)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
@@ -214,6 +232,11 @@ class _Server:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+        with self._connections_lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            self._connections.clear()
 
 
 def _answer(handler: BaseHTTPRequestHandler, status: int, document: Any) -> None:
@@ -268,6 +291,8 @@ class HecReceiver(_Server):
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Splunk and webhook servers do
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
@@ -373,6 +398,8 @@ class WebhookReceiver(_Server):
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Splunk and webhook servers do
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
