@@ -214,6 +214,7 @@ class _Server:
         class Tracking(self.handler()):  # type: ignore[misc,valid-type]
             def setup(self) -> None:
                 super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 with server._connections_lock:
                     server._connections.add(self.connection)
 

@@ -256,12 +256,14 @@ class Forwarder:
             self._update_status()
             if self._drain_until is not None and self._idle():
                 break
-            if not progressed:
+            if self._in_flight and not progressed:
                 self._sleep(
-                    self._transport.poll_interval
-                    if self._in_flight and self._transport
-                    else self.poll_interval
+                    self._transport.poll_interval if self._transport else self.poll_interval
                 )
+            elif self._idle():
+                # Caught up: wait for the next poll rather than send each new event alone, so
+                # a live stream goes out in batches of what one poll interval brings.
+                self._sleep(self.poll_interval)
 
     def _idle(self) -> bool:
         return not self._in_flight and self._read_pos >= self._head
