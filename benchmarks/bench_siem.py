@@ -369,7 +369,14 @@ def under_load(scratch: Path, rate: float, seconds: float, clients: int, with_si
     samples: dict[str, list[tuple[float, float]]] = {}
     try:
         wait_ready(server, f"http://127.0.0.1:{port}/healthz", log)
-        time.sleep(1.0)  # the sink worker's start (imports, first catch-up) is not the load's
+        # The sink worker's start (imports, sending the first events) is not part of the load.
+        time.sleep(1.0)
+        deadline = time.perf_counter() + 60
+        while with_sinks and time.perf_counter() < deadline:
+            lags = _metrics(port, auditor)
+            if len(lags) == len(sinks) and all(v.get("lag_events") == 0 for v in lags.values()):
+                break
+            time.sleep(0.1)
 
         def worker_pids() -> list[int]:
             children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text()
