@@ -372,3 +372,18 @@ def test_a_sink_worker_that_dies_is_restarted_with_an_alert_and_resumes(tmp_path
     assert len(exited) == 1
     assert "status -9" in exited[0]["message"]
     assert first_occurrences([e["seq"] for e in receiver.events])[:20] == list(range(20))
+
+
+def test_serve_refuses_sinks_on_a_shared_ledger_before_connecting(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "serve",
+            "--store",
+            "postgresql://127.0.0.1:1/none",
+            "--sink",
+            "syslog+tcp://127.0.0.1:514",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "a shared ledger (--store) cannot have sinks yet" in result.output

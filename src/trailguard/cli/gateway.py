@@ -176,6 +176,11 @@ def serve(
         sink_configs = load_sinks(sink or (), [sinks_file] if sinks_file else ())
     except SinkConfigError as exc:
         fail(f"{exc}. Nothing was recorded.")
+    if sink_configs and store:
+        fail(
+            "--sink streams from a data-directory ledger; a shared ledger (--store) cannot have "
+            "sinks yet (their cursors would have to be shared too). Nothing was recorded."
+        )
     for sink_config in sink_configs:
         for warning in sink_config.warnings:
             err.print(f"[yellow]warning:[/] sink {sink_config.name}: {warning}")

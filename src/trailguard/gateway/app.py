@@ -40,8 +40,8 @@ from trailguard.events import Alert, AuditAccess, PolicyChange
 from trailguard.gateway.auth import Authenticator, RateLimiter, TrustedProxies
 from trailguard.gateway.costs import CostRecorder, preload_budgets
 from trailguard.gateway.hooks import HookHandler
-from trailguard.gateway.proxy_usage import identify_agent, record_model_request
 from trailguard.gateway.pipeline import redact_event
+from trailguard.gateway.proxy_usage import identify_agent, record_model_request
 from trailguard.gateway.reaper import Reaper
 from trailguard.gateway.routes import completeness, correlate, health, hooks, records, telemetry
 from trailguard.gateway.routes.docs import install_docs
@@ -53,7 +53,7 @@ from trailguard.ledger.log import EventLog
 from trailguard.policy.store import PolicyStore
 from trailguard.redact import Redactor
 from trailguard.siem import routes as siem_routes
-from trailguard.siem.config import SinkConfig
+from trailguard.siem.config import SinkConfig, SinkConfigError
 from trailguard.siem.manager import SinkManager
 
 log = logging.getLogger("trailguard.gateway")
@@ -252,16 +252,20 @@ def create_app(
     def record_sink_alert(alert: Alert) -> None:
         ledger.submit(redact_event(redactor, alert))
 
-    sink_manager = (
-        SinkManager(
-            ledger.data_dir,
+    sink_manager = None
+    if sinks:
+        data_dir = getattr(ledger.backend, "data_dir", None)
+        if not isinstance(data_dir, Path):
+            raise SinkConfigError(
+                "SIEM sinks stream from a data-directory ledger; a shared ledger cannot have "
+                "sinks yet (their cursors would have to be shared too)"
+            )
+        sink_manager = SinkManager(
+            data_dir,
             sinks,
             verifier_key=ledger.verifier.to_string(),
             record_alert=record_sink_alert,
         )
-        if sinks
-        else None
-    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
