@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -28,6 +29,9 @@ log = logging.getLogger("trailguard.siem")
 
 STATES = ("starting", "running", "retrying", "paused", "stopped")
 RESTART_DELAY = 5.0
+MAX_RESTART_DELAY = 300.0
+STABLE_SECONDS = 60.0
+"""A worker that ran this long before exiting is restarted after ``RESTART_DELAY`` again."""
 
 
 class SinkManager:
@@ -103,13 +107,19 @@ class SinkManager:
         self._supervisor.start()
 
     def _supervise(self) -> None:
-        """A worker that exits on its own is a fault: said in the ledger, and restarted."""
+        """A worker that exits on its own is a fault: said in the ledger, and restarted after
+        a delay that doubles while it keeps dying (up to ``MAX_RESTART_DELAY``), so a worker
+        that cannot start (a secret file gone) is alerted about, not restarted in a loop."""
+        delay = RESTART_DELAY
+        started = time.monotonic()
         while not self._stopping.wait(1.0):
             process = self._process
             if process is None or process.poll() is None:
                 continue
             code = process.returncode
-            log.error("trailguard: the sink worker exited (%s); restarting it", code)
+            if time.monotonic() - started > STABLE_SECONDS:
+                delay = RESTART_DELAY
+            log.error("trailguard: the sink worker exited (%s); restarting it in %g s", code, delay)
             if self.record_alert is not None:
                 with contextlib.suppress(Exception):
                     self.record_alert(
@@ -117,12 +127,14 @@ class SinkManager:
                             alert_type="sink_worker_exited",
                             severity="high",
                             message=f"the SIEM sink worker exited with status {code}; it is "
-                            f"restarted in {RESTART_DELAY:g} s and resumes from each cursor",
+                            f"restarted in {delay:g} s and resumes from each cursor",
                             source="siem",
                         )
                     )
-            if self._stopping.wait(RESTART_DELAY):
+            if self._stopping.wait(delay):
                 return
+            delay = min(delay * 2, MAX_RESTART_DELAY)
+            started = time.monotonic()
             self._process = self._spawn()
 
     @property
