@@ -110,8 +110,13 @@ global(workDirectory="{work}" maxMessageSize="1m"
        DefaultNetstreamDriverKeyFile="{key}")
 module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1"
        StreamDriver.AuthMode="{auth_mode}" {permitted})
-template(name="fields" type="string"
-         string="%app-name% %msgid% %procid% %timereported:::date-rfc3339% %msg%\\n")
+template(name="fields" type="list") {{
+  property(name="syslogfacility") constant(value=" ") property(name="syslogseverity")
+  constant(value=" ") property(name="app-name") constant(value=" ") property(name="msgid")
+  constant(value=" ") property(name="procid") constant(value=" ")
+  property(name="timereported" dateFormat="rfc3339") constant(value=" ")
+  property(name="msg") constant(value="\\n")
+}}
 ruleset(name="received") {{
   action(type="omfile" file="{log}" template="fields")
 }}
@@ -121,7 +126,8 @@ input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="received")
 
 class Rsyslog:
     """``rsyslogd -n -f CONF -i PIDFILE`` receiving RFC 5425 syslog over TLS on a loopback port,
-    writing each message as ``APP-NAME MSGID PROCID TIMESTAMP MSG`` to ``received.log``."""
+    writing each message as ``FACILITY SEVERITY APP-NAME MSGID PROCID TIMESTAMP MSG`` to
+    ``received.log``, as rsyslog parsed them."""
 
     def __init__(self, directory: Path, certificates: Certificates, *, client_auth: bool = False):
         self.binary = require_binary("rsyslogd")
@@ -183,10 +189,14 @@ class Rsyslog:
 
     def messages(self) -> list[tuple[str, str, str]]:
         """(app name, msgid, msg) of every message received."""
+        return [(app, msgid, msg) for _, _, app, msgid, msg in self.parsed()]
+
+    def parsed(self) -> list[tuple[int, int, str, str, str]]:
+        """(facility, severity, app name, msgid, msg) of every message received."""
         found = []
         for line in self.lines():
-            app, msgid, _procid, _time, msg = line.split(" ", 4)
-            found.append((app, msgid, msg))
+            facility, severity, app, msgid, _procid, _time, msg = line.split(" ", 6)
+            found.append((int(facility), int(severity), app, msgid, msg))
         return found
 
 

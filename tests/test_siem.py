@@ -200,6 +200,12 @@ def test_cef_escapes_hostile_agent_content_through_rsyslog(open_ledger, rsyslog,
     assert values["cs4"] == "rule|with=odd\\chars"
     assert json.loads(values["msg"]) == {"command": HOSTILE}
     assert values["cn1"] == str(denial["seq"])
+    # The RFC 5424 PRI rsyslog read: facility 13 (log audit), a denial at least a warning.
+    priorities = {json_id: (f, sev) for f, sev, _, _, json_id in (
+        (f, sev, a, m, parse_cef(msg)[1]["externalId"]) for f, sev, a, m, msg in rsyslog.parsed()
+    )}  # fmt: skip
+    assert priorities[denial["eventId"]] == (13, 4)
+    assert {f for f, _ in priorities.values()} == {13}
     alert = next(r for r in rows.values() if r.get("alertType") == "loop")
     _, values = by_id[alert["eventId"]]
     assert values["msg"] == HOSTILE + "\ufffd[31m", "a terminal escape reached the SIEM"

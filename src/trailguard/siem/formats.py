@@ -16,6 +16,10 @@ from trailguard.siem.syslog import syslog_severity
 from trailguard.store.base import LedgerRow
 
 _RANK_NAMES = {rank: name for name, rank in RISK_RANK.items()}
+_RISKY_TYPES = frozenset({"tool_invocation", "infra_operation", "alert"})
+"""The event types ``risk_rank`` gives a risk; every other one is informational."""
+_RISKY_TYPES = frozenset({"tool_invocation", "infra_operation", "alert"})
+"""The event types ``risk_rank`` gives a risk; every other one is informational."""
 
 
 class MessageMaker:
@@ -38,16 +42,18 @@ class MessageMaker:
         rank = risk_rank(doc if doc is not None else orjson.loads(row.body))
         return rank is not None and rank >= self._min_rank
 
-    def needs_document(self) -> bool:
-        return (
-            self.config.format != "json"
-            or self._min_rank is not None
-            or self.config.kind == "syslog"
-        )
+    def needs_document(self, event_type: str) -> bool:
+        """Whether a row's JSON must be parsed: to format it, filter it by risk, or give a
+        syslog message the severity of its risk (only these types carry one)."""
+        if self.config.format != "json" or self._min_rank is not None:
+            return True
+        return self.config.kind == "syslog" and event_type in _RISKY_TYPES
 
     def message(self, row: LedgerRow) -> Message | None:
         """The message for ``row``, or None when the sink's filters leave it out."""
-        doc: dict[str, Any] | None = orjson.loads(row.body) if self.needs_document() else None
+        doc: dict[str, Any] | None = (
+            orjson.loads(row.body) if self.needs_document(row.event_type) else None
+        )
         if not self.wanted(row, doc):
             return None
         fmt = self.config.format

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import select
 import socket
@@ -60,12 +61,23 @@ def rfc5424_message(
 ) -> bytes:
     """``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG`` (RFC 5424 §6): the event's own
     time, the event type as MSGID, no structured data (the payload carries eventId and seq)."""
-    header = (
-        f"<{facility * 8 + severity}>1 {message.timestamp} {_printable_ascii(hostname, 255)} "
-        f"{_printable_ascii(app_name, 48)} {procid} {_printable_ascii(message.event_type, 32)} "
-        f"{NILVALUE} "
+    pri = facility * 8 + severity
+    header = _header(pri, message.timestamp, hostname, app_name, procid, message.event_type)
+    return header + message.payload
+
+
+@functools.lru_cache(maxsize=4096)
+def _fields(hostname: str, app_name: str, procid: int, msgid: str) -> str:
+    return (
+        f"{_printable_ascii(hostname, 255)} {_printable_ascii(app_name, 48)} {procid} "
+        f"{_printable_ascii(msgid, 32)} {NILVALUE} "
     )
-    return header.encode("ascii") + message.payload
+
+
+def _header(
+    pri: int, timestamp: str, hostname: str, app_name: str, procid: int, msgid: str
+) -> bytes:
+    return f"<{pri}>1 {timestamp} {_fields(hostname, app_name, procid, msgid)}".encode("ascii")
 
 
 def octet_counted(frame: bytes) -> bytes:
