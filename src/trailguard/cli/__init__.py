@@ -16,6 +16,7 @@ from trailguard.cli import (  # noqa: F401 - registers commands
     policy,
     query,
     secrets,
+    sinks,
 )
 from trailguard.cli._common import app, default_data_dir
 

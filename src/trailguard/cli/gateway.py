@@ -126,6 +126,17 @@ def serve(
     retention_days: RetentionDaysOption = None,
     lock_mode: LockModeOption = "COMPLIANCE",
     hot_days: HotDaysOption = 90,
+    sink: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Stream every event to a SIEM (repeatable): syslog+tls://HOST:PORT?ca=FILE, "
+            "splunk-hec+https://HOST:PORT?token_file=FILE, webhook+https://HOST/PATH?"
+            "secret_file=FILE (see `trailguard sinks --help`)."
+        ),
+    ] = None,
+    sinks_file: Annotated[
+        Path | None, typer.Option(help="A TOML file of [[sinks]] tables, each with url = ...")
+    ] = None,
 ) -> None:
     """Run the gateway: on the embedded SQLite ledger of a data directory, or as one of several
     replicas of a shared ledger on PostgreSQL (--store URL, with the same --signing-key)."""
@@ -174,6 +185,20 @@ def serve(
         load_policy_set(policy)  # refuse to start on a broken policy set, before anything else
     except PolicyError as exc:
         fail(f"policies do not load: {exc}")
+    from trailguard.siem.config import SinkConfigError, load_sinks
+
+    try:
+        sink_configs = load_sinks(sink or (), [sinks_file] if sinks_file else ())
+    except SinkConfigError as exc:
+        fail(f"{exc}. Nothing was recorded.")
+    if sink_configs and store:
+        fail(
+            "--sink streams from a data-directory ledger; a shared ledger (--store) cannot have "
+            "sinks yet (their cursors would have to be shared too). Nothing was recorded."
+        )
+    for sink_config in sink_configs:
+        for warning in sink_config.warnings:
+            err.print(f"[yellow]warning:[/] sink {sink_config.name}: {warning}")
     location = resolve_location(data_dir, store)
     directory = location.description
     if archive is not None and hasattr(location, "url"):
@@ -212,6 +237,7 @@ def serve(
             trusted_proxies=proxies,
             hook_rate_per_second=hook_rate or None,
             require_hooks=require_hooks,
+            sinks=sink_configs,
         ),
         log_level="warning",
         # uvicorn would believe X-Forwarded-For from loopback and rewrite the client's address
@@ -220,6 +246,10 @@ def serve(
         server_header=False,
     )
     err.print(f"trailguard {__version__}: ledger {directory}, log {ledger.origin}")
+    for sink_config in sink_configs:
+        err.print(
+            f"streaming to {sink_config.name} ({sink_config.destination}, {sink_config.format})"
+        )
     err.print(f"listening on http://{host}:{port} (Ctrl-C to stop)")
     stop_reason = "shutdown"
     scheduler = archiving(ledger, location.data_dir) if archiving is not None else None

@@ -85,8 +85,9 @@ def verify(
     trusted_checkpoint: Annotated[
         str | None,
         typer.Option(
-            help="A signed checkpoint kept off this host (a file from `trailguard checkpoint`), "
-            "or an archive URL (s3://..., file://...) to take the newest one exported there."
+            help="A signed checkpoint kept off this host: a file from `trailguard checkpoint`, "
+            "one as a SIEM sink received it (a syslog line, a JSON or OCSF event), or an "
+            "archive URL (s3://..., file://...) to take the newest one exported there."
         ),
     ] = None,
     key: KeyOption = None,
@@ -116,10 +117,14 @@ def verify(
             fail(f"no trusted checkpoint from {trusted_checkpoint}: {exc}")
     elif trusted_checkpoint is not None:
         from trailguard.ledger.checkpoint import CheckpointError, read_unverified
+        from trailguard.siem.checkpoint_copy import find_checkpoint
 
         try:
             trusted_text = Path(trusted_checkpoint).read_text(encoding="utf-8")
-            read_unverified(trusted_text)
+            try:
+                read_unverified(trusted_text)
+            except CheckpointError:  # as a SIEM received it: a syslog line, JSON, OCSF...
+                trusted_text = find_checkpoint(trusted_text).note
         except (OSError, UnicodeDecodeError, CheckpointError) as exc:
             fail(f"{trusted_checkpoint} is not a readable signed checkpoint: {exc}")
     writer_running = location.writer_running()

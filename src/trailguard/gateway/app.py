@@ -8,7 +8,7 @@ as an alert; trailguard's own faults are a 5xx and an alert, never a 400.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from trailguard.events import Alert, AuditAccess, PolicyChange
 from trailguard.gateway.auth import Authenticator, RateLimiter, TrustedProxies
 from trailguard.gateway.costs import CostRecorder, preload_budgets
 from trailguard.gateway.hooks import HookHandler
+from trailguard.gateway.pipeline import redact_event
 from trailguard.gateway.proxy_usage import identify_agent, record_model_request
 from trailguard.gateway.reaper import Reaper
 from trailguard.gateway.routes import completeness, correlate, health, hooks, records, telemetry
@@ -51,6 +52,9 @@ from trailguard.ledger.keys import REDACTION_KEY_FILE, redaction_key
 from trailguard.ledger.log import EventLog
 from trailguard.policy.store import PolicyStore
 from trailguard.redact import Redactor
+from trailguard.siem import routes as siem_routes
+from trailguard.siem.config import SinkConfig, SinkConfigError
+from trailguard.siem.manager import SinkManager
 
 log = logging.getLogger("trailguard.gateway")
 
@@ -184,6 +188,7 @@ def create_app(
     hook_rate_per_second: float | None = None,
     require_hooks: bool = False,
     completeness_rules: Rules | None = None,
+    sinks: Sequence[SinkConfig] = (),
 ) -> FastAPI:
     """The gateway app over an open ``ledger``. Its lifespan runs the session reaper and, at
     shutdown, closes the ledger (``gateway_stop`` and a final checkpoint).
@@ -192,6 +197,7 @@ def create_app(
     ``require_hooks``: the proxy refuses model requests of sessions no hook has reported.
 
     Raises PolicyError when ``policy_dir`` (default: the shipped pack) does not load.
+    ``sinks`` are SIEM forwarders (trailguard.siem), started and stopped with the app.
     """
     state = ledger.backend.open_state()
     sessions = SessionRegistry(state)
@@ -243,6 +249,24 @@ def create_app(
     requirement = HookRequirement(sessions, required=require_hooks)
     sightings = ProxySightings(sessions)
 
+    def record_sink_alert(alert: Alert) -> None:
+        ledger.submit(redact_event(redactor, alert))
+
+    sink_manager = None
+    if sinks:
+        data_dir = getattr(ledger.backend, "data_dir", None)
+        if not isinstance(data_dir, Path):
+            raise SinkConfigError(
+                "SIEM sinks stream from a data-directory ledger; a shared ledger cannot have "
+                "sinks yet (their cursors would have to be shared too)"
+            )
+        sink_manager = SinkManager(
+            data_dir,
+            sinks,
+            verifier_key=ledger.verifier.to_string(),
+            record_alert=record_sink_alert,
+        )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await services.record(
@@ -256,6 +280,8 @@ def create_app(
         )
         reaper.start()
         watcher.start()
+        if sink_manager is not None:
+            sink_manager.start()
         try:
             yield
         finally:
@@ -264,6 +290,8 @@ def create_app(
             services.cpu.shutdown(wait=True)
             services.readers.shutdown()
             ledger.close(reason=stop_reason)
+            if sink_manager is not None:  # after the close: gateway_stop and its checkpoint go too
+                sink_manager.stop()
             state.close()
 
     app = FastAPI(
@@ -276,6 +304,7 @@ def create_app(
     )
     install_docs(app)
     app.state.gateway = services
+    app.state.sinks = sink_manager
     _install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(hooks.router)
@@ -283,6 +312,7 @@ def create_app(
     app.include_router(telemetry.router)
     app.include_router(completeness.router)
     app.include_router(correlate.router)
+    app.include_router(siem_routes.router)
 
     async def on_model_request(record: ModelRequestRecord) -> None:
         if record.refused and requirement.refusal(record.session_id) is not None:
