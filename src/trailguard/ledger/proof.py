@@ -28,9 +28,11 @@ class ProofBundleError(VerificationError):
     """A bundle that cannot be built or does not verify; the message says which check failed."""
 
 
-def latest_checkpoint(store: Store, verifier: Verifier) -> checkpoints.SignedCheckpoint:
-    """The newest checkpoint, checked before it is handed out: signed by ``verifier`` and equal
-    to the root of the stored tree at its size."""
+def latest_checkpoint(
+    store: Store, verifier: Verifier, *, check_stored_root: bool = True
+) -> checkpoints.SignedCheckpoint:
+    """The newest checkpoint, checked before it is handed out: signed by ``verifier`` and
+    (unless ``check_stored_root`` is off) equal to the root of the stored tree at its size."""
     row = store.last_row_of_type(EventType.CHECKPOINT.value)
     if row is None:
         raise ProofBundleError("the ledger has no signed checkpoint yet")
@@ -39,6 +41,8 @@ def latest_checkpoint(store: Store, verifier: Verifier) -> checkpoints.SignedChe
         signed = checkpoints.open_checkpoint(checkpoints.note_of_event(bytes(row.body)), verifier)
     except checkpoints.CheckpointError as exc:
         raise ProofBundleError(f"{where} is invalid: {exc}; run `trailguard verify`") from None
+    if not check_stored_root:
+        return signed
     try:
         matches = StoredTree(store).root(signed.tree_size) == signed.root_hash
     except LookupError:
@@ -48,10 +52,12 @@ def latest_checkpoint(store: Store, verifier: Verifier) -> checkpoints.SignedChe
     return signed
 
 
-def latest_tree_head(store: Store, verifier: Verifier) -> checkpoints.SignedCheckpoint:
+def latest_tree_head(
+    store: Store, verifier: Verifier, *, check_stored_root: bool = True
+) -> checkpoints.SignedCheckpoint:
     """The newest signed tree head: the writer's per-commit head when it is newer than the last
     ``checkpoint`` event (it covers every acknowledged event), checked like a checkpoint."""
-    signed = latest_checkpoint(store, verifier)
+    signed = latest_checkpoint(store, verifier, check_stored_root=check_stored_root)
     head_note = store.get_meta(SIGNED_HEAD_KEY)
     if head_note is None:
         return signed
@@ -63,6 +69,8 @@ def latest_tree_head(store: Store, verifier: Verifier) -> checkpoints.SignedChec
         ) from None
     if head.tree_size <= signed.tree_size:
         return signed
+    if not check_stored_root:
+        return head
     try:
         matches = StoredTree(store).root(head.tree_size) == head.root_hash
     except LookupError:
