@@ -78,14 +78,28 @@ def render(report: Any, output_format: str) -> str:
     return json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n"
 
 
+def _write_whole(output: Path, data: bytes) -> None:
+    """Write ``output`` so that it is never seen half written: a temporary file beside it,
+    fsynced, then renamed over it."""
+    import os
+
+    temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, output)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        fail(f"cannot write {output}: {exc.strerror}")
+
+
 def _write(output: Path | None, text: str) -> None:
     if output is None:
         sys.stdout.write(text)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror}")
+    else:
+        _write_whole(output, text.encode())
 
 
 @app.command()
@@ -144,3 +158,136 @@ def report(
     if not built.timeline:
         err.print("[yellow]note:[/] nothing in the ledger matches this scope")
     raise typer.Exit(0 if verification.intact else 1)
+
+
+# -- evidence -------------------------------------------------------------------------------------
+
+evidence_app = typer.Typer(
+    help="Evidence anyone can check offline: bundles of events with their proofs, and the "
+    "SOC 2 evidence pack.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(evidence_app, name="evidence")
+
+
+@evidence_app.command("export")
+def evidence_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The bundle to write (.zip).")],
+    data_dir: DataDir = None,
+    session: SessionsOption = None,
+    developer: DeveloperOption = None,
+    project: ProjectOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    from_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="A checkpoint of this log you already hold: the bundle then proves the log "
+            "only grew since."
+        ),
+    ] = None,
+    key: KeyOption = None,
+) -> None:
+    """Write an evidence bundle: the events' exact bytes, an inclusion proof for each against
+    one signed checkpoint, consistency proofs, the public key, the report, a manifest and
+    VERIFY.md. It verifies offline with `evidence verify` or the script inside it."""
+    from trailguard.incident.bundle import BundleExportError, export_bundle
+
+    trusted_text = None
+    if from_checkpoint is not None:
+        try:
+            trusted_text = from_checkpoint.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read --from-checkpoint {from_checkpoint}: {exc}")
+    directory = resolve_data_dir(data_dir)
+    store = open_read_only(directory)
+    try:
+        scope = _scope(store, session, developer, project, since, until)
+        verifier, key_source = verifier_for(store, directory, key)
+        exported = export_bundle(
+            store,
+            scope,
+            verifier,
+            key_source=key_source,
+            key_pinned=key is not None,
+            generated_by=cli_actor(),
+            from_checkpoint=trusted_text,
+        )
+    except BundleExportError as exc:
+        fail(str(exc), 1)
+    finally:
+        store.close()
+    _write_whole(output, exported.data)
+    record_read(
+        directory,
+        "cli evidence export",
+        scope.to_json()
+        | {
+            "output": str(output),
+            "manifestSha256": exported.manifest_sha256,
+            "fromCheckpoint": str(from_checkpoint) if from_checkpoint else None,
+        },
+        exported.events,
+    )
+    err.print(
+        f"{exported.events} event(s) with their proofs written to {escape(str(output))} "
+        f"({len(exported.data):,} bytes; manifest SHA-256 {exported.manifest_sha256}, also "
+        "recorded in the ledger)"
+    )
+
+
+@evidence_app.command("verify")
+def evidence_verify(
+    bundle: Annotated[Path, typer.Argument(help="A bundle from `evidence export`.")],
+    key: Annotated[str, typer.Option("--key", help="The log's verifier key, or a file of it.")],
+    trusted_checkpoint: Annotated[
+        Path | None, typer.Option(help="A checkpoint of this log you kept off its host.")
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """Check an evidence bundle offline, with no data directory: every failure is named (a
+    changed event, a missing one, a proof that does not match, a wrong key). Exit 0 if valid."""
+    import json
+
+    from trailguard.incident.bundle import BundleError, verify_bundle
+    from trailguard.ledger.keys import SigningKeyError, load_verifier
+
+    if output_format not in ("text", "json"):
+        fail("--format must be text or json")
+    try:
+        verifier = load_verifier(key)
+    except SigningKeyError as exc:
+        fail(str(exc))
+    try:
+        data = bundle.read_bytes()
+        trusted = trusted_checkpoint.read_text(encoding="utf-8") if trusted_checkpoint else None
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {exc.filename if isinstance(exc, OSError) else 'a file'}: {exc}")
+    try:
+        result = verify_bundle(data, verifier, trusted_checkpoint=trusted)
+    except BundleError as exc:
+        fail(f"{bundle} is not an evidence bundle: {exc}")
+    if output_format == "json":
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        raise typer.Exit(0 if result.valid else 1)
+    from trailguard.cli._common import out, printable
+
+    for finding in result.findings:
+        colour = "red" if finding.severity == "failure" else "yellow"
+        out.print(f"[{colour}]{finding.severity.upper()}[/] {escape(printable(str(finding)))}")
+    checkpoint = result.checkpoint
+    if result.valid and checkpoint is not None:
+        trusted_note = (
+            f"; consistent with your checkpoint of size {result.trusted.tree_size}"
+            if result.trusted
+            else ""
+        )
+        out.print(
+            f"[bold green]VALID[/]: {result.proven} of {result.events} events are entries of "
+            f"{escape(checkpoint.origin)} at tree size {checkpoint.tree_size}, signed by "
+            f"{verifier.name}+{verifier.key_id.hex()}{trusted_note}"
+        )
+    else:
+        out.print(f"[bold red]INVALID[/]: {len(result.failures)} failure(s)")
+    raise typer.Exit(0 if result.valid else 1)
