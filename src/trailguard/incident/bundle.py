@@ -442,12 +442,27 @@ def verify_bundle(
     off the host). Every failure is collected and named; nothing stops at the first."""
     result = BundleVerification()
     members = _read_members(data, result) or {}
+    try:
+        _verify_members(members, verifier, trusted_checkpoint, result)
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        # A member of the right name but the wrong shape (a list for an object...): a forgery
+        # or damage, never a reason to stop with a traceback.
+        result.fail("bundle", f"a member is malformed ({type(exc).__name__}: {exc})")
+    return result
+
+
+def _verify_members(
+    members: dict[str, bytes],
+    verifier: Verifier,
+    trusted_checkpoint: str | None,
+    result: BundleVerification,
+) -> None:
     manifest = _json_member(members, MANIFEST, result)
     if manifest is None:
-        return result
+        return
     if manifest.get("format") != BUNDLE_FORMAT:
         result.fail(MANIFEST, f"format is {manifest.get('format')!r}, not {BUNDLE_FORMAT}")
-        return result
+        return
     _check_sums(members, manifest, result)
 
     bundled_key = members.get(KEY, b"").decode("utf-8", "replace").strip()
@@ -464,7 +479,7 @@ def verify_bundle(
     result.checkpoint = head
     proofs = _json_member(members, PROOFS, result)
     if head is None or proofs is None:
-        return result
+        return
     if manifest.get("log", {}).get("origin") != head.origin:
         result.fail(MANIFEST, f"names log {manifest.get('log')!r}, the checkpoint {head.origin!r}")
     if proofs.get("treeSize") != head.tree_size or proofs.get("rootHash") != head.root_hash.hex():
@@ -485,7 +500,6 @@ def verify_bundle(
             "no --trusted-checkpoint: the bundle's checkpoints are signed by the key, but only a "
             "checkpoint you kept shows that this log was not rewritten since",
         )
-    return result
 
 
 def _check_events(
@@ -566,10 +580,13 @@ def _check_report(
     report = _json_member(members, REPORT_JSON, result)
     if report is None:
         return
-    bundled: dict[int, bytes] = {}
+    bundled: dict[int, Any] = {}
     for entry in manifest.get("events") or []:
         if isinstance(entry, dict) and entry.get("file") in members:
-            bundled[entry["seq"]] = members[entry["file"]]
+            try:
+                bundled[entry["seq"]] = orjson.loads(members[entry["file"]])
+            except orjson.JSONDecodeError:
+                bundled[entry["seq"]] = None  # named by the event checks
     shown = [*(report.get("timeline") or []), *(report.get("context") or [])]
     shown_seqs = set()
     for document in shown:
@@ -581,7 +598,7 @@ def _check_report(
                 "the report shows an event the bundle does not prove (its file or manifest "
                 "entry was removed)",
             )
-        elif document != orjson.loads(bundled[seq]):
+        elif document != bundled[seq]:
             result.fail(f"report.json seq {seq}", "the report shows it differently from its bytes")
     for seq in sorted(set(bundled) - shown_seqs):
         result.fail(f"event seq {seq}", "is proven but the report does not show it")

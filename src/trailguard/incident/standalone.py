@@ -23,6 +23,8 @@ import sys
 import zipfile
 from typing import Any
 
+BUNDLE_FORMAT = "trailguard-evidence-bundle/v1"
+
 # -- Ed25519 verification (RFC 8032 §5.1) --------------------------------------------------------
 
 _P = 2**255 - 19
@@ -246,8 +248,11 @@ def verify(
         return hashlib.sha256(members[name]).hexdigest()
 
     manifest = load("MANIFEST.json")
-    if not isinstance(manifest, dict):
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        fail("MANIFEST.json", f"is not a {BUNDLE_FORMAT} manifest")
         return failures, warnings
+    if not isinstance(manifest.get("events"), list) or not manifest["events"]:
+        fail("MANIFEST.json", "lists no events")
     sums: dict[str, str] = {}
     for line in members.get("SHA256SUMS", b"").decode("utf-8", "replace").splitlines():
         digest, _, name = line.partition("  ")
@@ -277,6 +282,8 @@ def verify(
 
     head = checkpoint("checkpoints/latest.txt")
     proofs = load("proofs.json")
+    if not isinstance(proofs, dict):
+        fail("proofs.json", "is not a proofs table")
     if head is None or not isinstance(proofs, dict):
         return failures, warnings
     if proofs.get("treeSize") != head.size or proofs.get("rootHash") != head.root.hex():
@@ -322,7 +329,9 @@ def verify(
         fail(f"event seq {seq}", "is proven in proofs.json but not listed in the manifest")
 
     report = load("report.json")
-    if isinstance(report, dict):
+    if not isinstance(report, dict):
+        fail("report.json", "is not a report")
+    else:
         shown = {d.get("seq"): d for d in [*report.get("timeline", []), *report.get("context", [])]}
         for seq in sorted(set(shown) | set(bodies), key=str):
             if seq not in bodies:
@@ -379,10 +388,16 @@ def main(argv: list[str] | None = None) -> int:
                 trusted = handle.read()
         with open(args.bundle, "rb") as handle:
             data = handle.read()
-        failures, warnings = verify(data, key, trusted)
-    except (OSError, ValueError, binascii.Error, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, binascii.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        failures, warnings = verify(data, key, trusted)
+    except zipfile.BadZipFile as exc:
+        print(f"error: not a zip file: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a member of the wrong shape: not verified, whatever it is
+        failures, warnings = [("bundle", f"a member is malformed ({type(exc).__name__})")], []
     for where, what in warnings:
         print(f"WARNING {where}: {what}")
     for where, what in failures:
