@@ -23,7 +23,7 @@ from typing import Any, Literal
 import orjson
 
 from trailguard import __version__
-from trailguard.errors import InvalidInputError, VerificationError
+from trailguard.errors import FaultError, InvalidInputError, NotFoundError, VerificationError
 from trailguard.events import EventType
 from trailguard.incident.html import render_html
 from trailguard.incident.markdown import render_markdown
@@ -51,7 +51,16 @@ _ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
 
 class BundleExportError(InvalidInputError):
-    """A bundle that cannot honestly be made (events that do not verify, a bad checkpoint)."""
+    """A bundle that cannot be made as asked (a --from-checkpoint of no use)."""
+
+
+class NothingToExportError(NotFoundError, BundleExportError):
+    """No event matches the scope."""
+
+
+class RecordNotIntactError(FaultError, BundleExportError):
+    """Events of the scope do not verify: a bundle never carries evidence that does not check.
+    The record is damaged, which is the gateway's problem, not the caller's (5xx and an alert)."""
 
 
 class BundleError(VerificationError):
@@ -118,10 +127,10 @@ def export_bundle(
     )
     verification = report.header.verification
     if not report.rows:
-        raise BundleExportError(f"nothing in the ledger matches {scope.describe()}")
+        raise NothingToExportError(f"nothing in the ledger matches {scope.describe()}")
     if not verification.intact or verification.checkpoint is None:
         problems = "; ".join(str(p) for p in verification.problems[:5])
-        raise BundleExportError(f"the events do not verify, so no bundle is made: {problems}")
+        raise RecordNotIntactError(f"the events do not verify, so no bundle is made: {problems}")
     head = verification.checkpoint
     tree = StoredTree(store)
     members: dict[str, bytes] = {}
