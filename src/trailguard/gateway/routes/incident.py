@@ -70,7 +70,16 @@ async def _record(
     )
 
 
-@router.get("/v1/reports")
+@router.get(
+    "/v1/reports",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the report",
+            "content": {media: {"schema": {"type": "string"}} for media in MEDIA_TYPES.values()},
+        }
+    },
+)
 async def reports(
     identity: Reader,
     services: Services,
@@ -116,7 +125,16 @@ async def reports(
     return Response(text, media_type=MEDIA_TYPES[format])
 
 
-@router.get("/v1/evidence")
+@router.get(
+    "/v1/evidence",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the evidence bundle",
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 async def evidence(
     identity: Reader,
     services: Services,
