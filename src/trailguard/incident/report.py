@@ -72,7 +72,10 @@ def _display_text(value: Any, *, is_input: bool) -> str:
             if value.get("stderr"):
                 text += f"\n[stderr]\n{value['stderr']}"
             return text
-    return json.dumps(value, ensure_ascii=False, indent=2)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONEncodeError:  # nested deeper than orjson goes
+        return json.dumps(value, ensure_ascii=False, indent=2)
 
 
 def shown(value: Any, limit: int, *, is_input: bool) -> Shown | None:
@@ -542,6 +545,8 @@ def build_report(
     context_rows = collect_context(store, rows[0].timestamp, rows[-1].timestamp) if rows else []
     # The head is read after the events, so it covers every one of them unless the ledger was
     # written behind the writer's back (then the event is named as unsigned).
+    timeline = [orjson.loads(row.body) for row in rows]
+    context = [orjson.loads(row.body) for row in context_rows]
     verification = verify_rows(
         store,
         [*rows, *context_rows],
@@ -549,9 +554,11 @@ def build_report(
         key_source=key_source,
         key_pinned=key_pinned,
         keep_paths=keep_paths,
+        documents={
+            row.seq: document
+            for row, document in zip([*rows, *context_rows], [*timeline, *context], strict=True)
+        },
     )
-    timeline = [orjson.loads(row.body) for row in rows]
-    context = [orjson.loads(row.body) for row in context_rows]
     numbers: dict[str | None, int] = {}
     by_session: dict[str, list[dict[str, Any]]] = {}
     for document in timeline:
