@@ -187,12 +187,18 @@ def test_hostile_agent_text_in_the_html_report_stays_text_in_a_real_browser(inci
             )
             shown = page.inner_text("body")
             rows = page.evaluate("document.querySelectorAll('table.timeline tbody tr').length")
+            page.emulate_media(media="print")  # printable: long blocks are not cut off
+            printed = page.evaluate("getComputedStyle(document.querySelector('pre')).maxHeight")
+            pdf = page.pdf(format="A4")
         finally:
             browser.close()
     assert pwned is None, "agent text ran as script in the report"
     assert dialogs == []
     assert injected == [0, 0, 0, 1], "agent text became markup (script, image, link, style)"
     assert requests == [output.as_uri()], f"the report loaded something: {requests}"
+    assert printed == "none"
+    assert pdf.startswith(b"%PDF")
+    assert pdf.count(b"/Type /Page") >= 2
     # The payload is shown literally, as the agent wrote it.
     assert "<script>window.__pwned=1</script>" in shown
     assert '<a href="https://evil.example/x">click</a>' in shown
