@@ -14,6 +14,7 @@ Baseline, in the same run: reading the same sessions' events and decoding their 
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import sys
 import time
@@ -101,10 +102,17 @@ def main() -> None:
         command = [str(TRAILGUARD), "report", "--data-dir", str(data_dir), "-o", str(output),
                    *(f"--session={s}" for s in sessions)]  # fmt: skip
 
-        def cli() -> None:
-            subprocess.run(command, check=True, capture_output=True)
+        def process(argv: list[str]) -> Callable[[], float]:
+            def run() -> float:
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                subprocess.run(argv, check=True, capture_output=True)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
-        cli_s, _ = best(args.repeat, cli)
+            return run
+
+        start_s, start_cpu = best(args.repeat, process([str(TRAILGUARD), "version"]))
+        cli_s, cli_cpu = best(args.repeat, process(command))
         bundle_s, exported = best(
             args.repeat,
             lambda: export_bundle(
@@ -128,7 +136,10 @@ def main() -> None:
         metric("  HTML size", len(html.encode()) // 1024, "KiB")
         metric("render Markdown", md_s, "s")
         metric("render JSON", json_s, "s")
+        metric("baseline: `trailguard version` (process start)", start_s, "s")
+        metric("  its CPU time", start_cpu, "s")
         metric("`trailguard report -o report.html` (process)", cli_s, "s")
+        metric("  its CPU time (wall time minus waiting on a busy machine)", cli_cpu, "s")
         metric("evidence bundle (report, proofs, zip)", bundle_s, "s")
         metric("  bundle size", len(exported.data) // 1024, "KiB")
         metric("evidence verify (trailguard)", check_s, "s")
@@ -146,7 +157,10 @@ def main() -> None:
                 "render_html_s": round(html_s, 4),
                 "render_md_s": round(md_s, 4),
                 "render_json_s": round(json_s, 4),
+                "cli_start_s": round(start_s, 4),
+                "cli_start_cpu_s": round(start_cpu, 4),
                 "cli_report_s": round(cli_s, 4),
+                "cli_report_cpu_s": round(cli_cpu, 4),
                 "bundle_s": round(bundle_s, 4),
                 "bundle_bytes": len(exported.data),
                 "verify_bundle_s": round(check_s, 4),
