@@ -117,7 +117,7 @@ def main() -> None:
             args.repeat,
             lambda: export_bundle(
                 store, scope, verifier, key_source="bench", key_pinned=True, generated_by="bench"
-            ),  # fmt: skip
+            ),
         )
         check_s, checked = best(args.repeat, lambda: verify_bundle(exported.data, verifier))
         assert checked.valid, checked.failures[:3]
