@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from trailguard import __version__
-from trailguard.events import EventType, format_timestamp
+from trailguard.events import ACCESS_LEVELS, RISK_LEVELS, EventType, format_timestamp
 from trailguard.incident.records import (
     Scope,
     Verification,
@@ -37,8 +37,8 @@ INPUT_LIMIT = 4000
 OUTPUT_LIMIT = 2000
 """Characters of a tool output shown before it is shortened."""
 
-RISK_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-SIDE_EFFECT_ACCESS = frozenset({"write", "delete", "admin"})
+SIDE_EFFECT_ACCESS = frozenset(ACCESS_LEVELS[ACCESS_LEVELS.index("write") :])
+"""Operations on outside systems that change something (write, delete, admin)."""
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,8 @@ class Entry:
 
 
 def _max_risk(operations: Sequence[dict[str, Any]]) -> str | None:
-    risks = [op.get("risk") for op in operations if op.get("risk") in RISK_ORDER]
-    return max(risks, key=lambda r: RISK_ORDER[str(r)]) if risks else None
+    risks = [str(op["risk"]) for op in operations if op.get("risk") in RISK_LEVELS]
+    return max(risks, key=RISK_LEVELS.index) if risks else None
 
 
 def _operation_text(op: dict[str, Any]) -> str:
