@@ -493,7 +493,7 @@ def test_duplicate_members_and_non_bundles_are_refused(exported, tmp_path):
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                 max_size=4),
     max_leaves=12,
@@ -514,9 +514,10 @@ def test_a_member_of_any_shape_is_a_named_failure_never_a_crash(
     data, key = exported
 
     def replace(members: Members) -> None:
+        shaped = value
         if keep_format and isinstance(value, dict) and member != "report.json":
-            value["format"] = orjson.loads(members[member])["format"]
-        members[member] = orjson.dumps(value)
+            shaped = value | {"format": orjson.loads(members[member])["format"]}
+        members[member] = orjson.dumps(shaped)
 
     from trailguard.incident.bundle import verify_bundle
     from trailguard.ledger.keys import load_verifier
