@@ -122,10 +122,10 @@ def render_markdown(report: IncidentReport) -> str:
     lines = ["# Incident report", "", *_table(["", ""], facts)]
     lines += [f"**{inline(verification.summary())}**", ""]
     lines += [f"- {inline(problem)}" for problem in verification.problems[:200]]
-    if not verification.key_pinned:
+    if not verification.key_pinned and "independent" not in verification.key_source:
         lines.append(
-            "- The key was read from the data directory being reported on: pass --key with the "
-            "key kept elsewhere for independent evidence."
+            "- The key came from the host being reported on, so this is not independent "
+            "evidence: check with a key you keep (--key, or evidence verify of a bundle)."
         )
     lines += ["", "## Sessions", ""]
     for summary in report.sessions:
