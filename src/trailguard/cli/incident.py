@@ -15,14 +15,16 @@ from trailguard.cli._common import (
     KeyOption,
     ProjectOption,
     SinceOption,
+    StoreOption,
     UntilOption,
     app,
     cli_actor,
     err,
     fail,
     open_read_only,
+    opener_of,
     record_read,
-    resolve_data_dir,
+    resolve_location,
     resolve_session_id,
     verifier_for,
 )
@@ -105,6 +107,7 @@ def _write(output: Path | None, text: str) -> None:
 @app.command()
 def report(
     data_dir: DataDir = None,
+    store_url: StoreOption = None,
     session: SessionsOption = None,
     developer: DeveloperOption = None,
     project: ProjectOption = None,
@@ -126,11 +129,11 @@ def report(
     from trailguard.incident.report import build_report
 
     chosen = _report_format(output_format, output)
-    directory = resolve_data_dir(data_dir)
-    store = open_read_only(directory)
+    location = resolve_location(data_dir, store_url)
+    store = open_read_only(location)
     try:
         scope = _scope(store, session, developer, project, since, until)
-        verifier, key_source = verifier_for(store, directory, key)
+        verifier, key_source = verifier_for(store, location.description, key)
         built = build_report(
             store,
             scope,
@@ -142,7 +145,7 @@ def report(
     finally:
         store.close()
     record_read(
-        directory,
+        location,
         "cli report",
         scope.to_json() | {"format": chosen, "output": str(output) if output else None},
         len(built.timeline),
@@ -175,6 +178,7 @@ app.add_typer(evidence_app, name="evidence")
 def evidence_export(
     output: Annotated[Path, typer.Option("--output", "-o", help="The bundle to write (.zip).")],
     data_dir: DataDir = None,
+    store_url: StoreOption = None,
     session: SessionsOption = None,
     developer: DeveloperOption = None,
     project: ProjectOption = None,
@@ -200,11 +204,11 @@ def evidence_export(
             trusted_text = from_checkpoint.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             fail(f"cannot read --from-checkpoint {from_checkpoint}: {exc}")
-    directory = resolve_data_dir(data_dir)
-    store = open_read_only(directory)
+    location = resolve_location(data_dir, store_url)
+    store = open_read_only(location)
     try:
         scope = _scope(store, session, developer, project, since, until)
-        verifier, key_source = verifier_for(store, directory, key)
+        verifier, key_source = verifier_for(store, location.description, key)
         exported = export_bundle(
             store,
             scope,
@@ -220,7 +224,7 @@ def evidence_export(
         store.close()
     _write_whole(output, exported.data)
     record_read(
-        directory,
+        location,
         "cli evidence export",
         scope.to_json()
         | {
@@ -304,6 +308,7 @@ def evidence_soc2(
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write the pack to.")],
     data_dir: DataDir = None,
+    store_url: StoreOption = None,
     trusted_checkpoint: Annotated[
         Path | None, typer.Option(help="A checkpoint kept off the host, for the integrity check.")
     ] = None,
@@ -313,13 +318,12 @@ def evidence_soc2(
     """The SOC 2 evidence pack of a period: completeness, policy decisions, integrity (a full
     verify), retention, access and identity changes, each naming its Trust Services Criteria,
     as CSV and JSON with one HTML summary."""
-    import functools
+    import json
 
     from trailguard.cli._common import csv_cell
     from trailguard.incident.soc2 import PeriodError, build_pack, parse_period, write_pack
-    from trailguard.ledger.writer import WriterLock
-    from trailguard.store.gateway_state import STATE_FILE, GatewayState
-    from trailguard.store.sqlite import DATABASE_FILE, SQLiteStore
+    from trailguard.store.backend import DataDirBackend
+    from trailguard.store.sqlite import DATABASE_FILE
 
     try:
         start, end = parse_period(period)
@@ -333,35 +337,34 @@ def evidence_soc2(
             fail(f"cannot read --trusted-checkpoint {trusted_checkpoint}: {exc}")
     if output.exists() and not output.is_dir():
         fail(f"{output} exists and is not a directory")
-    directory = resolve_data_dir(data_dir)
-    store = open_read_only(directory)
-    queued = None
-    if (directory / STATE_FILE).exists():
-        import json
-
-        state = GatewayState(directory)
-        try:
-            queued = sum(
-                json.loads(document).get("eventType") == "audit_access"
-                for _, document in state.pending_events(limit=1_000_000)
-            )
-        finally:
-            state.close()
+    location = resolve_location(data_dir, store_url)
+    store = open_read_only(location)
+    state = location.open_state()
     try:
-        verifier, _ = verifier_for(store, directory, key)
+        queued = sum(
+            json.loads(document).get("eventType") == "audit_access"
+            for _, document in state.pending_events(limit=1_000_000)
+        )
+    finally:
+        state.close()
+    ledger_file = (
+        location.data_dir / DATABASE_FILE if isinstance(location, DataDirBackend) else None
+    )
+    try:
+        verifier, _ = verifier_for(store, location.description, key)
         with err.status("building the pack (a full verify of the ledger is part of it)"):
             pack = build_pack(
                 store,
-                functools.partial(SQLiteStore.in_data_dir, directory, read_only=True),
+                opener_of(location),
                 verifier,
                 start=start,
                 end=end,
                 generated_by=cli_actor(),
                 key_pinned=key is not None,
                 trusted_checkpoint=trusted_text,
-                ledger_bytes=(directory / DATABASE_FILE).stat().st_size,
+                ledger_bytes=ledger_file.stat().st_size if ledger_file else None,
                 workers=workers,
-                writer_running=WriterLock.is_held(directory),
+                writer_running=location.writer_running(),
                 queued_reads=queued,
             )
     finally:
@@ -372,7 +375,7 @@ def evidence_soc2(
         fail(f"cannot write the pack to {output}: {exc.strerror}")
     completeness = pack.sections["completeness"]
     record_read(
-        directory,
+        location,
         "cli evidence soc2",
         {"period": period, "start": start, "end": end, "output": str(output),
          "packSha256": sums["pack.json"]},
