@@ -45,6 +45,7 @@ from trailguard.store.sqlite import SQLiteStore
 HOOK = "/hooks/claude-code"
 EVENTS = "/v1/events"
 CORRELATE = "/v1/correlate/{kind}"
+EXPORTS = ("/v1/reports", "/v1/evidence")
 SESSION = "ae1e1885-0000-4000-8000-0000000000f1"
 FUZZ_CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 # Reproductions show session ids (schemathesis hides any field named like "session" by default);
@@ -133,7 +134,7 @@ class FuzzGateway:
         """A valid token for each operation that needs one: agent for hooks, auditor to read."""
         if path in (HOOK, CORRELATE):
             return self.bearer(self.token)
-        if path == EVENTS or path.endswith("completeness"):
+        if path in (EVENTS, *EXPORTS) or path.endswith("completeness"):
             return self.bearer(self.auditor)
         return {}
 
@@ -248,6 +249,7 @@ def test_schemathesis_generated_requests_get_no_5xx_and_conform(gateway, credent
         f"POST {CORRELATE}",
         "GET /v1/completeness",
         "GET /v1/sessions/{session_id}/completeness",
+        *(f"GET {path}" for path in EXPORTS),
     }
     # The model API pass-through forwards whatever it gets to an upstream that is not here
     # (its 502s are correct); tests/test_anthropic_proxy.py covers it against a real server.

@@ -7,7 +7,7 @@ gateway's /v1 API, so both answer the same question the same way.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -205,13 +205,21 @@ _DOWNSTREAM_KEYS = (
 
 def session_report(store: Store, session_id: str) -> SessionReport | None:
     """Who, what project, when, how it ended, counts, and completeness, from the ledger alone."""
+    return summarize_session(
+        session_id,
+        (orjson.loads(row.body) for row in store.query(EventFilter(session_id=session_id))),
+    )
+
+
+def summarize_session(session_id: str, documents: Iterable[dict[str, Any]]) -> SessionReport | None:
+    """The session report of ``documents`` (the session's events, oldest first); ``None`` when
+    there are none."""
     report = SessionReport(session_id)
     invoked: dict[str, dict[str, Any]] = {}
     resolved: set[str] = set()
     found = False
-    for row in store.query(EventFilter(session_id=session_id)):
+    for document in documents:
         found = True
-        document = orjson.loads(row.body)
         kind = document["eventType"]
         report.counts[kind] += 1
         report.developer_id = report.developer_id or document.get("developerId")

@@ -11,6 +11,7 @@ from trailguard.cli import (  # noqa: F401 - registers commands
     correlate,
     cost,
     gateway,
+    incident,
     ledger,
     migrate,
     policy,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from trailguard import __version__
@@ -277,20 +278,54 @@ def checkpoint(
 
 @app.command()
 def proof(
-    event: Annotated[str, typer.Option("--event", help="The eventId to prove.")],
+    event: Annotated[
+        str | None, typer.Option("--event", help="The eventId to prove (inclusion proof).")
+    ] = None,
+    consistency: Annotated[
+        bool,
+        typer.Option(
+            "--consistency", help="Prove instead that the log of --from events only grew."
+        ),
+    ] = False,
+    from_size: Annotated[
+        int | None,
+        typer.Option("--from", help="With --consistency: the tree size of the old checkpoint."),
+    ] = None,
+    to_size: Annotated[
+        int | None,
+        typer.Option(
+            "--to", help="With --consistency: a signed checkpoint's size [default: the latest]."
+        ),
+    ] = None,
     data_dir: DataDir = None,
     store_url: StoreOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Print an inclusion proof of one event against the latest signed checkpoint (JSON)."""
-    from trailguard.ledger.proof import ProofBundleError, build_inclusion_proof
+    """Print an inclusion proof of one event, or (--consistency --from SIZE) a consistency
+    proof from an older tree size, against a signed checkpoint (JSON)."""
+    from trailguard.ledger.proof import (
+        ProofBundleError,
+        build_consistency_proof,
+        build_inclusion_proof,
+    )
 
+    if consistency == (event is not None):
+        fail("give either --event ID (inclusion) or --consistency --from SIZE")
+    if consistency and from_size is None:
+        fail("--consistency needs --from SIZE: the tree size of the checkpoint you hold")
+    if not consistency and (from_size is not None or to_size is not None):
+        fail("--from and --to go with --consistency")
     location = resolve_location(data_dir, store_url)
     directory = location.description
     store = open_read_only(location)
     try:
         verifier, _ = verifier_for(store, directory, key)
-        bundle = build_inclusion_proof(store, event, verifier)
+        if consistency:
+            assert from_size is not None
+            bundle = build_consistency_proof(store, verifier, from_size, to_size)
+        else:
+            assert event is not None
+            bundle = build_inclusion_proof(store, event, verifier)
     except ProofBundleError as exc:
         fail(str(exc), 1)
     finally:
@@ -302,10 +337,22 @@ def proof(
 def verify_proof(
     proof_file: Annotated[Path, typer.Argument(help="A proof bundle from `trailguard proof`.")],
     key: Annotated[str, typer.Option("--key", help="The log's verifier key, or a file of it.")],
+    trusted_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="For a consistency proof: the old checkpoint you hold (its root is then "
+            "taken from it, not from the proof)."
+        ),
+    ] = None,
 ) -> None:
-    """Check an inclusion proof offline, with only the log's public key."""
+    """Check an inclusion or consistency proof offline, with only the log's public key."""
     from trailguard.ledger.keys import SigningKeyError, load_verifier
-    from trailguard.ledger.proof import ProofBundleError, verify_inclusion_bundle
+    from trailguard.ledger.proof import (
+        CONSISTENCY_FORMAT,
+        ProofBundleError,
+        verify_consistency_bundle,
+        verify_inclusion_bundle,
+    )
 
     try:
         verifier = load_verifier(key)
@@ -315,17 +362,40 @@ def verify_proof(
         bundle = json.loads(proof_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         fail(f"cannot read proof {proof_file}: {exc}")
+    trusted_text = None
+    if trusted_checkpoint is not None:
+        try:
+            trusted_text = trusted_checkpoint.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read {trusted_checkpoint}: {exc}")
+    signer = f"{verifier.name}+{verifier.key_id.hex()}"
     try:
+        if isinstance(bundle, dict) and bundle.get("format") == CONSISTENCY_FORMAT:
+            checked = verify_consistency_bundle(bundle, verifier, trusted_text)
+            old = (
+                "the trusted checkpoint's root"
+                if checked.trusted
+                else "the root the proof states (pass --trusted-checkpoint to check it against "
+                "the checkpoint you hold)"
+            )
+            out.print(
+                f"[bold green]VALID[/]: the log of {checked.first} events ({old}) is a prefix "
+                f"of {checked.checkpoint.origin} at tree size {checked.checkpoint.tree_size}, "
+                f"signed by {signer}"
+            )
+            return
+        if trusted_text is not None:
+            fail("--trusted-checkpoint goes with a consistency proof")
         verified = verify_inclusion_bundle(bundle, verifier)
     except ProofBundleError as exc:
-        out.print(f"[bold red]INVALID[/]: {exc}")
+        out.print(f"[bold red]INVALID[/]: {escape(str(exc))}")
         raise typer.Exit(1) from None
     event = verified.event
     out.print(
         f"[bold green]VALID[/]: event {event.get('eventId')} ({event.get('eventType')}, "
         f"{event.get('timestamp')}) is entry {verified.leaf_index} of "
         f"{verified.checkpoint.origin} at tree size {verified.checkpoint.tree_size}, signed by "
-        f"{verifier.name}+{verifier.key_id.hex()}"
+        f"{signer}"
     )
 
 

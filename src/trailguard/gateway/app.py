@@ -43,7 +43,15 @@ from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.pipeline import redact_event
 from trailguard.gateway.proxy_usage import identify_agent, record_model_request
 from trailguard.gateway.reaper import Reaper
-from trailguard.gateway.routes import completeness, correlate, health, hooks, records, telemetry
+from trailguard.gateway.routes import (
+    completeness,
+    correlate,
+    health,
+    hooks,
+    incident,
+    records,
+    telemetry,
+)
 from trailguard.gateway.routes.docs import install_docs
 from trailguard.gateway.services import Gateway
 from trailguard.gateway.sessions import SessionRegistry
@@ -309,6 +317,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(hooks.router)
     app.include_router(records.router)
+    app.include_router(incident.router)
     app.include_router(telemetry.router)
     app.include_router(completeness.router)
     app.include_router(correlate.router)

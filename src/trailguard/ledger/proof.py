@@ -28,9 +28,11 @@ class ProofBundleError(VerificationError):
     """A bundle that cannot be built or does not verify; the message says which check failed."""
 
 
-def latest_checkpoint(store: Store, verifier: Verifier) -> checkpoints.SignedCheckpoint:
-    """The newest checkpoint, checked before it is handed out: signed by ``verifier`` and equal
-    to the root of the stored tree at its size."""
+def latest_checkpoint(
+    store: Store, verifier: Verifier, *, check_stored_root: bool = True
+) -> checkpoints.SignedCheckpoint:
+    """The newest checkpoint, checked before it is handed out: signed by ``verifier`` and
+    (unless ``check_stored_root`` is off) equal to the root of the stored tree at its size."""
     row = store.last_row_of_type(EventType.CHECKPOINT.value)
     if row is None:
         raise ProofBundleError("the ledger has no signed checkpoint yet")
@@ -39,6 +41,8 @@ def latest_checkpoint(store: Store, verifier: Verifier) -> checkpoints.SignedChe
         signed = checkpoints.open_checkpoint(checkpoints.note_of_event(bytes(row.body)), verifier)
     except checkpoints.CheckpointError as exc:
         raise ProofBundleError(f"{where} is invalid: {exc}; run `trailguard verify`") from None
+    if not check_stored_root:
+        return signed
     try:
         matches = StoredTree(store).root(signed.tree_size) == signed.root_hash
     except LookupError:
@@ -48,10 +52,12 @@ def latest_checkpoint(store: Store, verifier: Verifier) -> checkpoints.SignedChe
     return signed
 
 
-def latest_tree_head(store: Store, verifier: Verifier) -> checkpoints.SignedCheckpoint:
+def latest_tree_head(
+    store: Store, verifier: Verifier, *, check_stored_root: bool = True
+) -> checkpoints.SignedCheckpoint:
     """The newest signed tree head: the writer's per-commit head when it is newer than the last
     ``checkpoint`` event (it covers every acknowledged event), checked like a checkpoint."""
-    signed = latest_checkpoint(store, verifier)
+    signed = latest_checkpoint(store, verifier, check_stored_root=check_stored_root)
     head_note = store.get_meta(SIGNED_HEAD_KEY)
     if head_note is None:
         return signed
@@ -63,6 +69,8 @@ def latest_tree_head(store: Store, verifier: Verifier) -> checkpoints.SignedChec
         ) from None
     if head.tree_size <= signed.tree_size:
         return signed
+    if not check_stored_root:
+        return head
     try:
         matches = StoredTree(store).root(head.tree_size) == head.root_hash
     except LookupError:
@@ -156,3 +164,128 @@ def verify_inclusion_bundle(bundle: Any, verifier: Verifier) -> VerifiedInclusio
     if bundle.get("eventId") is not None and event.get("eventId") != bundle["eventId"]:
         raise ProofBundleError("the proven event's eventId differs from the bundle's eventId")
     return VerifiedInclusion(event, index, signed)
+
+
+# -- consistency ----------------------------------------------------------------------------------
+
+CONSISTENCY_FORMAT = "trailguard-consistency-proof/v1"
+
+
+def signed_checkpoint_at(
+    store: Store, verifier: Verifier, tree_size: int
+) -> checkpoints.SignedCheckpoint:
+    """The signed checkpoint of exactly ``tree_size`` events: the latest signed tree head, or the
+    ``checkpoint`` event recorded at that position (each one covers the events before it)."""
+    head = latest_tree_head(store, verifier)
+    if tree_size == head.tree_size:
+        return head
+    row = next(iter(store.rows(tree_size, tree_size + 1)), None)
+    if row is not None and row.event_type == EventType.CHECKPOINT.value:
+        try:
+            signed = checkpoints.open_checkpoint(
+                checkpoints.note_of_event(bytes(row.body)), verifier
+            )
+        except checkpoints.CheckpointError as exc:
+            raise ProofBundleError(
+                f"the checkpoint at seq {row.seq} is invalid: {exc}; run `trailguard verify`"
+            ) from None
+        if signed.tree_size == tree_size:
+            return signed
+    raise ProofBundleError(
+        f"no signed checkpoint covers exactly {tree_size} events: checkpoint events sit at the "
+        f"position they cover (see `trailguard query --type checkpoint`); the latest signed "
+        f"tree head covers {head.tree_size}"
+    )
+
+
+def build_consistency_proof(
+    store: Store, verifier: Verifier, first: int, second: int | None = None
+) -> dict[str, Any]:
+    """RFC 9162 §2.1.4 proof that the log of ``first`` events is a prefix of the one a signed
+    checkpoint of ``second`` events (default: the latest) covers; checked before returning."""
+    to = (
+        latest_tree_head(store, verifier)
+        if second is None
+        else signed_checkpoint_at(store, verifier, second)
+    )
+    if not 0 < first <= to.tree_size:
+        raise ProofBundleError(
+            f"--from must be between 1 and {to.tree_size} (the size of the checkpoint proven "
+            f"to), got {first}"
+        )
+    tree = StoredTree(store)
+    bundle = {
+        "format": CONSISTENCY_FORMAT,
+        "fromSize": first,
+        "fromRoot": base64.b64encode(tree.root(first)).decode(),
+        "toSize": to.tree_size,
+        "consistencyPath": [
+            base64.b64encode(node).decode() for node in tree.consistency_proof(first, to.tree_size)
+        ],
+        "checkpoint": to.note,
+    }
+    verify_consistency_bundle(bundle, verifier)
+    return bundle
+
+
+@dataclass(frozen=True)
+class VerifiedConsistency:
+    first: int
+    first_root: bytes
+    checkpoint: checkpoints.SignedCheckpoint
+    trusted: bool
+    """True when the old root came from a checkpoint the caller holds, not from the bundle."""
+
+
+def verify_consistency_bundle(
+    bundle: Any, verifier: Verifier, trusted_checkpoint: str | None = None
+) -> VerifiedConsistency:
+    """Check a consistency bundle with the public key: the new checkpoint's signature, then RFC
+    9162 §2.1.4.2 from the old root (from ``trusted_checkpoint`` when given, which must be of
+    ``fromSize`` events and signed by the same key) to the signed new root."""
+    if not isinstance(bundle, dict):
+        raise ProofBundleError("a proof bundle is a JSON object")
+    if bundle.get("format") != CONSISTENCY_FORMAT:
+        raise ProofBundleError(
+            f"not a {CONSISTENCY_FORMAT} bundle (format {bundle.get('format')!r})"
+        )
+    try:
+        signed = checkpoints.open_checkpoint(_field(bundle, "checkpoint", str), verifier)
+    except checkpoints.CheckpointError as exc:
+        raise ProofBundleError(f"checkpoint: {exc}") from None
+    first = _field(bundle, "fromSize", int)
+    if _field(bundle, "toSize", int) != signed.tree_size:
+        raise ProofBundleError(
+            f"toSize {bundle['toSize']} differs from the signed checkpoint's {signed.tree_size}"
+        )
+    try:
+        first_root = base64.b64decode(_field(bundle, "fromRoot", str), validate=True)
+        path = [
+            base64.b64decode(node, validate=True)
+            for node in _field(bundle, "consistencyPath", list)
+        ]
+    except (binascii.Error, TypeError, ValueError):
+        raise ProofBundleError("fromRoot and consistencyPath must be base64") from None
+    if trusted_checkpoint is not None:
+        try:
+            old = checkpoints.open_checkpoint(trusted_checkpoint, verifier)
+        except checkpoints.CheckpointError as exc:
+            raise ProofBundleError(f"trusted checkpoint: {exc}") from None
+        if old.origin != signed.origin:
+            raise ProofBundleError(
+                f"the trusted checkpoint names log {old.origin!r}, the proof {signed.origin!r}"
+            )
+        if old.tree_size != first:
+            raise ProofBundleError(
+                f"the proof starts at size {first}, the trusted checkpoint has {old.tree_size}"
+            )
+        if old.root_hash != first_root:
+            raise ProofBundleError(
+                f"the log's root at size {first} is {base64.b64encode(first_root).decode()}, "
+                f"the trusted checkpoint signed {old.root_b64}: the log was rewritten (a fork)"
+            )
+    try:
+        merkle.verify_consistency(first, signed.tree_size, first_root, signed.root_hash, path)
+    except merkle.ConsistencyProofError as exc:
+        raise ProofBundleError(f"consistency proof: {exc}") from None
+    return VerifiedConsistency(first, first_root, signed, trusted_checkpoint is not None)
