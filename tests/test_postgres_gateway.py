@@ -232,7 +232,7 @@ def test_a_budget_exhausted_through_one_replica_holds_on_the_other(pg_database, 
         )
         asyncio.run(a.app.state.gateway.costs.record([spend]))  # the spend reaches replica a
         deadline = time.monotonic() + 30  # the reapers poll every 0.5 s; a loaded machine is slow
-    while time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             answer = hook(b, token, pre_tool_use(f"toolu_{time.monotonic_ns()}")).json()
             if answer.get("continue") is False:
                 break
