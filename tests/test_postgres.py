@@ -302,10 +302,10 @@ def test_a_replica_without_a_sequencer_acknowledges_once_one_runs(db, tmp_path):
     front = open_replica(db, tmp_path)  # leads: the first replica to start
     follower = open_replica(db, tmp_path, sequencer=False, sequencing_timeout=3.0)
     future = follower.submit(Prompt(prompt="waits for the sequencer", session_id="s"))
-    (receipt,) = future.result(timeout=10)
+    (receipt,) = future.result(timeout=30)
     front.close()
     with pytest.raises(LedgerError, match="no sequencer"):
-        follower.submit(Prompt(prompt="nobody sequences", session_id="s")).result(timeout=20)
+        follower.submit(Prompt(prompt="nobody sequences", session_id="s")).result(timeout=60)
     follower.close()
     assert receipt.seq in seqs(db)
 
