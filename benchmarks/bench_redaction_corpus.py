@@ -1,7 +1,8 @@
 """Redaction measured on an external corpus (gitleaks' own rule test cases), end to end.
 
 (1) ``trailguard serve`` runs as a subprocess on a fresh data directory; every case of
-``tests/corpus/external/gitleaks.jsonl`` is sent over HTTP as a Bash and as a Write PreToolUse;
+the external corpus (``tests/redaction_corpus.EXTERNAL``, kept outside this repository) is sent
+over HTTP as a Bash and as a Write PreToolUse;
 then the gateway is stopped and the ledger's stored bytes are scored: how many secrets are
 stored (recall), how many negatives were changed (false positives), by context and tool.
 (2) The redaction stage alone (``Redactor.redact_events``, what the hook path runs after the

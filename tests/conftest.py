@@ -19,6 +19,26 @@ from trailguard.ledger.verify import VerificationReport, verify_ledger
 from trailguard.ledger.writer import Ledger, LedgerConfig
 from trailguard.store.sqlite import SQLiteStore
 
+SHARED_REDACTION = Path(__file__).resolve().parents[2] / "shared" / "redaction"
+"""gitleaks-derived data (its rule set converted for trailguard, and its own rule test cases as an
+external corpus). Data from a fetched public repository is kept outside this repository, in the
+steering repo's shared/ (/work/shared), never committed here."""
+SHARED_RULES = SHARED_REDACTION / "gitleaks-rules.json"
+SHARED_CORPUS = SHARED_REDACTION / "gitleaks-corpus.jsonl"
+if SHARED_RULES.is_file():
+    # Set before anything loads the rules; gateways the tests start inherit it.
+    os.environ.setdefault("TRAILGUARD_SECRET_RULES", str(SHARED_RULES))
+
+
+def require_shared_redaction_data() -> None:
+    """Fail under CI, skip elsewhere, when the gitleaks-derived data is not on this machine."""
+    if SHARED_RULES.is_file() and SHARED_CORPUS.is_file():
+        return
+    why = f"the gitleaks-derived rules and corpus are not in {SHARED_REDACTION}"
+    if os.environ.get("CI"):
+        pytest.fail(why)
+    pytest.skip(why)
+
 
 def sample_events(count: int, *, session: str = "sess_a8f3b21c") -> list[Event]:
     """A realistic mix: prompts, tool calls and their results."""

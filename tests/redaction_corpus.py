@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EXTERNAL = Path(__file__).parent / "corpus" / "external" / "gitleaks.jsonl"
+EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "redaction" / "gitleaks-corpus.jsonl"
+"""gitleaks' own rule test cases (see tests/corpus/external/README.md): data from a fetched
+public repository, so kept in the steering repo's shared/, not committed here."""
 SESSION = "ae1e1885-0000-4000-8000-00000000c0de"
 TOOLS = ("Bash", "Write")
 WRITE_PATH = "/home/dev/app/config/settings.conf"

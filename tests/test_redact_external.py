@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import redaction_corpus as rc
+from conftest import require_shared_redaction_data
 from trailguard.gateway.app import create_app
 from trailguard.ledger.writer import Ledger
 from trailguard.store.gateway_state import GatewayState
@@ -26,6 +27,7 @@ MIN_PROVIDERS = 100
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory: pytest.TempPathFactory) -> rc.Score:
+    require_shared_redaction_data()
     _, cases = rc.load()
     data_dir = tmp_path_factory.mktemp("external-corpus") / "ledger"
     ledger = Ledger.open(data_dir)

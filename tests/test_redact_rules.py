@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import SHARED_REDACTION, SHARED_RULES, require_shared_redaction_data
 from trailguard.cli import app
 from trailguard.events import Operation, Prompt, ToolInvocation
 from trailguard.ledger.writer import Ledger
 from trailguard.redact import REDACTION_TAG_RE, Redactor
 from trailguard.redact import rules as data_rules
 from trailguard.redact.placeholders import is_placeholder
-from trailguard.redact.update import DATA_FILE, RuleSetError, convert, to_python_regex
+from trailguard.redact.update import RuleSetError, convert, to_python_regex
 from trailguard.store.gateway_state import GatewayState
 
 runner = CliRunner()
@@ -46,12 +47,13 @@ path = '''\.p12$'''
 """
 
 
-def test_shipped_rule_set_records_its_source_version_and_licence() -> None:
-    document = json.loads(DATA_FILE.read_text(encoding="utf-8"))
+def test_the_rule_set_in_use_records_its_source_version_and_licence() -> None:
+    require_shared_redaction_data()
+    document = json.loads(SHARED_RULES.read_text(encoding="utf-8"))
     assert "gitleaks" in document["source"]
     assert re.search(r"\b[0-9a-f]{40}\b", document["version"])
     assert document["license"].startswith("MIT")
-    licence = (DATA_FILE.parent / "LICENSE-gitleaks").read_text(encoding="utf-8")
+    licence = (SHARED_REDACTION / "LICENSE-gitleaks").read_text(encoding="utf-8")
     assert "Copyright (c) 2019 Zachary Rice" in licence
     assert len(document["rules"]) >= 200
     for rule in data_rules.rule_set().rules:

@@ -117,15 +117,19 @@ def update_rules(
     ],
     out_file: Annotated[
         Path | None,
-        typer.Option("--out", help="Where to write [default: the rules file trailguard ships]."),
+        typer.Option(
+            "--out",
+            help="Where to write [default: $TRAILGUARD_SECRET_RULES, else "
+            "~/.config/trailguard/secret-rules.json].",
+        ),
     ] = None,
 ) -> None:
-    """Convert a newer gitleaks rule set into trailguard's token formats (data/gitleaks.json)."""
-    from trailguard.redact.update import DATA_FILE, RuleSetError, write
+    """Convert a gitleaks rule set (gitleaks.toml) into the token formats trailguard uses."""
+    from trailguard.redact.update import RuleSetError, rules_file, write
 
     if not toml.is_file():
         fail(f"{toml} is not a file: give the path of a gitleaks.toml")
-    target = out_file or DATA_FILE
+    target = out_file or rules_file()
     try:
         converted = write(toml, version=version, out=target)
     except RuleSetError as exc:

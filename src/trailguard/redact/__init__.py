@@ -5,12 +5,12 @@ secret with ``[REDACTED:<rule>:<keyed hash>]``. The modules, one concern each:
 
 * :mod:`~trailguard.redact.engine` - the :class:`Redactor`, trailguard's own structural rules
   (names, flags, headers, URLs, config formats) and hand-kept formats, span merging;
-* :mod:`~trailguard.redact.rules` - token formats from a maintained rule set kept as data
-  (``data/gitleaks.json``, from gitleaks' default configuration: licence and version inside);
+* :mod:`~trailguard.redact.rules` - token formats from a maintained rule set kept as data (a
+  rules file the operator converts from gitleaks' configuration; not shipped with trailguard);
 * :mod:`~trailguard.redact.placeholders` - what only stands in for a secret (``ghp_xxxx...``,
   ``<token>``, code identifiers) and the entropy guard;
-* :mod:`~trailguard.redact.update` - regenerates ``data/gitleaks.json`` from a newer
-  ``gitleaks.toml`` (``trailguard secrets update-rules``).
+* :mod:`~trailguard.redact.update` - converts a ``gitleaks.toml`` into that rules file
+  (``trailguard secrets update-rules``).
 """
 
 from trailguard.redact.engine import REDACTION_TAG_RE, Finding, Redactor, secret_name_kind

@@ -1,4 +1,5 @@
-"""Token formats from a maintained rule set, kept as data (``data/gitleaks.json``).
+"""Token formats from a maintained rule set, kept as data (a rules file converted from gitleaks'
+configuration by :mod:`trailguard.redact.update`; not shipped with trailguard).
 
 Each rule runs only where one of its keywords occurs (the lower-cased text is searched for
 each keyword, as gitleaks does), and its regex only in a window around each occurrence, so the
@@ -19,7 +20,7 @@ from typing import Any, Final, NamedTuple
 import ahocorasick
 
 from trailguard.redact.placeholders import entropy, is_placeholder
-from trailguard.redact.update import DATA_FILE
+from trailguard.redact.update import rules_file
 
 _BEFORE: Final = 64
 """How far before a keyword a match may start (``MAILGUN_PRIVATE_API_KEY`` before its value)."""
@@ -120,10 +121,19 @@ def parse_rule_set(document: dict[str, Any]) -> RuleSet:
     )
 
 
+NO_RULES: Final = {"version": "none", "license": "", "rules": []}
+
+
 @functools.cache
 def rule_set() -> RuleSet:
-    """The shipped rule set, loaded once."""
-    return parse_rule_set(json.loads(DATA_FILE.read_text(encoding="utf-8")))
+    """The operator's rule set (:func:`~trailguard.redact.update.rules_file`), loaded once; an
+    empty one when there is none, so trailguard's own rules run alone."""
+    path = rules_file()
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        document = NO_RULES
+    return parse_rule_set(document)
 
 
 def _secret_span(rule: DataRule, m: re.Match[str]) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Regenerate ``data/gitleaks.json`` (the token formats) from a gitleaks configuration file.
+"""Convert a gitleaks configuration file into trailguard's token formats (a JSON rules file).
 
 gitleaks' default configuration (``config/gitleaks.toml``, MIT licence) is a maintained set of
 a few hundred provider formats with the keywords that must occur before a rule runs, the regex
@@ -6,20 +6,33 @@ group that holds the secret, entropy thresholds and allowlists. This module keep
 translated from RE2 to Python regex syntax and checked to compile; trailguard's own structural
 rules (names, flags, headers, URLs, config formats) stay in :mod:`trailguard.redact.engine`.
 
-``trailguard secrets update-rules gitleaks.toml --version v8.x.y`` (or ``python -m
-trailguard.redact.update``) writes the file; ``tests/test_redact_rules.py`` checks the result.
+The rule set is not shipped inside trailguard: the operator converts the gitleaks.toml they
+obtained (``trailguard secrets update-rules gitleaks.toml --version v8.x.y``), and the file is
+found at ``$TRAILGUARD_SECRET_RULES``, else ``~/.config/trailguard/secret-rules.json``. Without
+one, trailguard's own rules (:mod:`trailguard.redact.engine`) still run; ``secrets check``
+says which rule set is in force. ``tests/test_redact_rules.py`` checks a converted file.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-DATA_FILE: Final = Path(__file__).parent / "data" / "gitleaks.json"
+RULES_ENV: Final = "TRAILGUARD_SECRET_RULES"
+
+
+def rules_file() -> Path:
+    """Where the token formats are read from (and ``update-rules`` writes by default)."""
+    configured = os.environ.get(RULES_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".config" / "trailguard" / "secret-rules.json"
+
 
 # Rules trailguard's own engine covers with structure the regex cannot see (PEM blocks whole,
 # cut-short blocks, PuTTY keys), or that need a file path rather than content. The others run
@@ -192,18 +205,20 @@ def convert(toml_text: str) -> Converted:
     return Converted([{"global": global_allow}, *rules], skipped)
 
 
-def write(toml_path: Path, *, version: str, out: Path = DATA_FILE) -> Converted:
+def write(toml_path: Path, *, version: str, out: Path | None = None) -> Converted:
     """Convert ``toml_path`` and write the data file (atomically) with its provenance."""
     converted = convert(toml_path.read_text(encoding="utf-8"))
     document = {
         "source": "https://github.com/gitleaks/gitleaks (config/gitleaks.toml)",
         "version": version,
-        "license": "MIT, Copyright (c) 2019 Zachary Rice (LICENSE-gitleaks beside this file)",
+        "license": "MIT, Copyright (c) 2019 Zachary Rice (gitleaks' LICENSE)",
         "converted_by": "trailguard.redact.update",
         "skipped": converted.skipped,
         "global_allowlist": converted.rules[0]["global"],
         "rules": converted.rules[1:],
     }
+    out = out if out is not None else rules_file()
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(out)
@@ -216,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("toml", type=Path, help="a gitleaks configuration (config/gitleaks.toml)")
     parser.add_argument("--version", required=True, help="its gitleaks version or commit")
-    parser.add_argument("--out", type=Path, default=DATA_FILE)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     converted = write(args.toml, version=args.version, out=args.out)
     print(
