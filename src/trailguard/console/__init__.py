@@ -66,6 +66,6 @@ async def _docs_page(request: Request) -> HTMLResponse:
             "Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY,
             "X-Content-Type-Options": "nosniff",
             "X-Frame-Options": "DENY",
-            "Referrer-Policy": "no-referrer",
+            "Referrer-Policy": "same-origin",
         },
     )

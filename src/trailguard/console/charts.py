@@ -103,7 +103,10 @@ def column_chart(
                 value_label=usd(value),
             )
         )
-    ticks = [(top + plot_height - plot_height * i / 4, usd(maximum * i / 4)) for i in range(5)]
+    ticks = [
+        (top + plot_height - plot_height * i / 4, axis_usd(maximum * i / 4, maximum))
+        for i in range(5)
+    ]
     return BarChart(
         width=width,
         height=COLUMN_HEIGHT,
@@ -120,6 +123,7 @@ def column_chart(
 
 
 ROW_HEIGHT: Final = 22
+HALF_WIDTH: Final = 520
 
 
 def bar_list(
@@ -130,7 +134,7 @@ def bar_list(
     if len(ordered) > top_n:
         rest = sum(value for _, value in ordered[top_n - 1 :])
         ordered = [*ordered[: top_n - 1], (f"{len(points) - top_n + 1} others", rest)]
-    left, right, top = 220.0, 96.0, 6.0
+    left, right, top = min(220.0, width * 0.36), 96.0, 6.0
     plot_width = width - left - right
     maximum = nice_ceiling(max((value for _, value in ordered), default=0.0))
     bars = [
@@ -199,15 +203,26 @@ def _moment(timestamp: str) -> float:
 
 
 def _tick_labels(start: float, end: float, count: int) -> list[tuple[float, str]]:
-    span = max(end - start, 1e-3)
-    fmt = "%H:%M:%S" if span < 6 * 3600 else "%m-%d %H:%M"
-    return [
-        (
-            i / count,
-            datetime.fromtimestamp(start + span * i / count, UTC).strftime(fmt),
-        )
-        for i in range(count + 1)
-    ]
+    span = max(end - start, 1.0)
+    labels = []
+    for i in range(count + 1):
+        moment = datetime.fromtimestamp(start + span * i / count, UTC)
+        if span < 60:
+            label = moment.strftime("%H:%M:%S.%f")[:12]
+        elif span < 6 * 3600:
+            label = moment.strftime("%H:%M:%S")
+        else:
+            label = moment.strftime("%m-%d %H:%M")
+        labels.append((i / count, label))
+    return labels
+
+
+def axis_usd(value: float, maximum: float) -> str:
+    """A value-axis label with as many decimals as the axis needs ($0.025, not $0.03)."""
+    if maximum >= 10:
+        return f"${value:,.0f}"
+    decimals = 2 if maximum >= 1 else max(3, 1 - math.floor(math.log10(maximum / 4)))
+    return f"${value:.{decimals}f}"
 
 
 def timeline_chart(

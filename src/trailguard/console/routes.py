@@ -79,6 +79,16 @@ def _set_cookie(
     )
 
 
+def _clear_cookie(response: Response, request: Request, name: str, path: str) -> None:
+    response.delete_cookie(
+        name,
+        path=path,
+        secure=is_tls(request, gateway(request).auth.proxies),
+        httponly=True,
+        samesite="strict",
+    )
+
+
 # -- sign-in --------------------------------------------------------------------------------------
 
 
@@ -191,7 +201,7 @@ async def login(request: Request) -> Response:
         int(console.sessions.lifetime_seconds),
         COOKIE_PATH,
     )
-    response.delete_cookie(LOGIN_COOKIE, path="/ui/login")
+    _clear_cookie(response, request, LOGIN_COOKIE, "/ui/login")
     return response
 
 
@@ -224,7 +234,7 @@ async def logout(request: Request, viewer: Viewer) -> Response:
         ],
     )
     response = respond(RedirectResponse("/ui/login", status_code=303), request)
-    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    _clear_cookie(response, request, SESSION_COOKIE, COOKIE_PATH)
     return response
 
 

@@ -582,10 +582,14 @@ def cost_view(store: Store, filters: ListFilters) -> dict[str, Any]:
             list(report["perDay"].items())[-90:], title="Model spend per day (USD, UTC days)"
         ),
         "per_developer": charts.bar_list(
-            list(report["perDeveloper"].items()), title="Model spend per developer (USD)"
+            list(report["perDeveloper"].items()),
+            title="Model spend per developer (USD)",
+            width=charts.HALF_WIDTH,
         ),
         "per_project": charts.bar_list(
-            list(report["perProject"].items()), title="Model spend per project (USD)"
+            list(report["perProject"].items()),
+            title="Model spend per project (USD)",
+            width=charts.HALF_WIDTH,
         ),
         "per_model": charts.bar_list(per_model, title="Model spend per model (USD)"),
         "top_calls": sorted(report["perToolCall"], key=lambda e: -e["usd"])[:20],

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 from pydantic import JsonValue
 
 from trailguard import __version__
@@ -50,7 +50,7 @@ SECURITY_HEADERS: Final = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make browsers send Origin: null
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
@@ -99,7 +99,7 @@ def _environment() -> Environment:
     environment = Environment(
         loader=PackageLoader("trailguard.console", "templates"),
         autoescape=select_autoescape(["html", "svg"], default_for_string=True, default=True),
-        undefined=StrictUndefined,
+        undefined=ChainableUndefined,  # event documents omit absent fields
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,
