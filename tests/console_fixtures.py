@@ -161,7 +161,9 @@ def seed(post: Post, tokens: dict[str, str]) -> Seeded:
     )
     post(
         bob,
-        _pre(s, "toolu_bob_rm", "Bash", {"command": "aws --profile prod s3 rm s3://logs --recursive"}),
+        _pre(
+            s, "toolu_bob_rm", "Bash", {"command": "aws --profile prod s3 rm s3://logs --recursive"}
+        ),
     )
     post(bob, _pre(s, seeded.gap_tool_use, "Bash", {"command": f"echo '{XSS_IMG}'"}))
     post(

@@ -175,6 +175,8 @@ async def read_form(request: Request) -> dict[str, str]:
     """An ``application/x-www-form-urlencoded`` body (the console's forms), at most 64 KiB;
     a repeated field keeps its first value."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type and request.headers.get("content-length", "0") == "0":
+        return {}  # an empty form (its CSRF check refuses it)
     if content_type != "application/x-www-form-urlencoded":
         raise InvalidInputError(
             f"console forms are application/x-www-form-urlencoded, got {content_type or 'none'!r}"

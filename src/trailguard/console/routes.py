@@ -116,9 +116,7 @@ async def home() -> Response:
 
 @router.get("/login")
 async def login_form(request: Request) -> Response:
-    """The sign-in form. A browser already signed in goes on to the sessions."""
-    if console_of(request).sessions.get(request.cookies.get(SESSION_COOKIE)) is not None:
-        return respond(RedirectResponse("/ui/sessions", status_code=303), request)
+    """The sign-in form (signing in again replaces the browser's current session)."""
     why = request.query_params.get("why")
     return _login_page(
         request,
