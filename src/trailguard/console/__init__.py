@@ -8,14 +8,20 @@ the gateway's app, together with a Swagger UI at ``/docs`` served from the same 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from starlette.routing import BaseRoute, Route
 
 from trailguard.console.auth import ConsoleSessions
 from trailguard.console.integrity import VerifyJob
+from trailguard.console.pages import Renderer
 from trailguard.console.routes import router
-from trailguard.console.web import Console, _environment, console_of, load_static
+from trailguard.console.templating import environment
+from trailguard.console.web import Console, console_of, load_static
 from trailguard.events import Event
 from trailguard.gateway.pipeline import redact_event
 from trailguard.gateway.services import Gateway
@@ -38,13 +44,16 @@ def mount_console(app: FastAPI, services: Gateway) -> None:
         redacted = [redact_event(services.redactor, event) for event in events]
         services.ledger.submit_many(redacted).result()
 
-    app.state.console = Console(
-        templates=_environment(),
+    console = Console(
+        templates=environment(),
         sessions=ConsoleSessions(),
         verify=VerifyJob(services.ledger, record),
         static=load_static(),
+        renderer=Renderer(),
     )
+    app.state.console = console
     app.include_router(router)
+    _stop_with_the_app(app, console.renderer)
     docs = app.docs_url or "/docs"
     kept: list[BaseRoute] = [
         route
@@ -53,6 +62,21 @@ def mount_console(app: FastAPI, services: Gateway) -> None:
     ]
     app.router.routes[:] = kept
     app.add_route(docs, _docs_page, include_in_schema=False)
+
+
+def _stop_with_the_app(app: FastAPI, renderer: Renderer) -> None:
+    """Stop the renderer process when the app's lifespan ends (after the gateway's own)."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(running: FastAPI) -> AsyncIterator[Any]:
+        try:
+            async with inner(running) as state:
+                yield state
+        finally:
+            renderer.close()
+
+    app.router.lifespan_context = lifespan
 
 
 async def _docs_page(request: Request) -> HTMLResponse:

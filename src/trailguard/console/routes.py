@@ -15,7 +15,6 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from trailguard.console import views
 from trailguard.console.auth import (
     CONSOLE_ROLES,
     COOKIE_PATH,
@@ -30,17 +29,17 @@ from trailguard.console.auth import (
     safe_next,
 )
 from trailguard.console.integrity import check_trusted_checkpoint, integrity_status
+from trailguard.console.templating import session_href
 from trailguard.console.web import (
     ConsoleRoute,
+    built_page,
     console_of,
     read,
     record,
     record_refusal,
     record_view,
     render,
-    render_off_loop,
     respond,
-    session_href,
     signed_in,
     signed_in_admin,
 )
@@ -117,6 +116,7 @@ async def home() -> Response:
 @router.get("/login")
 async def login_form(request: Request) -> Response:
     """The sign-in form (signing in again replaces the browser's current session)."""
+    console_of(request).renderer.warm()
     why = request.query_params.get("why")
     return _login_page(
         request,
@@ -239,98 +239,34 @@ async def logout(request: Request, viewer: Viewer) -> Response:
 # -- sessions -------------------------------------------------------------------------------------
 
 
-def _session_filters(request: Request) -> views.SessionFilters:
-    params = request.query_params
-    return views.SessionFilters.parse(params, params.getlist("has"))
-
-
 @router.get("/sessions")
 async def sessions(request: Request, viewer: Viewer) -> Response:
-    filters = _session_filters(request)
-    page = await read(request, lambda store, state: views.list_sessions(state, store, filters))
-    await record_view(request, viewer, "GET /ui/sessions", filters.as_query(), len(page.rows))
-    return await render_off_loop(
-        request, "sessions.html", viewer=viewer, nav="sessions", page=page, filters=filters
-    )
+    return await built_page(request, viewer, "sessions")
 
 
 @router.get("/live/sessions")
 async def sessions_live(request: Request, viewer: Viewer) -> Response:
     """The sessions table again when it changed (for the page's live updates), else 204.
     Only an answer that shows something is recorded."""
-    filters = _session_filters(request)
-    fingerprint = await read(
-        request, lambda _, state: views.sessions_fingerprint_for(state, filters)
-    )
-    if fingerprint == request.query_params.get("fp"):
-        return respond(Response(status_code=204), request)
-    page = await read(request, lambda store, state: views.list_sessions(state, store, filters))
-    await record_view(
-        request, viewer, "GET /ui/sessions (live update)", filters.as_query(), len(page.rows)
-    )
-    response = await render_off_loop(
-        request, "_sessions_table.html", viewer=viewer, page=page, filters=filters
-    )
-    response.headers["X-Live-Fingerprint"] = page.fingerprint
-    return response
-
-
-async def _session_page(request: Request, viewer: ConsoleSession, session_id: str) -> Response:
-    if not session_id or len(session_id) > 256:
-        raise InvalidInputError("a session id is 1 to 256 characters")
-    view = await read(request, lambda store, state: views.session_view(store, state, session_id))
-    await record_view(
-        request,
-        viewer,
-        "GET /ui/sessions/{id}",
-        {"session": session_id},
-        view.event_count if view else 0,
-    )
-    if view is None:
-        raise NotFoundError(f"no events for session {session_id!r} in this ledger")
-    return await render_off_loop(
-        request,
-        "session.html",
-        viewer=viewer,
-        nav="sessions",
-        view=view,
-        session_id=session_id,
-        killed=request.query_params.get("killed") == "1",
-    )
+    return await built_page(request, viewer, "sessions_live", live=True)
 
 
 @router.get("/sessions/{session_id:path}")
 async def session_page(request: Request, viewer: Viewer, session_id: str) -> Response:
-    return await _session_page(request, viewer, session_id)
+    return await built_page(request, viewer, "session", session_id=session_id)
 
 
 @router.get("/session")
 async def session_by_query(request: Request, viewer: Viewer) -> Response:
     """The same page for any session id, as a query parameter (ids like ``..``)."""
-    return await _session_page(request, viewer, request.query_params.get("id", ""))
+    session_id = request.query_params.get("id", "")
+    return await built_page(request, viewer, "session", session_id=session_id)
 
 
 @router.get("/live/session")
 async def session_live(request: Request, viewer: Viewer) -> Response:
     session_id = request.query_params.get("id", "")
-    fingerprint = await read(request, lambda store, _: views.session_fingerprint(store, session_id))
-    if fingerprint == request.query_params.get("fp"):
-        return respond(Response(status_code=204), request)
-    view = await read(request, lambda store, state: views.session_view(store, state, session_id))
-    if view is None:
-        raise NotFoundError(f"no events for session {session_id!r} in this ledger")
-    await record_view(
-        request,
-        viewer,
-        "GET /ui/sessions/{id} (live update)",
-        {"session": session_id},
-        view.event_count,
-    )
-    response = await render_off_loop(
-        request, "_timeline.html", viewer=viewer, view=view, session_id=session_id
-    )
-    response.headers["X-Live-Fingerprint"] = view.fingerprint
-    return response
+    return await built_page(request, viewer, "session_live", session_id=session_id, live=True)
 
 
 @router.get("/export")
@@ -399,61 +335,29 @@ async def kill(request: Request, viewer: Admin) -> Response:
 # -- across sessions ------------------------------------------------------------------------------
 
 
-LIST_PAGES: Final = {
-    "denials": (views.denials, (*views.DENIAL_FILTERS, *views.TIME_FILTERS), "denials.html"),
-    "infrastructure": (
-        views.infrastructure,
-        (*views.INFRA_FILTERS, *views.TIME_FILTERS),
-        "infrastructure.html",
-    ),
-    "alerts": (views.alerts, (*views.ALERT_FILTERS, *views.TIME_FILTERS), "alerts.html"),
-    "access": (views.access_log, (*views.ACCESS_FILTERS, "since", "until"), "access.html"),
-}
-
-
-async def _list_page(request: Request, viewer: ConsoleSession, name: str) -> Response:
-    reader, names, template = LIST_PAGES[name]
-    filters = views.ListFilters.parse(request.query_params, names)
-    page = await read(request, lambda store, _: reader(store, filters))
-    await record_view(request, viewer, f"GET /ui/{name}", filters.as_query(), len(page.events))
-    return await render_off_loop(
-        request, template, viewer=viewer, nav=name, page=page, filters=filters
-    )
-
-
 @router.get("/denials")
 async def denials(request: Request, viewer: Viewer) -> Response:
-    return await _list_page(request, viewer, "denials")
+    return await built_page(request, viewer, "denials")
 
 
 @router.get("/infrastructure")
 async def infrastructure(request: Request, viewer: Viewer) -> Response:
-    return await _list_page(request, viewer, "infrastructure")
+    return await built_page(request, viewer, "infrastructure")
 
 
 @router.get("/alerts")
 async def alerts(request: Request, viewer: Viewer) -> Response:
-    return await _list_page(request, viewer, "alerts")
+    return await built_page(request, viewer, "alerts")
 
 
 @router.get("/access")
 async def access(request: Request, viewer: Viewer) -> Response:
-    return await _list_page(request, viewer, "access")
+    return await built_page(request, viewer, "access")
 
 
 @router.get("/cost")
 async def cost(request: Request, viewer: Viewer) -> Response:
-    filters = views.ListFilters.parse(
-        request.query_params, ("developer", "project", "since", "until")
-    )
-    shown = await read(request, lambda store, _: views.cost_view(store, filters))
-    await record_view(
-        request, viewer, "GET /ui/cost", filters.as_query(), shown["report"]["requests"]
-    )
-    budgets = gateway(request).costs.budgets.config
-    return await render_off_loop(
-        request, "cost.html", viewer=viewer, nav="cost", filters=filters, budgets=budgets, **shown
-    )
+    return await built_page(request, viewer, "cost")
 
 
 # -- integrity ------------------------------------------------------------------------------------

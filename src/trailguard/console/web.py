@@ -6,22 +6,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Final, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
+from jinja2 import Environment
 from pydantic import JsonValue
 
-from trailguard import __version__
-from trailguard.console import charts, views
 from trailguard.console.auth import (
     CONSOLE_ROLES,
     SESSION_COOKIE,
@@ -31,7 +27,8 @@ from trailguard.console.auth import (
     is_tls,
 )
 from trailguard.console.integrity import VerifyJob
-from trailguard.errors import ForbiddenError, InvalidInputError
+from trailguard.console.pages import PageJob, Renderer, ViewerInfo
+from trailguard.errors import ForbiddenError, InvalidInputError, NotFoundError
 from trailguard.events import Alert, AuditAccess, Event
 from trailguard.gateway.pipeline import redact_event
 from trailguard.gateway.services import gateway
@@ -56,66 +53,6 @@ SECURITY_HEADERS: Final = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
     "Cache-Control": "no-store",
 }
-
-
-def session_href(session_id: str) -> str:
-    """The console URL of a session's page, for any id an agent may have chosen: ``/`` and
-    ``?`` are escaped, and ids a browser would resolve as path segments (``.``, ``..``) use
-    the query form."""
-    if session_id in (".", "..") or not session_id:
-        return "/ui/session?" + urlencode({"id": session_id})
-    return "/ui/sessions/" + quote(session_id, safe="")
-
-
-def _when(timestamp: object) -> str:
-    if not isinstance(timestamp, str) or len(timestamp) < 19:
-        return ""
-    return f"{timestamp[:10]} {timestamp[11:23]}"
-
-
-def _ago(timestamp: object) -> str:
-    if not isinstance(timestamp, str):
-        return ""
-    try:
-        moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    except ValueError:
-        return ""
-    seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
-
-
-def _pairs(pairs: list[tuple[str, str]]) -> str:
-    return urlencode(pairs)
-
-
-def _json(value: object) -> str:
-    return views.shown(json.dumps(value, ensure_ascii=False, sort_keys=True))
-
-
-def _environment() -> Environment:
-    environment = Environment(
-        loader=PackageLoader("trailguard.console", "templates"),
-        autoescape=select_autoescape(["html", "svg"], default_for_string=True, default=True),
-        undefined=ChainableUndefined,  # event documents omit absent fields
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=False,
-    )
-    environment.filters.update(
-        usd=charts.usd,
-        shown=views.shown,
-        when=_when,
-        ago=_ago,
-        qs=_pairs,
-        compact_json=_json,
-        input_text=views.input_text,
-        output_text=views.output_text,
-    )
-    environment.globals.update(session_href=session_href, version=__version__)
-    return environment
 
 
 # -- static files ---------------------------------------------------------------------------------
@@ -173,11 +110,15 @@ class Console:
     sessions: ConsoleSessions
     verify: VerifyJob
     static: dict[str, StaticFile]
+    renderer: Renderer
     live_interval_ms: int = 5000
 
     def asset(self, name: str) -> str:
         """A static file's URL, versioned by its content (cached safely by browsers)."""
         return f"/ui/static/{name}?v={self.static[name].etag.strip(chr(34))[:12]}"
+
+    def asset_urls(self) -> tuple[tuple[str, str], ...]:
+        return tuple((name, self.asset(name)) for name in self.static)
 
 
 def console_of(request: Request) -> Console:
@@ -216,11 +157,42 @@ def render(
     return response
 
 
-async def render_off_loop(
-    request: Request, template: str, *, viewer: ConsoleSession | None, **context: Any
-) -> HTMLResponse:
-    """:func:`render` in a worker thread: a large page must not hold up a PreToolUse."""
-    return await asyncio.to_thread(lambda: render(request, template, viewer=viewer, **context))
+async def built_page(
+    request: Request,
+    viewer: ConsoleSession,
+    page: str,
+    *,
+    session_id: str | None = None,
+    live: bool = False,
+) -> Response:
+    """A page built by the renderer process, recorded as ``audit_access`` when it shows
+    something (a live update with nothing new is a 204, not recorded)."""
+    console = console_of(request)
+    services = gateway(request)
+    job = PageJob(
+        page=page,
+        data_dir=str(services.ledger.data_dir),
+        params=tuple(request.query_params.multi_items()),
+        viewer=ViewerInfo(viewer.developer_id, viewer.role, viewer.token_id, viewer.csrf_token),
+        assets=console.asset_urls(),
+        live_interval_ms=console.live_interval_ms,
+        budgets=services.costs.budgets.config,
+        session_id=session_id,
+        fingerprint=request.query_params.get("fp") if live else None,
+    )
+    try:
+        result = await console.renderer.run(job)
+    except NotFoundError:
+        if session_id is not None:  # looking for a session is a read, found or not
+            await record_view(request, viewer, "GET /ui/sessions/{id}", {"session": session_id}, 0)
+        raise
+    if result.html is None:
+        return respond(Response(status_code=204), request)
+    await record_view(request, viewer, result.action, result.query, result.shown)
+    response = HTMLResponse(result.html)
+    if live and result.fingerprint is not None:
+        response.headers["X-Live-Fingerprint"] = result.fingerprint
+    return respond(response, request)
 
 
 async def read(request: Request, work: Callable[[Store, GatewayState], _T]) -> _T:
