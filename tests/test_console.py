@@ -947,3 +947,59 @@ def test_a_trusted_checkpoint_that_is_not_one_is_refused_naming_it(auditor):
     )
     assert answer.status_code == 400
     assert "trusted checkpoint" in answer.text
+
+
+def test_the_session_index_says_what_sessions_show_says_and_follows_new_events(console):
+    from trailguard.console.views import SessionIndex
+    from trailguard.retrieval import session_report
+
+    store = SQLiteStore.in_data_dir(console.data_dir, read_only=True)
+    try:
+        index = SessionIndex()
+        index.refresh(store)
+        for session in console.seeded.sessions.values():
+            assert index.report(session) == session_report(store, session)
+        before = index.report(BOB_SESSION)
+        console.client.post(
+            "/hooks/claude-code",
+            json={
+                "session_id": BOB_SESSION,
+                "hook_event_name": "PostToolUse",
+                "tool_name": "Bash",
+                "tool_input": {},
+                "tool_response": {"stdout": "late", "stderr": ""},
+                "tool_use_id": console.seeded.gap_tool_use,
+            },
+            headers={"Authorization": f"Bearer {console.tokens['bob']}"},
+        )
+        index.refresh(store)
+        after = index.report(BOB_SESSION)
+        assert after == session_report(store, BOB_SESSION)
+        assert len(after.gaps) == len(before.gaps) - 1
+        assert after.counts["tool_result"] == before.counts["tool_result"] + 1
+    finally:
+        store.close()
+
+
+def test_a_long_timeline_is_paged_and_the_picture_links_into_every_page(auditor):
+    from trailguard.console import views
+
+    state = GatewayState(auditor.data_dir)
+    store = SQLiteStore.in_data_dir(auditor.data_dir, read_only=True)
+    try:
+        first = views.session_view(store, state, BOB_SESSION, page=1, per_page=3)
+        last = views.session_view(store, state, BOB_SESSION, page=first.pages, per_page=3)
+        with pytest.raises(views.QueryError, match="page"):
+            views.session_view(store, state, BOB_SESSION, page=first.pages + 1, per_page=3)
+    finally:
+        store.close()
+        state.close()
+    assert first.pages >= 3
+    assert len(first.items) == 3
+    assert first.items[0] is not last.items[0]
+    hrefs = {mark.href for mark in first.chart.marks}
+    assert any(h.startswith("#ev-") for h in hrefs)
+    assert any(h.startswith(f"?page={first.pages}#ev-") for h in hrefs)
+    answer = auditor.client.get(f"/ui/sessions/{BOB_SESSION}?page=999")
+    assert answer.status_code == 400
+    assert "page" in answer.text

@@ -227,13 +227,13 @@ def axis_usd(value: float, maximum: float) -> str:
 
 def timeline_chart(
     events: Sequence[dict[str, Any]],
-    anchors: dict[int, str],
+    links: dict[int, str],
     per_call_usd: dict[str, float],
 ) -> TimelineChart:
     """One session on a time axis: a lane each for prompts, tool calls (shape and class by
     decision), infrastructure operations (by risk), alerts and budget thresholds, and model
-    spend (bar height by cost). Every mark links to its entry in the timeline (``anchors``:
-    seq to the entry's id)."""
+    spend (bar height by cost). Every mark links to its entry in the timeline (``links``: seq
+    to the entry's URL)."""
     left, right = 110.0, 16.0
     lanes = [(name, 24.0 + index * LANE_HEIGHT) for index, name in enumerate(LANES)]
     lane_y = dict(lanes)
@@ -263,7 +263,7 @@ def timeline_chart(
 
     for event in timed:
         kind = event.get("eventType")
-        href = "#" + anchors.get(event.get("seq", -1), "")
+        href = links.get(event.get("seq", -1), "#")
         when = event["timestamp"][11:19]
         if kind == "prompt":
             chart.marks.append(

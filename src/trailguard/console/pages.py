@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from trailguard.console import views
-from trailguard.console.templating import environment
+from trailguard.console.templating import environment, session_href
 from trailguard.cost.budgets import BudgetConfig
 from trailguard.errors import FaultError, InvalidInputError, NotFoundError
 from trailguard.store.gateway_state import GatewayState
@@ -92,10 +92,15 @@ class _Params(Mapping[str, str]):
 
 
 @lru_cache(maxsize=8)
-def _opened(data_dir: str) -> tuple[SQLiteStore, GatewayState]:
-    """The worker's read connections, kept between jobs (each query sees the latest commit)."""
+def _opened(data_dir: str) -> tuple[SQLiteStore, GatewayState, views.SessionIndex]:
+    """The worker's read connections, kept between jobs (each query sees the latest commit),
+    and its index of session reports."""
     path = Path(data_dir)
-    return SQLiteStore.in_data_dir(path, read_only=True), GatewayState(path)
+    return (
+        SQLiteStore.in_data_dir(path, read_only=True),
+        GatewayState(path),
+        views.SessionIndex(),
+    )
 
 
 def _render(job: PageJob, template: str, **context: Any) -> str:
@@ -135,14 +140,14 @@ def _session_id(job: PageJob) -> str:
 def build_page(job: PageJob) -> PageResult:
     """Build one page (in the renderer process). Raises InvalidInputError (a 4xx page) for a
     filter that cannot be used, NotFoundError for a session without events."""
-    store, state = _opened(job.data_dir)
+    store, state, index = _opened(job.data_dir)
     params = _Params(job.params)
     if job.page in ("sessions", "sessions_live"):
         wanted = views.SessionFilters.parse(params, params.getlist("has"))
         live = job.page == "sessions_live"
         if live and views.sessions_fingerprint_for(state, wanted) == job.fingerprint:
             return PageResult(None, "", {}, None)
-        listed = views.list_sessions(state, store, wanted)
+        listed = views.list_sessions(state, store, wanted, index=index)
         template = "_sessions_table.html" if live else "sessions.html"
         return PageResult(
             _render(job, template, nav="sessions", page=listed, filters=wanted),
@@ -156,7 +161,17 @@ def build_page(job: PageJob) -> PageResult:
         live = job.page == "session_live"
         if live and views.session_fingerprint(store, session_id) == job.fingerprint:
             return PageResult(None, "", {}, None)
-        view = views.session_view(store, state, session_id)
+        page = params.get("page", "1")
+        if not page.isdigit() or not 1 <= int(page) <= 100_000:
+            raise InvalidInputError(f"page: a number from 1, got {page[:20]!r}")
+        base = session_href(session_id)
+        view = views.session_view(
+            store,
+            state,
+            session_id,
+            page=int(page),
+            page_link=lambda number: base + ("&" if "?" in base else "?") + f"page={number}",
+        )
         action = "GET /ui/sessions/{id}" + (" (live update)" if live else "")
         if view is None:
             raise NotFoundError(f"no events for session {session_id!r} in this ledger")
@@ -196,8 +211,11 @@ def _lower_priority() -> None:
         os.nice(NICENESS)
 
 
-def _warm() -> bool:
+def _warm(data_dir: str) -> bool:
+    """Load the templates and read the ledger into the session index ahead of the first page."""
     environment()
+    store, _, index = _opened(data_dir)
+    index.refresh(store)
     return True
 
 
@@ -220,10 +238,11 @@ class Renderer:
                 )
             return self._executor
 
-    def warm(self) -> None:
-        """Start the worker ahead of the first page (the sign-in form calls this)."""
+    def warm(self, data_dir: str) -> None:
+        """Start the worker and its index ahead of the first page (the sign-in form calls
+        this)."""
         if not self.in_process:
-            self._pool().submit(_warm)
+            self._pool().submit(_warm, data_dir)
 
     async def run(self, job: PageJob) -> PageResult:
         if self.in_process:

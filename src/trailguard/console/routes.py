@@ -116,7 +116,7 @@ async def home() -> Response:
 @router.get("/login")
 async def login_form(request: Request) -> Response:
     """The sign-in form (signing in again replaces the browser's current session)."""
-    console_of(request).renderer.warm()
+    console_of(request).renderer.warm(str(gateway(request).ledger.data_dir))
     why = request.query_params.get("why")
     return _login_page(
         request,

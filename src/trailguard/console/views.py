@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -23,6 +24,7 @@ from trailguard.retrieval import (
     EventQuery,
     QueryError,
     SessionReport,
+    SessionReportBuilder,
     parse_time,
     query_event_bodies,
     query_events,
@@ -35,6 +37,7 @@ __all__ = [
     "END_REASONS",
     "EventPage",
     "SessionFilters",
+    "SessionIndex",
     "SessionPage",
     "SessionView",
     "list_sessions",
@@ -198,18 +201,47 @@ def sessions_fingerprint(summaries: list[SessionSummary]) -> str:
     return digest.hexdigest()[:24]
 
 
-def _sessions_with_denials(store: Store, filters: SessionFilters) -> set[str]:
-    query = EventQuery.build(
-        developer=filters.developer, project=filters.project, decision="denied"
-    )
-    return {orjson.loads(body).get("sessionId") for body in query_event_bodies(store, query)}
+class SessionIndex:
+    """Every session's report, kept current by reading only the events appended since the last
+    look (the first look reads the whole ledger once). Built with the same
+    :class:`SessionReportBuilder` as ``trailguard sessions show``, so both say the same
+    (without ``calls``: the list does not show them).
+
+    Lives in the renderer process; one per data directory."""
+
+    def __init__(self) -> None:
+        self._builders: dict[str, SessionReportBuilder] = {}
+        self._next_seq = 0
+        self._lock = threading.Lock()
+
+    def refresh(self, store: Store) -> None:
+        with self._lock:
+            if store.tree_size() < self._next_seq:  # the ledger was replaced: start again
+                self._builders.clear()
+                self._next_seq = 0
+            for row in store.rows(self._next_seq):
+                self._next_seq = row.seq + 1
+                if row.session_id is None:
+                    continue
+                builder = self._builders.get(row.session_id)
+                if builder is None:
+                    builder = self._builders[row.session_id] = SessionReportBuilder(row.session_id)
+                builder.add(orjson.loads(row.body))
+
+    def report(self, session_id: str) -> SessionReport | None:
+        with self._lock:
+            builder = self._builders.get(session_id)
+            return builder.report() if builder is not None else None
 
 
-def _sessions_with_alerts(store: Store, filters: SessionFilters) -> set[str]:
-    rows = store.query(
-        EventFilter(event_type="alert", developer_id=filters.developer, project_id=filters.project)
+def _has(report: SessionReport | None, wanted: tuple[str, ...]) -> bool:
+    if report is None:
+        return not wanted
+    return (
+        ("denials" not in wanted or report.denials > 0)
+        and ("gaps" not in wanted or not report.complete)
+        and ("alerts" not in wanted or report.counts.get("alert", 0) > 0)
     )
-    return {row.session_id for row in rows if row.session_id}
 
 
 def sessions_fingerprint_for(state: GatewayState, filters: SessionFilters) -> str:
@@ -217,38 +249,51 @@ def sessions_fingerprint_for(state: GatewayState, filters: SessionFilters) -> st
 
 
 def list_sessions(
-    state: GatewayState, store: Store, filters: SessionFilters, per_page: int = PER_PAGE
+    state: GatewayState,
+    store: Store,
+    filters: SessionFilters,
+    per_page: int = PER_PAGE,
+    index: SessionIndex | None = None,
 ) -> SessionPage:
-    """The page of sessions ``filters`` asks for, each with its report (denials, gaps,
-    alerts, cost) from the ledger — the CLI's ``sessions list`` and ``sessions show``."""
+    """The page of sessions ``filters`` asks for — the CLI's ``sessions list`` — each with its
+    report (denials, gaps, alerts, cost: ``sessions show``), from ``index`` when given."""
     candidates = _candidates(state, filters)
     fingerprint = sessions_fingerprint(candidates)
-    if "denials" in filters.has:
-        with_denials = _sessions_with_denials(store, filters)
-        candidates = [s for s in candidates if s.session_id in with_denials]
-    if "alerts" in filters.has:
-        with_alerts = _sessions_with_alerts(store, filters)
-        candidates = [s for s in candidates if s.session_id in with_alerts]
+    if index is not None:
+        index.refresh(store)
+
+    def report_of(session_id: str) -> SessionReport | None:
+        return index.report(session_id) if index else session_report(store, session_id)
+
     first = (filters.page - 1) * per_page
-    if "gaps" not in filters.has:
+    if not filters.has:
         shown = candidates[first : first + per_page]
-        rows = [SessionRow(s, session_report(store, s.session_id)) for s in shown]
+        rows = [SessionRow(s, report_of(s.session_id)) for s in shown]
         return SessionPage(
             filters, rows, len(candidates), first + per_page < len(candidates), fingerprint
         )
-    # Gaps are known only from a session's report: read reports until the page is full.
-    rows, skipped, has_next = [], 0, False
-    for summary in candidates:
-        report = session_report(store, summary.session_id)
-        if report is None or report.complete:
-            continue
-        if skipped < first:
-            skipped += 1
+    matching = (
+        SessionRow(summary, report)
+        for summary in candidates
+        if _has(report := report_of(summary.session_id), filters.has)
+    )
+    if index is not None:  # reports are cheap: count them all
+        every = list(matching)
+        return SessionPage(
+            filters,
+            every[first : first + per_page],
+            len(every),
+            first + per_page < len(every),
+            fingerprint,
+        )
+    rows, has_next = [], False
+    for number, row in enumerate(matching):
+        if number < first:
             continue
         if len(rows) == per_page:
             has_next = True
             break
-        rows.append(SessionRow(summary, report))
+        rows.append(row)
     return SessionPage(filters, rows, None, has_next, fingerprint)
 
 
@@ -284,11 +329,16 @@ class SessionView:
     report: SessionReport
     summary: SessionSummary | None
     items: list[Entry | Subagent]
+    """This page's part of the timeline."""
     cost: dict[str, Any]
     chart: charts.TimelineChart
     event_count: int
     last_seq: int
     start: dict[str, Any] | None
+    page: int = 1
+    pages: int = 1
+    page_links: dict[int, str] = field(default_factory=dict)
+    """Page number -> URL of that page of the timeline."""
 
     @property
     def fingerprint(self) -> str:
@@ -346,28 +396,51 @@ def build_timeline(
     return items
 
 
+TIMELINE_PAGE: Final = 500
+"""Timeline entries per page: a session of 10,000 events is 8 MB of HTML on one page."""
+
+
 def session_view(
-    store: Store, state: GatewayState, session_id: str, *, max_events: int = 20_000
+    store: Store,
+    state: GatewayState,
+    session_id: str,
+    *,
+    page: int = 1,
+    page_link: Callable[[int], str] = lambda number: f"?page={number}",
+    per_page: int = TIMELINE_PAGE,
 ) -> SessionView | None:
-    """Everything the session page shows, or None for a session with no events."""
+    """Everything the session page shows, or None for a session with no events: the report
+    (``sessions show``), the cost (``cost --session``), the picture of the whole session, and
+    page ``page`` of its timeline."""
     report = session_report(store, session_id)
     if report is None:
         return None
-    events = list(query_events(store, EventQuery.build(session=session_id, limit=max_events)))
+    events = list(query_events(store, EventQuery.build(session=session_id)))
     cost = read_cost(store, session=session_id)
     per_call = {entry["toolUseId"]: entry["usd"] for entry in cost["perToolCall"]}
     items = build_timeline(events, report, per_call)
-    anchors = {e["seq"]: _anchor(e) for e in events}
+    pages = max(1, -(-len(items) // per_page))
+    if page > pages:
+        raise QueryError(f"page: this session's timeline has {pages} page(s), not {page}")
+    links: dict[int, str] = {}
+    for number, item in enumerate(items):
+        on = number // per_page + 1
+        for entry in item.entries if isinstance(item, Subagent) else [item]:
+            fragment = "#" + entry.anchor
+            links[entry.event["seq"]] = fragment if on == page else page_link(on) + fragment
     start = next((e for e in events if e.get("eventType") == "session_start"), None)
     return SessionView(
         report=report,
         summary=state.session(session_id),
-        items=items,
+        items=items[(page - 1) * per_page : page * per_page],
         cost=cost,
-        chart=charts.timeline_chart(events, anchors, per_call),
+        chart=charts.timeline_chart(events, links, per_call),
         event_count=sum(report.counts.values()),
         last_seq=max((e["seq"] for e in events), default=-1),
         start=start,
+        page=page,
+        pages=pages,
+        page_links={number: page_link(number) for number in range(1, pages + 1)},
     )
 
 
