@@ -393,6 +393,7 @@ def test_screenshots_of_every_page(browsing: Browsing, record: Record):
     browsing.sign_in(record.tokens["admin"])
     for name, path in [
         ("sessions", "/ui/sessions"),
+        ("session-subagent-gap", f"/ui/sessions/{BOB_SESSION}"),
         ("denials", "/ui/denials"),
         ("infrastructure", "/ui/infrastructure"),
         ("alerts", "/ui/alerts"),
