@@ -19,14 +19,15 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+
 from _common import (
     add_common_arguments,
+    create_token,
     free_port,
     metric,
     percentile,
@@ -39,7 +40,6 @@ from _common import (
     target,
     wait_ready,
 )
-
 from trailguard.events import (
     AuditAccess,
     Cost,
@@ -73,7 +73,7 @@ def enrich(events: Iterator[Event]) -> Iterator[Event]:
     for event in events:
         number += 1
         if isinstance(event, ToolInvocation) and number % 40 == 0:
-            event = event.model_copy(
+            denied = event.model_copy(
                 update={
                     "policy_result": "denied",
                     "policy_rule": "no-aws-destructive-in-prod",
@@ -81,12 +81,12 @@ def enrich(events: Iterator[Event]) -> Iterator[Event]:
                     "operations": [S3],
                 }
             )
-            yield event
+            yield denied
             yield InfraOperation(
-                session_id=event.session_id,
-                developer_id=event.developer_id,
-                project_id=event.project_id,
-                tool_use_id=event.tool_use_id,
+                session_id=denied.session_id,
+                developer_id=denied.developer_id,
+                project_id=denied.project_id,
+                tool_use_id=denied.tool_use_id,
                 operation=S3,
             )
             continue
@@ -184,15 +184,6 @@ def build(data_dir: Path, background: int, big: int, accesses: int) -> dict[str,
     return {"events": size, "sessions": len(summaries)}
 
 
-def token(data_dir: Path, developer: str, role: str) -> str:
-    made = subprocess.run(
-        [str(TRAILGUARD), "token", "create", "--developer", developer, "--role", role,
-         "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    return made.stdout.strip().splitlines()[-1]
-
-
 def signed_in(base: str, auditor: str) -> httpx.Client:
     client = httpx.Client(base_url=base, timeout=120, follow_redirects=True)
     page = client.get("/ui/login")
@@ -249,8 +240,8 @@ def main() -> None:
             f"ledger of {sizes['events']:,} events in {sizes['sessions']:,} sessions, built in "
             f"{time.perf_counter() - started:.0f} s (not timed); {repeat} fetches per page"
         )
-        auditor = token(data_dir, "aud_sam", "auditor")
-        agent = token(data_dir, "dev_jordan", "agent")
+        auditor = create_token(data_dir, "aud_sam", "auditor")
+        agent = create_token(data_dir, "dev_jordan", "agent")
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         log = scratch / "gateway.log"
@@ -266,9 +257,13 @@ def main() -> None:
         api = stack.enter_context(
             httpx.Client(base_url=base, timeout=120, headers={"Authorization": f"Bearer {auditor}"})
         )
-        small = next(iter(json.loads(api.get("/v1/events?type=session_start&limit=1").text)["events"]))
+        small = next(
+            iter(json.loads(api.get("/v1/events?type=session_start&limit=1").text)["events"])
+        )
         small_session = small["sessionId"]
-        small_events = len(json.loads(api.get(f"/v1/events?session={small_session}&limit=10000").text)["events"])
+        small_events = len(
+            json.loads(api.get(f"/v1/events?session={small_session}&limit=10000").text)["events"]
+        )
         live = client.get("/ui/sessions").text
         fingerprint = re.search(r'data-live-fingerprint="([^"]+)"', live).group(1)  # type: ignore[union-attr]
 
@@ -279,12 +274,18 @@ def main() -> None:
                 api,
                 f"/v1/events?session={small_session}&limit=10000",
             ),
-            (f"API: /v1/events of the {big:,}-event session (baseline)", api,
-             f"/v1/events?session={BIG_SESSION}&limit=10000"),  # fmt: skip
+            (
+                f"API: /v1/events of the {big:,}-event session (baseline)",
+                api,
+                f"/v1/events?session={BIG_SESSION}&limit=10000",
+            ),
             ("console: sessions list (25 of all)", client, "/ui/sessions"),
             ("console: sessions with denials", client, "/ui/sessions?has=denials"),
-            ("console: sessions list live poll, unchanged (204)", client,
-             f"/ui/live/sessions?fp={fingerprint}"),  # fmt: skip
+            (
+                "console: sessions list live poll, unchanged (204)",
+                client,
+                f"/ui/live/sessions?fp={fingerprint}",
+            ),
             (f"console: a {small_events}-event session", client, f"/ui/sessions/{small_session}"),
             (f"console: the {big:,}-event session", client, f"/ui/sessions/{BIG_SESSION}"),
             ("console: denials", client, "/ui/denials"),
