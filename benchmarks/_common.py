@@ -378,6 +378,16 @@ def wait_ready(process: subprocess.Popen[Any], url: str, log: Path) -> None:
     raise SystemExit(f"{url} did not answer:\n{log.read_text(errors='replace')[-3000:]}")
 
 
+def create_token(data_dir: Path, developer: str, role: str) -> str:
+    """A new token made with `trailguard token create` (the CLI next to this Python)."""
+    made = subprocess.run(
+        [str(Path(sys.executable).with_name("trailguard")), "token", "create",
+         "--developer", developer, "--role", role, "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return made.stdout.strip().splitlines()[-1]
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (Linux /proc), 0.0 elsewhere."""
     try:

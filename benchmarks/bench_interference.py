@@ -24,6 +24,7 @@ from typing import Any
 from _common import (
     add_common_arguments,
     build_ledger,
+    create_token,
     free_port,
     make_events,
     metric,
@@ -110,15 +111,6 @@ def in_background(
     return stop, threads
 
 
-def token(data_dir: Path, developer: str, role: str) -> str:
-    made = subprocess.run(
-        [str(TRAILGUARD), "token", "create", "--developer", developer, "--role", role,
-         "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    return made.stdout.strip().splitlines()[-1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
@@ -131,9 +123,9 @@ def main() -> None:
         env = print_header("trailguard: one party's load against another's tool calls", scratch)
         data_dir = scratch / "data"
         build_ledger(data_dir, make_events("realistic", ledger_events), 1000)
-        agent = token(data_dir, "dev_jordan", "agent")
-        neighbour = token(data_dir, "dev_noisy", "agent")
-        auditor = token(data_dir, "aud_sam", "auditor")
+        agent = create_token(data_dir, "dev_jordan", "agent")
+        neighbour = create_token(data_dir, "dev_noisy", "agent")
+        auditor = create_token(data_dir, "aud_sam", "auditor")
         port = free_port()
         log = scratch / "gateway.log"
         with log.open("ab") as log_file:

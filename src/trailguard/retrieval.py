@@ -214,12 +214,32 @@ def session_report(store: Store, session_id: str) -> SessionReport | None:
 def summarize_session(session_id: str, documents: Iterable[dict[str, Any]]) -> SessionReport | None:
     """The session report of ``documents`` (the session's events, oldest first); ``None`` when
     there are none."""
-    report = SessionReport(session_id)
-    invoked: dict[str, dict[str, Any]] = {}
-    resolved: set[str] = set()
+    builder = SessionReportBuilder(session_id)
     found = False
     for document in documents:
         found = True
+        builder.add(document)
+    return builder.report() if found else None
+
+
+class SessionReportBuilder:
+    """Folds one session's events, oldest first, into its :class:`SessionReport`, one event at
+    a time: :func:`summarize_session` uses it, and so can a long-lived reader (the console)
+    that keeps reports current by reading only what was appended since.
+
+    ``keep_calls=False`` keeps only each invocation's tool and time, not the whole document:
+    the report's ``calls`` (invocations joined by downstream records) is then empty."""
+
+    def __init__(self, session_id: str, *, keep_calls: bool = True) -> None:
+        self._report = SessionReport(session_id)
+        self._invoked: dict[str, tuple[str | None, str]] = {}
+        """toolUseId -> (tool, timestamp) of each invocation."""
+        self._documents: dict[str, dict[str, Any]] | None = {} if keep_calls else None
+        self._resolved: set[str] = set()
+        self._orphans: list[str] = []
+
+    def add(self, document: dict[str, Any]) -> None:
+        report = self._report
         kind = document["eventType"]
         report.counts[kind] += 1
         report.developer_id = report.developer_id or document.get("developerId")
@@ -247,33 +267,46 @@ def summarize_session(session_id: str, documents: Iterable[dict[str, Any]]) -> S
         elif kind == EventType.ALERT and document.get("alertType") == "session_not_started":
             report.never_started = True
         elif kind == EventType.TOOL_INVOCATION and document.get("toolUseId"):
-            invoked[document["toolUseId"]] = document
+            tool_use_id = document["toolUseId"]
+            self._invoked[tool_use_id] = (document.get("tool"), document["timestamp"])
+            if self._documents is not None:
+                self._documents[tool_use_id] = document
             report.denials += document.get("policyResult") == "denied"
             report.asks += document.get("policyResult") == "ask"
             if document.get("policyResult") == "denied":
-                resolved.add(document["toolUseId"])
+                self._resolved.add(tool_use_id)
         elif kind == EventType.DOWNSTREAM_RECORD:
             report.downstream.append(document)
         elif kind == EventType.TOOL_RESULT and document.get("toolUseId"):
-            resolved.add(document["toolUseId"])
-            if document["toolUseId"] not in invoked:
-                report.gaps.append(f"{document['toolUseId']}: result without an invocation")
-    if not found:
-        return None
-    report.never_started = report.never_started or report.started_at is None
-    report.tool_calls = len(invoked)
-    report.calls = {
-        record["toolUseId"]: invoked[record["toolUseId"]]
-        for record in report.downstream
-        if record.get("toolUseId") in invoked
-    }
-    report.gaps.extend(
-        f"{tool_use_id}: {document.get('tool')} invoked at {document['timestamp']} has no "
-        "result, error or denial"
-        for tool_use_id, document in invoked.items()
-        if tool_use_id not in resolved
-    )
-    return report
+            self._resolved.add(document["toolUseId"])
+            if document["toolUseId"] not in self._invoked:
+                self._orphans.append(f"{document['toolUseId']}: result without an invocation")
+
+    def report(self) -> SessionReport:
+        """The report of the events added so far (a copy: adding more does not change it)."""
+        report = self._report
+        documents = self._documents or {}
+        return replace(
+            report,
+            counts=Counter(report.counts),
+            claimed_identity=dict(report.claimed_identity),
+            downstream=list(report.downstream),
+            never_started=report.never_started or report.started_at is None,
+            tool_calls=len(self._invoked),
+            calls={
+                record["toolUseId"]: documents[record["toolUseId"]]
+                for record in report.downstream
+                if record.get("toolUseId") in documents
+            },
+            gaps=[
+                *self._orphans,
+                *(
+                    f"{tool_use_id}: {tool} invoked at {timestamp} has no result, error or denial"
+                    for tool_use_id, (tool, timestamp) in self._invoked.items()
+                    if tool_use_id not in self._resolved
+                ),
+            ],
+        )
 
 
 def query_event_bodies(store: Store, query: EventQuery) -> Iterator[bytes]:

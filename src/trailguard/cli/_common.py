@@ -4,13 +4,14 @@ the helpers every command uses to fail clearly and open the store."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
+
+from trailguard.display import printable
 
 COMMAND_ORDER = (
     # run it
@@ -254,17 +255,6 @@ def resolve_session_id(store: Any, given: str) -> str:
     near = difflib.get_close_matches(given, store.session_ids(given[:4], limit=200), n=3)
     hint = f"; did you mean {', '.join(near)}?" if near else " (see `trailguard sessions list`)"
     fail(f"no session {given!r} in this ledger{hint}")
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(value: object) -> str:
-    """Agent-controlled text made safe for a terminal: control characters (escape sequences
-    that retitle, clear or rewrite the screen, bidi overrides that reorder what is shown) are
-    shown as ``\\xNN`` escapes, never interpreted."""
-    text = value if isinstance(value, str) else str(value)
-    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
 
 
 def cell(value: object) -> Any:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import defaultdict
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -21,94 +19,9 @@ from trailguard.cli._common import (
     record_read,
     resolve_location,
 )
-from trailguard.cost.usage import split_evenly
+from trailguard.cost.report import cost_report
 
-
-def cost_report(
-    documents: list[dict[str, Any]],
-    tools: dict[str, str],
-    attributions: dict[str, list[str]] | None = None,
-) -> dict[str, Any]:
-    """Totals from ``cost`` events: per tool call (a response's cost split evenly over the tool
-    calls it emitted, also when a later source named them: ``attributions``, by request or
-    message id), overhead (responses that called no tool), and per model."""
-    attributions = attributions or {}
-    total = Decimal(0)
-    overhead = Decimal(0)
-    unknown = 0
-    per_call: dict[str, dict[str, Any]] = {}
-    rollups: dict[str, dict[str, Decimal]] = {
-        "perDay": defaultdict(Decimal),
-        "perDeveloper": defaultdict(Decimal),
-        "perProject": defaultdict(Decimal),
-    }
-    per_model: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {
-            "requests": 0,
-            "priced": 0,
-            "inputTokens": 0,
-            "outputTokens": 0,
-            "cacheWriteTokens": 0,
-            "cacheReadTokens": 0,
-            "usd": Decimal(0),
-        }
-    )
-    for event in documents:
-        model = event.get("model") or "(unknown)"
-        row = per_model[model]
-        row["requests"] += 1
-        row["inputTokens"] += event.get("inputTokens", 0)
-        row["outputTokens"] += event.get("outputTokens", 0)
-        row["cacheWriteTokens"] += event.get("cacheWrite5mTokens", 0) + event.get(
-            "cacheWrite1hTokens", 0
-        )
-        row["cacheReadTokens"] += event.get("cacheReadTokens", 0)
-        if event.get("costUsd") is None:
-            unknown += 1
-            continue
-        row["priced"] += 1
-        amount = Decimal(str(event["costUsd"]))
-        row["usd"] += amount
-        total += amount
-        rollups["perDay"][event["timestamp"][:10]] += amount
-        rollups["perDeveloper"][event.get("developerId") or "(unknown)"] += amount
-        rollups["perProject"][event.get("projectId") or "(unknown)"] += amount
-        tool_use_ids = event.get("toolUseIds") or attributions.get(event.get("requestId") or "", [])
-        if not tool_use_ids:
-            overhead += amount
-            continue
-        tokens = event.get("outputTokens", 0) // len(tool_use_ids)
-        for tool_use_id, share in zip(
-            tool_use_ids, split_evenly(amount, len(tool_use_ids)), strict=True
-        ):
-            entry = per_call.setdefault(
-                tool_use_id,
-                {
-                    "toolUseId": tool_use_id,
-                    "tool": tools.get(tool_use_id),
-                    "outputTokens": 0,
-                    "usd": Decimal(0),
-                },
-            )
-            entry["usd"] += share
-            entry["outputTokens"] += tokens
-    return {
-        "totalUsd": float(round(total, 6)),
-        "overheadUsd": float(round(overhead, 6)),
-        "requests": len(documents),
-        "unknownCostRequests": unknown,
-        "perToolCall": [{**entry, "usd": float(entry["usd"])} for entry in per_call.values()],
-        "perModel": {
-            # A model whose every request was unpriced has an unknown cost, not $0.
-            model: {key: value for key, value in row.items() if key != "priced"}
-            | {"usd": float(round(row["usd"], 6)) if row["priced"] else None}
-            for model, row in per_model.items()
-        },
-        **{
-            name: {key: float(round(usd, 6)) for key, usd in sorted(values.items())}
-            for name, values in rollups.items()
-        },
-    }
+__all__ = ["cost", "cost_report"]
 
 
 @app.command()
@@ -123,47 +36,19 @@ def cost(
     output_format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """Model spend: total, per tool call, per model (JSON: totalUsd, perToolCall, perModel)."""
-    from trailguard.cost.accounting import COST_ATTRIBUTION
-    from trailguard.retrieval import EventQuery, QueryError, query_events
+    from trailguard.cost.report import read_cost
+    from trailguard.retrieval import QueryError
 
     if output_format not in ("table", "json"):
         fail("--format must be table or json")
-    try:
-        costs = EventQuery.build(
-            session=session,
-            developer=developer,
-            project=project,
-            since=since,
-            until=until,
-            event_type="cost",
-        )
-        invocations = EventQuery.build(
-            session=session,
-            developer=developer,
-            project=project,
-            since=since,
-            until=until,
-            event_type="tool_invocation",
-        )
-        late = EventQuery.build(session=session, event_type="agent_event")
-    except QueryError as exc:
-        fail(str(exc))
     location = resolve_location(data_dir, store_url)
     store = open_read_only(location)
     try:
-        documents = list(query_events(store, costs))
-        tools = {
-            e["toolUseId"]: e["tool"]
-            for e in query_events(store, invocations)
-            if e.get("toolUseId")
-        }
-        attributions: dict[str, list[str]] = {}
-        for event in query_events(store, late):
-            payload = event.get("payload") or {}
-            if event.get("name") == COST_ATTRIBUTION and payload.get("toolUseIds"):
-                for key in (payload.get("requestId"), payload.get("messageId")):
-                    if key:
-                        attributions[key] = list(payload["toolUseIds"])
+        report = read_cost(
+            store, session=session, developer=developer, project=project, since=since, until=until
+        )
+    except QueryError as exc:
+        fail(str(exc))
     finally:
         store.close()
     record_read(
@@ -171,9 +56,8 @@ def cost(
         "cli cost",
         {"session": session, "developer": developer, "project": project, "since": since,
          "until": until},
-        len(documents),
+        report["requests"],
     )  # fmt: skip
-    report = cost_report(documents, tools, attributions)
     if output_format == "json":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return

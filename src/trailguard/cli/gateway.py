@@ -28,7 +28,6 @@ from trailguard.cli._common import (
     open_read_only,
     open_state,
     out,
-    printable,
     record_from_cli,
     record_read,
     resolve_data_dir,
@@ -44,6 +43,7 @@ from trailguard.cli.archive import (
     ServeArchiveOption,
     archive_schedule,
 )
+from trailguard.display import printable
 from trailguard.errors import InvalidInputError
 from trailguard.store.state import ROLES
 

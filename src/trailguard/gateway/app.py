@@ -25,6 +25,7 @@ from trailguard.capture.anthropic_proxy import (
 from trailguard.completeness.live import HookRequirement, ProxySightings
 from trailguard.completeness.report import DEFAULT_RULES, Rules
 from trailguard.completeness.watcher import CompletenessWatcher
+from trailguard.console import mount_console
 from trailguard.cost.accounting import CostAccountant
 from trailguard.cost.budgets import BudgetConfig, BudgetTracker
 from trailguard.cost.loops import LoopDetector
@@ -322,6 +323,7 @@ def create_app(
     app.include_router(completeness.router)
     app.include_router(correlate.router)
     app.include_router(siem_routes.router)
+    mount_console(app, services)
 
     async def on_model_request(record: ModelRequestRecord) -> None:
         if record.refused and requirement.refusal(record.session_id) is not None:
