@@ -227,3 +227,24 @@ def test_secrets_check_prints_what_would_be_stored(tmp_path: Path) -> None:
     clean = runner.invoke(app, ["secrets", "check"], input="ls -la\n")
     assert clean.exit_code == 0
     assert clean.stdout == "ls -la\n"
+
+
+def test_redaction_runs_without_a_rule_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No operator rule set (a fresh install): trailguard's own rules still redact, and the
+    data rules find nothing instead of failing every hook."""
+    from trailguard.redact import engine
+
+    empty = data_rules.parse_rule_set(data_rules.NO_RULES)
+    assert data_rules.scan("ghp_anything sk_live_x", "ghp_anything sk_live_x", empty) == []
+    assert not data_rules.allowlisted("AIzaSyFAKE", empty)
+    monkeypatch.setenv("TRAILGUARD_SECRET_RULES", str(tmp_path / "absent.json"))
+    data_rules.rule_set.cache_clear()
+    engine._data_kinds.cache_clear()
+    try:
+        out, findings = Redactor(KEY).redact_text(f"export GITHUB_TOKEN={FAKE_GITHUB}")
+        assert FAKE_GITHUB not in out
+        assert [f.kind for f in findings] == ["github-token"]
+    finally:
+        monkeypatch.undo()
+        data_rules.rule_set.cache_clear()
+        engine._data_kinds.cache_clear()

@@ -106,10 +106,12 @@ def parse_rule_set(document: dict[str, Any]) -> RuleSet:
         for keyword in rule.keywords:
             index.setdefault(keyword, []).append(rule)
     glob = document.get("global_allowlist", {})
-    automaton = ahocorasick.Automaton()
-    for keyword, keyed in index.items():
-        automaton.add_word(keyword, (keyword, tuple(keyed)))
-    automaton.make_automaton()
+    automaton: Any = None  # no rules, no automaton: pyahocorasick cannot search an empty one
+    if index:
+        automaton = ahocorasick.Automaton()
+        for keyword, keyed in index.items():
+            automaton.add_word(keyword, (keyword, tuple(keyed)))
+        automaton.make_automaton()
     return RuleSet(
         version=str(document.get("version", "")),
         license=str(document.get("license", "")),
@@ -176,6 +178,8 @@ def allowlisted(value: str, rules: RuleSet | None = None) -> bool:
     before they redact a token."""
     rules = rules or rule_set()
     low = value.lower()
+    if rules.automaton is None:
+        return False
     for _, (_keyword, keyed) in rules.automaton.iter(low):
         for rule in keyed:
             m = rule.regex.search(value)
@@ -208,6 +212,8 @@ def scan(text: str, low: str, rules: RuleSet | None = None) -> list[RuleSpan]:
     rules = rules or rule_set()
     windows: dict[DataRule, list[tuple[int, int]]] = {}
     blank_at = -1
+    if rules.automaton is None:
+        return []
     for last, (keyword, keyed) in rules.automaton.iter(low):
         at = last - len(keyword) + 1
         at_word_start = at == 0 or not text[at - 1].isalnum()
