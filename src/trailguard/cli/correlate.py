@@ -29,9 +29,9 @@ from trailguard.cli._common import (
     err,
     fail,
     out,
-    printable,
     resolve_data_dir,
 )
+from trailguard.display import printable
 
 Kind = Literal["cloudtrail", "jsonl"]
 

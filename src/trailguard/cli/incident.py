@@ -275,7 +275,8 @@ def evidence_verify(
     if output_format == "json":
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
         raise typer.Exit(0 if result.valid else 1)
-    from trailguard.cli._common import out, printable
+    from trailguard.cli._common import out
+    from trailguard.display import printable
 
     for finding in result.findings:
         colour = "red" if finding.severity == "failure" else "yellow"

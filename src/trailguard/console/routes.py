@@ -34,6 +34,7 @@ from trailguard.console.web import (
     ConsoleRoute,
     built_page,
     console_of,
+    ledger_data_dir,
     read,
     record,
     record_refusal,
@@ -116,7 +117,7 @@ async def home() -> Response:
 @router.get("/login")
 async def login_form(request: Request) -> Response:
     """The sign-in form (signing in again replaces the browser's current session)."""
-    console_of(request).renderer.warm(str(gateway(request).ledger.data_dir))
+    console_of(request).renderer.warm(ledger_data_dir(gateway(request)))
     why = request.query_params.get("why")
     return _login_page(
         request,

@@ -28,12 +28,12 @@ from trailguard.console.auth import (
 )
 from trailguard.console.integrity import VerifyJob
 from trailguard.console.pages import PageJob, Renderer, ViewerInfo
-from trailguard.errors import ForbiddenError, InvalidInputError, NotFoundError
+from trailguard.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from trailguard.events import Alert, AuditAccess, Event
 from trailguard.gateway.pipeline import redact_event
-from trailguard.gateway.services import gateway
+from trailguard.gateway.services import Gateway, gateway
 from trailguard.store.base import Store
-from trailguard.store.gateway_state import GatewayState
+from trailguard.store.state import GatewayStateStore
 
 _T = TypeVar("_T")
 
@@ -171,7 +171,7 @@ async def built_page(
     services = gateway(request)
     job = PageJob(
         page=page,
-        data_dir=str(services.ledger.data_dir),
+        data_dir=ledger_data_dir(services),
         params=tuple(request.query_params.multi_items()),
         viewer=ViewerInfo(viewer.developer_id, viewer.role, viewer.token_id, viewer.csrf_token),
         assets=console.asset_urls(),
@@ -195,7 +195,19 @@ async def built_page(
     return respond(response, request)
 
 
-async def read(request: Request, work: Callable[[Store, GatewayState], _T]) -> _T:
+def ledger_data_dir(services: Gateway) -> str:
+    """The data directory the console's page processes read. A shared ledger (``--store``) has
+    none: the console is not available there yet, and says so (409)."""
+    data_dir = getattr(services.ledger, "data_dir", None)
+    if data_dir is None:
+        raise ConflictError(
+            "the console reads a data-directory ledger; on a shared PostgreSQL ledger (--store) "
+            "it is not available yet: use the CLI with --store"
+        )
+    return str(data_dir)
+
+
+async def read(request: Request, work: Callable[[Store, GatewayStateStore], _T]) -> _T:
     """Run ``work`` over a read-only ledger connection and the gateway state, off the loop."""
     services = gateway(request)
 
