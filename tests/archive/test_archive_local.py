@@ -397,13 +397,20 @@ def test_a_pruned_store_goes_on_extending_the_same_tree(big_copy):
     assert prune(data_dir, url)[0] == 0
     config = LedgerConfig(checkpoint_every_events=1000, checkpoint_interval_seconds=3600.0)
     with Ledger.open(data_dir, config=config) as ledger:
-        ledger.append_many(sample_events(3000, session="sess_after"))
+        ledger.append_many(sample_events(12_000, session="sess_after"))
     report = verify_dir(data_dir)
     assert report.intact, [str(f) for f in report.failures]
     assert archive_run(data_dir, url)[0] == 0
     code, archive_report = archive_verify(url, data_dir)
     assert code == 0, failures(archive_report)
-    assert archive_report["treeSize"] > 43_000
+    assert archive_report["treeSize"] > 52_000
+    # A second prune goes on from where the first stopped.
+    code, output = prune(data_dir, url)
+    assert code == 0, output
+    assert "removed seq 32768..49151" in output
+    report = verify_dir(data_dir)
+    assert report.intact, [str(f) for f in report.failures]
+    assert report.archived == 49152
 
 
 def test_prune_refuses_when_a_local_segment_was_deleted(big_copy):

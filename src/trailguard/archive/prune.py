@@ -75,6 +75,9 @@ def plan_prune(
     for first, size, key in sealed_manifest_keys(archive):
         if first != expected:
             break  # a gap or an overlap: nothing past it counts as archived
+        if size <= start:
+            expected = archived = size  # already pruned: read and verified by that prune
+            continue
         sealed = read_sealed(archive, key, verifier)
         if layout.parse_time(sealed.manifest.last_timestamp) >= cutoff:
             break

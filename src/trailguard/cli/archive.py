@@ -30,8 +30,19 @@ from trailguard.cli._common import (
 )
 from trailguard.errors import TrailguardError
 
+
+class _ArchiveCommands(CommandGroup):
+    """The archive's commands in the order an operator, then an auditor, uses them."""
+
+    ORDER = ("run", "status", "verify", "find", "checkpoint", "prune", "hold")
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: self.ORDER.index(n) if n in self.ORDER else 99)
+
+
 archive_app = typer.Typer(
-    cls=CommandGroup,
+    cls=_ArchiveCommands,
     help="The write-once compliance archive: sealed segments in S3 Object Lock.",
     no_args_is_help=True,
 )
