@@ -49,13 +49,21 @@ def _report_format(given: str | None, output: Path | None) -> str:
 
 
 def _scope(store: Any, sessions: list[str] | None, developer: str | None, project: str | None,
-           since: str | None, until: str | None) -> Any:  # fmt: skip
+           since: str | None, until: str | None, archive: Any = None) -> Any:  # fmt: skip
     from trailguard.incident.records import Scope, ScopeError
     from trailguard.retrieval import QueryError, parse_time
 
+    def resolve(session: str) -> str:
+        if archive is not None and not store.session_ids(session, limit=1):
+            from trailguard.archive.index import find
+
+            if find(archive, session=session):
+                return session  # pruned from the hot store: the archive's index knows it
+        return str(resolve_session_id(store, session))
+
     try:
         return Scope(
-            sessions=tuple(resolve_session_id(store, s) for s in sessions or ()),
+            sessions=tuple(resolve(s) for s in sessions or ()),
             developer=developer,
             project=project,
             since=parse_time(since, name="--since") if since else None,
@@ -123,17 +131,47 @@ def report(
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
     key: KeyOption = None,
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            "--archive",
+            help="Also the events pruned to the archive (s3://... or file://...), each "
+            "segment checked against its signed checkpoint.",
+        ),
+    ] = None,
 ) -> None:
     """A chronological incident report across sessions, each event verified against the latest
     signed checkpoint. Exit 1 if an event does not verify (the report says which)."""
+    from trailguard.errors import TrailguardError
     from trailguard.incident.report import build_report
 
     chosen = _report_format(output_format, output)
     location = resolve_location(data_dir, store_url)
     store = open_read_only(location)
     try:
-        scope = _scope(store, session, developer, project, since, until)
         verifier, key_source = verifier_for(store, location.description, key)
+        opened = None
+        if archive is not None:
+            from trailguard.archive.backends import open_archive
+
+            try:
+                opened = open_archive(archive)
+            except TrailguardError as exc:
+                fail(f"cannot open the archive {archive}: {exc}")
+        scope = _scope(store, session, developer, project, since, until, opened)
+        archived: list[dict[str, Any]] = []
+        if opened is not None:
+            from trailguard.archive.index import archived_events
+            from trailguard.retrieval import EventQuery
+
+            hot_from = next(iter(store.seqs()), None)
+            try:
+                for event_filter in scope.filters():
+                    archived += archived_events(
+                        opened, EventQuery(event_filter), verifier, below=hot_from
+                    )
+            except TrailguardError as exc:
+                fail(f"cannot read the archive {archive}: {exc}", 1)
         built = build_report(
             store,
             scope,
@@ -141,13 +179,16 @@ def report(
             key_source=key_source,
             key_pinned=key is not None,
             generated_by=cli_actor(),
+            archived=archived,
+            archive=archive,
         )
     finally:
         store.close()
     record_read(
         location,
         "cli report",
-        scope.to_json() | {"format": chosen, "output": str(output) if output else None},
+        scope.to_json()
+        | {"format": chosen, "output": str(output) if output else None, "archive": archive},
         len(built.timeline),
     )
     _write(output, render(built, chosen))
