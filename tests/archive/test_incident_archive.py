@@ -69,3 +69,21 @@ def test_a_changed_archive_segment_fails_the_report(pruned):
                           "--session", "sess_0001", "--archive", url)  # fmt: skip
     assert code == 1
     assert "cannot read the archive" in output
+
+
+def test_the_soc2_pack_verifies_the_archive_and_states_its_retention(pruned, tmp_path):
+    data_dir, url = pruned
+    output = tmp_path / "pack"
+    period = "2020-01-01..2099-12-31"
+    code, _, result = run("evidence", "soc2", "--data-dir", str(data_dir), "--period", period,
+                          "-o", str(output), "--archive", url)  # fmt: skip
+    assert code == 0, result
+    sections = json.loads((output / "pack.json").read_text())["sections"]
+    archived = sections["integrity"]["archive"]
+    assert archived["intact"] is True
+    assert archived["events"] >= 16384
+    retention = sections["retention"]
+    assert retention["firstHotSeq"] == 16384
+    assert retention["oldestHotEvent"] is not None
+    assert retention["archive"]["configured"] is True
+    assert retention["archive"]["writeOnce"] is False  # a local directory, said as such

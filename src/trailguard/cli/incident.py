@@ -356,6 +356,14 @@ def evidence_soc2(
     ] = None,
     key: KeyOption = None,
     workers: Annotated[int | None, typer.Option(help="Processes for the verify run.")] = None,
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            "--archive",
+            help="The compliance archive (s3://... or file://...): verified, with its lock mode "
+            "and retention.",
+        ),
+    ] = None,
 ) -> None:
     """The SOC 2 evidence pack of a period: completeness, policy decisions, integrity (a full
     verify), retention, access and identity changes, each naming its Trust Services Criteria,
@@ -389,6 +397,15 @@ def evidence_soc2(
         )
     finally:
         state.close()
+    opened = None
+    if archive is not None:
+        from trailguard.archive.backends import open_archive
+        from trailguard.errors import TrailguardError
+
+        try:
+            opened = open_archive(archive)
+        except TrailguardError as exc:
+            fail(f"cannot open the archive {archive}: {exc}")
     ledger_file = (
         location.data_dir / DATABASE_FILE if isinstance(location, DataDirBackend) else None
     )
@@ -408,6 +425,7 @@ def evidence_soc2(
                 workers=workers,
                 writer_running=location.writer_running(),
                 queued_reads=queued,
+                archive=opened,
             )
     finally:
         store.close()
@@ -420,10 +438,13 @@ def evidence_soc2(
         location,
         "cli evidence soc2",
         {"period": period, "start": start, "end": end, "output": str(output),
-         "packSha256": sums["pack.json"]},
+         "packSha256": sums["pack.json"], "archive": archive},
         completeness["events"],
     )  # fmt: skip
-    intact = pack.sections["integrity"]["verify"]["intact"]
+    archived = pack.sections["integrity"]["archive"]
+    intact = pack.sections["integrity"]["verify"]["intact"] and (
+        not isinstance(archived, dict) or archived["intact"]
+    )
     err.print(
         f"pack for {start} to {end} written to {escape(str(output))}: "
         f"{completeness['sessions']} session(s), {completeness['toolCalls']} tool call(s), "
