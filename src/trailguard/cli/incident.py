@@ -49,13 +49,21 @@ def _report_format(given: str | None, output: Path | None) -> str:
 
 
 def _scope(store: Any, sessions: list[str] | None, developer: str | None, project: str | None,
-           since: str | None, until: str | None) -> Any:  # fmt: skip
+           since: str | None, until: str | None, archive: Any = None) -> Any:  # fmt: skip
     from trailguard.incident.records import Scope, ScopeError
     from trailguard.retrieval import QueryError, parse_time
 
+    def resolve(session: str) -> str:
+        if archive is not None and not store.session_ids(session, limit=1):
+            from trailguard.archive.index import find
+
+            if find(archive, session=session):
+                return session  # pruned from the hot store: the archive's index knows it
+        return str(resolve_session_id(store, session))
+
     try:
         return Scope(
-            sessions=tuple(resolve_session_id(store, s) for s in sessions or ()),
+            sessions=tuple(resolve(s) for s in sessions or ()),
             developer=developer,
             project=project,
             since=parse_time(since, name="--since") if since else None,
@@ -123,17 +131,47 @@ def report(
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
     key: KeyOption = None,
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            "--archive",
+            help="Also the events pruned to the archive (s3://... or file://...), each "
+            "segment checked against its signed checkpoint.",
+        ),
+    ] = None,
 ) -> None:
     """A chronological incident report across sessions, each event verified against the latest
     signed checkpoint. Exit 1 if an event does not verify (the report says which)."""
+    from trailguard.errors import TrailguardError
     from trailguard.incident.report import build_report
 
     chosen = _report_format(output_format, output)
     location = resolve_location(data_dir, store_url)
     store = open_read_only(location)
     try:
-        scope = _scope(store, session, developer, project, since, until)
         verifier, key_source = verifier_for(store, location.description, key)
+        opened = None
+        if archive is not None:
+            from trailguard.archive.backends import open_archive
+
+            try:
+                opened = open_archive(archive)
+            except TrailguardError as exc:
+                fail(f"cannot open the archive {archive}: {exc}")
+        scope = _scope(store, session, developer, project, since, until, opened)
+        archived: list[dict[str, Any]] = []
+        if opened is not None:
+            from trailguard.archive.index import archived_events
+            from trailguard.retrieval import EventQuery
+
+            hot_from = next(iter(store.seqs()), None)
+            try:
+                for event_filter in scope.filters():
+                    archived += archived_events(
+                        opened, EventQuery(event_filter), verifier, below=hot_from
+                    )
+            except TrailguardError as exc:
+                fail(f"cannot read the archive {archive}: {exc}", 1)
         built = build_report(
             store,
             scope,
@@ -141,13 +179,16 @@ def report(
             key_source=key_source,
             key_pinned=key is not None,
             generated_by=cli_actor(),
+            archived=archived,
+            archive=archive,
         )
     finally:
         store.close()
     record_read(
         location,
         "cli report",
-        scope.to_json() | {"format": chosen, "output": str(output) if output else None},
+        scope.to_json()
+        | {"format": chosen, "output": str(output) if output else None, "archive": archive},
         len(built.timeline),
     )
     _write(output, render(built, chosen))
@@ -315,6 +356,14 @@ def evidence_soc2(
     ] = None,
     key: KeyOption = None,
     workers: Annotated[int | None, typer.Option(help="Processes for the verify run.")] = None,
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            "--archive",
+            help="The compliance archive (s3://... or file://...): verified, with its lock mode "
+            "and retention.",
+        ),
+    ] = None,
 ) -> None:
     """The SOC 2 evidence pack of a period: completeness, policy decisions, integrity (a full
     verify), retention, access and identity changes, each naming its Trust Services Criteria,
@@ -348,6 +397,15 @@ def evidence_soc2(
         )
     finally:
         state.close()
+    opened = None
+    if archive is not None:
+        from trailguard.archive.backends import open_archive
+        from trailguard.errors import TrailguardError
+
+        try:
+            opened = open_archive(archive)
+        except TrailguardError as exc:
+            fail(f"cannot open the archive {archive}: {exc}")
     ledger_file = (
         location.data_dir / DATABASE_FILE if isinstance(location, DataDirBackend) else None
     )
@@ -367,6 +425,7 @@ def evidence_soc2(
                 workers=workers,
                 writer_running=location.writer_running(),
                 queued_reads=queued,
+                archive=opened,
             )
     finally:
         store.close()
@@ -379,10 +438,13 @@ def evidence_soc2(
         location,
         "cli evidence soc2",
         {"period": period, "start": start, "end": end, "output": str(output),
-         "packSha256": sums["pack.json"]},
+         "packSha256": sums["pack.json"], "archive": archive},
         completeness["events"],
     )  # fmt: skip
-    intact = pack.sections["integrity"]["verify"]["intact"]
+    archived = pack.sections["integrity"]["archive"]
+    intact = pack.sections["integrity"]["verify"]["intact"] and (
+        not isinstance(archived, dict) or archived["intact"]
+    )
     err.print(
         f"pack for {start} to {end} written to {escape(str(output))}: "
         f"{completeness['sessions']} session(s), {completeness['toolCalls']} tool call(s), "

@@ -223,6 +223,10 @@ class Verification:
     problems: list[Problem] = field(default_factory=list)
     paths: dict[int, list[bytes]] = field(default_factory=dict)
     """seq -> inclusion path against ``checkpoint`` (kept for evidence bundles)."""
+    archive: str | None = None
+    archived: int = 0
+    """Events read from ``archive`` (pruned from the hot store), each segment checked against
+    its own signed checkpoint under the same key as it was read."""
 
     @property
     def intact(self) -> bool:
@@ -238,10 +242,16 @@ class Verification:
         if self.checkpoint is None:
             return f"not verified: {self.problems[0].problem if self.problems else '?'}"
         result = "VERIFIED" if self.intact else "FAILED"
+        archived = (
+            f"; {self.archived} more from the archive {self.archive}, each segment checked "
+            "against its signed checkpoint"
+            if self.archive
+            else ""
+        )
         return (
             f"{result}: {self.verified} of {self.checked} events are entries of the log "
             f"{self.checkpoint.origin} at tree size {self.checkpoint.tree_size} (root "
-            f"{self.checkpoint.root_b64}), signed by key {key}"
+            f"{self.checkpoint.root_b64}), signed by key {key}{archived}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -263,6 +273,8 @@ class Verification:
             "keySource": self.key_source,
             "keyPinned": self.key_pinned,
             "problems": [{"where": p.where, "problem": p.problem} for p in self.problems],
+            "archive": self.archive,
+            "archivedEvents": self.archived,
             "notChecked": "that no event of the scope was left out: `trailguard verify` checks "
             "the whole ledger",
         }

@@ -538,15 +538,20 @@ def build_report(
     generated_by: str,
     keep_paths: bool = False,
     now: datetime | None = None,
+    archived: Sequence[dict[str, Any]] = (),
+    archive: str | None = None,
 ) -> IncidentReport:
     """Read the scope's events, verify them against the latest signed tree head, and build the
-    report. ``keep_paths`` keeps each event's inclusion path (for an evidence bundle)."""
+    report. ``keep_paths`` keeps each event's inclusion path (for an evidence bundle).
+    ``archived``: the scope's events read (and checked) from ``archive``, for those pruned
+    from the hot store; a seq the hot store still holds is taken from it."""
     rows = collect(store, scope)
     context_rows = collect_context(store, rows[0].timestamp, rows[-1].timestamp) if rows else []
     # The head is read after the events, so it covers every one of them unless the ledger was
     # written behind the writer's back (then the event is named as unsigned).
     timeline = [orjson.loads(row.body) for row in rows]
     context = [orjson.loads(row.body) for row in context_rows]
+    hot_timeline = list(timeline)
     verification = verify_rows(
         store,
         [*rows, *context_rows],
@@ -556,9 +561,14 @@ def build_report(
         keep_paths=keep_paths,
         documents={
             row.seq: document
-            for row, document in zip([*rows, *context_rows], [*timeline, *context], strict=True)
+            for row, document in zip([*rows, *context_rows], [*hot_timeline, *context], strict=True)
         },
     )
+    if archive is not None:
+        hot = {row.seq for row in rows}
+        older = [d for d in archived if d.get("seq") not in hot]
+        timeline = sorted([*older, *timeline], key=lambda d: (d["timestamp"], d["seq"]))
+        verification.archive, verification.archived = archive, len(older)
     numbers: dict[str | None, int] = {}
     by_session: dict[str, list[dict[str, Any]]] = {}
     for document in timeline:

@@ -120,7 +120,10 @@ def build_pack(
     workers: int | None = None,
     writer_running: bool = False,
     queued_reads: int | None = None,
+    archive: Any = None,
 ) -> Pack:
+    """Build the pack. ``archive`` (an opened ``trailguard.archive`` archive) adds its
+    verification to the integrity section and its lock mode and retention to retention."""
     pack = Pack(start, end, format_timestamp(datetime.now(UTC)), generated_by)
     period = EventFilter(since=start, until=end)
     by_session: dict[str, list[dict[str, Any]]] = {}
@@ -178,6 +181,8 @@ def build_pack(
         writer_running,
     )  # fmt: skip
     _retention(pack, store, ledger_bytes)
+    if archive is not None:
+        _archive(pack, archive, verifier, trusted_checkpoint)
     pack.sections["access"] = {
         "reads": len(access),
         "refused": sum(d.get("outcome") == "refused" for d in access),
@@ -231,7 +236,9 @@ def _completeness(
         "completeSessions": sum(row[-1] == "yes" for row in rows),
         "eventsByType": dict(sorted(counts.items())),
         "definition": "every tool call (toolUseId) has an invocation and a result, error or "
-        "denial, counted within the period; a call whose result falls outside it is a gap",
+        "denial, counted within the period over the events the hot store holds (events pruned "
+        "to the archive are counted by the integrity section's archive verification, not "
+        "here); a call whose result falls outside the period is a gap",
         "files": ["completeness-sessions.csv", "completeness-gaps.csv"],
     }
     pack.tables["completeness-sessions.csv"] = (
@@ -280,18 +287,58 @@ def _integrity(
 
 
 def _retention(pack: Pack, store: Store, ledger_bytes: int | None) -> None:
-    first = next(iter(store.rows(0, 1)), None)
     size = store.tree_size()
+    first_seq = next(iter(store.seqs()), size)  # after a prune the hot store starts later
+    first = next(iter(store.rows(first_seq, first_seq + 1)), None)
     last = next(iter(store.rows(size - 1, size)), None) if size else None
     pack.sections["retention"] = {
         "oldestHotEvent": first.timestamp if first else None,
         "newestHotEvent": last.timestamp if last else None,
-        "hotEvents": size,
+        "hotEvents": size - first_seq,
+        "firstHotSeq": first_seq,
         "ledgerBytes": ledger_bytes,
         "archive": {"configured": False, "retention": None, "lockMode": None},
         "note": "the hot store keeps every event since the ledger began; nothing is pruned "
         "without an archive",
     }
+
+
+def _archive(pack: Pack, archive: Any, verifier: Verifier, trusted: str | None) -> None:
+    from trailguard.archive.verify import verify_archive
+
+    report = verify_archive(archive, verifier, trusted_checkpoint=trusted, check_parquet=False)
+    pack.sections["integrity"]["archive"] = {
+        "url": archive.url,
+        "intact": report.intact,
+        "segments": report.segments,
+        "events": report.events,
+        "treeSize": report.tree_size,
+        "checkpointObjects": report.checkpoint_objects,
+        "failures": [str(f) for f in report.failures],
+        "warnings": [str(f) for f in report.warnings],
+    }
+    pack.sections["integrity"]["offHostCheckpoints"] = (
+        f"{report.checkpoint_objects} checkpoint(s) in the archive {archive.url}, latest of "
+        f"size {report.latest_checkpoint.tree_size if report.latest_checkpoint else None}"
+    )
+    lock = archive.bucket_lock() if archive.write_once else None
+    pack.sections["retention"]["archive"] = {
+        "configured": True,
+        "url": archive.url,
+        "writeOnce": bool(archive.write_once),
+        "lockEnabled": lock.enabled if lock else False,
+        "lockMode": lock.default_mode if lock else None,
+        "retention": (
+            f"{lock.default_years} year(s)" if lock and lock.default_years
+            else f"{lock.default_days} day(s)" if lock and lock.default_days else None
+        ),
+        "lockedObjects": report.locked_objects,
+        "objects": report.objects,
+        "legalHolds": report.legal_holds,
+    }  # fmt: skip
+    pack.sections["retention"]["note"] = (
+        "events leave the hot store only once the archive holds them verified (archive prune)"
+    )
 
 
 def _csv(header: list[str], rows: list[list[Any]], cell: Callable[[object], str]) -> bytes:
