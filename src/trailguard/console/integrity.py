@@ -9,7 +9,6 @@ against, and says so when none was given.
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections.abc import Callable
@@ -18,11 +17,10 @@ from typing import Any
 
 from trailguard.events import Alert, AuditAccess, Event, utc_now
 from trailguard.ledger import checkpoint as checkpoints
+from trailguard.ledger.log import EventLog
 from trailguard.ledger.proof import ProofBundleError, latest_tree_head
 from trailguard.ledger.verify import VerificationReport, verify_ledger
-from trailguard.ledger.writer import Ledger
 from trailguard.store.base import Store, StoreError
-from trailguard.store.sqlite import SQLiteStore
 
 __all__ = ["IntegrityStatus", "VerifyJob", "VerifyRun", "integrity_status"]
 
@@ -67,7 +65,7 @@ class VerifyRun:
 class VerifyJob:
     """At most one ``verify`` at a time: a second request while one runs joins it."""
 
-    ledger: Ledger
+    ledger: EventLog
     record: Callable[[list[Event]], None]
     """Appends events durably from a worker thread (the gateway's ledger)."""
     last: VerifyRun | None = None
@@ -93,7 +91,7 @@ class VerifyJob:
 
     def _run(self, run: VerifyRun, developer_id: str, trusted_checkpoint: str | None) -> None:
         began = time.monotonic()
-        opener = functools.partial(SQLiteStore.in_data_dir, self.ledger.data_dir, read_only=True)
+        opener = self.ledger.backend.open_reader
         try:
             store = opener()
             try:
@@ -162,7 +160,7 @@ class IntegrityStatus:
     quarantined: int
 
 
-def integrity_status(store: Store, ledger: Ledger) -> IntegrityStatus:
+def integrity_status(store: Store, ledger: EventLog) -> IntegrityStatus:
     """The latest signed tree head (checked against the stored tree before it is shown), the
     key that signs it, and the writer's health."""
     verifier = ledger.verifier

@@ -33,7 +33,7 @@ from trailguard.events import Alert, AuditAccess, Event
 from trailguard.gateway.pipeline import redact_event
 from trailguard.gateway.services import gateway
 from trailguard.store.base import Store
-from trailguard.store.gateway_state import GatewayState
+from trailguard.store.state import GatewayStateStore
 
 _T = TypeVar("_T")
 
@@ -67,13 +67,7 @@ STATIC_TYPES: Final = {
 STATIC_FILES: Final = (
     "console.css",
     "console.js",
-    "docs.js",
     "favicon.svg",
-    "swagger-ui/swagger-ui.css",
-    "swagger-ui/swagger-ui-bundle.js",
-    "swagger-ui/LICENSE",
-    "swagger-ui/NOTICE",
-    "swagger-ui/swagger-ui-bundle.js.LICENSE.txt",
 )
 
 
@@ -171,7 +165,7 @@ async def built_page(
     services = gateway(request)
     job = PageJob(
         page=page,
-        data_dir=str(services.ledger.data_dir),
+        backend=services.ledger.backend,
         params=tuple(request.query_params.multi_items()),
         viewer=ViewerInfo(viewer.developer_id, viewer.role, viewer.token_id, viewer.csrf_token),
         assets=console.asset_urls(),
@@ -195,7 +189,7 @@ async def built_page(
     return respond(response, request)
 
 
-async def read(request: Request, work: Callable[[Store, GatewayState], _T]) -> _T:
+async def read(request: Request, work: Callable[[Store, GatewayStateStore], _T]) -> _T:
     """Run ``work`` over a read-only ledger connection and the gateway state, off the loop."""
     services = gateway(request)
 
