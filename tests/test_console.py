@@ -515,20 +515,24 @@ def test_templates_hold_no_inline_script_style_or_event_handler():
 
 
 def test_console_pages_and_the_api_docs_load_nothing_from_another_host(admin):
-    for path in (*PAGES, "/ui/admin/tokens", "/docs"):
+    for path in (*PAGES, "/ui/admin/tokens", "/ui/login", "/docs"):
         page = admin.client.get(path).text
         for url in re.findall(r'(?:src|href)="([^"]+)"', page):
             assert not urlsplit(url).netloc, (path, url)
-    docs = admin.client.get("/docs")
-    assert "cdn" not in docs.text.lower()
-    assets = re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', docs.text)
-    assert len(assets) >= 3
-    for asset in assets:
-        answer = admin.client.get(asset)
-        assert answer.status_code == 200, asset
-        assert answer.headers["x-content-type-options"] == "nosniff"
-    bundle = admin.client.get(next(a for a in assets if "bundle" in a))
-    assert b"SwaggerUIBundle" in bundle.content
+        for url in re.findall(r'(?:src|href)="(/[^"]+)"', page):
+            if url.startswith(("/ui/static/", "/docs/assets/")):
+                answer = admin.client.get(url)
+                assert answer.status_code == 200, url
+    css = admin.client.get(
+        re.search(r'href="(/ui/static/console.css[^"]*)"', page_of(admin)).group(1)
+    )
+    assert css.headers["x-content-type-options"] == "nosniff"
+    assert "@import" not in css.text
+    assert "url(http" not in css.text
+
+
+def page_of(console: Console) -> str:
+    return console.client.get("/ui/sessions").text
 
 
 def test_unknown_static_files_are_not_found(admin):
@@ -1003,3 +1007,34 @@ def test_a_long_timeline_is_paged_and_the_picture_links_into_every_page(auditor)
     answer = auditor.client.get(f"/ui/sessions/{BOB_SESSION}?page=999")
     assert answer.status_code == 400
     assert "page" in answer.text
+
+
+def test_the_incident_report_and_evidence_bundle_download_from_the_session_page(auditor):
+    import io
+    import zipfile
+
+    client = auditor.client
+    page = client.get(f"/ui/sessions/{ALICE_SESSION}").text
+    links = {
+        html.unescape(href) for href in re.findall(r'href="(/ui/(?:report|evidence)\?[^"]+)"', page)
+    }
+    assert len(links) == 3
+    report = client.get(next(link for link in links if "format=html" in link))
+    assert report.status_code == 200
+    assert report.headers["content-disposition"].startswith("attachment;")
+    assert ALICE_SESSION in report.text
+    assert "no-force-push-to-main" in report.text
+    markdown = client.get(next(link for link in links if "format=md" in link))
+    assert markdown.headers["content-type"].startswith("text/markdown")
+    bundle = client.get(next(link for link in links if "/ui/evidence" in link))
+    assert bundle.status_code == 200
+    assert zipfile.ZipFile(io.BytesIO(bundle.content)).namelist()
+    recorded = {e["action"]: e for e in auditor.console_events("audit_access")}
+    assert recorded["GET /ui/report"]["query"]["session"] == ALICE_SESSION
+    assert recorded["GET /ui/report"]["resultCount"] > 0
+    assert (
+        recorded["GET /ui/evidence"]["query"]["manifestSha256"]
+        == bundle.headers["x-trailguard-manifest-sha256"]
+    )
+    assert client.get("/ui/evidence?session=no-such").status_code == 404
+    assert client.get(f"/ui/report?session={ALICE_SESSION}&format=pdf").status_code == 400

@@ -11,7 +11,10 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from trailguard.display import printable
+from trailguard import display
+
+printable = display.printable
+"""Agent-controlled text made safe for a terminal (see trailguard.display)."""
 
 COMMAND_ORDER = (
     # run it

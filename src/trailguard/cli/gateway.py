@@ -28,6 +28,7 @@ from trailguard.cli._common import (
     open_read_only,
     open_state,
     out,
+    printable,
     record_from_cli,
     record_read,
     resolve_data_dir,
@@ -43,7 +44,6 @@ from trailguard.cli.archive import (
     ServeArchiveOption,
     archive_schedule,
 )
-from trailguard.display import printable
 from trailguard.errors import InvalidInputError
 from trailguard.store.state import ROLES
 

@@ -15,20 +15,20 @@ import contextlib
 import multiprocessing
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from trailguard.console import views
 from trailguard.console.templating import environment, session_href
 from trailguard.cost.budgets import BudgetConfig
 from trailguard.errors import FaultError, InvalidInputError, NotFoundError
-from trailguard.store.gateway_state import GatewayState
-from trailguard.store.sqlite import SQLiteStore
+from trailguard.store.backend import Backend
+from trailguard.store.base import Store
+from trailguard.store.state import GatewayStateStore
 
 __all__ = ["PageJob", "PageResult", "Renderer", "ViewerInfo", "build_page"]
 
@@ -47,7 +47,8 @@ class ViewerInfo:
 @dataclass(frozen=True)
 class PageJob:
     page: str
-    data_dir: str
+    backend: Backend
+    """Where the ledger and the gateway state are (a data directory or PostgreSQL)."""
     params: tuple[tuple[str, str], ...]
     """The query parameters, repeated names kept (``has=denials&has=gaps``)."""
     viewer: ViewerInfo
@@ -92,15 +93,11 @@ class _Params(Mapping[str, str]):
 
 
 @lru_cache(maxsize=8)
-def _opened(data_dir: str) -> tuple[SQLiteStore, GatewayState, views.SessionIndex]:
+def _opened(backend: Hashable) -> tuple[Store, GatewayStateStore, views.SessionIndex]:
     """The worker's read connections, kept between jobs (each query sees the latest commit),
-    and its index of session reports."""
-    path = Path(data_dir)
-    return (
-        SQLiteStore.in_data_dir(path, read_only=True),
-        GatewayState(path),
-        views.SessionIndex(),
-    )
+    and its index of session reports. Backends are frozen dataclasses: hashable."""
+    where = cast(Backend, backend)
+    return where.open_reader(), where.open_state(), views.SessionIndex()
 
 
 def _render(job: PageJob, template: str, **context: Any) -> str:
@@ -140,7 +137,7 @@ def _session_id(job: PageJob) -> str:
 def build_page(job: PageJob) -> PageResult:
     """Build one page (in the renderer process). Raises InvalidInputError (a 4xx page) for a
     filter that cannot be used, NotFoundError for a session without events."""
-    store, state, index = _opened(job.data_dir)
+    store, state, index = _opened(cast(Hashable, job.backend))
     params = _Params(job.params)
     if job.page in ("sessions", "sessions_live"):
         wanted = views.SessionFilters.parse(params, params.getlist("has"))
@@ -211,10 +208,10 @@ def _lower_priority() -> None:
         os.nice(NICENESS)
 
 
-def _warm(data_dir: str) -> bool:
+def _warm(backend: Backend) -> bool:
     """Load the templates and read the ledger into the session index ahead of the first page."""
     environment()
-    store, _, index = _opened(data_dir)
+    store, _, index = _opened(cast(Hashable, backend))
     index.refresh(store)
     return True
 
@@ -238,11 +235,11 @@ class Renderer:
                 )
             return self._executor
 
-    def warm(self, data_dir: str) -> None:
+    def warm(self, backend: Backend) -> None:
         """Start the worker and its index ahead of the first page (the sign-in form calls
         this)."""
         if not self.in_process:
-            self._pool().submit(_warm, data_dir)
+            self._pool().submit(_warm, backend)
 
     async def run(self, job: PageJob) -> PageResult:
         if self.in_process:

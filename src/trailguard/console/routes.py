@@ -34,7 +34,6 @@ from trailguard.console.web import (
     ConsoleRoute,
     built_page,
     console_of,
-    ledger_data_dir,
     read,
     record,
     record_refusal,
@@ -117,7 +116,7 @@ async def home() -> Response:
 @router.get("/login")
 async def login_form(request: Request) -> Response:
     """The sign-in form (signing in again replaces the browser's current session)."""
-    console_of(request).renderer.warm(ledger_data_dir(gateway(request)))
+    console_of(request).renderer.warm(gateway(request).ledger.backend)
     why = request.query_params.get("why")
     return _login_page(
         request,
@@ -286,11 +285,119 @@ async def export(request: Request, viewer: Viewer) -> Response:
     )
     if not found:
         raise NotFoundError(f"no events for session {session_id!r} in this ledger")
-    safe_name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in session_id)[:80]
     response = Response(
         b"\n".join(found) + b"\n",
         media_type="application/x-ndjson",
-        headers={"Content-Disposition": f'attachment; filename="session-{safe_name}.jsonl"'},
+        headers={"Content-Disposition": _attachment("session", session_id, "jsonl")},
+    )
+    return respond(response, request)
+
+
+# -- incident exports -----------------------------------------------------------------------------
+
+
+def _export_session(request: Request) -> str:
+    session_id = request.query_params.get("session", "")
+    if not session_id or len(session_id) > 256:
+        raise InvalidInputError("session: a session id is 1 to 256 characters")
+    return session_id
+
+
+def _attachment(name: str, session_id: str, suffix: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in session_id)[:80]
+    return f'attachment; filename="{name}-{safe}.{suffix}"'
+
+
+@router.get("/report")
+async def incident_report(request: Request, viewer: Viewer) -> Response:
+    """A session's incident report, as `trailguard report` and GET /v1/reports make it
+    (each event verified against the latest signed tree head), as a download: it is a
+    document to keep, not a console page."""
+    from trailguard.gateway.routes.incident import KEY_SOURCE
+    from trailguard.incident.html import render_html
+    from trailguard.incident.markdown import render_markdown
+    from trailguard.incident.records import Scope
+    from trailguard.incident.report import build_report
+
+    session_id = _export_session(request)
+    form = request.query_params.get("format", "html")
+    if form not in ("html", "md"):
+        raise InvalidInputError(f"format: html or md, got {form[:20]!r}")
+    services = gateway(request)
+
+    def build(store: Any, _: Any) -> tuple[str, int, str] | None:
+        if session_id not in store.session_ids(session_id, limit=1):
+            return None
+        report = build_report(
+            store,
+            Scope(sessions=(session_id,)),
+            services.ledger.verifier,
+            key_source=KEY_SOURCE,
+            key_pinned=False,
+            generated_by=f"{viewer.developer_id} ({viewer.role} token, console)",
+        )
+        text = render_html(report) if form == "html" else render_markdown(report)
+        return text, len(report.timeline), report.header.verification.to_json()["result"]
+
+    built = await read(request, build)
+    if built is None:
+        raise NotFoundError(f"no session {session_id!r} in this ledger")
+    text, count, result = built
+    await record_view(
+        request,
+        viewer,
+        "GET /ui/report",
+        {"session": session_id, "format": form, "verification": result},
+        count,
+    )
+    response = Response(
+        text,
+        media_type="text/html; charset=utf-8" if form == "html" else "text/markdown; charset=utf-8",
+        headers={"Content-Disposition": _attachment("incident-report", session_id, form)},
+    )
+    return respond(response, request)
+
+
+@router.get("/evidence")
+async def evidence_bundle(request: Request, viewer: Viewer) -> Response:
+    """A session's evidence bundle (zip: canonical bytes, proofs, key), as `trailguard
+    evidence export` and GET /v1/evidence make it, to verify offline."""
+    from trailguard.gateway.routes.incident import KEY_SOURCE
+    from trailguard.incident.bundle import export_bundle
+    from trailguard.incident.records import Scope
+
+    session_id = _export_session(request)
+    services = gateway(request)
+
+    def build(store: Any, _: Any) -> Any:
+        if session_id not in store.session_ids(session_id, limit=1):
+            return None
+        return export_bundle(
+            store,
+            Scope(sessions=(session_id,)),
+            services.ledger.verifier,
+            key_source=KEY_SOURCE,
+            key_pinned=False,
+            generated_by=f"{viewer.developer_id} ({viewer.role} token, console)",
+        )
+
+    exported = await read(request, build)
+    if exported is None:
+        raise NotFoundError(f"no session {session_id!r} in this ledger")
+    await record_view(
+        request,
+        viewer,
+        "GET /ui/evidence",
+        {"session": session_id, "manifestSha256": exported.manifest_sha256},
+        exported.events,
+    )
+    response = Response(
+        exported.data,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": _attachment("trailguard-evidence", session_id, "zip"),
+            "X-Trailguard-Manifest-Sha256": exported.manifest_sha256,
+        },
     )
     return respond(response, request)
 

@@ -31,7 +31,7 @@ from trailguard.retrieval import (
     session_report,
 )
 from trailguard.store.base import EventFilter, Store
-from trailguard.store.gateway_state import GatewayState, SessionSummary
+from trailguard.store.state import GatewayStateStore, SessionSummary
 
 __all__ = [
     "END_REASONS",
@@ -168,7 +168,7 @@ class SessionPage:
     fingerprint: str
 
 
-def _candidates(state: GatewayState, filters: SessionFilters) -> list[SessionSummary]:
+def _candidates(state: GatewayStateStore, filters: SessionFilters) -> list[SessionSummary]:
     active = None
     if filters.state == "active":
         active = True
@@ -225,7 +225,9 @@ class SessionIndex:
                     continue
                 builder = self._builders.get(row.session_id)
                 if builder is None:
-                    builder = self._builders[row.session_id] = SessionReportBuilder(row.session_id)
+                    builder = self._builders[row.session_id] = SessionReportBuilder(
+                        row.session_id, keep_calls=False
+                    )
                 builder.add(orjson.loads(row.body))
 
     def report(self, session_id: str) -> SessionReport | None:
@@ -244,12 +246,12 @@ def _has(report: SessionReport | None, wanted: tuple[str, ...]) -> bool:
     )
 
 
-def sessions_fingerprint_for(state: GatewayState, filters: SessionFilters) -> str:
+def sessions_fingerprint_for(state: GatewayStateStore, filters: SessionFilters) -> str:
     return sessions_fingerprint(_candidates(state, filters))
 
 
 def list_sessions(
-    state: GatewayState,
+    state: GatewayStateStore,
     store: Store,
     filters: SessionFilters,
     per_page: int = PER_PAGE,
@@ -402,7 +404,7 @@ TIMELINE_PAGE: Final = 500
 
 def session_view(
     store: Store,
-    state: GatewayState,
+    state: GatewayStateStore,
     session_id: str,
     *,
     page: int = 1,

@@ -28,10 +28,10 @@ from trailguard.console.auth import (
 )
 from trailguard.console.integrity import VerifyJob
 from trailguard.console.pages import PageJob, Renderer, ViewerInfo
-from trailguard.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from trailguard.errors import ForbiddenError, InvalidInputError, NotFoundError
 from trailguard.events import Alert, AuditAccess, Event
 from trailguard.gateway.pipeline import redact_event
-from trailguard.gateway.services import Gateway, gateway
+from trailguard.gateway.services import gateway
 from trailguard.store.base import Store
 from trailguard.store.state import GatewayStateStore
 
@@ -67,13 +67,7 @@ STATIC_TYPES: Final = {
 STATIC_FILES: Final = (
     "console.css",
     "console.js",
-    "docs.js",
     "favicon.svg",
-    "swagger-ui/swagger-ui.css",
-    "swagger-ui/swagger-ui-bundle.js",
-    "swagger-ui/LICENSE",
-    "swagger-ui/NOTICE",
-    "swagger-ui/swagger-ui-bundle.js.LICENSE.txt",
 )
 
 
@@ -171,7 +165,7 @@ async def built_page(
     services = gateway(request)
     job = PageJob(
         page=page,
-        data_dir=ledger_data_dir(services),
+        backend=services.ledger.backend,
         params=tuple(request.query_params.multi_items()),
         viewer=ViewerInfo(viewer.developer_id, viewer.role, viewer.token_id, viewer.csrf_token),
         assets=console.asset_urls(),
@@ -193,18 +187,6 @@ async def built_page(
     if live and result.fingerprint is not None:
         response.headers["X-Live-Fingerprint"] = result.fingerprint
     return respond(response, request)
-
-
-def ledger_data_dir(services: Gateway) -> str:
-    """The data directory the console's page processes read. A shared ledger (``--store``) has
-    none: the console is not available there yet, and says so (409)."""
-    data_dir = getattr(services.ledger, "data_dir", None)
-    if data_dir is None:
-        raise ConflictError(
-            "the console reads a data-directory ledger; on a shared PostgreSQL ledger (--store) "
-            "it is not available yet: use the CLI with --store"
-        )
-    return str(data_dir)
 
 
 async def read(request: Request, work: Callable[[Store, GatewayStateStore], _T]) -> _T:
