@@ -190,3 +190,32 @@ def test_a_restarted_writer_continues_the_same_tree(backend: LedgerBackend):
     finally:
         store.close()
     assert backend.verify().intact
+
+
+def test_a_caller_that_gives_up_waiting_does_not_stop_the_writer(backend: LedgerBackend):
+    """A request task cancelled while its append is in flight (a client disconnect) cancels the
+    asyncio side of asyncio.wrap_future; the writer must still settle the append and go on."""
+    import asyncio
+
+    ledger = backend.open()
+    events = sample_events(2)
+
+    async def give_up() -> None:
+        waiting = asyncio.ensure_future(asyncio.wrap_future(ledger.submit(events[0])))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(give_up())
+    receipt = ledger.append(events[1])
+    assert ledger.healthy
+    store = backend.reader()
+    try:
+        assert set(store.existing_event_ids([e.event_id for e in events])) == {
+            events[0].event_id,
+            events[1].event_id,
+        }
+        assert receipt.seq < store.tree_size()
+    finally:
+        store.close()

@@ -344,6 +344,9 @@ class SharedLedger:
             if self._closed or (not self._accepting and not internal):
                 raise LedgerError("the ledger is closed")
             future: Future[list[Receipt]] = Future()
+            # Running from the start: a caller that gives up (a cancelled request task, via
+            # asyncio.wrap_future) cannot cancel it, so the writer can always settle it.
+            future.set_running_or_notify_cancel()
             self._queue.put(_Request(events, future))
             return future
 
