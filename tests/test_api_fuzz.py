@@ -134,7 +134,7 @@ class FuzzGateway:
         """A valid token for each operation that needs one: agent for hooks, auditor to read."""
         if path in (HOOK, CORRELATE):
             return self.bearer(self.token)
-        if path in (EVENTS, *EXPORTS) or path.endswith("completeness"):
+        if path in (EVENTS, *EXPORTS, "/metrics") or path.endswith("completeness"):
             return self.bearer(self.auditor)
         return {}
 
@@ -249,6 +249,7 @@ def test_schemathesis_generated_requests_get_no_5xx_and_conform(gateway, credent
         f"POST {CORRELATE}",
         "GET /v1/completeness",
         "GET /v1/sessions/{session_id}/completeness",
+        "GET /metrics",
         *(f"GET {path}" for path in EXPORTS),
     }
     # The model API pass-through forwards whatever it gets to an upstream that is not here
