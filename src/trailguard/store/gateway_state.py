@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -22,7 +21,6 @@ from trailguard.store.base import StoreError
 from trailguard.store.sqlite import DATABASE_FILE
 from trailguard.store.state import (
     ROLES,
-    TOKEN_PREFIX,
     GatewayStateStore,
     Identity,
     KillRequest,
@@ -30,6 +28,7 @@ from trailguard.store.state import (
     SessionSummary,
     TokenRecord,
     hash_token,
+    new_token,
 )
 
 __all__ = [
@@ -233,23 +232,7 @@ class GatewayState(GatewayStateStore):
     def create_token(
         self, developer_id: str, role: Role, projects: Sequence[str] = ()
     ) -> tuple[str, TokenRecord]:
-        from trailguard.errors import InvalidInputError
-
-        if role not in ROLES:
-            raise InvalidInputError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-        if not developer_id or any(ch.isspace() or ord(ch) < 0x20 for ch in developer_id):
-            raise InvalidInputError(
-                "developer id must be non-empty, without spaces or control characters"
-            )
-        if len(developer_id) > 256:
-            raise InvalidInputError("developer id must be at most 256 characters")
-        for project in projects:
-            if not project or not project.isprintable() or len(project) > 256:
-                raise InvalidInputError(f"project {project!r} is not a usable project id")
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        record = TokenRecord(
-            "tok_" + secrets.token_hex(6), developer_id, role, utc_now(), None, tuple(projects)
-        )
+        token, record = new_token(developer_id, role, projects, utc_now())
         self._write(
             "INSERT INTO tokens (token_hash, token_id, developer_id, role, created_at, projects) "
             "VALUES (?, ?, ?, ?, ?, ?)",

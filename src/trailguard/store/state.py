@@ -24,6 +24,7 @@ __all__ = [
     "SessionSummary",
     "TokenRecord",
     "hash_token",
+    "new_token",
 ]
 
 Role = Literal["agent", "auditor", "admin"]
@@ -51,6 +52,33 @@ class TokenRecord:
     created_at: str
     revoked_at: str | None
     projects: tuple[str, ...] = ()
+
+
+def new_token(
+    developer_id: str, role: Role, projects: Sequence[str], created_at: str
+) -> tuple[str, TokenRecord]:
+    """A fresh token and its record, after checking what an admin asked for (every state store
+    creates tokens through this, so the rules are the same on SQLite and PostgreSQL)."""
+    import secrets
+
+    from trailguard.errors import InvalidInputError
+
+    if role not in ROLES:
+        raise InvalidInputError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if not developer_id or any(ch.isspace() or ord(ch) < 0x20 for ch in developer_id):
+        raise InvalidInputError(
+            "developer id must be non-empty, without spaces or control characters"
+        )
+    if len(developer_id) > 256:
+        raise InvalidInputError("developer id must be at most 256 characters")
+    for project in projects:
+        if not project or not project.isprintable() or len(project) > 256:
+            raise InvalidInputError(f"project {project!r} is not a usable project id")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    record = TokenRecord(
+        "tok_" + secrets.token_hex(6), developer_id, role, created_at, None, tuple(projects)
+    )
+    return token, record
 
 
 @dataclass(frozen=True)
