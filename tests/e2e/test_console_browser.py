@@ -405,7 +405,7 @@ def test_screenshots_of_every_page(browsing: Browsing, record: Record):
         answer = browsing.goto(path)
         assert answer.status == 200, path
         if name == "docs":
-            browsing.page.get_by_text("/v1/events", exact=True).wait_for()
+            browsing.page.locator(".swagger-ui .opblock").first.wait_for()
         shot = browsing.screenshot(name)
         assert shot.stat().st_size > 10_000
     browsing.goto("/ui/sessions")
@@ -523,3 +523,15 @@ def test_a_real_sessions_timeline_shows_the_denial_and_the_operation_and_a_conso
     ]
     assert len(viewed) >= 2
     assert all(e["developerId"] == "dev_adam" for e in viewed)
+
+
+def test_the_api_docs_render_in_the_browser_from_local_assets(browsing: Browsing):
+    """Swagger UI 4 (swagger-ui-bundle) served locally showed only "Unable to render this
+    definition" for FastAPI's OpenAPI 3.1: the page must render the operations."""
+    browsing.goto("/docs")
+    browsing.page.locator(".swagger-ui .opblock").first.wait_for()
+    text = browsing.page.inner_text("body")
+    assert "Unable to render" not in text
+    assert "/v1/events" in text
+    assert "/hooks/claude-code" in text
+    assert all(urlsplit(url).netloc in browsing.allowed_hosts for url in browsing.requests)
