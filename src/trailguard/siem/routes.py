@@ -17,7 +17,11 @@ from trailguard.store.gateway_state import Identity
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "OK"}},
+)
 def metrics(
     request: Request,
     _: Annotated[Identity, Depends(require("auditor", "admin", what="read metrics"))],
