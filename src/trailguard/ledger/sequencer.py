@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("trailguard.sequencer")
 
 PARTITION_CHECK_SECONDS = 3600.0
+INTAKE_WINDOW = 100_000
+"""How far below the highest intake id taken each batch looks (ids are assigned at insert and
+committed within milliseconds, so a later commit of a much lower id is a rare straggler)."""
+FULL_SCAN_SECONDS = 1.0
 
 
 class _Fenced(Exception):
@@ -184,11 +188,23 @@ class Sequencer:
                     )
                 # Each row says whether its event id is already in the ledger (a replay that
                 # raced its original: acknowledged as a duplicate, never stored twice).
+                # Deleted intake rows stay in its index until vacuumed: scanning from the
+                # start every time grows with the backlog of dead entries. So scan from just
+                # below the highest id taken, and from the start once a second, which finds a
+                # straggler (an id assigned early, committed late) within that second.
+                now = time.monotonic()
+                floor = max(0, state.highest_taken - INTAKE_WINDOW)
+                if now - state.last_full_scan >= FULL_SCAN_SECONDS:
+                    floor, state.last_full_scan = 0, now
+                # One index probe per row (LATERAL ... LIMIT 1): an EXISTS here may be planned
+                # as a hashed scan of the whole partition, which grows with the ledger.
                 pending = db.execute(
-                    f"SELECT intake_id, {INTAKE_COLUMNS}, EXISTS (SELECT 1 FROM events e "
-                    "WHERE e.event_id = intake.event_id) FROM intake "
-                    "ORDER BY intake_id LIMIT %s FOR UPDATE OF intake",
-                    (config.max_batch,),
+                    f"SELECT intake_id, {INTAKE_COLUMNS}, stored.seq IS NOT NULL FROM "
+                    "(SELECT * FROM intake WHERE intake_id > %s ORDER BY intake_id LIMIT %s "
+                    "FOR UPDATE) AS queued LEFT JOIN LATERAL (SELECT e.seq FROM events e "
+                    "WHERE e.event_id = queued.event_id LIMIT 1) AS stored ON true "
+                    "ORDER BY intake_id",
+                    (floor, config.max_batch),
                 ).fetchall()
                 taken: list[int] = []
                 rows: list[LedgerRow] = list(extra)
@@ -203,6 +219,7 @@ class Sequencer:
                         bytes(values[8]), bytes(values[9]),
                     )  # fmt: skip
                     taken.append(intake_id)
+                    state.highest_taken = max(state.highest_taken, intake_id)
                     if values[10]:
                         continue  # a replay of a sequenced event: acknowledged as duplicate
                     body = item.body(tree.size)
@@ -287,3 +304,5 @@ class _SequencerState:
     tree: merkle.CompactRange
     last_checkpoint_seq: int
     last_checkpoint_time: float
+    highest_taken: int = 0
+    last_full_scan: float = 0.0

@@ -495,7 +495,11 @@ class SharedLedger:
         return {
             str(event_id): (int(seq), bytes(leaf))
             for event_id, seq, leaf in db.execute(
-                "SELECT event_id, seq, leaf_hash FROM events WHERE event_id = ANY(%s::text[])",
+                # A probe per id: "= ANY(array)" may be planned as a scan of every row
+                # while a growing partition has no statistics yet.
+                "SELECT wanted.event_id, e.seq, e.leaf_hash FROM unnest(%s::text[]) AS "
+                "wanted(event_id) CROSS JOIN LATERAL (SELECT seq, leaf_hash FROM events "
+                "WHERE events.event_id = wanted.event_id LIMIT 1) AS e",
                 (text_array(event_ids),),
             )
         }

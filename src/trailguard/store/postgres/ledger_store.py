@@ -217,7 +217,9 @@ class PostgresStore:
         return {
             str(event_id): int(seq)
             for event_id, seq in self._fetch(
-                "SELECT event_id, seq FROM events WHERE event_id = ANY(%s::text[])",
+                "SELECT wanted.event_id, e.seq FROM unnest(%s::text[]) AS wanted(event_id) "
+                "CROSS JOIN LATERAL (SELECT seq FROM events WHERE events.event_id = "
+                "wanted.event_id LIMIT 1) AS e",
                 (text_array(event_ids),),
             )
         }

@@ -100,6 +100,9 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         replica      text NOT NULL,
         accepted_at  timestamptz NOT NULL DEFAULT now()
     );
+    -- A queue: every row is deleted within milliseconds, so vacuum it often.
+    ALTER TABLE intake SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000,
+                            autovacuum_vacuum_cost_delay = 0);
 
     CREATE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
