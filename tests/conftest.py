@@ -19,7 +19,20 @@ from trailguard.ledger.verify import VerificationReport, verify_ledger
 from trailguard.ledger.writer import Ledger, LedgerConfig
 from trailguard.store.sqlite import SQLiteStore
 
-SHARED_REDACTION = Path(__file__).resolve().parents[2] / "shared" / "redaction"
+
+def _shared_redaction_dir() -> Path:
+    """The steering repo's shared/redaction: beside this clone, else /work/shared (where these
+    machines keep it), unless TRAILGUARD_SHARED_DIR says otherwise."""
+    configured = os.environ.get("TRAILGUARD_SHARED_DIR")
+    candidates = [Path(configured)] if configured else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")]
+    for candidate in candidates:
+        if (candidate / "redaction").is_dir():
+            return candidate / "redaction"
+    return candidates[0] / "redaction"
+
+
+SHARED_REDACTION = _shared_redaction_dir()
 """gitleaks-derived data (its rule set converted for trailguard, and its own rule test cases as an
 external corpus). Data from a fetched public repository is kept outside this repository, in the
 steering repo's shared/ (/work/shared), never committed here."""

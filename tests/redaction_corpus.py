@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "redaction" / "gitleaks-corpus.jsonl"
+EXTERNAL = next(
+    (
+        base / "redaction" / "gitleaks-corpus.jsonl"
+        for base in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared"))
+        if (base / "redaction" / "gitleaks-corpus.jsonl").is_file()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "redaction" / "gitleaks-corpus.jsonl",
+)
 """gitleaks' own rule test cases (see tests/corpus/external/README.md): data from a fetched
 public repository, so kept in the steering repo's shared/, not committed here."""
 SESSION = "ae1e1885-0000-4000-8000-00000000c0de"
