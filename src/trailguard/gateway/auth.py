@@ -11,6 +11,7 @@ every request: a revoked token stops working at once.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import threading
 import time
@@ -80,7 +81,7 @@ class AlertLimiter:
     per_client: int = 30
     overall: int = 120
     window_seconds: float = 60.0
-    _window_start: float = 0.0
+    _window_start: float = -math.inf  # monotonic time may start at boot
     _counts: dict[str, int] = field(default_factory=dict)
     _total: int = 0
     _suppressed: int = 0

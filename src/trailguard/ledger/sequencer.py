@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -116,7 +117,7 @@ class Sequencer:
         if quarantined:
             extra.append(encode_row(_quarantine_alert(quarantined), tree.size))
         self._forced = True  # sign at once: the takeover itself is covered
-        partitions_checked = 0.0
+        partitions_checked = -math.inf  # never 0.0: monotonic time may start at boot
         while True:
             if time.monotonic() - partitions_checked > PARTITION_CHECK_SECONDS:
                 self._prepare_partitions(store)
@@ -305,4 +306,4 @@ class _SequencerState:
     last_checkpoint_seq: int
     last_checkpoint_time: float
     highest_taken: int = 0
-    last_full_scan: float = 0.0
+    last_full_scan: float = -math.inf  # monotonic time may start at boot

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import socket
 import time
 import uuid
@@ -134,7 +135,7 @@ class HecTransport:
         }
         if config.ack:
             self._headers["X-Splunk-Request-Channel"] = self._channel
-        self._last_poll = 0.0
+        self._last_poll = -math.inf  # monotonic time may start at boot
 
     def send(self, batch: Batch) -> None:
         body = b"\n".join(

@@ -8,11 +8,10 @@ its state in ``ledger.sqlite3``; it is copied here once, on first open.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,8 +27,8 @@ from trailguard.store.state import (
     SessionSummary,
     TokenRecord,
     hash_token,
-    new_token,
 )
+from trailguard.store.state_sql import SESSION_COLUMNS, SqlGatewayState
 
 __all__ = [
     "ROLES",
@@ -100,18 +99,7 @@ _LEGACY_TABLES: Final = (
 )
 
 
-def _token(row: tuple[Any, ...]) -> TokenRecord:
-    token_id, developer, role, created, revoked, projects = row
-    return TokenRecord(token_id, developer, role, created, revoked, tuple(json.loads(projects)))
-
-
-def _summary(row: tuple[Any, ...]) -> SessionSummary:
-    values = list(row)
-    values[-1] = bool(values[-1])
-    return SessionSummary(*values)
-
-
-class GatewayState(GatewayStateStore):
+class GatewayState(SqlGatewayState):
     """Each thread gets its own connection, and every statement is run to completion and its
     cursor closed: a connection shared across threads, or a half-read cursor holding an old
     read snapshot, makes SQLite writers wait out the busy timeout."""
@@ -207,9 +195,9 @@ class GatewayState(GatewayStateStore):
             self._connections.clear()
         self._local = threading.local()
 
-    def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    def _run_query(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
         try:
-            cursor = self._connection().execute(sql, params)
+            cursor = self._connection().execute(sql, tuple(params))
             try:
                 return cursor.fetchall()
             finally:
@@ -217,9 +205,9 @@ class GatewayState(GatewayStateStore):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read gateway state: {exc}") from None
 
-    def _write(self, sql: str, params: tuple[object, ...]) -> int:
+    def _run_write(self, sql: str, params: Sequence[object]) -> int:
         try:
-            cursor = self._connection().execute(sql, params)
+            cursor = self._connection().execute(sql, tuple(params))
             try:
                 return cursor.rowcount
             finally:
@@ -227,67 +215,12 @@ class GatewayState(GatewayStateStore):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot update gateway state: {exc}") from None
 
-    # -- tokens ---------------------------------------------------------------------------------
-
-    def create_token(
-        self, developer_id: str, role: Role, projects: Sequence[str] = ()
-    ) -> tuple[str, TokenRecord]:
-        token, record = new_token(developer_id, role, projects, utc_now())
-        self._write(
-            "INSERT INTO tokens (token_hash, token_id, developer_id, role, created_at, projects) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                hash_token(token),
-                record.token_id,
-                developer_id,
-                role,
-                record.created_at,
-                json.dumps(list(record.projects)),
-            ),
-        )
-        return token, record
-
-    def identify(self, token: str) -> Identity | None:
-        rows = self._rows(
-            "SELECT developer_id, role, token_id, projects, created_at FROM tokens "
-            "WHERE token_hash = ? AND revoked_at IS NULL",
-            (hash_token(token),),
-        )
-        if not rows:
-            return None
-        developer, role, token_id, projects, created = rows[0]
-        return Identity(developer, role, token_id, tuple(json.loads(projects)), created)
-
-    def revoke_token(self, token_id: str) -> TokenRecord | None:
-        changed = self._write(
-            "UPDATE tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL",
-            (utc_now(), token_id),
-        )
-        if not changed:
-            return None
-        rows = self._rows(
-            "SELECT token_id, developer_id, role, created_at, revoked_at, projects FROM tokens "
-            "WHERE token_id = ?",
-            (token_id,),
-        )
-        return _token(rows[0])
-
-    def tokens(self) -> list[TokenRecord]:
-        """Every token, newest first (never the tokens themselves)."""
-        return [
-            _token(row)
-            for row in self._rows(
-                "SELECT token_id, developer_id, role, created_at, revoked_at, projects "
-                "FROM tokens ORDER BY created_at DESC"
-            )
-        ]
-
     # -- sessions -------------------------------------------------------------------------------
 
     def save_session(self, summary: SessionSummary) -> None:
+        """One gateway writes this file: its view of a session replaces the stored one."""
         self._write(
-            "INSERT INTO sessions (session_id, developer_id, project_id, started_at, "
-            "last_event_at, ended_at, end_reason, raw_end_reason, never_started) "
+            f"INSERT INTO sessions ({SESSION_COLUMNS}) "  # noqa: S608
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
             "developer_id = excluded.developer_id, project_id = excluded.project_id, "
             "started_at = excluded.started_at, last_event_at = excluded.last_event_at, "
@@ -306,10 +239,6 @@ class GatewayState(GatewayStateStore):
             ),
         )
 
-    def session(self, session_id: str) -> SessionSummary | None:
-        rows = self._rows("SELECT * FROM sessions WHERE session_id = ?", (session_id,))
-        return _summary(rows[0]) if rows else None
-
     def session_ids_starting_with(self, prefix: str, limit: int = 20) -> list[str]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return [
@@ -320,70 +249,6 @@ class GatewayState(GatewayStateStore):
                 (escaped + "%", limit),
             )
         ]
-
-    def sessions(
-        self,
-        *,
-        developer_id: str | None = None,
-        project_id: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        active: bool | None = None,
-    ) -> Iterator[SessionSummary]:
-        clauses: list[str] = []
-        params: list[object] = []
-        for column, value in (("developer_id", developer_id), ("project_id", project_id)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if since is not None:
-            clauses.append("last_event_at >= ?")
-            params.append(since)
-        if until is not None:
-            clauses.append("coalesce(started_at, last_event_at) < ?")
-            params.append(until)
-        if active is not None:
-            clauses.append("ended_at IS NULL" if active else "ended_at IS NOT NULL")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        for row in self._rows(
-            f"SELECT * FROM sessions {where} ORDER BY coalesce(started_at, last_event_at)",  # noqa: S608
-            tuple(params),
-        ):
-            yield _summary(row)
-
-    # -- kill requests --------------------------------------------------------------------------
-
-    def request_kill(self, session_id: str, requested_by: str | None, reason: str | None) -> bool:
-        return (
-            self._write(
-                "INSERT INTO session_kills (session_id, requested_at, requested_by, reason) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
-                (session_id, utc_now(), requested_by, reason),
-            )
-            > 0
-        )
-
-    def pending_kills(self) -> list[KillRequest]:
-        return [
-            KillRequest(*row)
-            for row in self._rows(
-                "SELECT session_id, requested_at, requested_by, reason FROM session_kills "
-                "WHERE recorded_at IS NULL ORDER BY requested_at"
-            )
-        ]
-
-    def killed_sessions(self) -> dict[str, KillRequest]:
-        return {
-            row[0]: KillRequest(*row)
-            for row in self._rows(
-                "SELECT session_id, requested_at, requested_by, reason FROM session_kills"
-            )
-        }
-
-    def mark_kill_recorded(self, session_id: str) -> None:
-        self._write(
-            "UPDATE session_kills SET recorded_at = ? WHERE session_id = ?", (utc_now(), session_id)
-        )
 
     # -- events queued for the ledger -----------------------------------------------------------
 
@@ -403,15 +268,6 @@ class GatewayState(GatewayStateStore):
                 raise
         except sqlite3.Error as exc:
             raise StoreError(f"cannot queue events in {self.path}: {exc}") from None
-
-    def pending_events(self, limit: int = 500) -> list[tuple[int, str]]:
-        return [
-            (int(queue_id), str(document))
-            for queue_id, document in self._rows(
-                "SELECT queue_id, document FROM pending_events ORDER BY queue_id LIMIT ?",
-                (limit,),
-            )
-        ]
 
     def remove_pending_events(self, queue_ids: Sequence[int]) -> None:
         for queue_id in queue_ids:
