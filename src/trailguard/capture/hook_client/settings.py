@@ -65,28 +65,63 @@ def read_permissions(cwd: str | None, environ: Mapping[str, str]) -> tuple[Json,
     return result, model
 
 
-_HOOK_PATH = "/hooks/claude-code"
+HOOK_PATH = "/hooks/claude-code"
+ENTRY_SCRIPT = "trailguard/__main__.py"
+"""What ``python -I -S <site-packages>/trailguard/__main__.py hook`` runs: ``install``'s default
+command hook, which starts without the ``site`` machinery (see ``trailguard/__main__.py``)."""
+_OPTIONS_WITH_VALUES = frozenset("cmWXQ")
 
 
-def _is_trailguard_hook(hook: object) -> bool:
-    """The install module's rule (an http hook to the gateway endpoint, or a command running
-    ``trailguard hook``), without importing it: this runs on every SessionStart."""
+def _program_name(token: str) -> str:
+    name = token.replace("\\", "/").rsplit("/", 1)[-1]
+    return name.removesuffix(".exe")
+
+
+def _is_env_assignment(token: str) -> bool:
+    name, sep, _ = token.partition("=")
+    return bool(sep) and name.isidentifier()
+
+
+def is_trailguard_command(command: str) -> bool:
+    """Whether a command hook's command runs ``trailguard hook``: after optional ``NAME=value``
+    assignments, ``[dir/]trailguard hook``, or ``python... [-flags] -m trailguard hook``, or
+    ``python... [-flags] <dir>/trailguard/__main__.py hook``; arguments may follow ``hook``."""
+    import shlex
+
+    try:
+        tokens = shlex.split(command)
+    except ValueError:
+        return False
+    while tokens and _is_env_assignment(tokens[0]):
+        tokens = tokens[1:]
+    if len(tokens) < 2:
+        return False
+    program, rest = _program_name(tokens[0]), tokens[1:]
+    if program == "trailguard":
+        return rest[0] == "hook"
+    if not program.startswith("python"):
+        return False
+    while rest and rest[0].startswith("-") and len(rest[0]) > 1 and rest[0][1:].isalpha():
+        if set(rest[0][1:]) & _OPTIONS_WITH_VALUES:
+            break  # -m, -c, -X...: no more plain flags
+        rest = rest[1:]
+    if rest[:3] == ["-m", "trailguard", "hook"]:
+        return True
+    script = rest[0].replace("\\", "/") if rest else ""
+    return script.endswith("/" + ENTRY_SCRIPT) and rest[1:2] == ["hook"]
+
+
+def is_trailguard_hook(hook: object) -> bool:
+    """Whether one hook (an entry of a group's ``hooks`` list) is trailguard's: an http hook to
+    the gateway endpoint, or a command hook that runs ``trailguard hook``."""
     if not isinstance(hook, dict):
         return False
-    if hook.get("type") == "http":
+    kind = hook.get("type")
+    if kind == "http":
         url = hook.get("url")
-        return isinstance(url, str) and url.rstrip("/").endswith(_HOOK_PATH)
+        return isinstance(url, str) and url.endswith(HOOK_PATH)
     command = hook.get("command")
-    if hook.get("type") != "command" or not isinstance(command, str):
-        return False
-    words = command.split()
-    for index, word in enumerate(words[:-1]):
-        name = word.replace("\\", "/").rsplit("/", 1)[-1]
-        if name == "trailguard" and words[index + 1] == "hook":
-            return True
-        if word == "-m" and words[index + 1 : index + 3] == ["trailguard", "hook"]:
-            return True
-    return False
+    return kind == "command" and isinstance(command, str) and is_trailguard_command(command)
 
 
 def read_hook_config(cwd: str | None, environ: Mapping[str, str]) -> Json:
@@ -128,7 +163,7 @@ def read_hook_config(cwd: str | None, environ: Mapping[str, str]) -> Json:
             for group in groups if isinstance(groups, list) else ():
                 entries = group.get("hooks") if isinstance(group, dict) else None
                 for hook in entries if isinstance(entries, list) else ():
-                    if _is_trailguard_hook(hook):
+                    if is_trailguard_hook(hook):
                         mine.add(event)
                         if hook.get("onFailure") == "block" or hook.get("type") == "command":
                             blocking.add(event)
