@@ -1542,6 +1542,8 @@ def test_a_pre_tool_use_loads_only_the_stdlib_and_never_the_transcript_or_contex
     assert outside <= CLIENT_MODULES | {"trailguard.ids", "trailguard.hook_protocol"}, outside
     assert not loaded & ON_DEMAND
     assert not loaded & SLOW_STDLIB, loaded & SLOW_STDLIB
+    spool_code = {f"trailguard.capture.hook_client.{name}" for name in ("spool", "poison", "files")}
+    assert not loaded & spool_code  # the spool is empty: nothing to replay or report
 
 
 def test_the_transcript_and_context_code_loads_for_the_events_that_use_it(

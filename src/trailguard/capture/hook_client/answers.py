@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from trailguard.capture.hook_client import fastjson, gateway, poison, spool
+from trailguard.capture.hook_client import fastjson, gateway
 from trailguard.capture.hook_client.config import HookConfig, env, load_config
 from trailguard.capture.hook_client.support import describe_exception, now_rfc3339
 from trailguard.capture.hook_client.transport import GatewayUnavailableError
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
     from trailguard.capture.hook_client.invocation import Invocation
+    from trailguard.capture.hook_client.spool import ReplayReport
 
     Json = dict[str, Any]
 
@@ -52,6 +53,19 @@ def _attach_usage(inv: Invocation, config: HookConfig, marker: Json, err: TextIO
     inv.usage = usage
     if usage.entries:
         marker["usage"] = usage.entries
+
+
+def _spool_contents(spool_dir: str) -> tuple[bool, bool]:
+    """(events may be queued, poisoned events may wait to be reported), from one listing of
+    the spool: the spool and poison code loads only when there is something for it."""
+    try:
+        names = os.listdir(spool_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return False, False
+    except OSError:
+        return True, True  # let the spool code meet the problem, as it always has
+    queued = any(name.endswith(".json") and not name.startswith(".") for name in names)
+    return queued, "poisoned" in names
 
 
 def handle(inv: Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
@@ -93,15 +107,23 @@ def handle(inv: Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
     where = f"the audit gateway at {config.url}"
     blocked = "tool calls are blocked until it is back"
 
-    try:
-        replay = spool.replay_spool(config)
-    except Exception as exc:  # a replay bug must not stop the current event
-        err.write(f"trailguard: spool replay failed: {describe_exception(exc)}\n")
-        replay = spool.ReplayReport()
-    problems = poison.unreported_spool_problems(config)
+    queued, poisoned = _spool_contents(config.spool_dir)
+    replay: ReplayReport | None = None
+    if queued:
+        from trailguard.capture.hook_client import spool
+
+        try:
+            replay = spool.replay_spool(config)
+        except Exception as exc:  # a replay bug must not stop the current event
+            err.write(f"trailguard: spool replay failed: {describe_exception(exc)}\n")
+    problems: list[tuple[str, Json]] = []
+    if poisoned:
+        from trailguard.capture.hook_client import poison
+
+        problems = poison.unreported_spool_problems(config)
     if problems:
         marker["spoolProblems"] = [problem for _path, problem in problems]
-    if replay.down:
+    if replay is not None and replay.down:
         problem = f"{where} is unreachable ({replay.stopped})"
         inv.spool(problem)
         return failure_answer(
@@ -130,8 +152,12 @@ def handle(inv: Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
         inv.usage_delivered()
     if 200 <= status < 300:
         # The gateway works: what it failed on during the replay was the files' fault.
-        poison.count_failed_tries(config, replay.failed)
-        poison.mark_spool_problems_reported(problems)
+        if (replay is not None and replay.failed) or problems:
+            from trailguard.capture.hook_client import poison
+
+            if replay is not None:
+                poison.count_failed_tries(config, replay.failed)
+            poison.mark_spool_problems_reported(problems)
         try:
             answer = fastjson.loads(body)
         except ValueError:
@@ -181,6 +207,8 @@ def handle(inv: Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
             "reason": problem,
             "payload": payload,
         }
+        from trailguard.capture.hook_client import spool
+
         inv.spooled_path = spool.write_spool_file(
             os.path.join(config.spool_dir, "rejected"), inv.event_id, record
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from trailguard.capture.hook_client import spool
 from trailguard.capture.hook_client.config import load_config
 from trailguard.capture.hook_client.support import describe_exception
 from trailguard.ids import new_event_id
@@ -84,6 +83,8 @@ class Invocation:
                 self.config = load_config(self.environ, self.gateway)
             if self.event_id is None:
                 self.event_id = new_event_id()
+            from trailguard.capture.hook_client import spool
+
             self.spooled_path = spool.spool_event(self.config, self.event_id, self.payload, reason)
         except Exception as exc:
             self.spool_error = describe_exception(exc)
