@@ -11,8 +11,9 @@ interleaved rounds (one session of each per round, the order rotating) so they s
 (b) a do-nothing HTTP hook server (stdlib ThreadingHTTPServer in its own process, ``{}`` to every
     POST), configured as an http PreToolUse hook of the same shape (headers, allowedEnvVars,
     onFailure, timeout);
-(c) trailguard, command mode: ``trailguard install --mode command`` (the venv's ``trailguard
-    hook``), against the same gateway;
+(c) trailguard, command mode: ``trailguard install --mode command`` (its default command hook,
+    ``python -I -S .../trailguard/__main__.py hook``, or ``--hook-command``), against the same
+    gateway;
 (d) a bare command hook, ``python -S -c "import sys; sys.stdin.read(); print('{}')"`` (this
     interpreter), with the same shape as (c)'s.
 
@@ -73,7 +74,8 @@ from tests.e2e.claude import find_claude_binary, run_claude, trust_project  # no
 from tests.e2e.model_server import ModelServer, ToolCall, Turn  # noqa: E402
 
 TRAILGUARD = Path(sys.executable).with_name("trailguard")
-TARGET_RATIO = 1.3  # trailguard median / do-nothing median, per mode
+TARGET_RATIOS = {"http": 1.3, "command": 1.5}  # trailguard median / do-nothing median (issue 19)
+FIRST_CALL_TARGET = 2.0  # (a) first PreToolUse of a session / (a) median
 HOOK_PATH = "/hooks/claude-code"
 FLUSH_MS = "500"
 
@@ -489,6 +491,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, help="Bash calls per session (20 / --quick 5)")
     parser.add_argument("--rounds", type=int, help="sessions per configuration (5 / --quick 2)")
     parser.add_argument(
+        "--hook-command",
+        default=None,
+        help="command hook for (a)/(c), e.g. '.venv/bin/trailguard hook' (default: what "
+        "`trailguard install` writes, python -I -S .../trailguard/__main__.py hook)",
+    )
+    parser.add_argument(
         "--force-fallback",
         action="store_true",
         help="ignore the telemetry and use the fallback (to test that path)",
@@ -524,7 +532,6 @@ def main() -> None:
         noop_url = start_noop_server(stack)
         receiver = stack.enter_context(OtlpReceiver())
 
-        hook_command = f"{TRAILGUARD} hook"
         bare_command = f"{sys.executable} -S -c \"import sys; sys.stdin.read(); print('{{}}')\""
         configs = {
             key: Config(key, label, kind, scratch / f"project-{key}")
@@ -539,9 +546,10 @@ def main() -> None:
             config.project.mkdir()
             trust_project(home, config.project)
         for key, mode in (("a", "http"), ("c", "command")):
+            extra = [] if args.hook_command is None else ["--hook-command", args.hook_command]
             trailguard_cli(
                 "install", "--project", str(configs[key].project), "--gateway", gateway_url,
-                "--mode", mode, "--hook-command", hook_command, home=home,
+                "--mode", mode, *extra, home=home,
             )  # fmt: skip
         http_hook = pre_tool_use_hook(configs["a"].project)
         write_pre_tool_use_settings(configs["b"].project, http_hook | {"url": noop_url + HOOK_PATH})
@@ -682,13 +690,27 @@ def main() -> None:
     section("targets")
     for name, (top, bottom) in {"http": ("a", "b"), "command": ("c", "d")}.items():
         ratio = ratios[name]
-        label = f"({top})/({bottom}) median <= {TARGET_RATIO}"
+        limit = TARGET_RATIOS[name]
+        label = f"({top})/({bottom}) median <= {limit}"
         if ratio is None:
             result[f"target_{name}_met"] = None
             metric(label, "no data")
         else:
-            result[f"target_{name}_met"] = ratio <= TARGET_RATIO
-            target(label, ratio <= TARGET_RATIO)
+            result[f"target_{name}_met"] = ratio <= limit
+            target(label, ratio <= limit)
+    first_calls = configs["a"].first_calls
+    label = f"(a) first PreToolUse of a session, median <= {FIRST_CALL_TARGET} x (a) median"
+    if first_calls and "a" in medians:
+        first_ratio = statistics.median(first_calls) / medians["a"]
+        result["a_first_call_ratio"] = round(first_ratio, 3)
+        metric("(a) first call / (a) median", first_ratio, "x")
+        result["target_first_call_met"] = first_ratio <= FIRST_CALL_TARGET
+        target(label, first_ratio <= FIRST_CALL_TARGET)
+    else:
+        result["target_first_call_met"] = None
+        metric(label, "no data")
+    result["load_average"] = [round(value, 2) for value in os.getloadavg()]
+    metric("load average (1, 5, 15 min) at the end", " ".join(map(str, result["load_average"])))
 
     if fallback_used:
         result["source"] = "fallback"
