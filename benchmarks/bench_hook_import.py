@@ -6,8 +6,8 @@ noise. The hook commands get a PreToolUse payload on stdin and answer it:
 - ``bare python -S hook``: ``python -S -c "import sys; sys.stdin.read(); print('{}')"``, the
   baseline of bench_hook_latency.py's command mode (d);
 - ``installed hook``: the command ``trailguard install`` writes by default
-  (``python -I -S .../trailguard/__main__.py hook``), against a do-nothing HTTP server in this
-  process, so the figure is the client alone, without the gateway's own work;
+  (``python -I -S .../trailguard/__main__.py hook``), against a do-nothing HTTP server (its own
+  process), so the figure is the client alone, without the gateway's own work;
 - ``console script hook``: ``<venv>/bin/trailguard hook`` against the same server;
 - ``--help`` of both (the entry point without any I/O), ``import trailguard.capture.hook_client``,
   and bare interpreters (``python -c pass``, ``python -S -c pass``).
@@ -18,6 +18,7 @@ Target (issue 19): the installed hook within 1.5x of the bare ``python -S`` hook
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -25,11 +26,8 @@ import shlex
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 from _common import (
     add_common_arguments,
@@ -38,6 +36,7 @@ from _common import (
     print_result,
     scratch_dir,
     section,
+    start_noop_server,
     target,
 )
 from trailguard.capture.install import default_hook_command
@@ -55,21 +54,6 @@ PAYLOAD = json.dumps(
         "tool_use_id": "toolu_bench0001",
     }
 ).encode()
-
-
-class _NoOp(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 def _children_cpu() -> float:
@@ -104,15 +88,12 @@ def main() -> None:
     console = str(Path(python).with_name("trailguard"))
     installed = shlex.split(default_hook_command())
     bare_hook = [python, "-S", "-c", "import sys; sys.stdin.read(); print('{}')"]
-    with scratch_dir(args.dir, args.keep) as scratch:
+    with scratch_dir(args.dir, args.keep) as scratch, contextlib.ExitStack() as stack:
         info = print_header("trailguard hook client start-up (command mode)", scratch)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _NoOp)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
         env = {
             **os.environ,
             "HOME": str(scratch),
-            "TRAILGUARD_URL": f"http://127.0.0.1:{server.server_address[1]}",
+            "TRAILGUARD_URL": start_noop_server(stack),
             "TRAILGUARD_TOKEN": "tg_bench_0123456789abcdef",
             "TRAILGUARD_SPOOL_DIR": str(scratch / "spool"),
         }
@@ -141,8 +122,6 @@ def main() -> None:
                 wall, used = run_once(argv, stdin, env)
                 samples[name].append(wall)
                 cpu[name].append(used)
-        server.shutdown()
-        server.server_close()
         load = os.getloadavg()
 
     section(f"median wall time of {runs} fresh processes per case (interleaved rounds)")
