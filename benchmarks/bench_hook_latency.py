@@ -659,6 +659,12 @@ def main() -> None:
     else:
         result["target_first_call_met"] = None
         metric(label, "no data")
+    if configs["b"].first_calls and "b" in medians:
+        # Claude Code's own first HTTP hook of a session (a connection to open, ...): the
+        # no-op server's first call, against its median, is the reference for (a)'s.
+        baseline_first = statistics.median(configs["b"].first_calls) / medians["b"]
+        result["b_first_call_ratio"] = round(baseline_first, 3)
+        metric("(b) first call / (b) median (reference: nothing to warm)", baseline_first, "x")
     result["load_average"] = [round(value, 2) for value in os.getloadavg()]
     metric("load average (1, 5, 15 min) at the end", " ".join(map(str, result["load_average"])))
 
