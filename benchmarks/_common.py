@@ -406,3 +406,57 @@ def ledger_counts(data_dir: Path) -> dict[str, int]:
         return {str(kind): int(count) for kind, count in rows}
     finally:
         db.close()
+
+
+NOOP_HOOK_SERVER = r"""
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                self.rfile.read(size)
+                self.rfile.readline()
+        else:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+server = Server(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def start_noop_server(stack: contextlib.ExitStack) -> str:
+    """A do-nothing HTTP hook server (``{}`` to every POST) in its own ``python -S`` process,
+    stopped by ``stack``; returns its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-S", "-c", NOOP_HOOK_SERVER],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    stack.callback(stop_process, process, 30)
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line.isdigit():
+        raise SystemExit(f"the no-op hook server did not start (printed {line!r})")
+    return f"http://127.0.0.1:{line}"

@@ -11,8 +11,9 @@ interleaved rounds (one session of each per round, the order rotating) so they s
 (b) a do-nothing HTTP hook server (stdlib ThreadingHTTPServer in its own process, ``{}`` to every
     POST), configured as an http PreToolUse hook of the same shape (headers, allowedEnvVars,
     onFailure, timeout);
-(c) trailguard, command mode: ``trailguard install --mode command`` (the venv's ``trailguard
-    hook``), against the same gateway;
+(c) trailguard, command mode: ``trailguard install --mode command`` (its default command hook,
+    ``python -I -S .../trailguard/__main__.py hook``, or ``--hook-command``), against the same
+    gateway;
 (d) a bare command hook, ``python -S -c "import sys; sys.stdin.read(); print('{}')"`` (this
     interpreter), with the same shape as (c)'s.
 
@@ -62,6 +63,7 @@ from _common import (
     print_result,
     scratch_dir,
     section,
+    start_noop_server,
     stop_process,
     target,
 )
@@ -73,7 +75,8 @@ from tests.e2e.claude import find_claude_binary, run_claude, trust_project  # no
 from tests.e2e.model_server import ModelServer, ToolCall, Turn  # noqa: E402
 
 TRAILGUARD = Path(sys.executable).with_name("trailguard")
-TARGET_RATIO = 1.3  # trailguard median / do-nothing median, per mode
+TARGET_RATIOS = {"http": 1.3, "command": 1.5}  # trailguard median / do-nothing median (issue 19)
+FIRST_CALL_TARGET = 2.0  # (a) first PreToolUse of a session / (a) median
 HOOK_PATH = "/hooks/claude-code"
 FLUSH_MS = "500"
 
@@ -241,42 +244,6 @@ def timestamp_ms(value: Any) -> float | None:
 
 # -- processes -------------------------------------------------------------------------------------
 
-NOOP_SERVER = r"""
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                self.rfile.read(size)
-                self.rfile.readline()
-        else:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-server = Server(("127.0.0.1", 0), Handler)
-print(server.server_address[1], flush=True)
-server.serve_forever()
-"""
-
 
 def start_gateway(stack: contextlib.ExitStack, data_dir: Path) -> tuple[str, Path]:
     """``trailguard serve`` on a free port with default checkpoint settings; stopped by
@@ -304,21 +271,6 @@ def start_gateway(stack: contextlib.ExitStack, data_dir: Path) -> tuple[str, Pat
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"the gateway did not start:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def start_noop_server(stack: contextlib.ExitStack) -> str:
-    process = subprocess.Popen(
-        [sys.executable, "-S", "-c", NOOP_SERVER],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    stack.callback(stop_process, process, 30)
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    if not line.isdigit():
-        raise SystemExit(f"the no-op hook server did not start (printed {line!r})")
-    return f"http://127.0.0.1:{line}"
 
 
 def trailguard_cli(*args: str, home: Path) -> str:
@@ -489,6 +441,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, help="Bash calls per session (20 / --quick 5)")
     parser.add_argument("--rounds", type=int, help="sessions per configuration (5 / --quick 2)")
     parser.add_argument(
+        "--hook-command",
+        default=None,
+        help="command hook for (a)/(c), e.g. '.venv/bin/trailguard hook' (default: what "
+        "`trailguard install` writes, python -I -S .../trailguard/__main__.py hook)",
+    )
+    parser.add_argument(
         "--force-fallback",
         action="store_true",
         help="ignore the telemetry and use the fallback (to test that path)",
@@ -524,7 +482,6 @@ def main() -> None:
         noop_url = start_noop_server(stack)
         receiver = stack.enter_context(OtlpReceiver())
 
-        hook_command = f"{TRAILGUARD} hook"
         bare_command = f"{sys.executable} -S -c \"import sys; sys.stdin.read(); print('{{}}')\""
         configs = {
             key: Config(key, label, kind, scratch / f"project-{key}")
@@ -539,9 +496,10 @@ def main() -> None:
             config.project.mkdir()
             trust_project(home, config.project)
         for key, mode in (("a", "http"), ("c", "command")):
+            extra = [] if args.hook_command is None else ["--hook-command", args.hook_command]
             trailguard_cli(
                 "install", "--project", str(configs[key].project), "--gateway", gateway_url,
-                "--mode", mode, "--hook-command", hook_command, home=home,
+                "--mode", mode, *extra, home=home,
             )  # fmt: skip
         http_hook = pre_tool_use_hook(configs["a"].project)
         write_pre_tool_use_settings(configs["b"].project, http_hook | {"url": noop_url + HOOK_PATH})
@@ -682,13 +640,33 @@ def main() -> None:
     section("targets")
     for name, (top, bottom) in {"http": ("a", "b"), "command": ("c", "d")}.items():
         ratio = ratios[name]
-        label = f"({top})/({bottom}) median <= {TARGET_RATIO}"
+        limit = TARGET_RATIOS[name]
+        label = f"({top})/({bottom}) median <= {limit}"
         if ratio is None:
             result[f"target_{name}_met"] = None
             metric(label, "no data")
         else:
-            result[f"target_{name}_met"] = ratio <= TARGET_RATIO
-            target(label, ratio <= TARGET_RATIO)
+            result[f"target_{name}_met"] = ratio <= limit
+            target(label, ratio <= limit)
+    first_calls = configs["a"].first_calls
+    label = f"(a) first PreToolUse of a session, median <= {FIRST_CALL_TARGET} x (a) median"
+    if first_calls and "a" in medians:
+        first_ratio = statistics.median(first_calls) / medians["a"]
+        result["a_first_call_ratio"] = round(first_ratio, 3)
+        metric("(a) first call / (a) median", first_ratio, "x")
+        result["target_first_call_met"] = first_ratio <= FIRST_CALL_TARGET
+        target(label, first_ratio <= FIRST_CALL_TARGET)
+    else:
+        result["target_first_call_met"] = None
+        metric(label, "no data")
+    if configs["b"].first_calls and "b" in medians:
+        # Claude Code's own first HTTP hook of a session (a connection to open, ...): the
+        # no-op server's first call, against its median, is the reference for (a)'s.
+        baseline_first = statistics.median(configs["b"].first_calls) / medians["b"]
+        result["b_first_call_ratio"] = round(baseline_first, 3)
+        metric("(b) first call / (b) median (reference: nothing to warm)", baseline_first, "x")
+    result["load_average"] = [round(value, 2) for value in os.getloadavg()]
+    metric("load average (1, 5, 15 min) at the end", " ".join(map(str, result["load_average"])))
 
     if fallback_used:
         result["source"] = "fallback"

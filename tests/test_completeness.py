@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from e2e.model_server import ModelServer, ToolCall, Turn
 from trailguard.capture import install as installer
-from trailguard.capture.hook_client import read_hook_config
+from trailguard.capture.hook_client.settings import read_hook_config
 from trailguard.completeness.report import Rules, figures, session_completeness
 from trailguard.gateway.app import create_app
 from trailguard.ledger.writer import Ledger, LedgerConfig

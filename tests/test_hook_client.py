@@ -25,6 +25,11 @@ from typing import Any
 import pytest
 
 from trailguard.capture import hook_client
+from trailguard.capture.hook_client import config as client_config
+from trailguard.capture.hook_client import context, spool, transport
+from trailguard.capture.hook_client import gateway as client_gateway
+from trailguard.capture.hook_client import poison as poison_spool
+from trailguard.capture.hook_client import transcript as usage_reader
 
 SESSION = "ae1e1885-0000-4000-8000-00000000f4ce"
 PRE_TOOL_USE = {
@@ -374,7 +379,7 @@ def test_url_and_token_file_come_from_the_config_file(gateway, env, tmp_path):
     ],
 )
 def test_split_url(url, parts):
-    assert hook_client.split_url(url) == parts
+    assert transport.split_url(url) == parts
 
 
 @pytest.mark.parametrize(
@@ -391,7 +396,7 @@ def test_split_url(url, parts):
 )
 def test_split_url_rejects(url):
     with pytest.raises(ValueError, match=r"URL|host|port"):
-        hook_client.split_url(url)
+        transport.split_url(url)
 
 
 def test_an_unusable_url_denies_and_spools(env):
@@ -405,7 +410,7 @@ def test_an_unusable_url_denies_and_spools(env):
 def test_defaults_and_bad_settings_are_reported(tmp_path):
     config_path = tmp_path / "hook.json"
     config_path.write_text("{not json")
-    config = hook_client.load_config(
+    config = client_config.load_config(
         {
             "HOME": str(tmp_path),
             "TRAILGUARD_HOOK_CONFIG": str(config_path),
@@ -583,7 +588,7 @@ def test_a_bug_in_the_client_still_denies_and_spools(env, monkeypatch, error):
     def broken(*_args: Any) -> Any:
         raise error
 
-    monkeypatch.setattr(hook_client, "_post_event", broken)
+    monkeypatch.setattr(client_gateway, "post_event", broken)
     result = run_hook(PRE_TOOL_USE, env)
     assert result.code == 0
     reason = deny_reason(result.answer)
@@ -713,7 +718,7 @@ def test_a_poison_event_is_moved_aside_after_bounded_tries_and_the_rest_go_on(
     delivered = {r["headers"]["X-Trailguard-Event-Id"] for r in gateway.requests}
     assert {r["eventId"] for r in rest} <= delivered
     assert [json.loads(f.read_text())["eventId"] for f in spool_files(env)] == [poison["eventId"]]
-    for _ in range(hook_client.POISON_TRIES - 1):
+    for _ in range(poison_spool.POISON_TRIES - 1):
         run_hook(STOP, env)
     assert spool_files(env) == []
     poisoned = Path(env["TRAILGUARD_SPOOL_DIR"]) / "poisoned"
@@ -724,7 +729,7 @@ def test_a_poison_event_is_moved_aside_after_bounded_tries_and_the_rest_go_on(
     [report] = gateway.requests[before:]
     [problem] = report["body"]["trailguard"]["spoolProblems"]
     assert problem["eventId"] == poison["eventId"]
-    assert problem["tries"] == hook_client.POISON_TRIES
+    assert problem["tries"] == poison_spool.POISON_TRIES
     assert problem["hookEventName"] == "PostToolUse"
     assert "HTTP 500" in problem["lastError"]
     before = len(gateway.requests)
@@ -736,15 +741,15 @@ def test_an_outage_never_moves_spooled_events_aside(gateway, env, closed_url):
     """5xx for everything is the gateway's fault, not the events': nothing is poisoned."""
     spool_while_down(env, closed_url, [POST_TOOL_USE, STOP])
     gateway.respond = lambda _r: (503, b'{"detail": "the ledger cannot write"}')
-    for _ in range(hook_client.POISON_TRIES + 2):
+    for _ in range(poison_spool.POISON_TRIES + 2):
         run_hook(STOP, env)
     assert not (Path(env["TRAILGUARD_SPOOL_DIR"]) / "poisoned").exists()
-    assert len(spool_files(env)) == 2 + hook_client.POISON_TRIES + 2
+    assert len(spool_files(env)) == 2 + poison_spool.POISON_TRIES + 2
 
 
 def test_replay_is_bounded_per_invocation(gateway, env, closed_url, monkeypatch):
     records = spool_while_down(env, closed_url, [STOP] * 5)
-    monkeypatch.setattr(hook_client, "MAX_REPLAY_FILES", 2)
+    monkeypatch.setattr(spool, "MAX_REPLAY_FILES", 2)
     run_hook(POST_TOOL_USE, env)
     assert gateway.event_ids[:2] == [r["eventId"] for r in records[:2]]
     assert len(gateway.requests) == 3
@@ -756,7 +761,7 @@ def test_replay_is_bounded_per_invocation(gateway, env, closed_url, monkeypatch)
 
 def test_replay_time_budget(gateway, env, closed_url, monkeypatch):
     spool_while_down(env, closed_url, [STOP] * 4)
-    monkeypatch.setattr(hook_client, "REPLAY_BUDGET_SECONDS", 0.25)
+    monkeypatch.setattr(spool, "REPLAY_BUDGET_SECONDS", 0.25)
     gateway.delay = 0.2
     run_hook(POST_TOOL_USE, env)
     replayed = len(gateway.requests) - 1
@@ -945,7 +950,7 @@ def test_session_start_outside_a_repository_has_no_git_context(gateway, env, tmp
     ],
 )
 def test_strip_credentials(remote, clean):
-    assert hook_client.strip_credentials(remote) == clean
+    assert context.strip_credentials(remote) == clean
 
 
 # --------------------------------------------------------------------------------------------
@@ -1061,7 +1066,7 @@ def test_transcript_usage_goes_with_the_next_event_once(gateway, env, transcript
     assert usage_sent(gateway.requests[0]) == [entry("msg_1", ["toolu_1"])]
 
     append(transcript, assistant("msg_2", tools=("toolu_2",)), user_line())
-    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
     assert usage_sent(gateway.requests[1]) == [entry("msg_2", ["toolu_2"])]
 
     run_hook(with_transcript(POST_TOOL_USE, transcript), env)
@@ -1075,11 +1080,22 @@ def test_transcript_usage_goes_with_the_next_event_once(gateway, env, transcript
     assert spool_files(env) == []  # the state directory is not mistaken for a spooled event
 
 
+@pytest.mark.parametrize("gating", [PRE_TOOL_USE, PERMISSION_REQUEST])
+def test_gating_events_leave_the_transcript_to_the_next_event(gateway, env, transcript, gating):
+    """A tool call waits for PreToolUse: its usage goes with the PostToolUse that follows."""
+    append(transcript, assistant("msg_1", tools=("toolu_1",)), user_line())
+    run_hook(with_transcript(gating, transcript), env)
+    assert usage_sent(gateway.requests[0]) is None
+    assert not state_file(env, transcript).exists()
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
+    assert usage_sent(gateway.requests[1]) == [entry("msg_1", ["toolu_1"])]
+
+
 def test_a_partial_last_line_waits_for_the_next_event(gateway, env, transcript):
     second = encode_lines(assistant("msg_2", tools=("toolu_2",)))
     append(transcript, assistant("msg_1", tools=("toolu_1",)), user_line(), raw=second[:40])
     before_partial = transcript.stat().st_size - 40
-    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
     assert usage_sent(gateway.requests[0]) == [entry("msg_1", ["toolu_1"])]
     assert json.loads(state_file(env, transcript).read_text())["offset"] == before_partial
 
@@ -1109,7 +1125,7 @@ def test_lines_of_one_message_are_merged(gateway, env, transcript):
         assistant("msg_1", tools=("toolu_d",), usage=usage_of(240)),  # later, not larger
         user_line(),
     )
-    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
     assert usage_sent(gateway.requests[0]) == [
         entry("msg_1", ["toolu_a", "toolu_b", "toolu_d"], usage=final),
         entry("msg_2", ["toolu_c"]),
@@ -1118,10 +1134,10 @@ def test_lines_of_one_message_are_merged(gateway, env, transcript):
 
 def test_the_last_message_waits_until_a_line_follows_it_or_the_turn_ends(gateway, env, transcript):
     append(transcript, assistant("msg_1", text="Running", output=240))
-    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
     assert usage_sent(gateway.requests[0]) is None  # its tool_use line may still be on the way
     append(transcript, assistant("msg_1", tools=("toolu_1",), output=240))
-    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
     assert usage_sent(gateway.requests[1]) is None
     append(transcript, user_line())
     run_hook(with_transcript(POST_TOOL_USE, transcript), env)
@@ -1141,7 +1157,7 @@ def test_usage_of_a_spooled_event_reaches_the_gateway_exactly_once(
     if failure == "HTTP 503":
         gateway.respond = lambda _r: (503, b'{"detail": "restarting"}')
     append(transcript, assistant("msg_1", tools=("toolu_1",)), user_line())
-    deny_reason(run_hook(with_transcript(PRE_TOOL_USE, transcript), failing).answer)
+    assert run_hook(with_transcript(POST_TOOL_USE, transcript), failing).answer == {}
     append(transcript, assistant("msg_2", tools=("toolu_2",)), user_line())
     run_hook(with_transcript(POST_TOOL_USE, transcript), failing)
     spooled = [json.loads(f.read_text())["payload"] for f in spool_files(env)]
@@ -1178,11 +1194,8 @@ def test_usage_of_an_event_that_was_not_kept_is_sent_again(
     def unwritable(*_args: Any) -> str:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(hook_client, "spool_event", unwritable)
-    reason = deny_reason(
-        run_hook(with_transcript(PRE_TOOL_USE, transcript), down(env, closed_url)).answer
-    )
-    assert "could not be saved locally" in reason
+    monkeypatch.setattr(spool, "spool_event", unwritable)
+    assert run_hook(with_transcript(POST_TOOL_USE, transcript), down(env, closed_url)).answer == {}
     assert not state_file(env, transcript).exists()  # the read position did not move
 
     gateway.respond = lambda _r: (400, b'{"detail": "bad event"}')
@@ -1263,7 +1276,7 @@ def test_a_missing_or_unusable_transcript_is_ignored(gateway, env, tmp_path, kin
         path = ""
     gateway.respond = lambda _r: (200, json.dumps(PRE_TOOL_DENY).encode())
     started = time.monotonic()
-    result = run_hook({**PRE_TOOL_USE, "transcript_path": path}, env)
+    result = run_hook({**POST_TOOL_USE, "transcript_path": path}, env)
     assert time.monotonic() - started < 2
     assert result.answer == PRE_TOOL_DENY
     assert result.stderr == ""
@@ -1279,7 +1292,7 @@ def test_an_unreadable_transcript_is_skipped_with_a_warning(gateway, env, transc
             pytest.skip("root reads files whatever their mode")
         transcript.chmod(0)
         path = transcript
-    result = run_hook(with_transcript(PRE_TOOL_USE, path), env)
+    result = run_hook(with_transcript(POST_TOOL_USE, path), env)
     assert result.answer == {}
     assert "transcript usage skipped" in result.stderr
     assert usage_sent(gateway.requests[0]) is None
@@ -1302,20 +1315,20 @@ def test_transcript_failures_never_stop_the_event(gateway, env, transcript, monk
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("surprise")
 
-    monkeypatch.setattr(hook_client, "read_transcript_usage", broken)
-    result = run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    monkeypatch.setattr(usage_reader, "read_transcript_usage", broken)
+    result = run_hook(with_transcript(POST_TOOL_USE, transcript), env)
     assert result.answer == PRE_TOOL_DENY
     assert "transcript usage skipped (RuntimeError: surprise)" in result.stderr
     assert usage_sent(gateway.requests[0]) is None
     monkeypatch.undo()
 
-    monkeypatch.setattr(hook_client, "_write_state", broken)
-    result = run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    monkeypatch.setattr(usage_reader, "_write_state", broken)
+    result = run_hook(with_transcript(POST_TOOL_USE, transcript), env)
     assert result.answer == PRE_TOOL_DENY
     assert "cannot save the transcript read position" in result.stderr
     assert usage_sent(gateway.requests[1]) == [entry("msg_1", [])]
     monkeypatch.undo()
-    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)  # sent again: never lost
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)  # sent again: never lost
     assert usage_sent(gateway.requests[2]) == [entry("msg_1", [])]
 
 
@@ -1326,15 +1339,15 @@ def test_a_hook_reading_the_same_transcript_makes_the_others_skip(gateway, env, 
     lock = os.open(lock_path, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        assert run_hook(with_transcript(PRE_TOOL_USE, transcript), env).answer == {}
+        assert run_hook(with_transcript(POST_TOOL_USE, transcript), env).answer == {}
     finally:
         os.close(lock)
-    run_hook(with_transcript(PRE_TOOL_USE, transcript), env)
+    run_hook(with_transcript(POST_TOOL_USE, transcript), env)
     assert [usage_sent(r) for r in gateway.requests] == [None, [entry("msg_1", [])]]
 
 
 def test_usage_per_event_and_bytes_per_read_are_capped(gateway, env, transcript, monkeypatch):
-    monkeypatch.setattr(hook_client, "USAGE_MAX_ENTRIES", 2)
+    monkeypatch.setattr(usage_reader, "USAGE_MAX_ENTRIES", 2)
     for index in range(5):
         append(transcript, assistant(f"msg_{index}"), user_line())
     for _ in range(4):
@@ -1347,8 +1360,8 @@ def test_usage_per_event_and_bytes_per_read_are_capped(gateway, env, transcript,
     ]
 
     gateway.requests.clear()
-    monkeypatch.setattr(hook_client, "USAGE_MAX_ENTRIES", 200)
-    monkeypatch.setattr(hook_client, "TRANSCRIPT_MAX_READ", 2048)
+    monkeypatch.setattr(usage_reader, "USAGE_MAX_ENTRIES", 200)
+    monkeypatch.setattr(usage_reader, "TRANSCRIPT_MAX_READ", 2048)
     append(transcript, user_line("z" * 5000))  # one line longer than a whole read: skipped
     for index in range(5, 12):
         append(transcript, assistant(f"msg_{index}"), user_line())
@@ -1371,7 +1384,7 @@ def test_usage_per_event_and_bytes_per_read_are_capped(gateway, env, transcript,
 
 
 def test_the_sent_ids_kept_are_bounded(gateway, env, transcript, monkeypatch):
-    monkeypatch.setattr(hook_client, "USAGE_SENT_MEMORY", 3)
+    monkeypatch.setattr(usage_reader, "USAGE_SENT_MEMORY", 3)
     for index in range(5):
         append(transcript, assistant(f"msg_{index}"), user_line())
     run_hook(with_transcript(POST_TOOL_USE, transcript), env)
@@ -1457,19 +1470,97 @@ def test_imports_only_the_standard_library(env):
     imported = imported_by("import trailguard.capture.hook_client") - imported_by("pass")
     assert "trailguard.capture.hook_client" in imported
     outside = {m for m in imported if m.split(".")[0] not in sys.stdlib_module_names}
-    assert outside <= {
-        "trailguard",
-        "trailguard.ids",
-        "trailguard.hook_protocol",
-        "trailguard.capture",
-        "trailguard.capture.hook_client",
-    }, outside
+    assert outside - CLIENT_MODULES <= {"trailguard.ids", "trailguard.hook_protocol"}, outside
     heavy = {"http.client", "urllib.request", "email.parser", "ssl", "typing", "dataclasses"}
     assert not imported & heavy
 
 
+CLIENT_PARTS = [
+    "answers",
+    "cli",
+    "config",
+    "context",
+    "fastjson",
+    "files",
+    "gateway",
+    "invocation",
+    "poison",
+    "settings",
+    "spool",
+    "support",
+    "transcript",
+    "transport",
+]
+CLIENT_MODULES = {
+    "trailguard",
+    "trailguard.capture",
+    "trailguard.capture.hook_client",
+    *(f"trailguard.capture.hook_client.{name}" for name in CLIENT_PARTS),
+}
+ON_DEMAND = {
+    "trailguard.capture.hook_client.transcript",
+    "trailguard.capture.hook_client.context",
+    "trailguard.capture.hook_client.settings",
+}
+SLOW_STDLIB = {"json", "socket", "re", "enum", "typing", "uuid", "threading", "subprocess"}
+
+
+def modules_after(code: str, env: dict[str, str]) -> set[str]:
+    """``sys.modules`` of a fresh interpreter that ran ``code``, less those a bare one has."""
+
+    def loaded(source: str) -> set[str]:
+        process = subprocess.run(
+            [sys.executable, "-c", source + "\nimport sys\nprint(' '.join(sys.modules))\n"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        return set(process.stdout.split())
+
+    return loaded(code) - loaded("pass")
+
+
+def client_run(payload: dict[str, Any]) -> str:
+    """Python source that runs the client once on ``payload``."""
+    return (
+        "import io, os\n"
+        "from trailguard.capture import hook_client\n"
+        f"payload = {json.dumps(payload)!r}.encode()\n"
+        "hook_client.main(io.BytesIO(payload), io.StringIO(), dict(os.environ), io.StringIO())\n"
+    )
+
+
+def test_a_pre_tool_use_loads_only_the_stdlib_and_never_the_transcript_or_context(
+    gateway, env, transcript
+):
+    gateway.respond = lambda _r: (200, json.dumps(PRE_TOOL_DENY).encode())
+    append(transcript, assistant("msg_1"), user_line())
+    loaded = modules_after(client_run(with_transcript(PRE_TOOL_USE, transcript)), env)
+    assert len(gateway.requests) == 1  # it ran, and the gateway answered
+    outside = {m for m in loaded if m.split(".")[0] not in sys.stdlib_module_names}
+    assert outside <= CLIENT_MODULES | {"trailguard.ids", "trailguard.hook_protocol"}, outside
+    assert not loaded & ON_DEMAND
+    assert not loaded & SLOW_STDLIB, loaded & SLOW_STDLIB
+    spool_code = {f"trailguard.capture.hook_client.{name}" for name in ("spool", "poison", "files")}
+    assert not loaded & spool_code  # the spool is empty: nothing to replay or report
+
+
+def test_the_transcript_and_context_code_loads_for_the_events_that_use_it(
+    gateway, env, transcript, tmp_path
+):
+    append(transcript, assistant("msg_1"), user_line())
+    after_tool = modules_after(client_run(with_transcript(POST_TOOL_USE, transcript)), env)
+    assert "trailguard.capture.hook_client.transcript" in after_tool
+    assert not after_tool & (ON_DEMAND - {"trailguard.capture.hook_client.transcript"})
+    at_start = modules_after(client_run(session_start(tmp_path)), env)
+    assert ON_DEMAND - {"trailguard.capture.hook_client.transcript"} <= at_start
+    assert usage_sent(gateway.requests[0]) == [entry("msg_1", [])]
+    assert "context" in gateway.requests[1]["body"]["trailguard"]
+
+
 def test_capture_package_init_stays_import_free():
-    init = Path(hook_client.__file__).with_name("__init__.py")
+    init = Path(hook_client.__file__).parent.with_name("__init__.py")
     tree = ast.parse(init.read_text())
     assert all(
         isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in tree.body

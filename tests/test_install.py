@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from trailguard.capture.install import (
     TOOL_EVENTS,
     InstallError,
     InstallResult,
+    default_hook_command,
     install,
     is_trailguard_command,
     settings_path,
@@ -251,6 +254,12 @@ def test_unknown_mode_refused(settings: Path) -> None:
         ("'/opt/my venv/bin/trailguard' hook", True),
         ("TRAILGUARD_URL=http://gw:8787 trailguard hook", True),
         ("/opt/tg/bin/python3 -m trailguard hook", True),
+        ("/opt/tg/bin/python3 -I -S -m trailguard hook", True),
+        ("/opt/tg/bin/python3 -I -S /opt/tg/lib/site-packages/trailguard/__main__.py hook", True),
+        ("'/opt/my venv/bin/python' -IS '/opt/my venv/src/trailguard/__main__.py' hook", True),
+        ("/opt/tg/bin/python3 /opt/tg/lib/trailguard/__main__.py verify", False),
+        ("/opt/tg/bin/python3 /opt/tg/lib/nottrailguard/__main__.py hook", False),
+        ("/opt/tg/bin/python3 -c 'import trailguard' -m trailguard hook", False),
         ("trailguard hooks", False),
         ("trailguard", False),
         ("trailguard verify", False),
@@ -640,3 +649,38 @@ def test_write_failure_leaves_file_and_no_temp(
         install(settings, GATEWAY)
     assert settings.read_bytes() == original
     assert sorted(p.name for p in settings.parent.iterdir()) == ["settings.json"]
+
+
+def test_the_default_command_hook_starts_without_site_and_answers(tmp_path: Path) -> None:
+    """What ``trailguard install`` writes by default: this interpreter with -I -S running
+    trailguard/__main__.py; it finds its package itself, whatever PYTHONPATH says."""
+    command = default_hook_command()
+    assert is_trailguard_command(command)
+    assert shlex.split(command)[1:3] == ["-I", "-S"]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(tmp_path / "nowhere"),
+        "TRAILGUARD_URL": "http://127.0.0.1:9",  # the discard port: nothing listens
+        "TRAILGUARD_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    shown = subprocess.run(
+        f"{command} --help", shell=True, capture_output=True, text=True, env=env, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("Usage: trailguard hook")
+    payload = {"session_id": "s1", "hook_event_name": "PreToolUse", "tool_name": "Bash"}
+    ran = subprocess.run(
+        command,
+        shell=True,
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    answer = json.loads(ran.stdout)["hookSpecificOutput"]
+    assert answer["permissionDecision"] == "deny"
+    assert "unreachable" in answer["permissionDecisionReason"]
+    assert len(list((tmp_path / "spool").glob("*.json"))) == 1

@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 import sys
 
+if not __package__:
+    # Run by path, as install's command hook does (python -I -S .../trailguard/__main__.py hook):
+    # no site, so the package's own directory goes on sys.path (after the standard library).
+    sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 INTERNAL_ERROR_EXIT = 3
 
 

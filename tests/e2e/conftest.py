@@ -169,9 +169,7 @@ def install_hooks(workspace: Workspace, gateway: GatewayProcess, mode: str) -> d
             "--gateway",
             gateway.url,
             "--mode",
-            mode,
-            "--hook-command",
-            f"{TRAILGUARD} hook",
+            mode,  # the default command hook: python -I -S .../trailguard/__main__.py hook
         ],
         capture_output=True,
         text=True,

@@ -14,8 +14,10 @@ is trailguard's when its structure says so:
 - a ``command`` hook whose command runs ``trailguard hook``: after optional leading
   ``NAME=value`` environment assignments, the program is ``trailguard`` (with any directory, e.g.
   ``/opt/venv/bin/trailguard``) followed by the word ``hook``, or a ``python...`` program followed
-  by ``-m trailguard hook``. Arguments after ``hook`` are allowed. ``trailguard hooks`` or
-  ``echo trailguard hook`` are not trailguard's.
+  (after plain flags such as ``-I -S``) by ``-m trailguard hook`` or by
+  ``<dir>/trailguard/__main__.py hook`` (:func:`default_hook_command`). Arguments after ``hook``
+  are allowed. ``trailguard hooks`` or ``echo trailguard hook`` are not trailguard's. The rule
+  lives in ``hook_client/settings.py``, which the hook client uses for its SessionStart report.
 
 ``install`` therefore refuses a ``hook_command`` this rule would not recognise, because
 ``uninstall`` (which is not told the command) could then never remove it.
@@ -46,12 +48,16 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
+from trailguard.capture.hook_client.settings import (
+    HOOK_PATH,
+    is_trailguard_command,
+    is_trailguard_hook,
+)
 from trailguard.errors import InvalidInputError
 
 Scope = Literal["project", "user", "managed"]
 Mode = Literal["http", "command"]
 
-HOOK_PATH = "/hooks/claude-code"
 DEFAULT_HOOK_COMMAND = "trailguard hook"
 HOOK_TIMEOUT = 30
 TOKEN_ENV = "TRAILGUARD_TOKEN"  # noqa: S105 - the name of the variable, not a secret
@@ -203,6 +209,25 @@ def normalize_gateway_url(gateway_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
+def default_hook_command() -> str:
+    """The command hook ``trailguard install`` writes unless given ``--hook-command``: this
+    interpreter runs ``trailguard/__main__.py`` by path with ``-I -S``.
+
+    ``-S`` skips the ``site`` module (site-packages, ``.pth`` files) and ``-I`` the
+    environment's ``PYTHON*`` settings: the hook starts almost as fast as a bare interpreter,
+    and writes its bytecode cache even where ``PYTHONDONTWRITEBYTECODE`` is set. The script
+    finds its own package (``trailguard/__main__.py``) and the client needs nothing else, so this
+    works in a virtual environment, a system install and an editable checkout alike. The
+    console script (``trailguard hook``) works too, but pays for ``site`` and its own imports on
+    every tool call."""
+    import sys
+
+    import trailguard
+
+    script = Path(trailguard.__file__).with_name("__main__.py")
+    return f"{shlex.quote(sys.executable)} -I -S {shlex.quote(str(script))} hook"
+
+
 def _check_hook_command(hook_command: str) -> str:
     if not isinstance(hook_command, str) or not hook_command.strip():
         raise InstallError("hook command is empty: use 'trailguard hook' or a path to it")
@@ -269,48 +294,6 @@ def trailguard_hooks(
 
 # ---------------------------------------------------------------------------------------------
 # Recognising trailguard's hooks
-
-
-def _program_name(token: str) -> str:
-    name = token.replace("\\", "/").rsplit("/", 1)[-1]
-    return name.removesuffix(".exe")
-
-
-def _is_env_assignment(token: str) -> bool:
-    name, sep, _ = token.partition("=")
-    return bool(sep) and name.isidentifier()
-
-
-def is_trailguard_command(command: str) -> bool:
-    """Whether a command hook's command runs ``trailguard hook`` (see the module docstring)."""
-    try:
-        tokens = shlex.split(command)
-    except ValueError:
-        return False
-    while tokens and _is_env_assignment(tokens[0]):
-        tokens = tokens[1:]
-    if len(tokens) < 2:
-        return False
-    program = _program_name(tokens[0])
-    if program == "trailguard":
-        return tokens[1] == "hook"
-    if program.startswith("python"):
-        return tokens[1:4] == ["-m", "trailguard", "hook"]
-    return False
-
-
-def is_trailguard_hook(hook: Any) -> bool:
-    """Whether one hook dict (an entry of a group's ``hooks`` list) is trailguard's."""
-    if not isinstance(hook, dict):
-        return False
-    kind = hook.get("type")
-    if kind == "http":
-        url = hook.get("url")
-        return isinstance(url, str) and url.endswith(HOOK_PATH)
-    if kind == "command":
-        command = hook.get("command")
-        return isinstance(command, str) and is_trailguard_command(command)
-    return False
 
 
 # ---------------------------------------------------------------------------------------------

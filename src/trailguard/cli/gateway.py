@@ -713,7 +713,10 @@ def install(
     ] = False,
     mode: Annotated[str, typer.Option(help="http (default) or command")] = "http",
     hook_command: Annotated[
-        str | None, typer.Option(help="Command hook to run [default: this trailguard's path]")
+        str | None,
+        typer.Option(
+            help="Command hook to run [default: this Python, -I -S, trailguard/__main__.py hook]"
+        ),
     ] = None,
     allow_managed_hooks_only: Annotated[
         bool, typer.Option(help="With --managed: ignore hooks from user and project settings.")
@@ -743,12 +746,7 @@ def install(
         )
     path = installer.settings_path(scopes[0], project_dir=project_dir)  # type: ignore[arg-type]
     if hook_command is None:
-        executable = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
-        hook_command = (
-            f"{executable} hook"
-            if executable and executable.name == "trailguard"
-            else "trailguard hook"
-        )
+        hook_command = installer.default_hook_command()
     try:
         if uninstall:
             result = installer.uninstall(path)

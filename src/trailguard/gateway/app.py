@@ -7,6 +7,7 @@ as an alert; trailguard's own faults are a 5xx and an alert, never a 400.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -57,6 +58,7 @@ from trailguard.gateway.routes.docs import install_docs
 from trailguard.gateway.services import Gateway
 from trailguard.gateway.sessions import SessionRegistry
 from trailguard.gateway.shared_spend import SharedSpend
+from trailguard.gateway.warmup import warm_up
 from trailguard.ledger.keys import REDACTION_KEY_FILE, redaction_key
 from trailguard.ledger.log import EventLog
 from trailguard.policy.store import PolicyStore
@@ -278,6 +280,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Before the first request: what the first tool call of a session would pay otherwise.
+        await asyncio.get_running_loop().run_in_executor(services.cpu, warm_up, policies, redactor)
         await services.record(
             [
                 PolicyChange(
