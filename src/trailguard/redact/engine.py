@@ -432,6 +432,10 @@ _DOC_FIELD: Final = re.compile(
 )
 
 
+_EXAMPLE_MAX: Final = 256
+"""Documented examples are single tokens: longer values are not looked up in the rule set."""
+
+
 def _not_a_secret(value: str) -> bool:
     """A value that names, masks, templates or stands in for a secret, or cannot be one."""
     if len(value) < 3 or not any(c.isalnum() for c in value):
@@ -446,6 +450,10 @@ def _not_a_secret(value: str) -> bool:
         return True  # ``token:``
     if len(value) >= 8 and is_placeholder(value, words=False, strict=True):
         return True  # ``aaaaaaaa...``, ``pnu_XXXX...``, ``sha256~XXXX_PUT_YOUR_TOKEN_HERE``
+    if len(value) <= _EXAMPLE_MAX and (
+        data_rules.global_stopword(value) or data_rules.allowlisted(value)
+    ):
+        return True  # ``sk_abcdefghijklmnopqrstuvwxyz123``, ``AKIA...EXAMPLE``: documented examples
     if any(marker in value for marker in _REGEX_MARKERS) or value.startswith("/^"):
         return True  # a regular expression
     words = value.split()
@@ -807,7 +815,7 @@ def _scan_formats(text: str, low: str, out: list[_Span]) -> None:
             if fmt.kind != "jwt" and (
                 is_placeholder(f.group(0))
                 or text.startswith(("####", "****", "xxxx", "XXXX"), f.end())
-                or (fmt.kind != "aws-access-key" and data_rules.allowlisted(f.group(0)))
+                or data_rules.allowlisted(f.group(0))
             ):
                 break  # ``ghp_xxxx...``, ``hf_requiredCharacteristicTypes...``: not a token
             out.append(_Span(start, f.end(), fmt.kind))

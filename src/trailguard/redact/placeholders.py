@@ -47,6 +47,16 @@ def _body(value: str) -> str:
     return value
 
 
+def _longest_periodic_run(value: str, period: int) -> int:
+    """The longest stretch of ``value`` that repeats its last ``period`` characters:
+    ``123123123...`` (period 3), ``abab...`` (period 2)."""
+    longest = run = 0
+    for i in range(period, len(value)):
+        run = run + 1 if value[i] == value[i - period] else 0
+        longest = max(longest, run)
+    return longest + period if longest else 0
+
+
 def _sequential_share(value: str) -> float:
     """How much of ``value`` is runs of 4+ consecutive alphabet or digits (``abcd``, ``1234``)."""
     low = value.lower()
@@ -98,6 +108,8 @@ def is_placeholder(value: str, *, words: bool = True, strict: bool = False) -> b
     longest_run = max((len(m.group(0)) for m in _RUN.finditer(low)), default=0)
     if top / len(low) >= 0.6 or longest_run >= max(8, 0.4 * len(low)) or "####" in low:
         return True  # ``xxxxxxxx``, ``0000000000000TUVWXYZ``, ``####`` (not Twitter's A...A)
+    if any(_longest_periodic_run(low, p) >= max(12, 0.4 * len(low)) for p in (2, 3)):
+        return True  # ``GR1348941`` + ``123123123...``: a typed pattern, not random
     if strict:  # a long run of words only: ``GLC_CreateLightmapTexturesIndividual``
         long_words = len(body) >= 24 and len(_CAMEL_OR_SNAKE.findall(body)) >= 3
         return words and long_words and _reads_as_words(body)

@@ -172,6 +172,15 @@ def _allowed(rules: RuleSet, rule: DataRule, text: str, m: re.Match[str], secret
     return False
 
 
+def global_stopword(value: str, rules: RuleSet | None = None) -> bool:
+    """Whether ``value`` holds one of the rule set's global stopwords (gitleaks': documented
+    example values such as the alphabet, reported by no rule): trailguard's own secret-named
+    rules keep such a value too."""
+    rules = rules or rule_set()
+    low = value.lower()
+    return any(w in low for w in rules.global_stopwords)
+
+
 def allowlisted(value: str, rules: RuleSet | None = None) -> bool:
     """Whether a data rule that knows ``value``'s format allowlists it (gitleaks keeps lists of
     well-known public keys and documented examples): trailguard's own format rules ask this
@@ -180,8 +189,12 @@ def allowlisted(value: str, rules: RuleSet | None = None) -> bool:
     low = value.lower()
     if rules.automaton is None:
         return False
+    seen: set[str] = set()
     for _, (_keyword, keyed) in rules.automaton.iter(low):
         for rule in keyed:
+            if rule.id in seen:
+                continue  # once per rule, however often its keywords occur: linear
+            seen.add(rule.id)
             m = rule.regex.search(value)
             if m is None:
                 continue
