@@ -146,6 +146,42 @@ def test_placeholder_guard_keeps_random_tokens() -> None:
     )
 
 
+def test_a_token_body_repeating_a_short_unit_is_a_pattern_not_a_key() -> None:
+    assert is_placeholder("GR1348941" + "123" * 7)
+    assert is_placeholder("glpat-" + "ab" * 10, strict=True)
+    assert not is_placeholder("GR1348941" + "Q2w3E4r5T6y7U8i9O0pA")
+    out, _ = Redactor(KEY).redact_text("echo GR1348941" + "123" * 7)
+    assert out == "echo GR1348941" + "123" * 7
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "aws configure set aws_access_key_id AKIAIOSFODNN7EXAMPLE --profile docs",
+        "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE aws s3 ls",
+        'settings = {"secret_key": "sk_abcdefghijklmnopqrstuvwxyz0123"}',
+    ],
+)
+def test_examples_the_rule_set_allowlists_are_kept_under_any_name(text: str) -> None:
+    """gitleaks' own allowlists (``AKIA...EXAMPLE``, the AWS documentation's key id) and global
+    stopwords (the alphabet) hold for trailguard's formats and secret-named values too."""
+    require_shared_redaction_data()
+    out, findings = Redactor(KEY).redact_text(text)
+    assert out == text, findings
+
+
+def test_a_fake_key_that_is_no_documented_example_is_still_redacted() -> None:
+    require_shared_redaction_data()
+    for text, secret in [
+        ("export AWS_ACCESS_KEY_ID=AKIAFAKEFAKEFAKE0000", "AKIAFAKEFAKEFAKE0000"),
+        ("echo AKIAFAKE0000EXAMPLE1", "AKIAFAKE0000EXAMPLE1"),
+        ('settings = {"secret_key": "sk_abcdefghijFAKE0000"}', "sk_abcdefghijFAKE0000"),
+    ]:
+        out, findings = Redactor(KEY).redact_text(text)
+        assert secret not in out, text
+        assert findings, text
+
+
 def test_a_secret_repeated_in_operations_is_redacted_there_too() -> None:
     """The shell parser turns ``"apiToken" => "<value>"`` into a redirect whose target is the
     value alone: the operation must not keep what the input lost."""
