@@ -450,9 +450,7 @@ def _not_a_secret(value: str) -> bool:
         return True  # ``token:``
     if len(value) >= 8 and is_placeholder(value, words=False, strict=True):
         return True  # ``aaaaaaaa...``, ``pnu_XXXX...``, ``sha256~XXXX_PUT_YOUR_TOKEN_HERE``
-    if len(value) <= _EXAMPLE_MAX and (
-        data_rules.global_stopword(value) or data_rules.allowlisted(value)
-    ):
+    if len(value) <= _EXAMPLE_MAX and data_rules.documented_example(value):
         return True  # ``sk_abcdefghijklmnopqrstuvwxyz123``, ``AKIA...EXAMPLE``: documented examples
     if any(marker in value for marker in _REGEX_MARKERS) or value.startswith("/^"):
         return True  # a regular expression

@@ -71,6 +71,8 @@ class RuleSet:
     global_stopwords: tuple[str, ...]
     automaton: Any
     """Every keyword in one Aho-Corasick automaton: one pass over the text finds them all."""
+    example_rules: tuple[DataRule, ...]
+    """The rules with allowlists of their own (documented example values)."""
 
 
 def _allow(raw: dict[str, Any]) -> _Allow:
@@ -120,6 +122,7 @@ def parse_rule_set(document: dict[str, Any]) -> RuleSet:
         global_regexes=tuple(re.compile(r) for r in glob.get("regexes", [])),
         global_stopwords=tuple(glob.get("stopwords", [])),
         automaton=automaton,
+        example_rules=tuple(r for r in rules if any(a.regexes for a in r.allowlists)),
     )
 
 
@@ -172,13 +175,24 @@ def _allowed(rules: RuleSet, rule: DataRule, text: str, m: re.Match[str], secret
     return False
 
 
-def global_stopword(value: str, rules: RuleSet | None = None) -> bool:
-    """Whether ``value`` holds one of the rule set's global stopwords (gitleaks': documented
-    example values such as the alphabet, reported by no rule): trailguard's own secret-named
-    rules keep such a value too."""
+def documented_example(value: str, rules: RuleSet | None = None) -> bool:
+    """Whether the rule set says ``value`` is a documented example wherever it appears: one of
+    its global stopwords (the alphabet...) or a value a rule that knows its format allowlists
+    (``AKIA...EXAMPLE``). trailguard's own secret-named rules keep such a value too. Only the
+    few rules with allowlists of their own are asked: cheap enough for every named value."""
     rules = rules or rule_set()
     low = value.lower()
-    return any(w in low for w in rules.global_stopwords)
+    if any(w in low for w in rules.global_stopwords):
+        return True
+    for rule in rules.example_rules:
+        if not any(k in low for k in rule.keywords):
+            continue
+        m = rule.regex.search(value)
+        if m is not None:
+            s_start, s_end = _secret_span(rule, m)
+            if _allowed(rules, rule, value, m, value[s_start:s_end]):
+                return True
+    return False
 
 
 def allowlisted(value: str, rules: RuleSet | None = None) -> bool:
