@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
+import importlib.abc
+import importlib.util
 import statistics
 import subprocess
 import sys
@@ -95,22 +98,59 @@ def _gateway_run(scratch: Path, cases: list[rc.Case]) -> tuple[rc.Score, list[fl
         store.close()
 
 
+class _SourcesAt(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves the ``trailguard.redact`` package of an earlier commit under another name, so
+    that its engine runs with *its* placeholder guard and rule code, not today's."""
+
+    def __init__(self, name: str, sources: dict[str, str]) -> None:
+        self.name = name
+        self.sources = sources  # module name inside the package ("" for __init__) -> source
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != self.name and not fullname.startswith(self.name + "."):
+            return None
+        inner = fullname[len(self.name) + 1 :]
+        if inner not in self.sources:
+            return None
+        return importlib.util.spec_from_loader(fullname, self, is_package=inner == "")
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        inner = module.__name__[len(self.name) + 1 :]
+        source = self.sources[inner].replace("trailguard.redact", self.name)
+        exec(compile(source, f"{self.name}/{inner or '__init__'}.py", "exec"), module.__dict__)
+
+
 def _load_before(ref: str) -> Any:
-    """The redactor of an earlier commit (``git show REF:src/trailguard/redact.py``), loaded as
-    a module of its own: the "before" of a before/after in the same run."""
+    """The redactor of an earlier commit (its whole ``trailguard.redact`` package, or the
+    single ``redact.py`` of older commits), loaded beside today's: the "before" of a
+    before/after in the same run."""
     root = Path(__file__).resolve().parents[1]
-    for path in ("src/trailguard/redact.py", "src/trailguard/redact/engine.py"):
+
+    def show(path: str) -> str | None:
         shown = subprocess.run(
             ["git", "-C", str(root), "show", f"{ref}:{path}"],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
-        if shown.returncode == 0:
-            break
-    else:
+        return shown.stdout if shown.returncode == 0 else None
+
+    name = f"redact_before_{''.join(c if c.isalnum() else '_' for c in ref)}"
+    listed = subprocess.run(
+        ["git", "-C", str(root), "ls-tree", "--name-only", f"{ref}:src/trailguard/redact"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if listed.returncode == 0:
+        sources = {}
+        for file in listed.stdout.split():
+            if file.endswith(".py") and (text := show(f"src/trailguard/redact/{file}")):
+                sources["" if file == "__init__.py" else file[:-3]] = text
+        sys.meta_path.insert(0, _SourcesAt(name, sources))
+        return importlib.import_module(name).Redactor(b"bench-redaction-key")
+    single = show("src/trailguard/redact.py")
+    if single is None:
         raise SystemExit(f"--before {ref}: no redactor found at that commit")
-    module = types.ModuleType(f"redact_before_{ref.replace('/', '_')}")
+    module = types.ModuleType(name)
     sys.modules[module.__name__] = module  # dataclasses look their module up
-    exec(compile(shown.stdout, f"{ref}:{path}", "exec"), module.__dict__)
+    exec(compile(single, f"{ref}:src/trailguard/redact.py", "exec"), module.__dict__)
     return module.Redactor(b"bench-redaction-key")
 
 
