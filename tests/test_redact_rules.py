@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import SHARED_REDACTION, SHARED_RULES, require_shared_redaction_data
+from trailguard.classify import classify_tool_call
 from trailguard.cli import app
 from trailguard.events import Operation, Prompt, ToolInvocation
 from trailguard.ledger.writer import Ledger
@@ -201,6 +202,26 @@ def test_a_secret_repeated_in_operations_is_redacted_there_too() -> None:
     stored = redacted.model_dump_json()
     assert value not in stored
     assert redacted.operations[0].resource == redacted.input["command"].split('"')[3]
+
+
+def test_a_secret_cut_short_in_an_excerpt_is_redacted_there_too() -> None:
+    """The classifier quotes the first 60 characters of a command it cannot parse; a token cut
+    by that excerpt is no longer in its format, so it is replaced as the whole token's echo."""
+    command = f'<config note="setup, do not edit"> {FAKE_GITHUB}</config>'
+    operations = classify_tool_call("Bash", {"command": command})
+    why = operations[0].attributes["why"]
+    assert why.endswith("…")
+    assert FAKE_GITHUB[:16] in why  # the excerpt cuts the token
+    event = ToolInvocation(
+        tool="Bash", tool_use_id="toolu_cut", input={"command": command},
+        operations=operations, policy_result="ask", **COMMON,
+    )  # fmt: skip
+    redacted = Redactor(KEY).redact_event(event)
+    stored = redacted.model_dump_json()
+    assert FAKE_GITHUB[:8] not in stored
+    assert "setup, do not edit" in redacted.operations[0].attributes["why"]
+    tag = Redactor(KEY).tag("github-token", FAKE_GITHUB)
+    assert redacted.operations[0].attributes["why"].endswith(tag + "…")
 
 
 def _ledger_with(tmp_path: Path, *events: object) -> Path:

@@ -21,6 +21,10 @@ _PLACEHOLDER_WORDS: Final = (
 _CAMEL_OR_SNAKE: Final = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _VOWELS: Final = frozenset("aeiou")
 _RUN: Final = re.compile(r"(.)\1{3,}")
+_PERIODIC: Final = re.compile(r"(..)\1{5,}|(...)\1{3,}")
+"""12 characters or more that repeat a unit of 2 or 3: ``121212...``, ``123123...``."""
+_PERIODIC_MAX: Final = 256
+"""Tokens are shorter; a longer value would need a 100-character pattern to count anyway."""
 _SEQUENCES: Final = ("abcdefghijklmnopqrstuvwxyz", "0123456789", "zyxwvutsrqponmlkjihgfedcba")
 
 
@@ -45,16 +49,6 @@ def _body(value: str) -> str:
         if len(value) <= 16:
             return value
     return value
-
-
-def _longest_periodic_run(value: str, period: int) -> int:
-    """The longest stretch of ``value`` that repeats its last ``period`` characters:
-    ``123123123...`` (period 3), ``abab...`` (period 2)."""
-    longest = run = 0
-    for i in range(period, len(value)):
-        run = run + 1 if value[i] == value[i - period] else 0
-        longest = max(longest, run)
-    return longest + period if longest else 0
 
 
 def _sequential_share(value: str) -> float:
@@ -108,7 +102,10 @@ def is_placeholder(value: str, *, words: bool = True, strict: bool = False) -> b
     longest_run = max((len(m.group(0)) for m in _RUN.finditer(low)), default=0)
     if top / len(low) >= 0.6 or longest_run >= max(8, 0.4 * len(low)) or "####" in low:
         return True  # ``xxxxxxxx``, ``0000000000000TUVWXYZ``, ``####`` (not Twitter's A...A)
-    if any(_longest_periodic_run(low, p) >= max(12, 0.4 * len(low)) for p in (2, 3)):
+    periodic = 0
+    if len(low) <= _PERIODIC_MAX:
+        periodic = max((len(m.group(0)) for m in _PERIODIC.finditer(low)), default=0)
+    if periodic >= max(12, 0.4 * len(low)):
         return True  # ``GR1348941`` + ``123123123...``: a typed pattern, not random
     if strict:  # a long run of words only: ``GLC_CreateLightmapTexturesIndividual``
         long_words = len(body) >= 24 and len(_CAMEL_OR_SNAKE.findall(body)) >= 3
