@@ -21,7 +21,7 @@ _PLACEHOLDER_WORDS: Final = (
 _CAMEL_OR_SNAKE: Final = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _VOWELS: Final = frozenset("aeiou")
 _RUN: Final = re.compile(r"(.)\1{3,}")
-_PERIODIC: Final = re.compile(r"(..)\1{5,}|(...)\1{3,}")
+_PERIODIC: Final = re.compile(r"(..)\1{5,}|(...)\2{3,}")
 """12 characters or more that repeat a unit of 2 or 3: ``121212...``, ``123123...``."""
 _PERIODIC_MAX: Final = 256
 """Tokens are shorter; a longer value would need a 100-character pattern to count anyway."""
