@@ -23,7 +23,7 @@ MIN_RECALL = 0.99  # issue 10 target: met
 MAX_FP_RATE = 0.05  # issue 10 target: met
 # Measured 2026-12-03 (gitleaks b58d3f102cf3, each case as Bash and as Write): one more stored
 # secret or changed negative than this is a regression, though still within the targets.
-MAX_STORED_SECRETS = 15  # of 2,270 tool calls with a secret
+MAX_STORED_SECRETS = 14  # of 2,270 tool calls with a secret
 MAX_NEGATIVES_CHANGED = 34  # of 684 negative tool calls
 MIN_POSITIVES = 500
 MIN_PROVIDERS = 100
