@@ -1,5 +1,6 @@
 """Redaction measured on an external corpus: gitleaks' own rule test cases
-(``tests/corpus/external/``), each sent through the gateway as a Bash and as a Write tool call,
+(the steering repo's ``shared/redaction/``, not this repository), each sent through the gateway
+as a Bash and as a Write tool call,
 scored on the bytes the ledger stores - not on the redactor's return value.
 
 The floors below are what trailguard reaches today; a change that stores more secrets or

@@ -4,7 +4,8 @@ A documentation placeholder (``ghp_xxxxxxxx...``, ``glc_1111...``, ``sk-...-abc1
 ``RANDOMSTRINGHERE``) or a code identifier that happens to start like a token
 (``hf_requiredCharacteristicTypesForDisplayMetadata``) destroys nothing when it is stored, and
 redacting it destroys the evidence an auditor reads. Real credentials are random: no character
-dominates them, they hold no long alphabetical runs, and they do not read as words.
+dominates them, no short unit repeats through them (``123123...``), they hold no long
+alphabetical runs, and they do not read as words.
 """
 
 from __future__ import annotations
