@@ -73,6 +73,8 @@ class RuleSet:
     """Every keyword in one Aho-Corasick automaton: one pass over the text finds them all."""
     example_rules: tuple[DataRule, ...]
     """The rules with allowlists of their own (documented example values)."""
+    example_words: re.Pattern[str] | None
+    """Their keywords and the global stopwords in one regex: most values hold none of them."""
 
 
 def _allow(raw: dict[str, Any]) -> _Allow:
@@ -108,6 +110,8 @@ def parse_rule_set(document: dict[str, Any]) -> RuleSet:
         for keyword in rule.keywords:
             index.setdefault(keyword, []).append(rule)
     glob = document.get("global_allowlist", {})
+    example_rules = tuple(r for r in rules if any(a.regexes for a in r.allowlists))
+    words = {k for r in example_rules for k in r.keywords} | set(glob.get("stopwords", []))
     automaton: Any = None  # no rules, no automaton: pyahocorasick cannot search an empty one
     if index:
         automaton = ahocorasick.Automaton()
@@ -122,7 +126,8 @@ def parse_rule_set(document: dict[str, Any]) -> RuleSet:
         global_regexes=tuple(re.compile(r) for r in glob.get("regexes", [])),
         global_stopwords=tuple(glob.get("stopwords", [])),
         automaton=automaton,
-        example_rules=tuple(r for r in rules if any(a.regexes for a in r.allowlists)),
+        example_rules=example_rules,
+        example_words=re.compile("|".join(re.escape(w) for w in sorted(words))) if words else None,
     )
 
 
@@ -182,6 +187,8 @@ def documented_example(value: str, rules: RuleSet | None = None) -> bool:
     few rules with allowlists of their own are asked: cheap enough for every named value."""
     rules = rules or rule_set()
     low = value.lower()
+    if rules.example_words is None or rules.example_words.search(low) is None:
+        return False
     if any(w in low for w in rules.global_stopwords):
         return True
     for rule in rules.example_rules:
