@@ -72,9 +72,20 @@ class RuleSet:
     automaton: Any
     """Every keyword in one Aho-Corasick automaton: one pass over the text finds them all."""
     example_rules: tuple[DataRule, ...]
-    """The rules with allowlists of their own (documented example values)."""
+    """The rules with an allowlist that names documented examples (:func:`_names_examples`)."""
     example_words: re.Pattern[str] | None
     """Their keywords and the global stopwords in one regex: most values hold none of them."""
+
+
+_REGEX_SYNTAX: Final = re.compile(r"\[(?:\\.|[^\]])*\]|\\.|\{\d+(?:,\d*)?\}")
+_LITERAL_WORD: Final = re.compile(r"[A-Za-z0-9]{4,}")
+
+
+def _names_examples(allow: _Allow) -> bool:
+    """An allowlist that names example values (``.+EXAMPLE$``, a list of published keys,
+    ``changeme``), not one that filters by shape alone (Vault's ``s\\.[A-Za-z]{24}``: a real
+    token may have no digit). Only the former may keep a value under a secret name."""
+    return any(_LITERAL_WORD.search(_REGEX_SYNTAX.sub("", r.pattern)) for r in allow.regexes)
 
 
 def _allow(raw: dict[str, Any]) -> _Allow:
@@ -110,7 +121,7 @@ def parse_rule_set(document: dict[str, Any]) -> RuleSet:
         for keyword in rule.keywords:
             index.setdefault(keyword, []).append(rule)
     glob = document.get("global_allowlist", {})
-    example_rules = tuple(r for r in rules if any(a.regexes for a in r.allowlists))
+    example_rules = tuple(r for r in rules if any(_names_examples(a) for a in r.allowlists))
     words = {k for r in example_rules for k in r.keywords} | set(glob.get("stopwords", []))
     automaton: Any = None  # no rules, no automaton: pyahocorasick cannot search an empty one
     if index:
