@@ -148,11 +148,11 @@ def test_placeholder_guard_keeps_random_tokens() -> None:
 
 
 def test_a_token_body_repeating_a_short_unit_is_a_pattern_not_a_key() -> None:
-    assert is_placeholder("GR1348941" + "123" * 7)
+    assert is_placeholder("GR1348941" + "ab9" * 7)
     assert is_placeholder("glpat-" + "ab" * 10, strict=True)
     assert not is_placeholder("GR1348941" + "Q2w3E4r5T6y7U8i9O0pA")
-    out, _ = Redactor(KEY).redact_text("echo GR1348941" + "123" * 7)
-    assert out == "echo GR1348941" + "123" * 7
+    out, _ = Redactor(KEY).redact_text("echo GR1348941" + "ab9" * 7)
+    assert out == "echo GR1348941" + "ab9" * 7
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,7 @@ def is_placeholder(value: str, *, words: bool = True, strict: bool = False) -> b
     if len(low) <= _PERIODIC_MAX:
         periodic = max((len(m.group(0)) for m in _PERIODIC.finditer(low)), default=0)
     if periodic >= max(12, 0.4 * len(low)):
-        return True  # ``GR1348941`` + ``123123123...``: a typed pattern, not random
+        return True  # ``GR1348941`` + ``ab9ab9ab9...``: a typed pattern, not random
     if strict:  # a long run of words only: ``GLC_CreateLightmapTexturesIndividual``
         long_words = len(body) >= 24 and len(_CAMEL_OR_SNAKE.findall(body)) >= 3
         return words and long_words and _reads_as_words(body)
