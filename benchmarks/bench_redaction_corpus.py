@@ -17,6 +17,7 @@ import contextlib
 import importlib
 import importlib.abc
 import importlib.util
+import os
 import statistics
 import subprocess
 import sys
@@ -230,6 +231,12 @@ def main() -> None:
     )
     add_common_arguments(parser)
     args = parser.parse_args()
+    # gitleaks' converted rules beside the corpus, as tests/conftest.py sets them (the gateway
+    # subprocess inherits the variable); an operator's own setting wins
+    os.environ.setdefault(
+        "TRAILGUARD_SECRET_RULES", str(rc.EXTERNAL.with_name("gitleaks-rules.json"))
+    )
+    print(f"rules: {os.environ['TRAILGUARD_SECRET_RULES']}")
     provenance, cases = rc.load()
     if args.quick:
         cases = cases[::5]
