@@ -318,7 +318,7 @@ def test_unresolved_command_asks_the_developer(gateway):
 
 
 def test_secrets_in_hook_payloads_never_reach_the_ledger(gateway):
-    fake_key = "AKIAIOSFODNN7EXAMPLE"
+    fake_key = "AKIAFAKEFAKEFAKE0000"
     bearer = "Authorization: Bearer sk-ant-api03-FAKEFAKEFAKEFAKEFAKEFAKE"
     command = (
         f"AWS_ACCESS_KEY_ID={fake_key} aws s3 ls && curl -H '{bearer}' https://example.invalid"
@@ -391,10 +391,10 @@ def test_a_megabyte_input_is_decided_on_whole_and_stored_capped_with_its_hash(ga
 
 def test_a_secret_at_the_truncation_point_is_not_stored_in_half(gateway):
     filler = "b" * (64 * 1024 - 40)
-    command = f"echo {filler} AKIAIOSFODNN7EXAMPLE more text after it " + "c" * 70_000
+    command = f"echo {filler} AKIAFAKEFAKEFAKE0000 more text after it " + "c" * 70_000
     gateway.hook(pre_tool_use("toolu_cut", command))
     raw = b"".join(p.read_bytes() for p in gateway.data_dir.glob("ledger.sqlite3*"))
-    assert b"AKIAIOSF" not in raw
+    assert b"AKIAFAKEF" not in raw
 
 
 def test_docs_load_every_asset_from_the_gateway_itself(gateway):

@@ -703,7 +703,7 @@ def test_imported_hook_logs_pass_the_redaction_stage(data_dir, tmp_path):
         "fakefakefakefakefake0000\n-----END RSA PRIVATE KEY-----"
     )
     secrets = [
-        "AKIAIOSFODNN7EXAMPLE",
+        "AKIAFAKEFAKEFAKE0000",
         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         "ghp_FAKEfakeFAKEfakeFAKEfakeFAKEfake0000",
         "sk_live_FAKEfakeFAKEfakeFAKEfake00",

@@ -28,7 +28,7 @@ KEY = b"trailguard-test-redaction-key"
 # Obviously fake credentials (the corpus holds many more).
 FAKE_GITHUB = "ghp_" + "FAKE" * 8 + "0000"
 FAKE_ANTHROPIC = "sk-ant-api03-" + "FAKE" * 20 + "-EXAMPLE_0000AA"
-FAKE_AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+FAKE_AWS_KEY_ID = "AKIAFAKEFAKEFAKE0000"
 FAKE_AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 

@@ -1,5 +1,6 @@
 """Redaction measured on an external corpus: gitleaks' own rule test cases
-(``tests/corpus/external/``), each sent through the gateway as a Bash and as a Write tool call,
+(the steering repo's ``shared/redaction/``, not this repository), each sent through the gateway
+as a Bash and as a Write tool call,
 scored on the bytes the ledger stores - not on the redactor's return value.
 
 The floors below are what trailguard reaches today; a change that stores more secrets or
@@ -20,7 +21,11 @@ from trailguard.store.gateway_state import GatewayState
 from trailguard.store.sqlite import SQLiteStore
 
 MIN_RECALL = 0.99  # issue 10 target: met
-MAX_FP_RATE = 0.062  # issue 10 target: 0.05 (not met: the disagreements are listed there)
+MAX_FP_RATE = 0.05  # issue 10 target: met
+# Measured 2026-12-03 (gitleaks b58d3f102cf3, each case as Bash and as Write): one more stored
+# secret or changed negative than this is a regression, though still within the targets.
+MAX_STORED_SECRETS = 14  # of 2,270 tool calls with a secret
+MAX_NEGATIVES_CHANGED = 34  # of 684 negative tool calls
 MIN_POSITIVES = 500
 MIN_PROVIDERS = 100
 
@@ -66,17 +71,20 @@ def test_every_case_reached_the_ledger(scored: rc.Score) -> None:
 
 
 def test_external_corpus_recall_on_stored_bytes(scored: rc.Score) -> None:
-    assert scored.recall >= MIN_RECALL, (
+    report = (
         f"{scored.stored} of {scored.positives} secrets stored (recall {scored.recall:.2%}):\n"
         + "\n".join(scored.missed[:60])
     )
+    assert scored.recall >= MIN_RECALL, report
+    assert scored.stored <= MAX_STORED_SECRETS, report
 
 
 def test_external_corpus_negatives_are_kept(scored: rc.Score) -> None:
-    assert scored.fp_rate <= MAX_FP_RATE, (
-        f"{scored.changed} of {scored.negatives} negatives changed:\n"
-        + "\n".join(scored.false_positives)
+    report = f"{scored.changed} of {scored.negatives} negatives changed:\n" + "\n".join(
+        scored.false_positives
     )
+    assert scored.fp_rate <= MAX_FP_RATE, report
+    assert scored.changed <= MAX_NEGATIVES_CHANGED, report
 
 
 def test_external_corpus_bash_and_write_are_redacted_alike(scored: rc.Score) -> None:

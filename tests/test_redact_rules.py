@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import SHARED_REDACTION, SHARED_RULES, require_shared_redaction_data
+from trailguard.classify import classify_tool_call
 from trailguard.cli import app
 from trailguard.events import Operation, Prompt, ToolInvocation
 from trailguard.ledger.writer import Ledger
@@ -146,6 +147,44 @@ def test_placeholder_guard_keeps_random_tokens() -> None:
     )
 
 
+def test_a_token_body_repeating_a_short_unit_is_a_pattern_not_a_key() -> None:
+    assert is_placeholder("GR1348941" + "ab9" * 7)
+    assert is_placeholder("glpat-" + "ab" * 10, strict=True)
+    assert not is_placeholder("GR1348941" + "Q2w3E4r5T6y7U8i9O0pA")
+    out, _ = Redactor(KEY).redact_text("echo GR1348941" + "ab9" * 7)
+    assert out == "echo GR1348941" + "ab9" * 7
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "aws configure set aws_access_key_id AKIAIOSFODNN7EXAMPLE --profile docs",
+        "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE aws s3 ls",
+        'settings = {"secret_key": "sk_abcdefghijklmnopqrstuvwxyz0123"}',
+    ],
+)
+def test_examples_the_rule_set_allowlists_are_kept_under_any_name(text: str) -> None:
+    """gitleaks' own allowlists (``AKIA...EXAMPLE``, the AWS documentation's key id) and global
+    stopwords (the alphabet) hold for trailguard's formats and secret-named values too."""
+    require_shared_redaction_data()
+    out, findings = Redactor(KEY).redact_text(text)
+    assert out == text, findings
+
+
+def test_a_fake_key_that_is_no_documented_example_is_still_redacted() -> None:
+    require_shared_redaction_data()
+    for text, secret in [
+        ("export AWS_ACCESS_KEY_ID=AKIAFAKEFAKEFAKE0000", "AKIAFAKEFAKEFAKE0000"),
+        ("echo AKIAFAKE0000EXAMPLE1", "AKIAFAKE0000EXAMPLE1"),
+        ('settings = {"secret_key": "sk_abcdefghijFAKE0000"}', "sk_abcdefghijFAKE0000"),
+        # Vault's allowlist filters by shape (letters only), it names no example: not asked
+        ("export VAULT_TOKEN=s." + "FAKEfake" * 3, "s." + "FAKEfake" * 3),
+    ]:
+        out, findings = Redactor(KEY).redact_text(text)
+        assert secret not in out, text
+        assert findings, text
+
+
 def test_a_secret_repeated_in_operations_is_redacted_there_too() -> None:
     """The shell parser turns ``"apiToken" => "<value>"`` into a redirect whose target is the
     value alone: the operation must not keep what the input lost."""
@@ -165,6 +204,26 @@ def test_a_secret_repeated_in_operations_is_redacted_there_too() -> None:
     stored = redacted.model_dump_json()
     assert value not in stored
     assert redacted.operations[0].resource == redacted.input["command"].split('"')[3]
+
+
+def test_a_secret_cut_short_in_an_excerpt_is_redacted_there_too() -> None:
+    """The classifier quotes the first 60 characters of a command it cannot parse; a token cut
+    by that excerpt is no longer in its format, so it is replaced as the whole token's echo."""
+    command = f'<config note="setup, do not edit"> {FAKE_GITHUB}</config>'
+    operations = classify_tool_call("Bash", {"command": command})
+    why = operations[0].attributes["why"]
+    assert why.endswith("…")
+    assert FAKE_GITHUB[:16] in why  # the excerpt cuts the token
+    event = ToolInvocation(
+        tool="Bash", tool_use_id="toolu_cut", input={"command": command},
+        operations=operations, policy_result="ask", **COMMON,
+    )  # fmt: skip
+    redacted = Redactor(KEY).redact_event(event)
+    stored = redacted.model_dump_json()
+    assert FAKE_GITHUB[:8] not in stored
+    assert "setup, do not edit" in redacted.operations[0].attributes["why"]
+    tag = Redactor(KEY).tag("github-token", FAKE_GITHUB)
+    assert redacted.operations[0].attributes["why"].endswith(tag + "…")
 
 
 def _ledger_with(tmp_path: Path, *events: object) -> Path:

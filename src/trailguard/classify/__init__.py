@@ -132,15 +132,21 @@ def _classifiers() -> dict[str, Callable[[SimpleCommand, ClassifyContext], list[
     return by_program
 
 
+def _clip(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters, marked ``…`` where cut: the redaction stage then
+    knows a token there may be cut short (and replaces it as the whole token's echo)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _unresolved(command: SimpleCommand, why: str) -> Operation:
     return Operation(
         kind="shell",
         action="shell:Unresolved",
-        resource=command.text[:200] or None,
+        resource=_clip(command.text) or None,
         access="admin",
         risk="high",
         flags=["unresolved"],
-        attributes={"why": why[:200]},
+        attributes={"why": _clip(why)},
         raw=command.text,
     )
 
@@ -149,7 +155,7 @@ def _downloaded(command: SimpleCommand) -> Operation:
     return Operation(
         kind="shell",
         action="shell:ExecuteDownloaded",
-        resource=command.text[:200] or None,
+        resource=_clip(command.text) or None,
         access="admin",
         risk="critical",
         flags=["download-to-shell"],
@@ -215,7 +221,8 @@ def classify_command(command: SimpleCommand, context: ClassifyContext) -> list[O
                 )
             )
     except Exception as exc:  # a classifier bug must not let a command through unexamined
-        log.exception("classifier failed on %r", command.text[:200])
+        # the command's length only: its text is not redacted yet and may hold a secret
+        log.exception("classifier failed on a command of %d characters", len(command.text))
         return [_unresolved(command, f"classifier error: {type(exc).__name__}")]
     unique: dict[tuple[str, str | None, str], Operation] = {}
     for operation in operations:  # a path seen by two rules (redirect and argument) once
@@ -271,7 +278,7 @@ def classify_tool_call(
         operations = _classify_script(parsed.commands, context)
         if parsed.errors and not any(op.action == "shell:Unresolved" for op in operations):
             operations.append(
-                _unresolved(SimpleCommand(argv=(), text=script), "; ".join(parsed.errors)[:200])
+                _unresolved(SimpleCommand(argv=(), text=script), "; ".join(parsed.errors))
             )
         return operations
     if tool in _FILE_TOOLS:
@@ -292,7 +299,7 @@ def classify_tool_call(
             Operation(
                 kind="agent",
                 action="agent:Spawn",
-                resource=str(description)[:200] if description else None,
+                resource=_clip(str(description)) if description else None,
                 access="write",
                 risk="low",
             )

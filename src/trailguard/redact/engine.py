@@ -432,6 +432,10 @@ _DOC_FIELD: Final = re.compile(
 )
 
 
+_EXAMPLE_MAX: Final = 256
+"""Documented examples are single tokens: longer values are not looked up in the rule set."""
+
+
 def _not_a_secret(value: str) -> bool:
     """A value that names, masks, templates or stands in for a secret, or cannot be one."""
     if len(value) < 3 or not any(c.isalnum() for c in value):
@@ -446,6 +450,8 @@ def _not_a_secret(value: str) -> bool:
         return True  # ``token:``
     if len(value) >= 8 and is_placeholder(value, words=False, strict=True):
         return True  # ``aaaaaaaa...``, ``pnu_XXXX...``, ``sha256~XXXX_PUT_YOUR_TOKEN_HERE``
+    if len(value) <= _EXAMPLE_MAX and data_rules.documented_example(value):
+        return True  # ``sk_abcdefghijklmnopqrstuvwxyz123``, ``AKIA...EXAMPLE``: documented examples
     if any(marker in value for marker in _REGEX_MARKERS) or value.startswith("/^"):
         return True  # a regular expression
     words = value.split()
@@ -807,7 +813,7 @@ def _scan_formats(text: str, low: str, out: list[_Span]) -> None:
             if fmt.kind != "jwt" and (
                 is_placeholder(f.group(0))
                 or text.startswith(("####", "****", "xxxx", "XXXX"), f.end())
-                or (fmt.kind != "aws-access-key" and data_rules.allowlisted(f.group(0)))
+                or data_rules.allowlisted(f.group(0))
             ):
                 break  # ``ghp_xxxx...``, ``hf_requiredCharacteristicTypes...``: not a token
             out.append(_Span(start, f.end(), fmt.kind))
@@ -1852,11 +1858,14 @@ class Redactor:
                     return m.group(0)  # inside a tag's hash
                 return self.tag(known[m.group(0)], m.group(0))
 
-            return echo.sub(one, text)
+            text = echo.sub(one, text)
+            return _cut_echoes(text, known, self.tag) if _CUT_MARK.search(text) else text
 
         def walk(value: Any) -> Any:
             if isinstance(value, str):
-                return replace(value) if echo.search(value) else value
+                if echo.search(value) or _CUT_MARK.search(value):
+                    return replace(value)
+                return value
             if isinstance(value, Mapping):
                 return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in value.items()}
             if isinstance(value, list | tuple):
@@ -1962,6 +1971,28 @@ class Redactor:
                 break
         out.append(Finding(kind, 0, len(value), path))
         return self.tag(kind, value)
+
+
+_CUT_MARK: Final = re.compile(r"\u2026|\.\.\.")
+"""Where an excerpt was cut short (``parse error in command: <first 60 characters>…``)."""
+
+
+def _cut_echoes(text: str, known: dict[str, str], tag: Callable[[str, str], str]) -> str:
+    """``text`` with every known secret cut short by an excerpt (its first characters right
+    before ``…`` or ``...``) replaced by the whole secret's tag: a prefix of a secret is no
+    longer in its format, so no rule would find it again."""
+    secrets = sorted(known, key=len, reverse=True)
+    for mark in reversed(list(_CUT_MARK.finditer(text))):
+        end = mark.start()
+        for secret in secrets:
+            head = secret[:_ECHO_MIN]
+            at = text.find(head, max(0, end - len(secret) + 1), end)
+            while at != -1 and not secret.startswith(text[at:end]):
+                at = text.find(head, at + 1, end)
+            if at != -1:
+                text = text[:at] + tag(known[secret], secret) + text[end:]
+                break
+    return text
 
 
 _ECHO_MIN: Final = 6

@@ -4,7 +4,8 @@ A documentation placeholder (``ghp_xxxxxxxx...``, ``glc_1111...``, ``sk-...-abc1
 ``RANDOMSTRINGHERE``) or a code identifier that happens to start like a token
 (``hf_requiredCharacteristicTypesForDisplayMetadata``) destroys nothing when it is stored, and
 redacting it destroys the evidence an auditor reads. Real credentials are random: no character
-dominates them, they hold no long alphabetical runs, and they do not read as words.
+dominates them, no short unit repeats through them (``123123...``), they hold no long
+alphabetical runs, and they do not read as words.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ _PLACEHOLDER_WORDS: Final = (
 _CAMEL_OR_SNAKE: Final = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _VOWELS: Final = frozenset("aeiou")
 _RUN: Final = re.compile(r"(.)\1{3,}")
+_PERIODIC: Final = re.compile(r"(..)\1{5,}|(...)\2{3,}")
+"""12 characters or more that repeat a unit of 2 or 3: ``121212...``, ``123123...``."""
+_PERIODIC_MAX: Final = 256
+"""Tokens are shorter; a longer value would need a 100-character pattern to count anyway."""
 _SEQUENCES: Final = ("abcdefghijklmnopqrstuvwxyz", "0123456789", "zyxwvutsrqponmlkjihgfedcba")
 
 
@@ -98,6 +103,11 @@ def is_placeholder(value: str, *, words: bool = True, strict: bool = False) -> b
     longest_run = max((len(m.group(0)) for m in _RUN.finditer(low)), default=0)
     if top / len(low) >= 0.6 or longest_run >= max(8, 0.4 * len(low)) or "####" in low:
         return True  # ``xxxxxxxx``, ``0000000000000TUVWXYZ``, ``####`` (not Twitter's A...A)
+    periodic = 0
+    if len(low) <= _PERIODIC_MAX:
+        periodic = max((len(m.group(0)) for m in _PERIODIC.finditer(low)), default=0)
+    if periodic >= max(12, 0.4 * len(low)):
+        return True  # ``GR1348941`` + ``ab9ab9ab9...``: a typed pattern, not random
     if strict:  # a long run of words only: ``GLC_CreateLightmapTexturesIndividual``
         long_words = len(body) >= 24 and len(_CAMEL_OR_SNAKE.findall(body)) >= 3
         return words and long_words and _reads_as_words(body)

@@ -71,6 +71,21 @@ class RuleSet:
     global_stopwords: tuple[str, ...]
     automaton: Any
     """Every keyword in one Aho-Corasick automaton: one pass over the text finds them all."""
+    example_rules: tuple[DataRule, ...]
+    """The rules with an allowlist that names documented examples (:func:`_names_examples`)."""
+    example_words: re.Pattern[str] | None
+    """Their keywords and the global stopwords in one regex: most values hold none of them."""
+
+
+_REGEX_SYNTAX: Final = re.compile(r"\[(?:\\.|[^\]])*\]|\\.|\{\d+(?:,\d*)?\}")
+_LITERAL_WORD: Final = re.compile(r"[A-Za-z0-9]{4,}")
+
+
+def _names_examples(allow: _Allow) -> bool:
+    """An allowlist that names example values (``.+EXAMPLE$``, a list of published keys,
+    ``changeme``), not one that filters by shape alone (Vault's ``s\\.[A-Za-z]{24}``: a real
+    token may have no digit). Only the former may keep a value under a secret name."""
+    return any(_LITERAL_WORD.search(_REGEX_SYNTAX.sub("", r.pattern)) for r in allow.regexes)
 
 
 def _allow(raw: dict[str, Any]) -> _Allow:
@@ -106,6 +121,8 @@ def parse_rule_set(document: dict[str, Any]) -> RuleSet:
         for keyword in rule.keywords:
             index.setdefault(keyword, []).append(rule)
     glob = document.get("global_allowlist", {})
+    example_rules = tuple(r for r in rules if any(_names_examples(a) for a in r.allowlists))
+    words = {k for r in example_rules for k in r.keywords} | set(glob.get("stopwords", []))
     automaton: Any = None  # no rules, no automaton: pyahocorasick cannot search an empty one
     if index:
         automaton = ahocorasick.Automaton()
@@ -120,6 +137,8 @@ def parse_rule_set(document: dict[str, Any]) -> RuleSet:
         global_regexes=tuple(re.compile(r) for r in glob.get("regexes", [])),
         global_stopwords=tuple(glob.get("stopwords", [])),
         automaton=automaton,
+        example_rules=example_rules,
+        example_words=re.compile("|".join(re.escape(w) for w in sorted(words))) if words else None,
     )
 
 
@@ -172,6 +191,28 @@ def _allowed(rules: RuleSet, rule: DataRule, text: str, m: re.Match[str], secret
     return False
 
 
+def documented_example(value: str, rules: RuleSet | None = None) -> bool:
+    """Whether the rule set says ``value`` is a documented example wherever it appears: one of
+    its global stopwords (the alphabet...) or a value a rule that knows its format allowlists
+    (``AKIA...EXAMPLE``). trailguard's own secret-named rules keep such a value too. Only the
+    few rules with allowlists of their own are asked: cheap enough for every named value."""
+    rules = rules or rule_set()
+    low = value.lower()
+    if rules.example_words is None or rules.example_words.search(low) is None:
+        return False
+    if any(w in low for w in rules.global_stopwords):
+        return True
+    for rule in rules.example_rules:
+        if not any(k in low for k in rule.keywords):
+            continue
+        m = rule.regex.search(value)
+        if m is not None:
+            s_start, s_end = _secret_span(rule, m)
+            if _allowed(rules, rule, value, m, value[s_start:s_end]):
+                return True
+    return False
+
+
 def allowlisted(value: str, rules: RuleSet | None = None) -> bool:
     """Whether a data rule that knows ``value``'s format allowlists it (gitleaks keeps lists of
     well-known public keys and documented examples): trailguard's own format rules ask this
@@ -180,8 +221,12 @@ def allowlisted(value: str, rules: RuleSet | None = None) -> bool:
     low = value.lower()
     if rules.automaton is None:
         return False
+    seen: set[str] = set()
     for _, (_keyword, keyed) in rules.automaton.iter(low):
         for rule in keyed:
+            if rule.id in seen:
+                continue  # once per rule, however often its keywords occur: linear
+            seen.add(rule.id)
             m = rule.regex.search(value)
             if m is None:
                 continue
