@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
-import statistics
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -279,14 +279,22 @@ def test_text_without_secrets_is_returned_unchanged(redactor: Redactor) -> None:
     ],
 )
 def test_hostile_inputs_stay_linear(redactor: Redactor, unit: str) -> None:
-    """64 KiB of one repeated fragment, on a single line: no rule may go quadratic."""
-    hostile = (unit * (65536 // len(unit) + 1))[:65536]
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        redactor.redact_text(hostile)
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 1.0  # 100x the normal budget: catches quadratic rules, not noise
+    """One repeated fragment on a single line: no rule may go quadratic. Measured as the growth
+    of CPU time from 16 KiB to 64 KiB (linear: 4x; quadratic: 16x), a ratio of two runs in the
+    same process, so other load on the machine cancels out; absolute figures are benchmarks'."""
+
+    def cpu_seconds(size: int) -> float:
+        hostile = (unit * (size // len(unit) + 1))[:size]
+        best = math.inf
+        for _ in range(3):
+            start = time.process_time()
+            redactor.redact_text(hostile)
+            best = min(best, time.process_time() - start)
+        return best
+
+    small, large = cpu_seconds(16384), cpu_seconds(65536)
+    floor = 0.002  # below a couple of milliseconds the clock's resolution is the measurement
+    assert max(large, floor) / max(small, floor) < 9.0, (small, large)
 
 
 _FRAGMENTS = st.sampled_from(
@@ -500,27 +508,10 @@ def _tool_output_64k() -> str:
     return (chunk * (65536 // len(chunk) + 1))[:65536]
 
 
-def test_64k_tool_output_performance(redactor: Redactor) -> None:
+def test_a_64k_tool_output_is_redacted_in_one_pass(redactor: Redactor) -> None:
     text = _tool_output_64k()
     assert len(text) == 65536
     out, findings = redactor.redact_text(text)
     assert FAKE_GITHUB not in out
     assert findings
-    wall, cpu = [], []
-    for _ in range(25):
-        wall_start, cpu_start = time.perf_counter(), time.process_time()
-        redactor.redact_text(text)
-        cpu.append((time.process_time() - cpu_start) * 1000)
-        wall.append((time.perf_counter() - wall_start) * 1000)
-    wall.sort()
-    cpu.sort()
-    print(
-        f"\nredact_text(64 KiB, {len(findings)} findings): wall best {wall[0]:.2f} ms, "
-        f"median {statistics.median(wall):.2f} ms, p90 {wall[int(len(wall) * 0.9)]:.2f} ms; "
-        f"CPU median {statistics.median(cpu):.2f} ms"
-    )
-    # CPU time is what the code costs; wall time also carries whatever else runs on the
-    # machine, so its median only guards against gross regressions.
-    assert wall[0] < 10.0
-    assert statistics.median(cpu) < 10.0
-    assert statistics.median(wall) < 50.0
+    # How long it takes is benchmarks/bench_redaction_corpus.py's to say, not a timed test's.
