@@ -1110,7 +1110,8 @@ _MYSQL: Final = re.compile(
 )
 _LOGIN: Final = re.compile(
     r"(?:^|[\s/;|&(`'\"])(?:(?:docker|podman|nerdctl|buildah|skopeo|oras|crane|regctl|helm\s+registry)"
-    r"\s+login|sshpass|mongo|mongosh|mongodump|mongorestore|mongoimport|mongoexport)(?:\s|$)"
+    r"\s+login|sshpass|mongo|mongosh|mongodump|mongorestore|mongoimport|mongoexport|mycli"
+    r"|twine\s+(?:upload|register))(?:\s|$)"
 )
 _REDIS_CLI: Final = re.compile(r"(?:^|[\s/;|&(`'\"])redis-cli(?:\s|$)")
 _SQLCMD: Final = re.compile(r"(?:^|[\s/;|&(`'\"])(?:sqlcmd|bcp)(?:\s|$)")
@@ -1118,6 +1119,9 @@ _SMB: Final = re.compile(r"(?:^|[\s/;|&(`'\"])(?:smbclient|rpcclient|smbmap|moun
 _CURL: Final = re.compile(r"(?:^|[\s/;|&(`'\"])(?:curl|wget)(?:\s|$)")
 _HTTPIE: Final = re.compile(r"(?:^|[\s/;|&(`'\"])(?:http|https|xh)(?:\s|$)")
 _GH_SECRET: Final = re.compile(r"(?:^|[\s;|&(`'\"])gh\s+secret\s+set\s")
+_AZ_SECRET: Final = re.compile(r"(?:^|[\s;|&(`'\"])az\s+keyvault\s+secret\s+set\s")
+_NPM: Final = re.compile(r"(?:^|[\s/;|&(`'\"])(?:npm|pnpm|yarn)(?:\s|$)")
+_HTTPIE_BEARER: Final = re.compile(r"(?:--auth-type[ \t]*=?[ \t]*|-A[ \t]+)bearer\b", re.IGNORECASE)
 _ECHO_INTO_LOGIN: Final = re.compile(
     r"(?:^|(?<=[\s;&(`'\"]))echo[ \t]+(?:-n[ \t]+)?"
     r"(?P<v>\"[^\"\n]*\"|'[^'\n]*'|[^\s|;&]+)[ \t]*\|[ \t]*"
@@ -1125,6 +1129,9 @@ _ECHO_INTO_LOGIN: Final = re.compile(
 )
 _DOCKER_SECRET_SPEC: Final = re.compile(r"(?:id|src|source|type|env|target|required)=")
 _WORD_BEFORE: Final = re.compile(r"([A-Za-z]+)[ \t]+\Z")
+_PROGRAM_FLAGS: Final = frozenset({"body", "b", "value", "otp"})
+"""Flags whose names say nothing, that hold a secret only for one program (``gh secret set -b``,
+``az keyvault secret set --value``, ``npm publish --otp``)."""
 _SLUG: Final = re.compile(r"[a-z][a-z._/\-]*")
 
 
@@ -1171,8 +1178,8 @@ def _scan_flags(text: str, out: list[_Span]) -> None:
         name, sep, long_flag = m.group("name"), m.group("sep"), m.group("dash") == "-"
         if long_flag or len(name) > 1:
             lname = name.lower()
-            relevant = any(w in lname for w in _FLAG_WORDS) or lname in {"body", "b"}
-            if not relevant and not (name[0] == "p" and not long_flag):
+            relevant = any(w in lname for w in _FLAG_WORDS) or lname in _PROGRAM_FLAGS
+            if not relevant and not (name[0] in "pu" and not long_flag):
                 continue
         if long_flag:
             _long_flag(text, m, name, sep, cmds, out)
@@ -1206,6 +1213,14 @@ def _long_flag(
         return
     if lname == "body":
         if cmds.ran(_GH_SECRET, pos):
+            _value_span(text, m.end(), "generic-secret", out)
+        return
+    if lname == "value":
+        if cmds.ran(_AZ_SECRET, pos):
+            _value_span(text, m.end(), "generic-secret", out)
+        return
+    if lname == "otp":
+        if cmds.ran(_NPM, pos):
             _value_span(text, m.end(), "generic-secret", out)
         return
     _named_flag(text, m, name, out)
@@ -1256,7 +1271,15 @@ def _short_flag(
             _named_flag(text, m, "password", out)
         return
     if flag == "p" and (len(name) > 1 or sep is None) and cmds.ran(_MYSQL, pos):
-        _value_span(text, value_at, "password", out)
+        quote = text[pos - 1] if pos else ""
+        end = text.find(quote, value_at) if quote in {"'", '"'} else -1
+        if end > value_at and not _not_a_secret(text[value_at:end]):  # ``'-pmy pass'``
+            out.append(_Span(value_at, end, "password"))
+        else:
+            _value_span(text, value_at, "password", out)
+        return
+    if flag == "u" and len(name) > 1 and sep is None and cmds.ran(_CURL, pos):
+        _user_password(text, value_at, out)  # ``curl -ubob:pass``
         return
     if len(name) > 1:
         if len(name) >= 3 and sep is not None:
@@ -1273,7 +1296,11 @@ def _short_flag(
         if cmds.ran(_REDIS_CLI, pos):
             _value_span(text, value_at, "password", out)
         elif cmds.ran(_HTTPIE, pos):
-            _user_password(text, value_at, out)
+            line = text[_line_start(text, pos) : text.find("\n", pos) % (len(text) + 1)]
+            if _HTTPIE_BEARER.search(line):
+                _value_span(text, value_at, "bearer-token", out)  # ``-A bearer -a TOKEN``
+            else:
+                _user_password(text, value_at, out)
     elif flag == "P":
         if cmds.ran(_SQLCMD, pos):
             _value_span(text, value_at, "password", out)
@@ -1285,6 +1312,8 @@ def _short_flag(
             _user_password(text, value_at, out, separator="%")
     elif flag == "b" and cmds.ran(_CURL, pos):
         _curl_cookie(text, value_at, out)
+    elif flag == "b" and cmds.ran(_GH_SECRET, pos):
+        _value_span(text, value_at, "generic-secret", out)
 
 
 def _user_password(text: str, pos: int, out: list[_Span], *, separator: str = ":") -> None:
@@ -1379,6 +1408,11 @@ def _assignment(
         return
     if text[name_start] == "-":
         return  # ``--password=x``: a flag, the flag rule decides
+    if lname == "key" and op == "=" and name_start > 0 and text[name_start - 1] in "?&;":
+        value = _scan_value(text, m.end())  # ``?key=AIza...``: an API key; ``?key=name`` is not
+        if value is not None and _token_like(text[value.start : value.end]):
+            _value_span(text, m.end(), "generic-secret", out)
+        return
     if op == ":" and m.group("close") is None and m.start("op") > m.end("rest"):
         return  # ``pass :data:`x``` - YAML keys do not have a space before the colon
     if op == ":" and m.end("op") == m.end() and text[m.end() : m.end() + 1] not in {'"', "'", "\\"}:
