@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 from trailguard.classify._tool_common import max_risk
 from trailguard.classify.files import resolve_path
-from trailguard.classify.http import redact_text
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import DASHDASH, POSITIONAL, iter_options
 from trailguard.events import Access, Operation, Risk
@@ -87,7 +86,7 @@ class _Call:
         all_flags = list(flags or [])
         attrs = {"subcommand": self.subcommand, **(attributes or {})}
         if self.config:
-            attrs["config_overrides"] = ",".join(redact_text(c) for c in self.config)
+            attrs["config_overrides"] = ",".join(self.config)
             if any(c.lower().startswith(_EXEC_CONFIG_PREFIXES) for c in self.config):
                 _add(all_flags, "config-override")
                 risk = max_risk(risk, "medium")
@@ -171,10 +170,6 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
             return [call.op("git:Read", "read", "low")]
         return [call.op("git:Unknown", "write", "medium", flags=["unknown-subcommand"])]
     except Exception:  # a classifier must never break the hook
-        try:
-            raw: str | None = redact_text(command.text)
-        except Exception:
-            raw = None
         return [
             Operation(
                 kind="git",
@@ -182,7 +177,7 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
                 access="write",
                 risk="medium",
                 flags=["classifier-error"],
-                raw=raw,
+                raw=command.text,
             )
         ]
 
@@ -222,7 +217,7 @@ def _split(command: SimpleCommand, context: ClassifyContext) -> _Call | None:
         args=list(argv[i + 1 :]),
         repo=repo,
         config=config,
-        raw=redact_text(command.text),
+        raw=command.text,
     )
 
 

@@ -2,10 +2,11 @@
 
 Every request becomes one ``http:<Method>`` operation per URL. Credentials (``user:pass@`` in a
 URL, ``-u user:pass``, ``Authorization`` and other secret headers, token query parameters) set the
-``credentials`` flag and are replaced by ``[REDACTED]`` in ``raw`` and in every attribute.
+``credentials`` flag; the resource and ``url`` are the URL without them (``trailguard.urls``), and
+``raw`` is the command as written: the redaction stage replaces its secrets before storage.
 
 The module also holds the shell-level rule for downloads piped into an interpreter
-(``curl ... | sh``), and the redaction helpers the git and SQL classifiers share.
+(``curl ... | sh``).
 """
 
 from __future__ import annotations
@@ -22,42 +23,26 @@ from trailguard.classify.files import resolve_path, sensitive_class
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import POSITIONAL, iter_options
 from trailguard.events import Access, Operation, Risk
+from trailguard.urls import strip_url_credentials
 
 __all__ = [
     "PROGRAMS",
-    "REDACTED",
     "classify",
     "classify_pipeline_to_shell",
     "classify_webfetch",
-    "redact_text",
-    "redact_url",
+    "url_has_credentials",
 ]
 
 PROGRAMS: frozenset[str] = frozenset({"curl", "wget", "http", "https", "xh"})
 
-REDACTED = "[REDACTED]"
-
-
 # ---------------------------------------------------------------------------------------------
-# Redaction, shared with git.py and sql.py
+# Credentials in URLs, headers and form data (detected here, redacted by the redaction stage)
 # ---------------------------------------------------------------------------------------------
 
-_URL_USERINFO_RE = re.compile(
-    r"(?P<prefix>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s:@/'\"]*):(?P<pw>[^\s@/'\"]+)@"
-)
-_URL_TOKEN_USER_RE = re.compile(r"(?P<prefix>\bhttps?://)(?P<user>[^\s:@/'\"\[\]]+)@")
-_AUTH_HEADER_RE = re.compile(
-    r"(?i)(?P<name>\b(?:proxy-)?authorization\s*:\s*)"
-    r"(?:(?P<scheme>bearer|basic|token|digest|negotiate|apikey|api-key|bot|ntlm)\s+)?"
-    r"(?P<value>[^\s'\"]+)"
-)
 _CREDENTIAL_HEADERS = (
     r"x-api-key|api-key|apikey|x-auth-token|x-access-token|private-token|x-vault-token|"
     r"x-goog-api-key|x-amz-security-token|cookie|x-csrf-token|x-github-token|"
     r"x-gitlab-token|x-figma-token|ocp-apim-subscription-key"
-)
-_SECRET_HEADER_RE = re.compile(
-    rf"(?i)(?P<name>(?<![\w-])(?:{_CREDENTIAL_HEADERS})\s*:\s*)(?P<value>[^'\"\n]+)"
 )
 _CREDENTIAL_PARAMS = (
     r"access_token|refresh_token|id_token|api_key|apikey|api-key|token|auth|auth_token|key|"
@@ -69,50 +54,15 @@ _SECRET_PARAM_RE = re.compile(
 )
 
 
-def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with URL passwords, tokens used as http(s) user names, secret headers, token
-    query parameters and every literal ``secrets`` value replaced by ``[REDACTED]``. Secrets
-    shorter than 8 characters are replaced only where not part of a longer word."""
-    text = _URL_USERINFO_RE.sub(lambda m: f"{m['prefix']}{m['user']}:{REDACTED}@", text)
-    text = _URL_TOKEN_USER_RE.sub(
-        lambda m: f"{m['prefix']}{REDACTED}@" if _looks_like_token(m["user"]) else m[0], text
-    )
-    text = _AUTH_HEADER_RE.sub(_redact_auth_header, text)
-    text = _SECRET_HEADER_RE.sub(lambda m: f"{m['name']}{REDACTED}", text)
-    text = _SECRET_PARAM_RE.sub(lambda m: f"{m['name']}{REDACTED}", text)
-    for secret in sorted({s for s in secrets if s and s != REDACTED}, key=len, reverse=True):
-        if len(secret) >= 8:
-            text = text.replace(secret, REDACTED)
-        else:
-            pattern = rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
-            text = re.sub(pattern, REDACTED, text)
-    return text
-
-
-def _redact_auth_header(match: re.Match[str]) -> str:
-    if match["value"] == REDACTED:
-        return match[0]
-    scheme = f"{match['scheme']} " if match["scheme"] else ""
-    return f"{match['name']}{scheme}{REDACTED}"
-
-
-def redact_url(url: str) -> tuple[str, bool]:
-    """The URL with its password and secret query parameters redacted, and whether it held
-    any credentials (a password, or a username alone in an http(s) URL, often a token)."""
-    had = False
+def url_has_credentials(url: str) -> bool:
+    """Whether a URL carries credentials: a password, a token as an http(s) user name, or a
+    secret query parameter (``?token=``)."""
     match = re.match(r"^(?P<prefix>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^@/?#]*)@", url)
     if match:
-        userinfo = match["userinfo"]
-        user, sep, _password = userinfo.partition(":")
-        scheme = match["prefix"][:-3].lower()
-        if sep:
-            had = True
-            url = f"{match['prefix']}{user}:{REDACTED}@{url[match.end() :]}"
-        elif scheme in ("http", "https") and _looks_like_token(user):
-            had = True
-            url = f"{match['prefix']}{REDACTED}@{url[match.end() :]}"
-    redacted = _SECRET_PARAM_RE.sub(lambda m: f"{m['name']}{REDACTED}", url)
-    return redacted, had or redacted != url
+        user, sep, _password = match["userinfo"].partition(":")
+        if sep or (match["prefix"][:-3].lower() in ("http", "https") and _looks_like_token(user)):
+            return True
+    return _SECRET_PARAM_RE.search(url) is not None
 
 
 def _looks_like_token(user: str) -> bool:
@@ -199,17 +149,15 @@ def _build_operations(
         access = "delete"
     base_risk: Risk = _METHOD_RISK.get(method, "medium")
 
-    secrets = list(request.secrets)
-    raw = redact_text(command.text, secrets)
     operations: list[Operation] = []
     for index, url in enumerate(request.urls):
         full = _normalise_url(url, request.default_scheme)
-        redacted_url, url_had_credentials = redact_url(full)
+        url_without_credentials = strip_url_credentials(full)
         flags = list(request.flags)
-        if url_had_credentials:
+        if url_has_credentials(full):
             _add_flag(flags, "credentials")
         risk = base_risk
-        attributes: dict[str, str] = {"method": method, "url": redact_text(redacted_url, secrets)}
+        attributes: dict[str, str] = {"method": method, "url": url_without_credentials}
         host = _host_of(full)
         if host:
             attributes["host"] = host
@@ -237,12 +185,12 @@ def _build_operations(
             Operation(
                 kind="http",
                 action=action,
-                resource=redact_text(redacted_url, secrets),
+                resource=url_without_credentials,
                 access=access,
                 risk=risk,
                 flags=flags,
                 attributes=attributes,
-                raw=raw,
+                raw=command.text,
             )
         )
     return operations
@@ -409,9 +357,8 @@ def _resolved(path: str, context: ClassifyContext) -> str:
 def _data_secrets(data: str, request: _Request) -> None:
     """Secret-looking fields in form data (``password=...&token=...``) are credentials."""
     for match in _SECRET_PARAM_RE.finditer(data):
-        if match["value"] != REDACTED:
-            _add_flag(request.flags, "credentials")
-            request.secrets.append(match["value"])
+        _add_flag(request.flags, "credentials")
+        request.secrets.append(match["value"])
     for match in re.finditer(
         r"(?i)\"(?:password|passwd|secret|token|api_key|apikey|client_secret|access_token)\"\s*:"
         r"\s*\"([^\"]+)\"",
@@ -640,17 +587,13 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
 
 
 def _fallback(command: SimpleCommand) -> Operation:
-    try:
-        raw: str | None = redact_text(command.text)
-    except Exception:
-        raw = None
     return Operation(
         kind="http",
         action="http:Request",
         access="write",
         risk="medium",
         flags=["classifier-error"],
-        raw=raw,
+        raw=command.text,
     )
 
 
@@ -661,8 +604,8 @@ def classify_webfetch(tool_input: Mapping[str, Any], context: ClassifyContext) -
         if not isinstance(url, str) or not url:
             return []
         full = _normalise_url(url, "https")
-        redacted, had_credentials = redact_url(full)
-        attributes = {"method": "GET", "url": redacted, "scheme": full.split("://", 1)[0]}
+        stripped, had_credentials = strip_url_credentials(full), url_has_credentials(full)
+        attributes = {"method": "GET", "url": stripped, "scheme": full.split("://", 1)[0]}
         host = _host_of(full)
         if host:
             attributes["host"] = host
@@ -671,12 +614,12 @@ def classify_webfetch(tool_input: Mapping[str, Any], context: ClassifyContext) -
             Operation(
                 kind="http",
                 action="http:Get",
-                resource=redacted,
+                resource=stripped,
                 access="read",
                 risk="medium" if had_credentials else "low",
                 flags=flags,
                 attributes=attributes,
-                raw=redacted,
+                raw=url,
             )
         ]
     except Exception:
@@ -792,7 +735,7 @@ def classify_pipeline_to_shell(command: SimpleCommand) -> list[Operation]:
                     risk="critical",
                     flags=flags,
                     attributes=attributes,
-                    raw=redact_text(command.text),
+                    raw=command.text,
                 )
             ]
         if decoded:
@@ -805,7 +748,7 @@ def classify_pipeline_to_shell(command: SimpleCommand) -> list[Operation]:
                     risk="high",
                     flags=["encoded-to-shell"],
                     attributes=attributes,
-                    raw=redact_text(command.text),
+                    raw=command.text,
                 )
             ]
         return []

@@ -21,9 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from trailguard.classify.files import resolve_path, sensitive_class
-from trailguard.classify.http import redact_text, redact_url
+from trailguard.classify.http import url_has_credentials
 from trailguard.classify.model import ClassifyContext
 from trailguard.events import Access, Operation, Risk
+from trailguard.urls import strip_url_credentials
 
 __all__ = ["classify_tool", "split_tool_name", "tool_access"]
 
@@ -145,11 +146,11 @@ def _classify(
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
             resource = str(value)
     if resource is not None and "://" in resource:
-        resource, had_credentials = redact_url(resource)
-        if had_credentials:
+        if url_has_credentials(resource):
             flags.append("credentials")
+        resource = strip_url_credentials(resource)
     if resource is not None:
-        resource = redact_text(resource)[:1000]
+        resource = resource[:1000]
 
     for key in _PATH_KEYS:
         value = tool_input.get(key)

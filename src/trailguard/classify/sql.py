@@ -11,8 +11,8 @@ Resources are ``database/table1,table2`` (``database`` alone when no table is na
 alone when the database is unknown). Attributes: ``host``, ``port``, ``database``, ``user``,
 ``dialect``, ``category`` (read, write, ddl, admin), ``tables``, ``target`` (the table written),
 ``statement``. Passwords (URI, ``PGPASSWORD``, ``MYSQL_PWD``, ``-pSECRET``, ``--password=``,
-``password=`` in a conninfo, ``PASSWORD '...'`` and ``IDENTIFIED BY '...'`` in SQL) are replaced
-by ``[REDACTED]`` in ``raw`` and in every attribute.
+``password=`` in a conninfo, ``PASSWORD '...'`` and ``IDENTIFIED BY '...'`` in SQL) stay in
+``raw`` and ``statement`` as given: the redaction stage replaces them before storage.
 
 Risk: reads low, writes and DDL medium, DELETE and UPDATE without WHERE (or with a tautology)
 critical (flag ``unbounded``), DROP of tables, schemas or databases and TRUNCATE critical,
@@ -35,7 +35,6 @@ from sqlglot.dialects.dialect import Dialect
 
 from trailguard.classify._tool_common import max_access, max_risk
 from trailguard.classify.files import resolve_path
-from trailguard.classify.http import REDACTED, redact_text
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import iter_options
 from trailguard.events import ACCESS_LEVELS, RISK_LEVELS, Access, Operation, Risk
@@ -868,44 +867,12 @@ def _parse_sqlite(command: SimpleCommand, context: ClassifyContext) -> _Connecti
 # Entry point
 # ---------------------------------------------------------------------------------------------
 
-_SQL_PASSWORD_RE = re.compile(
-    r"(?i)(\b(?:PASSWORD|IDENTIFIED\s+(?:WITH\s+\w+\s+)?BY(?:\s+PASSWORD)?)\s*(?:=\s*)?"
-    r"(?:\(\s*)?)('(?:[^']|'')*'|\"[^\"]*\")"
-)
-_ENV_PASSWORD_RE = re.compile(
-    r"(\b(?:PGPASSWORD|MYSQL_PWD|PGSSLPASSWORD)=)('[^']*'|\"[^\"]*\"|\S+)"
-)
-_MYSQL_PASSWORD_ARG_RE = re.compile(r"((?:^|\s)(?:-p|--password=|--pass=))('[^']*'|\"[^\"]*\"|\S+)")
-_MYSQL_QUOTED_PASSWORD_RE = re.compile(
-    r"(?P<q>['\"])(?P<opt>-p|--password=|--pass=)(?P<val>[^'\"]+)(?P=q)"
-)
-_MYCLI_PASSWORD_ARG_RE = re.compile(
-    r"((?:^|\s)(?:-p|--password|--pass)[\s=]+)('[^']*'|\"[^\"]*\"|\S+)"
-)
-
-
-def _redact(text: str, secrets: list[str], program: str) -> str:
-    text = _ENV_PASSWORD_RE.sub(lambda m: f"{m[1]}{REDACTED}", text)
-    if program in ("mysql", "mariadb"):
-        text = _MYSQL_QUOTED_PASSWORD_RE.sub(
-            lambda m: f"{m['q']}{m['opt']}{REDACTED}{m['q']}", text
-        )
-        text = _MYSQL_PASSWORD_ARG_RE.sub(lambda m: f"{m[1]}{REDACTED}", text)
-    elif program == "mycli":
-        text = _MYCLI_PASSWORD_ARG_RE.sub(lambda m: f"{m[1]}{REDACTED}", text)
-    text = _SQL_PASSWORD_RE.sub(lambda m: f"{m[1]}'{REDACTED}'", text)
-    return redact_text(text, secrets)
-
 
 def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation]:
     """One operation per SQL statement or client meta-command the command would run."""
     try:
         return _classify(command, context)
     except Exception:  # a classifier must never break the hook
-        try:
-            raw: str | None = _redact(command.text, [], command.program)
-        except Exception:
-            raw = None
         return [
             Operation(
                 kind="sql",
@@ -913,7 +880,7 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
                 access="write",
                 risk="medium",
                 flags=["classifier-error"],
-                raw=raw,
+                raw=command.text,
             )
         ]
 
@@ -945,7 +912,7 @@ def _classify(command: SimpleCommand, context: ClassifyContext) -> list[Operatio
     if not connection.sources and command.piped_from:
         connection.sources.append(("piped", ",".join(command.piped_from)))
 
-    raw = _redact(command.text, connection.secrets, program)
+    raw = command.text
     base = connection.attributes()
     statements: list[Statement] = []
     if connection.list_databases:
@@ -986,13 +953,8 @@ def _classify(command: SimpleCommand, context: ClassifyContext) -> list[Operatio
         attributes.update(st.attributes)
         if st.text:
             statement_text = re.sub(r"\s+", " ", st.text).strip()
-            attributes["statement"] = _redact(statement_text, connection.secrets, program)[
-                :MAX_STATEMENT_CHARS
-            ]
-        attributes = {k: _redact(v, connection.secrets, program) for k, v in attributes.items()}
+            attributes["statement"] = statement_text[:MAX_STATEMENT_CHARS]
         resource = _resource(database, st.tables)
-        if resource is not None:
-            resource = _redact(resource, connection.secrets, program)
         risk = st.risk
         if "readonly" in flags and st.access != "read":
             risk = "low"  # sqlite3 -readonly refuses the write

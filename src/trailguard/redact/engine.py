@@ -1129,7 +1129,7 @@ _ECHO_INTO_LOGIN: Final = re.compile(
 )
 _DOCKER_SECRET_SPEC: Final = re.compile(r"(?:id|src|source|type|env|target|required)=")
 _WORD_BEFORE: Final = re.compile(r"([A-Za-z]+)[ \t]+\Z")
-_PROGRAM_FLAGS: Final = frozenset({"body", "b", "value", "otp"})
+_PROGRAM_FLAGS: Final = frozenset({"body", "b", "value", "otp", "bearer", "oauth2-bearer"})
 """Flags whose names say nothing, that hold a secret only for one program (``gh secret set -b``,
 ``az keyvault secret set --value``, ``npm publish --otp``)."""
 _SLUG: Final = re.compile(r"[a-z][a-z._/\-]*")
@@ -1203,6 +1203,9 @@ def _long_flag(
     if lname in {"user", "proxy-user"}:
         if cmds.ran(_CURL, pos):
             _user_password(text, m.end(), out)
+        return
+    if lname in {"bearer", "oauth2-bearer"} and (cmds.ran(_CURL, pos) or cmds.ran(_HTTPIE, pos)):
+        _value_span(text, m.end(), "bearer-token", out)  # ``curl --oauth2-bearer TOKEN``
         return
     if lname == "auth" and cmds.ran(_HTTPIE, pos):
         _user_password(text, m.end(), out)
