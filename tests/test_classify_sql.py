@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -626,3 +627,19 @@ def test_never_raises_on_any_sql(text: str) -> None:
         operations = sql.classify(command(program, "-c" if program == "psql" else "-e", text), CTX)
         assert all(isinstance(op, Operation) for op in operations)
         assert all("classifier-error" not in op.flags for op in operations)
+
+
+def test_a_shell_escape_is_classified_by_the_sql_classifier_as_a_script_of_its_own() -> None:
+    operations = sql.classify(command("psql", "-d", "shop", "-c", "\\! rm -rf /home/dev"), CTX)
+    actions = [op.action for op in operations]
+    assert actions[0] == "sql:MetaCommand"
+    deletes = [op for op in operations if op.action == "file:Delete"]
+    assert deletes, actions
+    assert deletes[0].resource == "/home/dev"
+
+
+def test_shell_escapes_inside_shell_escapes_stop_at_the_nesting_limit() -> None:
+    line = command("psql", "-c", "\\! rm -rf /home/dev")
+    deep = dataclasses.replace(CTX, nesting=sql.MAX_ESCAPE_NESTING)
+    assert any(op.action == "file:Delete" for op in sql.classify(line, CTX))
+    assert [op.action for op in sql.classify(line, deep)] == ["sql:MetaCommand"]

@@ -23,6 +23,7 @@ from typing import Any
 from trailguard.classify._tool_common import max_risk
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import POSITIONAL, iter_options
+from trailguard.classify.script import FIND_FILTERS
 from trailguard.events import Access, Operation, Risk
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
 PROGRAMS: frozenset[str] = frozenset(
     {
         "rm", "rmdir", "mv", "cp", "truncate", "chmod", "chown", "tee", "dd", "shred", "ln",
-        "touch", "mkdir", "install", "unlink", "sed",
+        "touch", "mkdir", "install", "unlink", "sed", "find",
     }
 )  # fmt: skip
 
@@ -866,9 +867,36 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
             return _dd(command, context, raw)
         if program == "sed":
             return _sed(command, context, raw)
+        if program == "find":
+            return _find_delete(command, context, raw)
         return []
     except Exception:  # a classifier must never break the hook
         return [_error_op(raw)]
+
+
+def _find_delete(command: SimpleCommand, context: ClassifyContext, raw: str) -> list[Operation]:
+    """``find ... -delete``: a recursive delete, catastrophic when nothing narrows it and it
+    starts at the root, the home or the project. (``-exec`` commands were parsed out by the
+    shell walker as commands of their own.)"""
+    if "-delete" not in command.argv:
+        return []
+    target = next((a for a in command.argv[1:] if not a.startswith("-")), ".")
+    everything = {"/", "~", "$HOME", ".", context.home, context.project_root}
+    filtered = any(arg in FIND_FILTERS for arg in command.argv)
+    catastrophic = not filtered and (
+        target.rstrip("/") in {t.rstrip("/") for t in everything if t} or target == "/"
+    )
+    return [
+        Operation(
+            kind="file",
+            action="file:Delete",
+            resource=target,
+            access="delete",
+            risk="critical" if catastrophic else "high",
+            flags=["recursive", "catastrophic-delete"] if catastrophic else ["recursive"],
+            raw=raw,
+        )
+    ]
 
 
 _WRITE_REDIRECT_RE = re.compile(r"^\d*(>|>>|>\||&>|&>>|>&)$")

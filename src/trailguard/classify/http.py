@@ -708,7 +708,9 @@ def _runs_stdin_as_program(argv: tuple[str, ...], family: str) -> bool:
     return True
 
 
-def classify_pipeline_to_shell(command: SimpleCommand) -> list[Operation]:
+def classify_pipeline_to_shell(
+    command: SimpleCommand, context: ClassifyContext | None = None
+) -> list[Operation]:
     """``curl URL | sh`` and its variants: a shell or interpreter running code it reads from a
     pipeline fed by a download (→ ``shell:ExecuteDownloaded``, critical) or by a decoder alone
     (``base64 -d | sh`` → ``shell:ExecuteEncoded``, high)."""

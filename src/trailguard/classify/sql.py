@@ -25,7 +25,7 @@ import logging
 import re
 import shlex
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -885,6 +885,26 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
         ]
 
 
+MAX_ESCAPE_NESTING = 3
+"""Shell escapes inside shell escapes are followed this deep (the work per call is bounded)."""
+
+
+def _shell_escapes(operations: list[Operation], context: ClassifyContext) -> list[Operation]:
+    """What a client's shell escape runs (``psql -c '\\! rm -rf /data'``): its text is a shell
+    script of its own, classified as one."""
+    if context.nesting >= MAX_ESCAPE_NESTING:
+        return []
+    from trailguard.classify import classify_script
+
+    inner_context = replace(context, nesting=context.nesting + 1)
+    found: list[Operation] = []
+    for operation in operations:
+        statement = operation.attributes.get("statement", "")
+        if "shell-escape" in operation.flags and "\\!" in statement:
+            found.extend(classify_script(statement.split("\\!", 1)[1].strip(), inner_context))
+    return found
+
+
 def _classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation]:
     program = command.program
     if program not in _DIALECTS:
@@ -982,7 +1002,7 @@ def _classify(command: SimpleCommand, context: ClassifyContext) -> list[Operatio
                 raw=raw,
             )
         )
-    return operations
+    return [*operations, *_shell_escapes(operations, context)]
 
 
 def _resource(database: str | None, tables: list[str]) -> str | None:
