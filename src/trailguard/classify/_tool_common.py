@@ -31,6 +31,12 @@ def max_risk(*risks: Risk) -> Risk:
     return RISKS[max(RISKS.index(risk) for risk in risks)]
 
 
+def add_flag(flags: list[str], flag: str) -> None:
+    """Append ``flag`` unless it is there already (flags keep their first order)."""
+    if flag not in flags:
+        flags.append(flag)
+
+
 def max_access(*accesses: Access) -> Access:
     return ACCESS_LEVELS[max(ACCESS_LEVELS.index(access) for access in accesses)]
 

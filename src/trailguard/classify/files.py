@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from trailguard.classify._tool_common import max_risk
+from trailguard.classify._tool_common import add_flag, max_risk
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import POSITIONAL, iter_options
 from trailguard.classify.script import FIND_FILTERS
@@ -76,11 +76,6 @@ _DEFAULT_RISK: dict[Access, Risk] = {
     "admin": "low",
 }
 _DOTENV_TEMPLATES = frozenset({"example", "sample", "template", "dist", "defaults", "schema"})
-
-
-def _add(flags: list[str], flag: str) -> None:
-    if flag not in flags:
-        flags.append(flag)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,28 +217,28 @@ def _path_facts(
     changes = access != "read"
     kind = sensitive_class(resolved, context)
     if kind is not None:
-        _add(flags, "sensitive")
+        add_flag(flags, "sensitive")
         attributes["sensitive"] = kind
         risk = max_risk(risk, "high" if changes else _SENSITIVE_READ_RISK.get(kind, "medium"))
     if changes and is_hook_settings(resolved):
-        _add(flags, "hook-settings")
+        add_flag(flags, "hook-settings")
         risk = max_risk(risk, "high")
     if "dynamic-path" in flags or not resolved.startswith("/"):
         return risk, attributes
     if changes:
         persistence = _persistence_class(resolved, context)
         if persistence is not None:
-            _add(flags, persistence)
+            add_flag(flags, persistence)
             risk = max_risk(risk, "high")
     in_temp = any(_is_under(resolved, d) for d in _TEMP_DIRS)
     in_project = context.project_root is None or _is_under(resolved, context.project_root)
     in_system = any(_is_under(resolved, d) for d in _SYSTEM_DIRS)
     project_inside_system = context.project_root and _is_under(resolved, context.project_root)
     if changes and in_system and not in_temp and not project_inside_system:
-        _add(flags, "system-path")
+        add_flag(flags, "system-path")
         risk = max_risk(risk, "high")
     if not in_project and not in_temp:
-        _add(flags, "outside-project")
+        add_flag(flags, "outside-project")
         if access in ("write", "admin"):
             risk = max_risk(risk, "medium")
         elif access == "delete":
@@ -267,10 +262,10 @@ def _file_op(
     resolved, path_flags = resolve_path(path, context)
     all_flags = [*path_flags]
     for flag in flags or []:
-        _add(all_flags, flag)
+        add_flag(all_flags, flag)
     risk, path_attributes = _path_facts(access, resolved, context, all_flags, start_risk)
     if "sudo" in via or "doas" in via:
-        _add(all_flags, "sudo")
+        add_flag(all_flags, "sudo")
     return Operation(
         kind="file",
         action=action,
@@ -472,7 +467,7 @@ def _mv(command: SimpleCommand, context: ClassifyContext, raw: str) -> list[Oper
         if dest_attributes or dest_op_flags:
             merged_flags = list(op.flags)
             for flag in dest_op_flags:
-                _add(merged_flags, flag)
+                add_flag(merged_flags, flag)
             attributes = dict(op.attributes)
             if "sensitive" in dest_attributes:
                 attributes.setdefault("sensitive", dest_attributes["sensitive"])

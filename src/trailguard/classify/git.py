@@ -17,7 +17,7 @@ import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from trailguard.classify._tool_common import max_risk
+from trailguard.classify._tool_common import add_flag, max_risk
 from trailguard.classify.files import resolve_path
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import DASHDASH, POSITIONAL, iter_options
@@ -88,7 +88,7 @@ class _Call:
         if self.config:
             attrs["config_overrides"] = ",".join(self.config)
             if any(c.lower().startswith(_EXEC_CONFIG_PREFIXES) for c in self.config):
-                _add(all_flags, "config-override")
+                add_flag(all_flags, "config-override")
                 risk = max_risk(risk, "medium")
         if resource is None and use_repo:
             resource = self.repo
@@ -104,11 +104,6 @@ class _Call:
             attributes=attrs,
             raw=self.raw,
         )
-
-
-def _add(flags: list[str], flag: str) -> None:
-    if flag not in flags:
-        flags.append(flag)
 
 
 @dataclass
@@ -269,9 +264,9 @@ def _push(call: _Call) -> list[Operation]:
         ("--set-upstream", "set-upstream"),
     ):
         if option in flags_in:
-            _add(common, flag)
+            add_flag(common, flag)
     if call.hooks_disabled:
-        _add(common, "no-verify")
+        add_flag(common, "no-verify")
     remote = args.values.get("--repo")
     if remote is None and positionals:
         remote = positionals.pop(0)
@@ -289,7 +284,7 @@ def _push(call: _Call) -> list[Operation]:
             attributes["refspec"] = refspec
             spec = refspec
             if spec.startswith("+"):
-                _add(flags, "force")
+                add_flag(flags, "force")
                 spec = spec[1:]
             if delete:
                 destination = spec
@@ -302,11 +297,11 @@ def _push(call: _Call) -> list[Operation]:
                 destination = spec
             branch, tag = _branch_of(destination)
             if destination in ("HEAD", "@"):
-                _add(flags, "current-branch")
+                add_flag(flags, "current-branch")
         elif not {"mirror", "all", "tags"} & set(flags):
-            _add(flags, "current-branch")
+            add_flag(flags, "current-branch")
         if is_delete:
-            _add(flags, "delete")
+            add_flag(flags, "delete")
         if branch is not None:
             attributes["branch"] = branch
         if tag is not None:
@@ -525,7 +520,7 @@ def _switch(call: _Call) -> list[Operation]:
     if branch is not None:
         flags.append("create")
         if "-C" in args.values:
-            _add(flags, "force")
+            add_flag(flags, "force")
     elif args.positionals:
         branch = args.positionals[0]
     attributes = {"branch": branch} if branch else {}

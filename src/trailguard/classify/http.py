@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from trailguard.classify._tool_common import max_risk
+from trailguard.classify._tool_common import add_flag, max_risk
 from trailguard.classify.files import resolve_path, sensitive_class
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import POSITIONAL, iter_options
@@ -113,11 +113,6 @@ class _Request:
     default_scheme: str = "http"
 
 
-def _add_flag(flags: list[str], flag: str) -> None:
-    if flag not in flags:
-        flags.append(flag)
-
-
 def _normalise_url(url: str, default_scheme: str) -> str:
     """A URL with a scheme: ``example.com/x`` → ``http://example.com/x``; HTTPie's
     ``:3000/x`` → ``http://localhost:3000/x``."""
@@ -155,7 +150,7 @@ def _build_operations(
         url_without_credentials = strip_url_credentials(full)
         flags = list(request.flags)
         if url_has_credentials(full):
-            _add_flag(flags, "credentials")
+            add_flag(flags, "credentials")
         risk = base_risk
         attributes: dict[str, str] = {"method": method, "url": url_without_credentials}
         host = _host_of(full)
@@ -173,11 +168,11 @@ def _build_operations(
             for upload in request.uploads:
                 kind = sensitive_class(upload, context)
                 if kind is not None:
-                    _add_flag(flags, "sensitive")
+                    add_flag(flags, "sensitive")
                     attributes["sensitive"] = kind
                     risk = max_risk(risk, "high")
         if "credentials" in flags and scheme == "http" and not _is_local(host):
-            _add_flag(flags, "plaintext-credentials")
+            add_flag(flags, "plaintext-credentials")
             risk = max_risk(risk, "medium")
         if "offline" in flags:
             risk = "low"
@@ -318,7 +313,7 @@ def _classify_curl(command: SimpleCommand, context: ClassifyContext) -> _Request
         elif name in ("--remote-name", "--remote-name-all"):
             request.remote_name = True
         elif name in ("--user", "--proxy-user") and value is not None:
-            _add_flag(request.flags, "credentials")
+            add_flag(request.flags, "credentials")
             user, sep, password = value.partition(":")
             if name == "--user":
                 request.user = user
@@ -327,25 +322,25 @@ def _classify_curl(command: SimpleCommand, context: ClassifyContext) -> _Request
         elif name in ("--header", "--proxy-header") and value is not None:
             _header_secret(value, request)
         elif name == "--oauth2-bearer" and value is not None:
-            _add_flag(request.flags, "credentials")
+            add_flag(request.flags, "credentials")
             request.secrets.append(value)
         elif name in ("--cookie",) and value is not None and "=" in value:
-            _add_flag(request.flags, "credentials")
+            add_flag(request.flags, "credentials")
             for pair in value.split(";"):
                 _k, eq, cookie_value = pair.strip().partition("=")
                 if eq and cookie_value:
                     request.secrets.append(cookie_value)
         elif name in ("--netrc", "--netrc-file", "--netrc-optional"):
-            _add_flag(request.flags, "credentials")
+            add_flag(request.flags, "credentials")
         elif name in ("--insecure", "-k"):
-            _add_flag(request.flags, "insecure")
+            add_flag(request.flags, "insecure")
         elif value and name in ("--pass", "--proxy-pass", "--tlspassword", "--proxy-tlspassword"):
-            _add_flag(request.flags, "credentials")
+            add_flag(request.flags, "credentials")
             request.secrets.append(value)
     if has_data and request.implied_method == "GET" and not force_get:
         request.implied_method = "POST"
     if request.uploads:
-        _add_flag(request.flags, "upload")
+        add_flag(request.flags, "upload")
     return request
 
 
@@ -357,14 +352,14 @@ def _resolved(path: str, context: ClassifyContext) -> str:
 def _data_secrets(data: str, request: _Request) -> None:
     """Secret-looking fields in form data (``password=...&token=...``) are credentials."""
     for match in _SECRET_PARAM_RE.finditer(data):
-        _add_flag(request.flags, "credentials")
+        add_flag(request.flags, "credentials")
         request.secrets.append(match["value"])
     for match in re.finditer(
         r"(?i)\"(?:password|passwd|secret|token|api_key|apikey|client_secret|access_token)\"\s*:"
         r"\s*\"([^\"]+)\"",
         data,
     ):
-        _add_flag(request.flags, "credentials")
+        add_flag(request.flags, "credentials")
         request.secrets.append(match[1])
 
 
@@ -377,11 +372,11 @@ def _header_secret(header: str, request: _Request) -> None:
     if not value:
         return
     if name in ("authorization", "proxy-authorization"):
-        _add_flag(request.flags, "credentials")
+        add_flag(request.flags, "credentials")
         parts = value.split(None, 1)
         request.secrets.append(parts[1] if len(parts) == 2 else parts[0])
     elif re.fullmatch(_CREDENTIAL_HEADERS, name) or re.search(r"token|secret|api-?key", name):
-        _add_flag(request.flags, "credentials")
+        add_flag(request.flags, "credentials")
         request.secrets.append(value)
 
 
@@ -442,27 +437,27 @@ def _classify_wget(command: SimpleCommand, context: ClassifyContext) -> _Request
             request.remote_name = False
             request.outputs = []
         elif option in ("--recursive", "--mirror"):
-            _add_flag(request.flags, "recursive")
+            add_flag(request.flags, "recursive")
         elif option in ("--user", "--http-user", "--ftp-user", "--proxy-user") and argument:
             request.user = argument if option in ("--user", "--http-user") else request.user
-            _add_flag(request.flags, "credentials")
+            add_flag(request.flags, "credentials")
         elif option in ("--password", "--http-password", "--ftp-password", "--proxy-password"):
             if argument:
-                _add_flag(request.flags, "credentials")
+                add_flag(request.flags, "credentials")
                 request.secrets.append(argument)
         elif option in ("--ask-password", "--use-askpass"):
-            _add_flag(request.flags, "credentials")
+            add_flag(request.flags, "credentials")
         elif option == "--header" and argument is not None:
             _header_secret(argument, request)
         elif option == "--no-check-certificate":
-            _add_flag(request.flags, "insecure")
+            add_flag(request.flags, "insecure")
         elif option == "--input-file":
-            _add_flag(request.flags, "url-list")
+            add_flag(request.flags, "url-list")
     if request.outputs and len(request.outputs) < len(request.urls):
         # -O FILE concatenates every download into FILE
         request.outputs = [request.outputs[0]] * len(request.urls)
     if request.uploads:
-        _add_flag(request.flags, "upload")
+        add_flag(request.flags, "upload")
     return request
 
 
@@ -511,22 +506,22 @@ def _classify_httpie(command: SimpleCommand, context: ClassifyContext) -> _Reque
         elif option == "--auth-type" and argument:
             auth_type = argument.lower()
         elif option == "--bearer" and argument:
-            _add_flag(request.flags, "credentials")
+            add_flag(request.flags, "credentials")
             request.secrets.append(argument)
         elif option == "--output" and argument is not None:
             request.outputs.append(argument)
         elif option == "--download":
             request.remote_name = True
         elif option == "--verify" and argument is not None and argument.lower() in ("no", "false"):
-            _add_flag(request.flags, "insecure")
+            add_flag(request.flags, "insecure")
         elif option == "--offline":
-            _add_flag(request.flags, "offline")
+            add_flag(request.flags, "offline")
         elif option == "--raw":
             request.implied_method = "POST"
         elif option == "--method" and argument:
             request.method = argument.upper()
     if auth is not None:
-        _add_flag(request.flags, "credentials")
+        add_flag(request.flags, "credentials")
         if auth_type == "bearer":
             request.secrets.append(auth)
         else:
@@ -548,7 +543,7 @@ def _classify_httpie(command: SimpleCommand, context: ClassifyContext) -> _Reque
             _header_secret(f"{key}:{value}", request)
         elif sep == "==":
             if re.fullmatch(_CREDENTIAL_PARAMS, key, flags=re.IGNORECASE):
-                _add_flag(request.flags, "credentials")
+                add_flag(request.flags, "credentials")
                 request.secrets.append(value)
         else:
             if request.implied_method == "GET":
@@ -556,10 +551,10 @@ def _classify_httpie(command: SimpleCommand, context: ClassifyContext) -> _Reque
             if sep in ("@", "=@", ":=@") and value:
                 request.uploads.append(_resolved(value, context))
             elif re.fullmatch(r"(?i)password|passwd|secret|token|api_?key|client_secret", key):
-                _add_flag(request.flags, "credentials")
+                add_flag(request.flags, "credentials")
                 request.secrets.append(value)
     if request.uploads:
-        _add_flag(request.flags, "upload")
+        add_flag(request.flags, "upload")
     return request
 
 

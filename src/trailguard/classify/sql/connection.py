@@ -8,9 +8,9 @@ import shlex
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from trailguard.classify._tool_common import add_flag
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import iter_options
-from trailguard.classify.sql.statements import _add
 
 # ---------------------------------------------------------------------------------------------
 # Command lines
@@ -145,7 +145,7 @@ def _parse_postgres(command: SimpleCommand, context: ClassifyContext) -> _Connec
         elif name in ("-l", "--list"):
             connection.list_databases = True
         elif name in ("-1", "--single-transaction"):
-            _add(connection.flags, "single-transaction")
+            add_flag(connection.flags, "single-transaction")
     if positionals:
         _apply_database(connection, positionals[0])
     if len(positionals) > 1:
@@ -194,7 +194,7 @@ def _parse_mysql(command: SimpleCommand, context: ClassifyContext) -> _Connectio
         elif name in ("-p", "--password", "--pass"):
             if value:
                 connection.secrets.append(value)
-            _add(connection.flags, "password-on-command-line" if value else "password-prompt")
+            add_flag(connection.flags, "password-on-command-line" if value else "password-prompt")
         elif name == "--init-command" and value:
             connection.sources.insert(0, ("sql", value))
     if positionals:
@@ -233,9 +233,9 @@ def _parse_sqlite(command: SimpleCommand, context: ClassifyContext) -> _Connecti
                 elif name == "-init":
                     connection.sources.append(("file", value))
             elif name == "-readonly":
-                _add(connection.flags, "readonly")
+                add_flag(connection.flags, "readonly")
             elif name == "-safe":
-                _add(connection.flags, "safe-mode")
+                add_flag(connection.flags, "safe-mode")
             continue
         positionals.append(arg)
     if positionals:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from trailguard.classify._tool_common import max_risk
+from trailguard.classify._tool_common import add_flag, max_risk
 from trailguard.classify.files import resolve_path
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.sql.connection import _parse_mysql, _parse_postgres, _parse_sqlite
@@ -16,7 +16,6 @@ from trailguard.classify.sql.statements import (
     MAX_OPERATIONS,
     MAX_STATEMENT_CHARS,
     Statement,
-    _add,
     _unknown,
     classify_sql,
 )
@@ -122,7 +121,7 @@ def _classify(command: SimpleCommand, context: ClassifyContext) -> list[Operatio
             database = st.use_database
         flags = list(connection.flags)
         for flag in st.flags:
-            _add(flags, flag)
+            add_flag(flags, flag)
         attributes = dict(base)
         if database:
             attributes["database"] = database

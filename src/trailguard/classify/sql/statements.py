@@ -13,7 +13,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
-from trailguard.classify._tool_common import max_access, max_risk
+from trailguard.classify._tool_common import add_flag, max_access, max_risk
 from trailguard.events import ACCESS_LEVELS, RISK_LEVELS, Access, Risk
 
 PROGRAMS: frozenset[str] = frozenset({"psql", "mysql", "mariadb", "sqlite3", "pgcli", "mycli"})
@@ -41,11 +41,6 @@ class _DropCommandFallbackWarnings(logging.Filter):
 
 
 logging.getLogger("sqlglot").addFilter(_DropCommandFallbackWarnings())
-
-
-def _add(flags: list[str], flag: str) -> None:
-    if flag not in flags:
-        flags.append(flag)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +170,7 @@ def _with_nested_modifications(root: Statement, node: exp.Expression) -> Stateme
     if not nested:
         return root
     inner = [_modifying(n) for n in nested]
-    _add(root.flags, "data-modifying-cte")
+    add_flag(root.flags, "data-modifying-cte")
     root.attributes["cte_actions"] = ",".join(dict.fromkeys(s.action for s in inner))
     worst = max(inner, key=lambda s: (ACCESS_LEVELS.index(s.access), RISK_LEVELS.index(s.risk)))
     if root.category == "read":
@@ -187,7 +182,7 @@ def _with_nested_modifications(root: Statement, node: exp.Expression) -> Stateme
     root.risk = max_risk(root.risk, *(s.risk for s in inner))
     for statement in inner:
         for flag in statement.flags:
-            _add(root.flags, flag)
+            add_flag(root.flags, flag)
     return root
 
 
@@ -196,14 +191,14 @@ def _functions(node: exp.Expression, statement: Statement) -> Statement:
     admin = sorted(names & _ADMIN_FUNCTIONS)
     write = sorted(names & _WRITE_FUNCTIONS)
     if admin:
-        _add(statement.flags, "admin-function")
+        add_flag(statement.flags, "admin-function")
         statement.attributes["functions"] = ",".join(admin + write)
         statement.access = "admin"
         statement.risk = max_risk(statement.risk, "high")
         if statement.category == "read":
             statement.category = "admin"
     elif write:
-        _add(statement.flags, "side-effect-function")
+        add_flag(statement.flags, "side-effect-function")
         statement.attributes["functions"] = ",".join(write)
         statement.access = max_access(statement.access, "write")
         statement.risk = max_risk(statement.risk, "low")
@@ -299,7 +294,7 @@ def _from_expression(node: exp.Expression, text: str, dialect: str) -> Statement
         style = str(node.args.get("style") or "").upper()
         if style == "ANALYZE" and isinstance(inner, exp.Expression):
             st = _from_expression(inner, text, dialect)
-            _add(st.flags, "explain-analyze")
+            add_flag(st.flags, "explain-analyze")
             return st
         action = "sql:Explain" if re.match(r"(?i)\s*EXPLAIN\b", text) else "sql:Describe"
         return Statement(action, "read", "read", "low", tables)
@@ -369,7 +364,7 @@ def _from_command(text: str, dialect: str) -> Statement:
             statements = list(_parse_statement(inner_text, dialect))
             if statements:
                 st = statements[0]
-                _add(st.flags, "explain-analyze")
+                add_flag(st.flags, "explain-analyze")
                 st.text = text
                 return st
         return Statement("sql:Explain", "read", "read", "low")
