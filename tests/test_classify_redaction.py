@@ -85,3 +85,21 @@ def test_the_redaction_stage_covers_every_operation_field() -> None:
         dumped = event.model_dump_json()
         assert secret not in dumped, dumped
         assert "[REDACTED:github-token:" in dumped
+
+
+def test_a_field_capped_inside_a_secret_keeps_no_part_of_it() -> None:
+    secret = "FAKErot8Vb2Nq5Zq7vR2mKx9"
+    command = f"psql -c \"ALTER USER app PASSWORD '{secret}'\""
+    capped = Operation(
+        kind="sql",
+        action="sql:AlterUser",
+        access="admin",
+        risk="high",
+        attributes={"statement": f"ALTER USER app PASSWORD '{secret[:10]}"},  # cut by a cap
+        raw=command,
+    )
+    event = ToolInvocation(tool="Bash", input={"command": command}, operations=[capped])
+    [stored_op] = Redactor(b"cap-key").redact_event(event).operations
+    assert secret[:6] not in stored_op.model_dump_json()
+    statement = stored_op.attributes["statement"]
+    assert re.fullmatch(r"ALTER USER app PASSWORD '\[REDACTED:password:[0-9a-f]{8}\]", statement)

@@ -1889,13 +1889,13 @@ class Redactor:
                     return m.group(0)  # inside a tag's hash
                 return self.tag(known[m.group(0)], m.group(0))
 
-            return echo.sub(one, text)
+            return echo.sub(one, text) if echo.search(text) else text
 
         def walk(value: Any) -> Any:
             if isinstance(value, str):
-                return replace(value) if echo.search(value) else value
+                return self._redact_cut_tail(replace(value), known)
             if isinstance(value, Mapping):
-                return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in value.items()}
+                return {replace(k) if isinstance(k, str) else k: walk(v) for k, v in value.items()}
             if isinstance(value, list | tuple):
                 items = [walk(item) for item in value]
                 return items if isinstance(value, list) else tuple(items)
@@ -1910,6 +1910,20 @@ class Redactor:
         if not changed:
             return event
         return type(event).model_validate({**data, **changed})
+
+    def _redact_cut_tail(self, text: str, known: dict[str, str]) -> str:
+        """``text`` whose end is the start of a known secret (a field capped in the middle of
+        one: ``...PASSWORD 'FAKEabc``) with that start replaced by the secret's tag."""
+        if not text or REDACTION_TAG_RE.search(text[-_TAG_TAIL:]) is not None:
+            return text
+        for secret, kind in known.items():
+            for n in range(min(len(secret) - 1, len(text) - 1), _CUT_MIN - 1, -1):
+                start = secret[:n]
+                if text.endswith(start) and not text[-n - 1].isalnum():
+                    if start.isalpha() and start.islower():
+                        break  # a word (``origin master``), not the start of a credential
+                    return text[:-n] + self.tag(kind, secret)
+        return text
 
     def redact_value(self, value: Any) -> tuple[Any, list[Finding]]:
         """A copy of a JSON-like value (dicts, lists, strings, numbers...) with secrets redacted.
@@ -2003,6 +2017,10 @@ class Redactor:
 
 _ECHO_MIN: Final = 6
 """Secrets at least this long are also replaced where another field of the event repeats them."""
+_CUT_MIN: Final = 8
+"""A field's end is taken for a capped secret when it repeats at least this much of its start."""
+_TAG_TAIL: Final = 40
+"""A text ending in a tag (within this many characters) was not cut inside a secret."""
 _ECHO_PART: Final = re.compile(r"[A-Za-z0-9+/=_\-.~]{12,}")
 _ENV_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,100}")
 _VALUE_KIND: Final = {
