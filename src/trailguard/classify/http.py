@@ -108,7 +108,6 @@ class _Request:
     output_dir: str | None = None
     uploads: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
-    secrets: list[str] = field(default_factory=list)
     user: str | None = None
     default_scheme: str = "http"
 
@@ -314,29 +313,14 @@ def _classify_curl(command: SimpleCommand, context: ClassifyContext) -> _Request
             request.remote_name = True
         elif name in ("--user", "--proxy-user") and value is not None:
             add_flag(request.flags, "credentials")
-            user, sep, password = value.partition(":")
             if name == "--user":
-                request.user = user
-            if sep and password:
-                request.secrets.append(password)
+                request.user = value.partition(":")[0]
         elif name in ("--header", "--proxy-header") and value is not None:
             _header_secret(value, request)
-        elif name == "--oauth2-bearer" and value is not None:
-            add_flag(request.flags, "credentials")
-            request.secrets.append(value)
-        elif name in ("--cookie",) and value is not None and "=" in value:
-            add_flag(request.flags, "credentials")
-            for pair in value.split(";"):
-                _k, eq, cookie_value = pair.strip().partition("=")
-                if eq and cookie_value:
-                    request.secrets.append(cookie_value)
-        elif name in ("--netrc", "--netrc-file", "--netrc-optional"):
-            add_flag(request.flags, "credentials")
         elif name in ("--insecure", "-k"):
             add_flag(request.flags, "insecure")
-        elif value and name in ("--pass", "--proxy-pass", "--tlspassword", "--proxy-tlspassword"):
+        elif _gives_credentials(name, value):
             add_flag(request.flags, "credentials")
-            request.secrets.append(value)
     if has_data and request.implied_method == "GET" and not force_get:
         request.implied_method = "POST"
     if request.uploads:
@@ -349,18 +333,30 @@ def _resolved(path: str, context: ClassifyContext) -> str:
     return resolved
 
 
+_PASSWORD_OPTIONS = frozenset({"--pass", "--proxy-pass", "--tlspassword", "--proxy-tlspassword"})
+
+
+def _gives_credentials(name: str, value: str | None) -> bool:
+    """curl options that carry credentials or make curl send stored ones (``--netrc``)."""
+    if name in ("--netrc", "--netrc-file", "--netrc-optional"):
+        return True
+    if name == "--cookie":
+        return value is not None and "=" in value  # not a cookie-jar file
+    if name == "--oauth2-bearer":
+        return value is not None
+    return bool(value) and name in _PASSWORD_OPTIONS
+
+
+_JSON_SECRET_RE = re.compile(
+    r"(?i)\"(?:password|passwd|secret|token|api_key|apikey|client_secret|access_token)\"\s*:"
+    r"\s*\"([^\"]+)\""
+)
+
+
 def _data_secrets(data: str, request: _Request) -> None:
     """Secret-looking fields in form data (``password=...&token=...``) are credentials."""
-    for match in _SECRET_PARAM_RE.finditer(data):
+    if _SECRET_PARAM_RE.search(data) or _JSON_SECRET_RE.search(data):
         add_flag(request.flags, "credentials")
-        request.secrets.append(match["value"])
-    for match in re.finditer(
-        r"(?i)\"(?:password|passwd|secret|token|api_key|apikey|client_secret|access_token)\"\s*:"
-        r"\s*\"([^\"]+)\"",
-        data,
-    ):
-        add_flag(request.flags, "credentials")
-        request.secrets.append(match[1])
 
 
 def _header_secret(header: str, request: _Request) -> None:
@@ -371,13 +367,12 @@ def _header_secret(header: str, request: _Request) -> None:
     value = value.strip()
     if not value:
         return
-    if name in ("authorization", "proxy-authorization"):
+    if (
+        name in ("authorization", "proxy-authorization")
+        or re.fullmatch(_CREDENTIAL_HEADERS, name)
+        or re.search(r"token|secret|api-?key", name)
+    ):
         add_flag(request.flags, "credentials")
-        parts = value.split(None, 1)
-        request.secrets.append(parts[1] if len(parts) == 2 else parts[0])
-    elif re.fullmatch(_CREDENTIAL_HEADERS, name) or re.search(r"token|secret|api-?key", name):
-        add_flag(request.flags, "credentials")
-        request.secrets.append(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -444,7 +439,6 @@ def _classify_wget(command: SimpleCommand, context: ClassifyContext) -> _Request
         elif option in ("--password", "--http-password", "--ftp-password", "--proxy-password"):
             if argument:
                 add_flag(request.flags, "credentials")
-                request.secrets.append(argument)
         elif option in ("--ask-password", "--use-askpass"):
             add_flag(request.flags, "credentials")
         elif option == "--header" and argument is not None:
@@ -507,7 +501,6 @@ def _classify_httpie(command: SimpleCommand, context: ClassifyContext) -> _Reque
             auth_type = argument.lower()
         elif option == "--bearer" and argument:
             add_flag(request.flags, "credentials")
-            request.secrets.append(argument)
         elif option == "--output" and argument is not None:
             request.outputs.append(argument)
         elif option == "--download":
@@ -522,13 +515,8 @@ def _classify_httpie(command: SimpleCommand, context: ClassifyContext) -> _Reque
             request.method = argument.upper()
     if auth is not None:
         add_flag(request.flags, "credentials")
-        if auth_type == "bearer":
-            request.secrets.append(auth)
-        else:
-            user, sep, password = auth.partition(":")
-            request.user = user
-            if sep and password:
-                request.secrets.append(password)
+        if auth_type != "bearer":
+            request.user = auth.partition(":")[0]
     if positionals and positionals[0].upper() in _HTTP_METHODS and len(positionals) > 1:
         request.method = positionals.pop(0).upper()
     if not positionals:
@@ -544,7 +532,6 @@ def _classify_httpie(command: SimpleCommand, context: ClassifyContext) -> _Reque
         elif sep == "==":
             if re.fullmatch(_CREDENTIAL_PARAMS, key, flags=re.IGNORECASE):
                 add_flag(request.flags, "credentials")
-                request.secrets.append(value)
         else:
             if request.implied_method == "GET":
                 request.implied_method = "POST"
@@ -552,7 +539,6 @@ def _classify_httpie(command: SimpleCommand, context: ClassifyContext) -> _Reque
                 request.uploads.append(_resolved(value, context))
             elif re.fullmatch(r"(?i)password|passwd|secret|token|api_?key|client_secret", key):
                 add_flag(request.flags, "credentials")
-                request.secrets.append(value)
     if request.uploads:
         add_flag(request.flags, "upload")
     return request

@@ -24,7 +24,6 @@ class _Connection:
     port: str | None = None
     database: str | None = None
     user: str | None = None
-    secrets: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     sources: list[tuple[str, str]] = field(default_factory=list)
     """("sql", text), ("file", path) in the order the client runs them."""
@@ -49,9 +48,6 @@ def _apply_uri(connection: _Connection, uri: str) -> None:
     """postgres://user:password@host:port/db?options, mysql://..."""
     try:
         parts = urlsplit(uri)
-        if parts.password:
-            connection.secrets.append(parts.password)
-            connection.secrets.append(unquote(parts.password))
         if parts.username:
             connection.user = unquote(parts.username)
         if parts.hostname:
@@ -63,10 +59,7 @@ def _apply_uri(connection: _Connection, uri: str) -> None:
             connection.database = unquote(database)
         for pair in parts.query.split("&"):
             key, _, value = pair.partition("=")
-            if key in ("password", "sslpassword") and value:
-                connection.secrets.append(value)
-                connection.secrets.append(unquote(value))
-            elif key == "host" and value:
+            if key == "host" and value:
                 connection.host = unquote(value)
             elif key == "user" and value:
                 connection.user = unquote(value)
@@ -85,9 +78,7 @@ def _apply_conninfo(connection: _Connection, conninfo: str) -> None:
     for word in words:
         key, _, value = word.partition("=")
         key = key.strip().lower()
-        if key in ("password", "sslpassword") and value:
-            connection.secrets.append(value)
-        elif key in ("host", "hostaddr"):
+        if key in ("host", "hostaddr"):
             connection.host = value
         elif key == "port":
             connection.port = value
@@ -154,9 +145,6 @@ def _parse_postgres(command: SimpleCommand, context: ClassifyContext) -> _Connec
     connection.port = connection.port or _env(command, context, "PGPORT")
     connection.database = connection.database or _env(command, context, "PGDATABASE")
     connection.user = connection.user or _env(command, context, "PGUSER")
-    password = _env(command, context, "PGPASSWORD")
-    if password:
-        connection.secrets.append(password)
     return connection
 
 
@@ -192,16 +180,11 @@ def _parse_mysql(command: SimpleCommand, context: ClassifyContext) -> _Connectio
         elif name in ("-D", "--database") and value:
             _apply_database(connection, value)
         elif name in ("-p", "--password", "--pass"):
-            if value:
-                connection.secrets.append(value)
             add_flag(connection.flags, "password-on-command-line" if value else "password-prompt")
         elif name == "--init-command" and value:
             connection.sources.insert(0, ("sql", value))
     if positionals:
         _apply_database(connection, positionals[0])
-    password = _env(command, context, "MYSQL_PWD")
-    if password:
-        connection.secrets.append(password)
     connection.host = connection.host or _env(command, context, "MYSQL_HOST")
     return connection
 
