@@ -245,6 +245,17 @@ def gives_secrets(command: SimpleCommand, secret_flags: Collection[str] = ()) ->
     )
 
 
+def classifier_error(
+    action: str, *, access: Access = "write", risk: Risk = "medium", raw: str | None = None
+) -> Operation:
+    """What a classifier bug yields instead of an exception: an operation of unknown reach
+    (flag ``classifier-error``), so policy still decides."""
+    kind = action.split(":", 1)[0]
+    return Operation(
+        kind=kind, action=action, access=access, risk=risk, flags=["classifier-error"], raw=raw
+    )
+
+
 def make_operation(
     kind: str,
     action: str,

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from trailguard.classify._tool_common import add_flag, max_risk
+from trailguard.classify._tool_common import add_flag, classifier_error, max_risk
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import POSITIONAL, iter_options
 from trailguard.classify.script import FIND_FILTERS
@@ -968,14 +968,7 @@ def classify_tool(
 
 def _error_op(raw: str | None) -> Operation:
     """What a classifier bug yields: a write of unknown reach, so policy still decides."""
-    return Operation(
-        kind="file",
-        action="file:Write",
-        access="write",
-        risk="medium",
-        flags=["classifier-error"],
-        raw=raw,
-    )
+    return classifier_error("file:Write", raw=raw)
 
 
 def _classify_tool(

@@ -17,7 +17,7 @@ import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from trailguard.classify._tool_common import add_flag, max_risk
+from trailguard.classify._tool_common import add_flag, classifier_error, max_risk
 from trailguard.classify.files import resolve_path
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import DASHDASH, POSITIONAL, iter_options
@@ -165,16 +165,7 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
             return [call.op("git:Read", "read", "low")]
         return [call.op("git:Unknown", "write", "medium", flags=["unknown-subcommand"])]
     except Exception:  # a classifier must never break the hook
-        return [
-            Operation(
-                kind="git",
-                action="git:Unknown",
-                access="write",
-                risk="medium",
-                flags=["classifier-error"],
-                raw=command.text,
-            )
-        ]
+        return [classifier_error("git:Unknown", raw=command.text)]
 
 
 def _split(command: SimpleCommand, context: ClassifyContext) -> _Call | None:

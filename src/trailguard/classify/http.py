@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from trailguard.classify._tool_common import add_flag, max_risk
+from trailguard.classify._tool_common import add_flag, classifier_error, max_risk
 from trailguard.classify.files import resolve_path, sensitive_class
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import POSITIONAL, iter_options
@@ -568,14 +568,7 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
 
 
 def _fallback(command: SimpleCommand) -> Operation:
-    return Operation(
-        kind="http",
-        action="http:Request",
-        access="write",
-        risk="medium",
-        flags=["classifier-error"],
-        raw=command.text,
-    )
+    return classifier_error("http:Request", raw=command.text)
 
 
 def classify_webfetch(tool_input: Mapping[str, Any], context: ClassifyContext) -> list[Operation]:
@@ -604,15 +597,7 @@ def classify_webfetch(tool_input: Mapping[str, Any], context: ClassifyContext) -
             )
         ]
     except Exception:
-        return [
-            Operation(
-                kind="http",
-                action="http:Get",
-                access="read",
-                risk="medium",
-                flags=["classifier-error"],
-            )
-        ]
+        return [classifier_error("http:Get", access="read")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -736,12 +721,4 @@ def classify_pipeline_to_shell(
             ]
         return []
     except Exception:
-        return [
-            Operation(
-                kind="shell",
-                action="shell:ExecuteDownloaded",
-                access="admin",
-                risk="high",
-                flags=["classifier-error"],
-            )
-        ]
+        return [classifier_error("shell:ExecuteDownloaded", access="admin", risk="high")]

@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from trailguard.classify._tool_common import classifier_error
 from trailguard.classify.files import resolve_path, sensitive_class
 from trailguard.classify.http import url_has_credentials
 from trailguard.classify.model import ClassifyContext
@@ -110,16 +111,7 @@ def classify_tool(
     try:
         return _classify(tool, tool_input if isinstance(tool_input, Mapping) else {}, context)
     except Exception:  # a classifier must never break the hook
-        return [
-            Operation(
-                kind="mcp",
-                action="mcp:Unknown",
-                access="write",
-                risk="medium",
-                flags=["classifier-error"],
-                raw=tool if isinstance(tool, str) else None,
-            )
-        ]
+        return [classifier_error("mcp:Unknown", raw=tool if isinstance(tool, str) else None)]
 
 
 def _classify(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from trailguard.classify._tool_common import add_flag, max_risk
+from trailguard.classify._tool_common import add_flag, classifier_error, max_risk
 from trailguard.classify.files import resolve_path
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.sql.connection import _parse_mysql, _parse_postgres, _parse_sqlite
@@ -31,16 +31,7 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
     try:
         return _classify(command, context)
     except Exception:  # a classifier must never break the hook
-        return [
-            Operation(
-                kind="sql",
-                action="sql:Unknown",
-                access="write",
-                risk="medium",
-                flags=["classifier-error"],
-                raw=command.text,
-            )
-        ]
+        return [classifier_error("sql:Unknown", raw=command.text)]
 
 
 MAX_ESCAPE_NESTING = 3
