@@ -101,18 +101,15 @@ def _classify_api(
         return _classify_s3api(call, service, operation, args, access, risk, flags, dry_run)
 
     resource = _pick_resource(spec, operation, args)
-    return [
-        call.make(
-            action,
-            access,
-            resource=resource,
-            risk=risk,
-            flags=flags,
-            attributes=attributes,
-            dry_run=dry_run,
-        )
-        for action in _iam_actions(service, operation)
-    ]
+    return call.make_each(
+        _iam_actions(service, operation),
+        access,
+        resource=resource,
+        risk=risk,
+        flags=flags,
+        attributes=attributes,
+        dry_run=dry_run,
+    )
 
 
 def _pick_resource(spec: _OperationSpec, operation: str, args: _Args) -> str | None:

@@ -150,6 +150,32 @@ class _Call:
             raw=self.command.text,
         )
 
+    def make_each(
+        self,
+        actions: Iterable[str],
+        access: Access,
+        *,
+        resource: str | None,
+        risk: Risk,
+        flags: Iterable[str],
+        attributes: Mapping[str, str | None],
+        dry_run: bool,
+    ) -> list[Operation]:
+        """One operation per IAM action a call needs, alike but for the action."""
+        flags = list(flags)
+        return [
+            self.make(
+                action,
+                access,
+                resource=resource,
+                risk=risk,
+                flags=flags,
+                attributes=attributes,
+                dry_run=dry_run,
+            )
+            for action in actions
+        ]
+
     def unknown(self, *flags: str) -> Operation:
         return self.make(
             UNKNOWN_ACTION, "write", risk="medium", flags=("unknown-operation", *flags)

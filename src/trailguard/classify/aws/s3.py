@@ -65,18 +65,15 @@ def _classify_s3api(
             call.make(actions[0], "read", resource=source_arn, flags=flags, attributes=attributes),
             call.make(actions[1], access, resource=resource, risk=risk, flags=flags),
         ]
-    return [
-        call.make(
-            action,
-            access,
-            resource=resource,
-            risk=risk,
-            flags=flags,
-            attributes=attributes,
-            dry_run=dry_run,
-        )
-        for action in actions
-    ]
+    return call.make_each(
+        actions,
+        access,
+        resource=resource,
+        risk=risk,
+        flags=flags,
+        attributes=attributes,
+        dry_run=dry_run,
+    )
 
 
 def _split_copy_source(value: str) -> tuple[str, str] | None:
