@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trailguard.classify import aws
+from trailguard.classify.aws import models as aws_models
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.events import Operation
 
@@ -846,12 +847,12 @@ def test_rename_table_resolves_to_botocore_services() -> None:
     for cli_name, botocore_name in aws.SERVICE_RENAMES.items():
         if botocore_name == "opsworks-cm":
             continue  # OpsWorks CM is retired: newer botocore releases no longer ship it
-        assert aws._service(botocore_name) is not None, cli_name
+        assert aws_models._service(botocore_name) is not None, cli_name
 
 
 def test_iam_exceptions_name_real_operations() -> None:
     for service, operation in aws.IAM_ACTION_EXCEPTIONS:
-        model = aws._service(service)
+        model = aws_models._service(service)
         assert model is not None
         assert operation in model.model["operations"], (service, operation)
 
@@ -860,7 +861,7 @@ def test_iam_exceptions_name_real_operations() -> None:
 def test_every_operation_of_a_service_is_recognised(service: str) -> None:
     """Each model operation, called by its CLI name, maps back to itself: the kebab-case
     table is complete and unambiguous."""
-    model = aws._service(service)
+    model = aws_models._service(service)
     assert model is not None
     cli_service = {"s3": "s3api"}.get(service, service)
     for cli_name, operation in model.operations.items():
@@ -882,9 +883,9 @@ def test_services_load_lazily_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> 
             return super().load_service_model(service_name, type_name, *args)
 
     counting = CountingLoader()
-    monkeypatch.setattr(aws, "_loader", lambda: counting)
-    aws._service.cache_clear()
-    aws._operation_spec.cache_clear()
+    monkeypatch.setattr(aws_models, "_loader", lambda: counting)
+    aws_models._service.cache_clear()
+    aws_models._operation_spec.cache_clear()
     try:
         run("aws s3 ls")
         assert loaded == []  # the high-level s3 commands need no model
@@ -893,8 +894,8 @@ def test_services_load_lazily_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> 
         run("aws dynamodb list-tables")
         assert loaded == ["sqs/service-2", "dynamodb/service-2"]
     finally:
-        aws._service.cache_clear()
-        aws._operation_spec.cache_clear()
+        aws_models._service.cache_clear()
+        aws_models._operation_spec.cache_clear()
 
 
 def test_warm_classification_is_fast() -> None:

@@ -475,3 +475,23 @@ def test_never_raises(program: str, words: list[str]) -> None:
     operations = files.classify(cmd, CTX) + files.classify(cmd, ClassifyContext())
     assert all(isinstance(op, Operation) for op in operations)
     assert all("classifier-error" not in op.flags for op in operations)
+
+
+@pytest.mark.parametrize(
+    ("line", "risk", "flags"),
+    [
+        ("find / -delete", "critical", ["recursive", "catastrophic-delete"]),
+        ("find /home/dev -delete", "critical", ["recursive", "catastrophic-delete"]),
+        ("find . -name '*.pyc' -delete", "high", ["recursive"]),
+        ("find build -delete", "high", ["recursive"]),
+    ],
+)
+def test_find_delete_is_a_recursive_delete_from_the_files_classifier(
+    line: str, risk: str, flags: list[str]
+) -> None:
+    [op] = files.classify(command(line), CTX)
+    assert (op.action, op.access, op.risk, op.flags) == ("file:Delete", "delete", risk, flags)
+
+
+def test_find_without_delete_has_no_operation_of_its_own() -> None:
+    assert files.classify(command("find . -name '*.py'"), CTX) == []

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from redaction_stage import stored_command
 from trailguard.classify import git
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.events import Operation
@@ -468,14 +469,15 @@ def test_no_subcommand_means_no_operation(line: str) -> None:
         ("git -c http.extraHeader='Authorization: Bearer sekrit99' fetch", "sekrit99"),
     ],
 )  # fmt: skip
-def test_credentials_never_reach_the_operation(line: str, secret: str) -> None:
+def test_credentials_never_reach_the_stored_operation(line: str, secret: str) -> None:
     operations = git.classify(command(line), CTX)
     assert operations
-    for op in operations:
+    assert all(secret not in (op.resource or "") for op in operations)  # URLs are stripped
+    for op in stored_command(line):
         dumped = op.model_dump_json()
         assert secret not in dumped, dumped
         assert op.raw is not None
-        assert "[REDACTED]" in op.raw
+        assert "[REDACTED:" in op.raw
 
 
 def test_programs() -> None:

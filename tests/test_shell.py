@@ -624,7 +624,7 @@ def test_non_ascii_and_surrogates() -> None:
 def test_parse_time_budget_gives_up_with_an_unresolved_command(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(shell, "PARSE_TIME_BUDGET", 0.0)  # every parse is over budget
+    monkeypatch.setattr(shell.limits, "PARSE_TIME_BUDGET", 0.0)  # every parse is over budget
     for script in ["rm -rf /", "echo x; " * 2000]:
         parsed = parse_shell(script)
         assert [c.unresolved for c in parsed.commands] == ["too complex to parse in time"]

@@ -17,12 +17,12 @@ from types import ModuleType
 from typing import Any
 
 from trailguard.classify.model import ClassifyContext, SimpleCommand
-from trailguard.classify.script import FIND_FILTERS, ScriptState
+from trailguard.classify.script import ScriptState
 from trailguard.events import Operation
 
 log = logging.getLogger("trailguard.classify")
 
-__all__ = ["ClassifyContext", "classify_command", "classify_tool_call"]
+__all__ = ["ClassifyContext", "classify_command", "classify_script", "classify_tool_call"]
 
 # Modules exposing PROGRAMS and classify(command, context) -> list[Operation].
 _SHELL_CLASSIFIERS = (
@@ -39,8 +39,6 @@ _SHELL_CLASSIFIERS = (
     "github",
     "packages",
 )
-_SHELLS_NAMES = ("sh", "bash", "zsh", "dash", "ksh")
-_SHELLS = frozenset(_SHELLS_NAMES)
 _FILE_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit", "Read", "Glob", "Grep"})
 _WEB_TOOLS = frozenset({"WebFetch"})
 _AGENT_TOOLS = frozenset({"Task", "Agent"})
@@ -115,11 +113,23 @@ _QUIET_PROGRAMS = frozenset(
         "free",
         "uptime",
         "hostname",
+        "find",  # its -exec commands are commands of their own; -delete is files.py's
     }
 )
 """Programs that only read or print: recorded on the tool call, no operation of their own."""
 _DOWNLOADERS = re.compile(r"\b(curl|wget)\b")
 _RUNS_TEXT = re.compile(r"\b(sh|bash|zsh|dash|source|eval|python3?|perl|ruby|node)\b")
+
+
+@cache
+def _every_command_rules() -> tuple[
+    Callable[[SimpleCommand, ClassifyContext], list[Operation]], ...
+]:
+    """Rules that look at every command whatever its program: redirects, reads of sensitive
+    files, and an interpreter fed by a download (``curl ... | sh``)."""
+    from trailguard.classify import files, http
+
+    return (files.classify_redirects, files.classify_reads, http.classify_pipeline_to_shell)
 
 
 @cache
@@ -171,43 +181,15 @@ def classify_command(command: SimpleCommand, context: ClassifyContext) -> list[O
         if _DOWNLOADERS.search(command.text) and _RUNS_TEXT.search(command.text):
             unresolved.append(_downloaded(command))  # sh -c "$(curl …)"
         return unresolved
-    from trailguard.classify import files, http
-
     operations: list[Operation] = []
     try:
-        operations.extend(files.classify_redirects(command, context))
-        operations.extend(files.classify_reads(command, context))
+        for rule in _every_command_rules():
+            operations.extend(rule(command, context))
         program = command.program
-        if (
-            program in _SHELLS
-            or program.startswith("python")
-            or program in {"perl", "ruby", "node"}
-        ):
-            operations.extend(http.classify_pipeline_to_shell(command))
         classifier = _classifiers().get(program)
-        if program == "find" and "-delete" in command.argv:
-            target = next((a for a in command.argv[1:] if not a.startswith("-")), ".")
-            everything = {"/", "~", "$HOME", ".", context.home, context.project_root}
-            filtered = any(arg in FIND_FILTERS for arg in command.argv)
-            catastrophic = not filtered and (
-                target.rstrip("/") in {t.rstrip("/") for t in everything if t} or target == "/"
-            )
-            operations.append(
-                Operation(
-                    kind="file",
-                    action="file:Delete",
-                    resource=target,
-                    access="delete",
-                    risk="critical" if catastrophic else "high",
-                    flags=["recursive", "catastrophic-delete"] if catastrophic else ["recursive"],
-                    raw=command.text,
-                )
-            )
-        elif program == "find":
-            pass  # -exec commands were parsed out as commands of their own
-        elif classifier is not None:
+        if classifier is not None:
             operations.extend(classifier(command, context))
-        if not operations and program and program not in _QUIET_PROGRAMS and program != "find":
+        if not operations and program and program not in _QUIET_PROGRAMS:
             # Something ran that no classifier describes (python script.py, make, npm test):
             # recorded as an execution so the record shows it and policy can still decide it.
             operations.append(
@@ -230,8 +212,16 @@ def classify_command(command: SimpleCommand, context: ClassifyContext) -> list[O
     return list(unique.values())
 
 
+def classify_script(script: str, context: ClassifyContext) -> list[Operation]:
+    """The operations of a shell script run from inside another command (a client's shell
+    escape: ``psql``'s ``\\!``), as :func:`classify_tool_call` classifies a Bash command."""
+    from trailguard.classify.shell import parse_shell
+
+    return _classify_script(parse_shell(script).commands, context)
+
+
 def _classify_script(
-    commands: tuple[SimpleCommand, ...], context: ClassifyContext, *, depth: int = 0
+    commands: tuple[SimpleCommand, ...], context: ClassifyContext
 ) -> list[Operation]:
     """Classify a script's commands in order, each as it will really run given what earlier
     commands of the same call set up (see classify/script.py)."""
@@ -248,14 +238,6 @@ def _classify_script(
                 output = operation.attributes.get("output")
                 if operation.kind == "http" and output:
                     state.downloaded.add(output.rsplit("/", 1)[-1])
-                escape = operation.attributes.get("statement", "")
-                if "shell-escape" in operation.flags and "\\!" in escape and depth < 3:
-                    from trailguard.classify.shell import parse_shell
-
-                    inner = escape.split("\\!", 1)[1].strip()
-                    operations.extend(
-                        _classify_script(parse_shell(inner).commands, context, depth=depth + 1)
-                    )
             if state.runs_download(effective):
                 operations.append(_downloaded(effective))
         state.previous = command

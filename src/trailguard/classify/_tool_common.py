@@ -1,7 +1,7 @@
 """Helpers shared by the developer- and cloud-tool classifiers (kubernetes, terraform, docker...).
 
 Not a classifier itself: it parses option-style argv, spots production-looking names, raises
-risk levels and redacts secrets given on the command line.
+risk levels and notices secrets given on the command line.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from trailguard.urls import strip_url_credentials
 Classifier: TypeAlias = Callable[[SimpleCommand, ClassifyContext], list[Operation]]
 
 RISKS = RISK_LEVELS
-REDACTED = "[REDACTED]"
 MAX_TARGETS = 50
 """At most this many operations for one command naming many targets (``kubectl delete pod a b``)."""
 
@@ -30,6 +29,12 @@ def raise_risk(risk: Risk, steps: int = 1) -> Risk:
 
 def max_risk(*risks: Risk) -> Risk:
     return RISKS[max(RISKS.index(risk) for risk in risks)]
+
+
+def add_flag(flags: list[str], flag: str) -> None:
+    """Append ``flag`` unless it is there already (flags keep their first order)."""
+    if flag not in flags:
+        flags.append(flag)
 
 
 def max_access(*accesses: Access) -> Access:
@@ -199,20 +204,9 @@ def flag_is_true(parsed: ParsedArgs, *names: str) -> bool:
 _SECRET_ENV_NAME = re.compile(r"(?i)pass|token|secret|api_?key|auth|credential|pwd")
 
 
-_QUOTED_OR_WORD = r"(?:\"(?:[^\"\\]|\\.)*\"|'[^']*'|\S+)"
 _URL_USERINFO = re.compile(
     r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/\s@:'\"]+)(?::(?P<password>[^/\s@'\"]+))?@"
 )
-
-
-def _redact_userinfo(match: re.Match[str]) -> str:
-    if match["password"]:
-        return f"{match['scheme']}{match['user']}:{REDACTED}@"
-    if len(match["user"]) >= 20:  # a bare token: https://ghp_xxxx@github.com
-        return f"{match['scheme']}{REDACTED}@"
-    return match[0]
-
-
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"]+")
 
 
@@ -222,13 +216,11 @@ def strip_userinfo(text: str) -> str:
     return _URL_IN_TEXT.sub(lambda match: strip_url_credentials(match[0]), text)
 
 
-def redact(command: SimpleCommand, secret_flags: Collection[str] = ()) -> tuple[str, bool]:
-    """``command.text`` with secrets replaced by [REDACTED], and whether there were any: the
-    values of ``secret_flags`` (``--password x``, ``--password=x``, and ``-px`` for a one-letter
-    flag), of secret-looking environment assignments (``NPM_TOKEN=...``) and passwords in URLs
-    (``https://user:secret@host``)."""
-    text = command.text
-    secrets: list[str] = []
+def gives_secrets(command: SimpleCommand, secret_flags: Collection[str] = ()) -> bool:
+    """Whether the command line carries a secret: a value of one of ``secret_flags``
+    (``--password x``, ``--password=x``, ``-px`` for a one-letter flag), a secret-looking
+    environment assignment (``NPM_TOKEN=...``) or a password (or a long token as the user) in a
+    URL. Classifiers flag it; the redaction stage replaces the secret before storage."""
     argv = command.argv
     short_flags = [flag for flag in secret_flags if len(flag) == 2 and flag[0] == "-"]
     for index, arg in enumerate(argv[1:], start=1):
@@ -236,46 +228,32 @@ def redact(command: SimpleCommand, secret_flags: Collection[str] = ()) -> tuple[
             break
         if arg in secret_flags:
             if index + 1 < len(argv):
-                secrets.append(argv[index + 1])
+                return True
             continue
-        name, equals, value = arg.partition("=")
+        name, equals, _value = arg.partition("=")
         if equals and name in secret_flags:
-            secrets.append(value)
-            continue
-        for short in short_flags:
-            if arg.startswith(short) and len(arg) > 2 and not arg.startswith("--"):
-                secrets.append(arg[2:].removeprefix("="))
-    secrets.extend(
-        value for name, value in command.env.items() if _SECRET_ENV_NAME.search(name) and value
+            return True
+        if not arg.startswith("--") and any(
+            arg.startswith(short) and len(arg) > 2 for short in short_flags
+        ):
+            return True
+    if any(_SECRET_ENV_NAME.search(name) and value for name, value in command.env.items()):
+        return True
+    return any(
+        match["password"] or len(match["user"]) >= 20
+        for match in _URL_USERINFO.finditer(command.text)
     )
-    if secrets and secret_flags:
-        alternatives = "|".join(
-            re.escape(flag) for flag in sorted(secret_flags, key=len, reverse=True)
-        )
-        text = re.sub(
-            rf"(?P<flag>(?:^|(?<=\s))(?:{alternatives}))(?P<sep>=|\s+){_QUOTED_OR_WORD}",
-            lambda m: f"{m['flag']}{m['sep']}{REDACTED}",
-            text,
-        )
-        for short in short_flags:
-            text = re.sub(
-                rf"(?:^|(?<=\s))(?P<flag>{re.escape(short)})(?![\s=-]){_QUOTED_OR_WORD}",
-                lambda m: f"{m['flag']}{REDACTED}",
-                text,
-            )
-    for name, value in command.env.items():
-        if _SECRET_ENV_NAME.search(name) and value:
-            text = re.sub(
-                rf"(?:^|(?<=\s))(?P<name>{re.escape(name)})={_QUOTED_OR_WORD}",
-                lambda m: f"{m['name']}={REDACTED}",
-                text,
-            )
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
-    unredacted = text
-    text = _URL_USERINFO.sub(_redact_userinfo, text)
-    return text, bool(secrets) or text != unredacted
+
+
+def classifier_error(
+    action: str, *, access: Access = "write", risk: Risk = "medium", raw: str | None = None
+) -> Operation:
+    """What a classifier bug yields instead of an exception: an operation of unknown reach
+    (flag ``classifier-error``), so policy still decides."""
+    kind = action.split(":", 1)[0]
+    return Operation(
+        kind=kind, action=action, access=access, risk=risk, flags=["classifier-error"], raw=raw
+    )
 
 
 def make_operation(

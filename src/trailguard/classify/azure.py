@@ -15,13 +15,13 @@ import re
 from trailguard.classify._tool_common import (
     env_value,
     first_positional,
+    gives_secrets,
     is_command_word,
     looks_prod,
     make_operation,
     never_raises,
     parse_args,
     raise_risk,
-    redact,
     verb_access,
 )
 from trailguard.classify.model import ClassifyContext, SimpleCommand
@@ -222,8 +222,8 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
         flags.append("prod")
         risk = raise_risk(risk)
 
-    raw, redacted = redact(command, _SECRET_FLAGS)
-    if redacted:
+    raw, has_secret = command.text, gives_secrets(command, _SECRET_FLAGS)
+    if has_secret:
         flags.append("inline-secret")
     resource = "/".join(
         [f"azure://{subscription or 'current'}", resource_group or "*", *groups, name or "*"]

@@ -19,6 +19,7 @@ from trailguard.classify._tool_common import (
     camel,
     env_value,
     first_positional,
+    gives_secrets,
     is_command_word,
     looks_prod,
     make_operation,
@@ -26,7 +27,6 @@ from trailguard.classify._tool_common import (
     never_raises,
     parse_args,
     raise_risk,
-    redact,
 )
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.events import Access, Operation, Risk
@@ -644,7 +644,7 @@ def _classify_engine(
         "engine": engine,
         "host": setting if setting != "local" else None,
     }
-    raw, redacted = redact(command, _SECRET_FLAGS if name == "login" else ())
+    raw, has_secret = command.text, gives_secrets(command, _SECRET_FLAGS if name == "login" else ())
 
     if name in ("run", "create"):
         risk = _run_risk(parsed, context, flags, attributes)
@@ -667,7 +667,7 @@ def _classify_engine(
         flags.append("force")
     elif name == "login":
         flags.append("credentials")
-        if redacted:
+        if has_secret:
             flags.append("inline-secret")
         attributes["registry"] = words[0] if words else "docker.io"
         attributes["username"] = parsed.get("-u", "--username")
@@ -940,7 +940,7 @@ def _classify_compose(
     services = [word for word in parsed.positionals if sub not in ("run", "exec")]
     if sub in ("run", "exec") and parsed.positionals:
         services = parsed.positionals[:1]
-    raw, _ = redact(command)
+    raw = command.text
     attributes = {
         "engine": engine,
         "host": setting if setting != "local" else None,

@@ -20,9 +20,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from trailguard.classify._tool_common import max_risk
+from trailguard.classify._tool_common import add_flag, classifier_error, max_risk
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import POSITIONAL, iter_options
+from trailguard.classify.script import FIND_FILTERS
 from trailguard.events import Access, Operation, Risk
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
 PROGRAMS: frozenset[str] = frozenset(
     {
         "rm", "rmdir", "mv", "cp", "truncate", "chmod", "chown", "tee", "dd", "shred", "ln",
-        "touch", "mkdir", "install", "unlink", "sed",
+        "touch", "mkdir", "install", "unlink", "sed", "find",
     }
 )  # fmt: skip
 
@@ -75,11 +76,6 @@ _DEFAULT_RISK: dict[Access, Risk] = {
     "admin": "low",
 }
 _DOTENV_TEMPLATES = frozenset({"example", "sample", "template", "dist", "defaults", "schema"})
-
-
-def _add(flags: list[str], flag: str) -> None:
-    if flag not in flags:
-        flags.append(flag)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,28 +217,28 @@ def _path_facts(
     changes = access != "read"
     kind = sensitive_class(resolved, context)
     if kind is not None:
-        _add(flags, "sensitive")
+        add_flag(flags, "sensitive")
         attributes["sensitive"] = kind
         risk = max_risk(risk, "high" if changes else _SENSITIVE_READ_RISK.get(kind, "medium"))
     if changes and is_hook_settings(resolved):
-        _add(flags, "hook-settings")
+        add_flag(flags, "hook-settings")
         risk = max_risk(risk, "high")
     if "dynamic-path" in flags or not resolved.startswith("/"):
         return risk, attributes
     if changes:
         persistence = _persistence_class(resolved, context)
         if persistence is not None:
-            _add(flags, persistence)
+            add_flag(flags, persistence)
             risk = max_risk(risk, "high")
     in_temp = any(_is_under(resolved, d) for d in _TEMP_DIRS)
     in_project = context.project_root is None or _is_under(resolved, context.project_root)
     in_system = any(_is_under(resolved, d) for d in _SYSTEM_DIRS)
     project_inside_system = context.project_root and _is_under(resolved, context.project_root)
     if changes and in_system and not in_temp and not project_inside_system:
-        _add(flags, "system-path")
+        add_flag(flags, "system-path")
         risk = max_risk(risk, "high")
     if not in_project and not in_temp:
-        _add(flags, "outside-project")
+        add_flag(flags, "outside-project")
         if access in ("write", "admin"):
             risk = max_risk(risk, "medium")
         elif access == "delete":
@@ -266,10 +262,10 @@ def _file_op(
     resolved, path_flags = resolve_path(path, context)
     all_flags = [*path_flags]
     for flag in flags or []:
-        _add(all_flags, flag)
+        add_flag(all_flags, flag)
     risk, path_attributes = _path_facts(access, resolved, context, all_flags, start_risk)
     if "sudo" in via or "doas" in via:
-        _add(all_flags, "sudo")
+        add_flag(all_flags, "sudo")
     return Operation(
         kind="file",
         action=action,
@@ -471,7 +467,7 @@ def _mv(command: SimpleCommand, context: ClassifyContext, raw: str) -> list[Oper
         if dest_attributes or dest_op_flags:
             merged_flags = list(op.flags)
             for flag in dest_op_flags:
-                _add(merged_flags, flag)
+                add_flag(merged_flags, flag)
             attributes = dict(op.attributes)
             if "sensitive" in dest_attributes:
                 attributes.setdefault("sensitive", dest_attributes["sensitive"])
@@ -866,9 +862,36 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
             return _dd(command, context, raw)
         if program == "sed":
             return _sed(command, context, raw)
+        if program == "find":
+            return _find_delete(command, context, raw)
         return []
     except Exception:  # a classifier must never break the hook
         return [_error_op(raw)]
+
+
+def _find_delete(command: SimpleCommand, context: ClassifyContext, raw: str) -> list[Operation]:
+    """``find ... -delete``: a recursive delete, catastrophic when nothing narrows it and it
+    starts at the root, the home or the project. (``-exec`` commands were parsed out by the
+    shell walker as commands of their own.)"""
+    if "-delete" not in command.argv:
+        return []
+    target = next((a for a in command.argv[1:] if not a.startswith("-")), ".")
+    everything = {"/", "~", "$HOME", ".", context.home, context.project_root}
+    filtered = any(arg in FIND_FILTERS for arg in command.argv)
+    catastrophic = not filtered and (
+        target.rstrip("/") in {t.rstrip("/") for t in everything if t} or target == "/"
+    )
+    return [
+        Operation(
+            kind="file",
+            action="file:Delete",
+            resource=target,
+            access="delete",
+            risk="critical" if catastrophic else "high",
+            flags=["recursive", "catastrophic-delete"] if catastrophic else ["recursive"],
+            raw=raw,
+        )
+    ]
 
 
 _WRITE_REDIRECT_RE = re.compile(r"^\d*(>|>>|>\||&>|&>>|>&)$")
@@ -945,14 +968,7 @@ def classify_tool(
 
 def _error_op(raw: str | None) -> Operation:
     """What a classifier bug yields: a write of unknown reach, so policy still decides."""
-    return Operation(
-        kind="file",
-        action="file:Write",
-        access="write",
-        risk="medium",
-        flags=["classifier-error"],
-        raw=raw,
-    )
+    return classifier_error("file:Write", raw=raw)
 
 
 def _classify_tool(

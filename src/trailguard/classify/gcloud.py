@@ -15,13 +15,13 @@ from trailguard.classify._tool_common import (
     READ_VERBS,
     WRITE_VERBS,
     env_value,
+    gives_secrets,
     is_command_word,
     looks_prod,
     make_operation,
     never_raises,
     parse_args,
     raise_risk,
-    redact,
     verb_access,
 )
 from trailguard.classify.model import ClassifyContext, SimpleCommand
@@ -234,8 +234,8 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
         flags.append("prod")
         risk = raise_risk(risk)
 
-    raw, redacted = redact(command, _SECRET_FLAGS)
-    if redacted:
+    raw, has_secret = command.text, gives_secrets(command, _SECRET_FLAGS)
+    if has_secret:
         flags.append("inline-secret")
     if name and name.startswith("gs://"):
         resource = name

@@ -17,9 +17,8 @@ import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from trailguard.classify._tool_common import max_risk
+from trailguard.classify._tool_common import add_flag, classifier_error, max_risk
 from trailguard.classify.files import resolve_path
-from trailguard.classify.http import redact_text
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import DASHDASH, POSITIONAL, iter_options
 from trailguard.events import Access, Operation, Risk
@@ -87,9 +86,9 @@ class _Call:
         all_flags = list(flags or [])
         attrs = {"subcommand": self.subcommand, **(attributes or {})}
         if self.config:
-            attrs["config_overrides"] = ",".join(redact_text(c) for c in self.config)
+            attrs["config_overrides"] = ",".join(self.config)
             if any(c.lower().startswith(_EXEC_CONFIG_PREFIXES) for c in self.config):
-                _add(all_flags, "config-override")
+                add_flag(all_flags, "config-override")
                 risk = max_risk(risk, "medium")
         if resource is None and use_repo:
             resource = self.repo
@@ -105,11 +104,6 @@ class _Call:
             attributes=attrs,
             raw=self.raw,
         )
-
-
-def _add(flags: list[str], flag: str) -> None:
-    if flag not in flags:
-        flags.append(flag)
 
 
 @dataclass
@@ -171,20 +165,7 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
             return [call.op("git:Read", "read", "low")]
         return [call.op("git:Unknown", "write", "medium", flags=["unknown-subcommand"])]
     except Exception:  # a classifier must never break the hook
-        try:
-            raw: str | None = redact_text(command.text)
-        except Exception:
-            raw = None
-        return [
-            Operation(
-                kind="git",
-                action="git:Unknown",
-                access="write",
-                risk="medium",
-                flags=["classifier-error"],
-                raw=raw,
-            )
-        ]
+        return [classifier_error("git:Unknown", raw=command.text)]
 
 
 def _split(command: SimpleCommand, context: ClassifyContext) -> _Call | None:
@@ -222,7 +203,7 @@ def _split(command: SimpleCommand, context: ClassifyContext) -> _Call | None:
         args=list(argv[i + 1 :]),
         repo=repo,
         config=config,
-        raw=redact_text(command.text),
+        raw=command.text,
     )
 
 
@@ -274,9 +255,9 @@ def _push(call: _Call) -> list[Operation]:
         ("--set-upstream", "set-upstream"),
     ):
         if option in flags_in:
-            _add(common, flag)
+            add_flag(common, flag)
     if call.hooks_disabled:
-        _add(common, "no-verify")
+        add_flag(common, "no-verify")
     remote = args.values.get("--repo")
     if remote is None and positionals:
         remote = positionals.pop(0)
@@ -294,7 +275,7 @@ def _push(call: _Call) -> list[Operation]:
             attributes["refspec"] = refspec
             spec = refspec
             if spec.startswith("+"):
-                _add(flags, "force")
+                add_flag(flags, "force")
                 spec = spec[1:]
             if delete:
                 destination = spec
@@ -307,11 +288,11 @@ def _push(call: _Call) -> list[Operation]:
                 destination = spec
             branch, tag = _branch_of(destination)
             if destination in ("HEAD", "@"):
-                _add(flags, "current-branch")
+                add_flag(flags, "current-branch")
         elif not {"mirror", "all", "tags"} & set(flags):
-            _add(flags, "current-branch")
+            add_flag(flags, "current-branch")
         if is_delete:
-            _add(flags, "delete")
+            add_flag(flags, "delete")
         if branch is not None:
             attributes["branch"] = branch
         if tag is not None:
@@ -530,7 +511,7 @@ def _switch(call: _Call) -> list[Operation]:
     if branch is not None:
         flags.append("create")
         if "-C" in args.values:
-            _add(flags, "force")
+            add_flag(flags, "force")
     elif args.positionals:
         branch = args.positionals[0]
     attributes = {"branch": branch} if branch else {}

@@ -17,6 +17,7 @@ from trailguard.classify._tool_common import (
     camel,
     env_value,
     first_positional,
+    gives_secrets,
     is_command_word,
     looks_prod,
     make_operation,
@@ -24,7 +25,6 @@ from trailguard.classify._tool_common import (
     never_raises,
     parse_args,
     raise_risk,
-    redact,
 )
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.events import Access, Operation, Risk
@@ -387,8 +387,11 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
         flags.append("prod")
         risk = raise_risk(risk)
 
-    raw, redacted = redact(command, _SECRET_FLAGS if noun in ("secret", "variable") else ())
-    if redacted and noun == "secret":
+    raw, has_secret = (
+        command.text,
+        gives_secrets(command, _SECRET_FLAGS if noun in ("secret", "variable") else ()),
+    )
+    if has_secret and noun == "secret":
         flags.append("inline-secret")
     noun_name = _NOUNS.get(noun, camel(noun))
     if noun == "repo":
@@ -456,7 +459,7 @@ def _classify_api(
         if method == "DELETE" and match and rest.strip("/") == "":
             flags.append("repo-delete")
             risk = "critical"
-    raw, _ = redact(command)
+    raw = command.text
     return [
         make_operation(
             "github",

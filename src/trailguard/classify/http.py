@@ -2,10 +2,11 @@
 
 Every request becomes one ``http:<Method>`` operation per URL. Credentials (``user:pass@`` in a
 URL, ``-u user:pass``, ``Authorization`` and other secret headers, token query parameters) set the
-``credentials`` flag and are replaced by ``[REDACTED]`` in ``raw`` and in every attribute.
+``credentials`` flag; the resource and ``url`` are the URL without them (``trailguard.urls``), and
+``raw`` is the command as written: the redaction stage replaces its secrets before storage.
 
 The module also holds the shell-level rule for downloads piped into an interpreter
-(``curl ... | sh``), and the redaction helpers the git and SQL classifiers share.
+(``curl ... | sh``).
 """
 
 from __future__ import annotations
@@ -17,47 +18,31 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from trailguard.classify._tool_common import max_risk
+from trailguard.classify._tool_common import add_flag, classifier_error, max_risk
 from trailguard.classify.files import resolve_path, sensitive_class
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.classify.options import POSITIONAL, iter_options
 from trailguard.events import Access, Operation, Risk
+from trailguard.urls import strip_url_credentials
 
 __all__ = [
     "PROGRAMS",
-    "REDACTED",
     "classify",
     "classify_pipeline_to_shell",
     "classify_webfetch",
-    "redact_text",
-    "redact_url",
+    "url_has_credentials",
 ]
 
 PROGRAMS: frozenset[str] = frozenset({"curl", "wget", "http", "https", "xh"})
 
-REDACTED = "[REDACTED]"
-
-
 # ---------------------------------------------------------------------------------------------
-# Redaction, shared with git.py and sql.py
+# Credentials in URLs, headers and form data (detected here, redacted by the redaction stage)
 # ---------------------------------------------------------------------------------------------
 
-_URL_USERINFO_RE = re.compile(
-    r"(?P<prefix>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s:@/'\"]*):(?P<pw>[^\s@/'\"]+)@"
-)
-_URL_TOKEN_USER_RE = re.compile(r"(?P<prefix>\bhttps?://)(?P<user>[^\s:@/'\"\[\]]+)@")
-_AUTH_HEADER_RE = re.compile(
-    r"(?i)(?P<name>\b(?:proxy-)?authorization\s*:\s*)"
-    r"(?:(?P<scheme>bearer|basic|token|digest|negotiate|apikey|api-key|bot|ntlm)\s+)?"
-    r"(?P<value>[^\s'\"]+)"
-)
 _CREDENTIAL_HEADERS = (
     r"x-api-key|api-key|apikey|x-auth-token|x-access-token|private-token|x-vault-token|"
     r"x-goog-api-key|x-amz-security-token|cookie|x-csrf-token|x-github-token|"
     r"x-gitlab-token|x-figma-token|ocp-apim-subscription-key"
-)
-_SECRET_HEADER_RE = re.compile(
-    rf"(?i)(?P<name>(?<![\w-])(?:{_CREDENTIAL_HEADERS})\s*:\s*)(?P<value>[^'\"\n]+)"
 )
 _CREDENTIAL_PARAMS = (
     r"access_token|refresh_token|id_token|api_key|apikey|api-key|token|auth|auth_token|key|"
@@ -69,50 +54,15 @@ _SECRET_PARAM_RE = re.compile(
 )
 
 
-def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with URL passwords, tokens used as http(s) user names, secret headers, token
-    query parameters and every literal ``secrets`` value replaced by ``[REDACTED]``. Secrets
-    shorter than 8 characters are replaced only where not part of a longer word."""
-    text = _URL_USERINFO_RE.sub(lambda m: f"{m['prefix']}{m['user']}:{REDACTED}@", text)
-    text = _URL_TOKEN_USER_RE.sub(
-        lambda m: f"{m['prefix']}{REDACTED}@" if _looks_like_token(m["user"]) else m[0], text
-    )
-    text = _AUTH_HEADER_RE.sub(_redact_auth_header, text)
-    text = _SECRET_HEADER_RE.sub(lambda m: f"{m['name']}{REDACTED}", text)
-    text = _SECRET_PARAM_RE.sub(lambda m: f"{m['name']}{REDACTED}", text)
-    for secret in sorted({s for s in secrets if s and s != REDACTED}, key=len, reverse=True):
-        if len(secret) >= 8:
-            text = text.replace(secret, REDACTED)
-        else:
-            pattern = rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
-            text = re.sub(pattern, REDACTED, text)
-    return text
-
-
-def _redact_auth_header(match: re.Match[str]) -> str:
-    if match["value"] == REDACTED:
-        return match[0]
-    scheme = f"{match['scheme']} " if match["scheme"] else ""
-    return f"{match['name']}{scheme}{REDACTED}"
-
-
-def redact_url(url: str) -> tuple[str, bool]:
-    """The URL with its password and secret query parameters redacted, and whether it held
-    any credentials (a password, or a username alone in an http(s) URL, often a token)."""
-    had = False
+def url_has_credentials(url: str) -> bool:
+    """Whether a URL carries credentials: a password, a token as an http(s) user name, or a
+    secret query parameter (``?token=``)."""
     match = re.match(r"^(?P<prefix>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^@/?#]*)@", url)
     if match:
-        userinfo = match["userinfo"]
-        user, sep, _password = userinfo.partition(":")
-        scheme = match["prefix"][:-3].lower()
-        if sep:
-            had = True
-            url = f"{match['prefix']}{user}:{REDACTED}@{url[match.end() :]}"
-        elif scheme in ("http", "https") and _looks_like_token(user):
-            had = True
-            url = f"{match['prefix']}{REDACTED}@{url[match.end() :]}"
-    redacted = _SECRET_PARAM_RE.sub(lambda m: f"{m['name']}{REDACTED}", url)
-    return redacted, had or redacted != url
+        user, sep, _password = match["userinfo"].partition(":")
+        if sep or (match["prefix"][:-3].lower() in ("http", "https") and _looks_like_token(user)):
+            return True
+    return _SECRET_PARAM_RE.search(url) is not None
 
 
 def _looks_like_token(user: str) -> bool:
@@ -158,14 +108,8 @@ class _Request:
     output_dir: str | None = None
     uploads: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
-    secrets: list[str] = field(default_factory=list)
     user: str | None = None
     default_scheme: str = "http"
-
-
-def _add_flag(flags: list[str], flag: str) -> None:
-    if flag not in flags:
-        flags.append(flag)
 
 
 def _normalise_url(url: str, default_scheme: str) -> str:
@@ -199,17 +143,15 @@ def _build_operations(
         access = "delete"
     base_risk: Risk = _METHOD_RISK.get(method, "medium")
 
-    secrets = list(request.secrets)
-    raw = redact_text(command.text, secrets)
     operations: list[Operation] = []
     for index, url in enumerate(request.urls):
         full = _normalise_url(url, request.default_scheme)
-        redacted_url, url_had_credentials = redact_url(full)
+        url_without_credentials = strip_url_credentials(full)
         flags = list(request.flags)
-        if url_had_credentials:
-            _add_flag(flags, "credentials")
+        if url_has_credentials(full):
+            add_flag(flags, "credentials")
         risk = base_risk
-        attributes: dict[str, str] = {"method": method, "url": redact_text(redacted_url, secrets)}
+        attributes: dict[str, str] = {"method": method, "url": url_without_credentials}
         host = _host_of(full)
         if host:
             attributes["host"] = host
@@ -225,11 +167,11 @@ def _build_operations(
             for upload in request.uploads:
                 kind = sensitive_class(upload, context)
                 if kind is not None:
-                    _add_flag(flags, "sensitive")
+                    add_flag(flags, "sensitive")
                     attributes["sensitive"] = kind
                     risk = max_risk(risk, "high")
         if "credentials" in flags and scheme == "http" and not _is_local(host):
-            _add_flag(flags, "plaintext-credentials")
+            add_flag(flags, "plaintext-credentials")
             risk = max_risk(risk, "medium")
         if "offline" in flags:
             risk = "low"
@@ -237,12 +179,12 @@ def _build_operations(
             Operation(
                 kind="http",
                 action=action,
-                resource=redact_text(redacted_url, secrets),
+                resource=url_without_credentials,
                 access=access,
                 risk=risk,
                 flags=flags,
                 attributes=attributes,
-                raw=raw,
+                raw=command.text,
             )
         )
     return operations
@@ -370,34 +312,19 @@ def _classify_curl(command: SimpleCommand, context: ClassifyContext) -> _Request
         elif name in ("--remote-name", "--remote-name-all"):
             request.remote_name = True
         elif name in ("--user", "--proxy-user") and value is not None:
-            _add_flag(request.flags, "credentials")
-            user, sep, password = value.partition(":")
+            add_flag(request.flags, "credentials")
             if name == "--user":
-                request.user = user
-            if sep and password:
-                request.secrets.append(password)
+                request.user = value.partition(":")[0]
         elif name in ("--header", "--proxy-header") and value is not None:
             _header_secret(value, request)
-        elif name == "--oauth2-bearer" and value is not None:
-            _add_flag(request.flags, "credentials")
-            request.secrets.append(value)
-        elif name in ("--cookie",) and value is not None and "=" in value:
-            _add_flag(request.flags, "credentials")
-            for pair in value.split(";"):
-                _k, eq, cookie_value = pair.strip().partition("=")
-                if eq and cookie_value:
-                    request.secrets.append(cookie_value)
-        elif name in ("--netrc", "--netrc-file", "--netrc-optional"):
-            _add_flag(request.flags, "credentials")
         elif name in ("--insecure", "-k"):
-            _add_flag(request.flags, "insecure")
-        elif value and name in ("--pass", "--proxy-pass", "--tlspassword", "--proxy-tlspassword"):
-            _add_flag(request.flags, "credentials")
-            request.secrets.append(value)
+            add_flag(request.flags, "insecure")
+        elif _gives_credentials(name, value):
+            add_flag(request.flags, "credentials")
     if has_data and request.implied_method == "GET" and not force_get:
         request.implied_method = "POST"
     if request.uploads:
-        _add_flag(request.flags, "upload")
+        add_flag(request.flags, "upload")
     return request
 
 
@@ -406,19 +333,30 @@ def _resolved(path: str, context: ClassifyContext) -> str:
     return resolved
 
 
+_PASSWORD_OPTIONS = frozenset({"--pass", "--proxy-pass", "--tlspassword", "--proxy-tlspassword"})
+
+
+def _gives_credentials(name: str, value: str | None) -> bool:
+    """curl options that carry credentials or make curl send stored ones (``--netrc``)."""
+    if name in ("--netrc", "--netrc-file", "--netrc-optional"):
+        return True
+    if name == "--cookie":
+        return value is not None and "=" in value  # not a cookie-jar file
+    if name == "--oauth2-bearer":
+        return value is not None
+    return bool(value) and name in _PASSWORD_OPTIONS
+
+
+_JSON_SECRET_RE = re.compile(
+    r"(?i)\"(?:password|passwd|secret|token|api_key|apikey|client_secret|access_token)\"\s*:"
+    r"\s*\"([^\"]+)\""
+)
+
+
 def _data_secrets(data: str, request: _Request) -> None:
     """Secret-looking fields in form data (``password=...&token=...``) are credentials."""
-    for match in _SECRET_PARAM_RE.finditer(data):
-        if match["value"] != REDACTED:
-            _add_flag(request.flags, "credentials")
-            request.secrets.append(match["value"])
-    for match in re.finditer(
-        r"(?i)\"(?:password|passwd|secret|token|api_key|apikey|client_secret|access_token)\"\s*:"
-        r"\s*\"([^\"]+)\"",
-        data,
-    ):
-        _add_flag(request.flags, "credentials")
-        request.secrets.append(match[1])
+    if _SECRET_PARAM_RE.search(data) or _JSON_SECRET_RE.search(data):
+        add_flag(request.flags, "credentials")
 
 
 def _header_secret(header: str, request: _Request) -> None:
@@ -429,13 +367,12 @@ def _header_secret(header: str, request: _Request) -> None:
     value = value.strip()
     if not value:
         return
-    if name in ("authorization", "proxy-authorization"):
-        _add_flag(request.flags, "credentials")
-        parts = value.split(None, 1)
-        request.secrets.append(parts[1] if len(parts) == 2 else parts[0])
-    elif re.fullmatch(_CREDENTIAL_HEADERS, name) or re.search(r"token|secret|api-?key", name):
-        _add_flag(request.flags, "credentials")
-        request.secrets.append(value)
+    if (
+        name in ("authorization", "proxy-authorization")
+        or re.fullmatch(_CREDENTIAL_HEADERS, name)
+        or re.search(r"token|secret|api-?key", name)
+    ):
+        add_flag(request.flags, "credentials")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -495,27 +432,26 @@ def _classify_wget(command: SimpleCommand, context: ClassifyContext) -> _Request
             request.remote_name = False
             request.outputs = []
         elif option in ("--recursive", "--mirror"):
-            _add_flag(request.flags, "recursive")
+            add_flag(request.flags, "recursive")
         elif option in ("--user", "--http-user", "--ftp-user", "--proxy-user") and argument:
             request.user = argument if option in ("--user", "--http-user") else request.user
-            _add_flag(request.flags, "credentials")
+            add_flag(request.flags, "credentials")
         elif option in ("--password", "--http-password", "--ftp-password", "--proxy-password"):
             if argument:
-                _add_flag(request.flags, "credentials")
-                request.secrets.append(argument)
+                add_flag(request.flags, "credentials")
         elif option in ("--ask-password", "--use-askpass"):
-            _add_flag(request.flags, "credentials")
+            add_flag(request.flags, "credentials")
         elif option == "--header" and argument is not None:
             _header_secret(argument, request)
         elif option == "--no-check-certificate":
-            _add_flag(request.flags, "insecure")
+            add_flag(request.flags, "insecure")
         elif option == "--input-file":
-            _add_flag(request.flags, "url-list")
+            add_flag(request.flags, "url-list")
     if request.outputs and len(request.outputs) < len(request.urls):
         # -O FILE concatenates every download into FILE
         request.outputs = [request.outputs[0]] * len(request.urls)
     if request.uploads:
-        _add_flag(request.flags, "upload")
+        add_flag(request.flags, "upload")
     return request
 
 
@@ -564,29 +500,23 @@ def _classify_httpie(command: SimpleCommand, context: ClassifyContext) -> _Reque
         elif option == "--auth-type" and argument:
             auth_type = argument.lower()
         elif option == "--bearer" and argument:
-            _add_flag(request.flags, "credentials")
-            request.secrets.append(argument)
+            add_flag(request.flags, "credentials")
         elif option == "--output" and argument is not None:
             request.outputs.append(argument)
         elif option == "--download":
             request.remote_name = True
         elif option == "--verify" and argument is not None and argument.lower() in ("no", "false"):
-            _add_flag(request.flags, "insecure")
+            add_flag(request.flags, "insecure")
         elif option == "--offline":
-            _add_flag(request.flags, "offline")
+            add_flag(request.flags, "offline")
         elif option == "--raw":
             request.implied_method = "POST"
         elif option == "--method" and argument:
             request.method = argument.upper()
     if auth is not None:
-        _add_flag(request.flags, "credentials")
-        if auth_type == "bearer":
-            request.secrets.append(auth)
-        else:
-            user, sep, password = auth.partition(":")
-            request.user = user
-            if sep and password:
-                request.secrets.append(password)
+        add_flag(request.flags, "credentials")
+        if auth_type != "bearer":
+            request.user = auth.partition(":")[0]
     if positionals and positionals[0].upper() in _HTTP_METHODS and len(positionals) > 1:
         request.method = positionals.pop(0).upper()
     if not positionals:
@@ -601,18 +531,16 @@ def _classify_httpie(command: SimpleCommand, context: ClassifyContext) -> _Reque
             _header_secret(f"{key}:{value}", request)
         elif sep == "==":
             if re.fullmatch(_CREDENTIAL_PARAMS, key, flags=re.IGNORECASE):
-                _add_flag(request.flags, "credentials")
-                request.secrets.append(value)
+                add_flag(request.flags, "credentials")
         else:
             if request.implied_method == "GET":
                 request.implied_method = "POST"
             if sep in ("@", "=@", ":=@") and value:
                 request.uploads.append(_resolved(value, context))
             elif re.fullmatch(r"(?i)password|passwd|secret|token|api_?key|client_secret", key):
-                _add_flag(request.flags, "credentials")
-                request.secrets.append(value)
+                add_flag(request.flags, "credentials")
     if request.uploads:
-        _add_flag(request.flags, "upload")
+        add_flag(request.flags, "upload")
     return request
 
 
@@ -640,18 +568,7 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
 
 
 def _fallback(command: SimpleCommand) -> Operation:
-    try:
-        raw: str | None = redact_text(command.text)
-    except Exception:
-        raw = None
-    return Operation(
-        kind="http",
-        action="http:Request",
-        access="write",
-        risk="medium",
-        flags=["classifier-error"],
-        raw=raw,
-    )
+    return classifier_error("http:Request", raw=command.text)
 
 
 def classify_webfetch(tool_input: Mapping[str, Any], context: ClassifyContext) -> list[Operation]:
@@ -661,8 +578,8 @@ def classify_webfetch(tool_input: Mapping[str, Any], context: ClassifyContext) -
         if not isinstance(url, str) or not url:
             return []
         full = _normalise_url(url, "https")
-        redacted, had_credentials = redact_url(full)
-        attributes = {"method": "GET", "url": redacted, "scheme": full.split("://", 1)[0]}
+        stripped, had_credentials = strip_url_credentials(full), url_has_credentials(full)
+        attributes = {"method": "GET", "url": stripped, "scheme": full.split("://", 1)[0]}
         host = _host_of(full)
         if host:
             attributes["host"] = host
@@ -671,24 +588,16 @@ def classify_webfetch(tool_input: Mapping[str, Any], context: ClassifyContext) -
             Operation(
                 kind="http",
                 action="http:Get",
-                resource=redacted,
+                resource=stripped,
                 access="read",
                 risk="medium" if had_credentials else "low",
                 flags=flags,
                 attributes=attributes,
-                raw=redacted,
+                raw=url,
             )
         ]
     except Exception:
-        return [
-            Operation(
-                kind="http",
-                action="http:Get",
-                access="read",
-                risk="medium",
-                flags=["classifier-error"],
-            )
-        ]
+        return [classifier_error("http:Get", access="read")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -765,7 +674,9 @@ def _runs_stdin_as_program(argv: tuple[str, ...], family: str) -> bool:
     return True
 
 
-def classify_pipeline_to_shell(command: SimpleCommand) -> list[Operation]:
+def classify_pipeline_to_shell(
+    command: SimpleCommand, context: ClassifyContext | None = None
+) -> list[Operation]:
     """``curl URL | sh`` and its variants: a shell or interpreter running code it reads from a
     pipeline fed by a download (→ ``shell:ExecuteDownloaded``, critical) or by a decoder alone
     (``base64 -d | sh`` → ``shell:ExecuteEncoded``, high)."""
@@ -792,7 +703,7 @@ def classify_pipeline_to_shell(command: SimpleCommand) -> list[Operation]:
                     risk="critical",
                     flags=flags,
                     attributes=attributes,
-                    raw=redact_text(command.text),
+                    raw=command.text,
                 )
             ]
         if decoded:
@@ -805,17 +716,9 @@ def classify_pipeline_to_shell(command: SimpleCommand) -> list[Operation]:
                     risk="high",
                     flags=["encoded-to-shell"],
                     attributes=attributes,
-                    raw=redact_text(command.text),
+                    raw=command.text,
                 )
             ]
         return []
     except Exception:
-        return [
-            Operation(
-                kind="shell",
-                action="shell:ExecuteDownloaded",
-                access="admin",
-                risk="high",
-                flags=["classifier-error"],
-            )
-        ]
+        return [classifier_error("shell:ExecuteDownloaded", access="admin", risk="high")]

@@ -17,6 +17,7 @@ from trailguard.classify._tool_common import (
     camel,
     env_value,
     first_positional,
+    gives_secrets,
     is_command_word,
     looks_prod,
     make_operation,
@@ -24,7 +25,6 @@ from trailguard.classify._tool_common import (
     never_raises,
     parse_args,
     raise_risk,
-    redact,
 )
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.events import Access, Operation, Risk
@@ -399,8 +399,11 @@ def _classify_kubectl(command: SimpleCommand, context: ClassifyContext) -> list[
         attributes["as"] = parsed.get("--as")
     if parsed.has("--insecure-skip-tls-verify"):
         flags.append("insecure-tls")
-    raw, redacted = redact(command, _LOGIN_SECRET_FLAGS if verb == "login" else _SECRET_FLAGS)
-    if redacted or verb == "login" or parsed.has("--token", "--password"):
+    raw, has_secret = (
+        command.text,
+        gives_secrets(command, _LOGIN_SECRET_FLAGS if verb == "login" else _SECRET_FLAGS),
+    )
+    if has_secret or verb == "login" or parsed.has("--token", "--password"):
         flags.append("credentials")
     if verb in ("exec", "attach", "debug", "rsh"):
         exec_command = parsed.rest or (words[1:] if verb == "exec" else [])
@@ -791,8 +794,8 @@ def _classify_helm(command: SimpleCommand, context: ClassifyContext) -> list[Ope
         flags.append("install")
     if parsed.has("--atomic", "--rollback-on-failure"):
         flags.append("atomic")
-    raw, redacted = redact(command, _HELM_SECRET_FLAGS)
-    if redacted or (verb == "registry" and subverb == "login"):
+    raw, has_secret = command.text, gives_secrets(command, _HELM_SECRET_FLAGS)
+    if has_secret or (verb == "registry" and subverb == "login"):
         flags.append("credentials")
     if verb == "uninstall" and parsed.has("--keep-history"):
         flags.append("keep-history")

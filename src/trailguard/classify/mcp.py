@@ -20,10 +20,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from trailguard.classify._tool_common import classifier_error
 from trailguard.classify.files import resolve_path, sensitive_class
-from trailguard.classify.http import redact_text, redact_url
+from trailguard.classify.http import url_has_credentials
 from trailguard.classify.model import ClassifyContext
 from trailguard.events import Access, Operation, Risk
+from trailguard.urls import strip_url_credentials
 
 __all__ = ["classify_tool", "split_tool_name", "tool_access"]
 
@@ -109,16 +111,7 @@ def classify_tool(
     try:
         return _classify(tool, tool_input if isinstance(tool_input, Mapping) else {}, context)
     except Exception:  # a classifier must never break the hook
-        return [
-            Operation(
-                kind="mcp",
-                action="mcp:Unknown",
-                access="write",
-                risk="medium",
-                flags=["classifier-error"],
-                raw=tool if isinstance(tool, str) else None,
-            )
-        ]
+        return [classifier_error("mcp:Unknown", raw=tool if isinstance(tool, str) else None)]
 
 
 def _classify(
@@ -145,11 +138,11 @@ def _classify(
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
             resource = str(value)
     if resource is not None and "://" in resource:
-        resource, had_credentials = redact_url(resource)
-        if had_credentials:
+        if url_has_credentials(resource):
             flags.append("credentials")
+        resource = strip_url_credentials(resource)
     if resource is not None:
-        resource = redact_text(resource)[:1000]
+        resource = resource[:1000]
 
     for key in _PATH_KEYS:
         value = tool_input.get(key)

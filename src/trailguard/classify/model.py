@@ -53,3 +53,5 @@ class ClassifyContext:
     project_root: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     """The session's known environment (e.g. AWS_PROFILE), when the gateway knows it."""
+    nesting: int = 0
+    """How many shell escapes deep this command is (``psql -c '\\! sh -c ...'``): bounded."""

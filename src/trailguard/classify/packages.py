@@ -16,10 +16,10 @@ from trailguard.classify._tool_common import (
     ParsedArgs,
     env_value,
     first_positional,
+    gives_secrets,
     make_operation,
     never_raises,
     parse_args,
-    redact,
     strip_userinfo,
 )
 from trailguard.classify.model import ClassifyContext, SimpleCommand
@@ -244,16 +244,16 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
     secret_flags |= {arg.partition("=")[0] for arg in args if _is_auth_config(arg)}
     parsed = parse_args(rest, value_flags | secret_flags)
     ecosystem = _ECOSYSTEMS.get(program, program)
-    raw, redacted = redact(command, secret_flags)
+    raw, has_secret = command.text, gives_secrets(command, secret_flags)
 
     if verb in ("publish", "upload", "push") and _publishes(program, verb):
-        return [_publish(command, context, program, ecosystem, parsed, raw, redacted)]
+        return [_publish(command, context, program, ecosystem, parsed, raw, has_secret)]
     if (program == "npm" and verb == "unpublish") or (
         verb == "yank" and program in ("cargo", "gem")
     ):
-        return [_unpublish(command, context, program, ecosystem, verb, parsed, raw, redacted)]
+        return [_unpublish(command, context, program, ecosystem, verb, parsed, raw, has_secret)]
     if _installs(program, verb):
-        return [_install(command, context, program, ecosystem, parsed, raw, redacted)]
+        return [_install(command, context, program, ecosystem, parsed, raw, has_secret)]
     if _uninstalls(program, verb):
         packages = parsed.positionals
         return [
@@ -371,7 +371,7 @@ def _publish(
     ecosystem: str,
     parsed: ParsedArgs,
     raw: str,
-    redacted: bool,
+    has_secret: bool,
 ) -> Operation:
     flags = ["publish"]
     risk: Risk = "high"
@@ -387,7 +387,7 @@ def _publish(
     elif registry and _TEST_REGISTRY.search(registry):
         flags.append("test-registry")
         risk = "medium"
-    if redacted:
+    if has_secret:
         flags.append("credentials")
     if parsed.get("--access") == "public":
         flags.append("public")
@@ -419,7 +419,7 @@ def _unpublish(
     verb: str,
     parsed: ParsedArgs,
     raw: str,
-    redacted: bool,
+    has_secret: bool,
 ) -> Operation:
     package = parsed.positionals[0] if parsed.positionals else None
     version = parsed.get("--version", "--vers", "-v")
@@ -430,7 +430,7 @@ def _unpublish(
     if parsed.has("--undo"):
         flags.append("undo")
         access = "write"
-    if redacted:
+    if has_secret:
         flags.append("credentials")
     return make_operation(
         "package",
@@ -457,7 +457,7 @@ def _install(
     ecosystem: str,
     parsed: ParsedArgs,
     raw: str,
-    redacted: bool,
+    has_secret: bool,
 ) -> Operation:
     specs = [*parsed.positionals, *parsed.all("-e", "--editable")]
     if program == "cargo":
@@ -490,7 +490,7 @@ def _install(
         flags.append("global")
     if parsed.has("--break-system-packages"):
         flags.append("break-system-packages")
-    if redacted:
+    if has_secret:
         flags.append("credentials")
     requirements = parsed.all("-r", "--requirement") if program in ("pip", "pip3", "uv") else []
     packages = [strip_userinfo(spec) for spec in specs]

@@ -17,12 +17,12 @@ from trailguard.classify._tool_common import (
     env_value,
     first_positional,
     flag_is_true,
+    gives_secrets,
     looks_prod,
     make_operation,
     never_raises,
     parse_args,
     raise_risk,
-    redact,
 )
 from trailguard.classify.model import ClassifyContext, SimpleCommand
 from trailguard.events import Access, Operation, Risk
@@ -242,8 +242,8 @@ def classify(command: SimpleCommand, context: ClassifyContext) -> list[Operation
     if run_all and subcommand == "apply":
         risk = raise_risk(risk)
 
-    raw, redacted = redact(command, ())
-    if redacted or subcommand == "login":
+    raw, has_secret = command.text, gives_secrets(command, ())
+    if has_secret or subcommand == "login":
         flags.append("credentials")
     return [
         make_operation(

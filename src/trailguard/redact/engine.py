@@ -1116,7 +1116,8 @@ _MYSQL: Final = re.compile(
 )
 _LOGIN: Final = re.compile(
     r"(?:^|[\s/;|&(`'\"])(?:(?:docker|podman|nerdctl|buildah|skopeo|oras|crane|regctl|helm\s+registry)"
-    r"\s+login|sshpass|mongo|mongosh|mongodump|mongorestore|mongoimport|mongoexport)(?:\s|$)"
+    r"\s+login|sshpass|mongo|mongosh|mongodump|mongorestore|mongoimport|mongoexport|mycli"
+    r"|twine\s+(?:upload|register))(?:\s|$)"
 )
 _REDIS_CLI: Final = re.compile(r"(?:^|[\s/;|&(`'\"])redis-cli(?:\s|$)")
 _SQLCMD: Final = re.compile(r"(?:^|[\s/;|&(`'\"])(?:sqlcmd|bcp)(?:\s|$)")
@@ -1124,6 +1125,9 @@ _SMB: Final = re.compile(r"(?:^|[\s/;|&(`'\"])(?:smbclient|rpcclient|smbmap|moun
 _CURL: Final = re.compile(r"(?:^|[\s/;|&(`'\"])(?:curl|wget)(?:\s|$)")
 _HTTPIE: Final = re.compile(r"(?:^|[\s/;|&(`'\"])(?:http|https|xh)(?:\s|$)")
 _GH_SECRET: Final = re.compile(r"(?:^|[\s;|&(`'\"])gh\s+secret\s+set\s")
+_AZ_SECRET: Final = re.compile(r"(?:^|[\s;|&(`'\"])az\s+keyvault\s+secret\s+set\s")
+_NPM: Final = re.compile(r"(?:^|[\s/;|&(`'\"])(?:npm|pnpm|yarn)(?:\s|$)")
+_HTTPIE_BEARER: Final = re.compile(r"(?:--auth-type[ \t]*=?[ \t]*|-A[ \t]+)bearer\b", re.IGNORECASE)
 _ECHO_INTO_LOGIN: Final = re.compile(
     r"(?:^|(?<=[\s;&(`'\"]))echo[ \t]+(?:-n[ \t]+)?"
     r"(?P<v>\"[^\"\n]*\"|'[^'\n]*'|[^\s|;&]+)[ \t]*\|[ \t]*"
@@ -1131,6 +1135,9 @@ _ECHO_INTO_LOGIN: Final = re.compile(
 )
 _DOCKER_SECRET_SPEC: Final = re.compile(r"(?:id|src|source|type|env|target|required)=")
 _WORD_BEFORE: Final = re.compile(r"([A-Za-z]+)[ \t]+\Z")
+_PROGRAM_FLAGS: Final = frozenset({"body", "b", "value", "otp", "bearer", "oauth2-bearer"})
+"""Flags whose names say nothing, that hold a secret only for one program (``gh secret set -b``,
+``az keyvault secret set --value``, ``npm publish --otp``)."""
 _SLUG: Final = re.compile(r"[a-z][a-z._/\-]*")
 
 
@@ -1177,8 +1184,8 @@ def _scan_flags(text: str, out: list[_Span]) -> None:
         name, sep, long_flag = m.group("name"), m.group("sep"), m.group("dash") == "-"
         if long_flag or len(name) > 1:
             lname = name.lower()
-            relevant = any(w in lname for w in _FLAG_WORDS) or lname in {"body", "b"}
-            if not relevant and not (name[0] == "p" and not long_flag):
+            relevant = any(w in lname for w in _FLAG_WORDS) or lname in _PROGRAM_FLAGS
+            if not relevant and not (name[0] in "pu" and not long_flag):
                 continue
         if long_flag:
             _long_flag(text, m, name, sep, cmds, out)
@@ -1203,6 +1210,9 @@ def _long_flag(
         if cmds.ran(_CURL, pos):
             _user_password(text, m.end(), out)
         return
+    if lname in {"bearer", "oauth2-bearer"} and (cmds.ran(_CURL, pos) or cmds.ran(_HTTPIE, pos)):
+        _value_span(text, m.end(), "bearer-token", out)  # ``curl --oauth2-bearer TOKEN``
+        return
     if lname == "auth" and cmds.ran(_HTTPIE, pos):
         _user_password(text, m.end(), out)
         return
@@ -1212,6 +1222,14 @@ def _long_flag(
         return
     if lname == "body":
         if cmds.ran(_GH_SECRET, pos):
+            _value_span(text, m.end(), "generic-secret", out)
+        return
+    if lname == "value":
+        if cmds.ran(_AZ_SECRET, pos):
+            _value_span(text, m.end(), "generic-secret", out)
+        return
+    if lname == "otp":
+        if cmds.ran(_NPM, pos):
             _value_span(text, m.end(), "generic-secret", out)
         return
     _named_flag(text, m, name, out)
@@ -1262,7 +1280,15 @@ def _short_flag(
             _named_flag(text, m, "password", out)
         return
     if flag == "p" and (len(name) > 1 or sep is None) and cmds.ran(_MYSQL, pos):
-        _value_span(text, value_at, "password", out)
+        quote = text[pos - 1] if pos else ""
+        end = text.find(quote, value_at) if quote in {"'", '"'} else -1
+        if end > value_at and not _not_a_secret(text[value_at:end]):  # ``'-pmy pass'``
+            out.append(_Span(value_at, end, "password"))
+        else:
+            _value_span(text, value_at, "password", out)
+        return
+    if flag == "u" and len(name) > 1 and sep is None and cmds.ran(_CURL, pos):
+        _user_password(text, value_at, out)  # ``curl -ubob:pass``
         return
     if len(name) > 1:
         if len(name) >= 3 and sep is not None:
@@ -1279,7 +1305,11 @@ def _short_flag(
         if cmds.ran(_REDIS_CLI, pos):
             _value_span(text, value_at, "password", out)
         elif cmds.ran(_HTTPIE, pos):
-            _user_password(text, value_at, out)
+            line = text[_line_start(text, pos) : text.find("\n", pos) % (len(text) + 1)]
+            if _HTTPIE_BEARER.search(line):
+                _value_span(text, value_at, "bearer-token", out)  # ``-A bearer -a TOKEN``
+            else:
+                _user_password(text, value_at, out)
     elif flag == "P":
         if cmds.ran(_SQLCMD, pos):
             _value_span(text, value_at, "password", out)
@@ -1291,6 +1321,8 @@ def _short_flag(
             _user_password(text, value_at, out, separator="%")
     elif flag == "b" and cmds.ran(_CURL, pos):
         _curl_cookie(text, value_at, out)
+    elif flag == "b" and cmds.ran(_GH_SECRET, pos):
+        _value_span(text, value_at, "generic-secret", out)
 
 
 def _user_password(text: str, pos: int, out: list[_Span], *, separator: str = ":") -> None:
@@ -1385,6 +1417,11 @@ def _assignment(
         return
     if text[name_start] == "-":
         return  # ``--password=x``: a flag, the flag rule decides
+    if lname == "key" and op == "=" and name_start > 0 and text[name_start - 1] in "?&;":
+        value = _scan_value(text, m.end())  # ``?key=AIza...``: an API key; ``?key=name`` is not
+        if value is not None and _token_like(text[value.start : value.end]):
+            _value_span(text, m.end(), "generic-secret", out)
+        return
     if op == ":" and m.group("close") is None and m.start("op") > m.end("rest"):
         return  # ``pass :data:`x``` - YAML keys do not have a space before the colon
     if op == ":" and m.end("op") == m.end() and text[m.end() : m.end() + 1] not in {'"', "'", "\\"}:
@@ -1858,16 +1895,16 @@ class Redactor:
                     return m.group(0)  # inside a tag's hash
                 return self.tag(known[m.group(0)], m.group(0))
 
-            text = echo.sub(one, text)
+            text = echo.sub(one, text) if echo.search(text) else text
             return _cut_echoes(text, known, self.tag) if _CUT_MARK.search(text) else text
 
         def walk(value: Any) -> Any:
             if isinstance(value, str):
-                if echo.search(value) or _CUT_MARK.search(value):
-                    return replace(value)
-                return value
+                # A secret cut short where an excerpt says so (``…``), or where a field's cap
+                # fell inside it (the field's end): neither is in its format any more.
+                return self._redact_cut_tail(replace(value), known)
             if isinstance(value, Mapping):
-                return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in value.items()}
+                return {replace(k) if isinstance(k, str) else k: walk(v) for k, v in value.items()}
             if isinstance(value, list | tuple):
                 items = [walk(item) for item in value]
                 return items if isinstance(value, list) else tuple(items)
@@ -1882,6 +1919,20 @@ class Redactor:
         if not changed:
             return event
         return type(event).model_validate({**data, **changed})
+
+    def _redact_cut_tail(self, text: str, known: dict[str, str]) -> str:
+        """``text`` whose end is the start of a known secret (a field capped in the middle of
+        one: ``...PASSWORD 'FAKEabc``) with that start replaced by the secret's tag."""
+        if not text or REDACTION_TAG_RE.search(text[-_TAG_TAIL:]) is not None:
+            return text
+        for secret, kind in known.items():
+            for n in range(min(len(secret) - 1, len(text) - 1), _CUT_MIN - 1, -1):
+                start = secret[:n]
+                if text.endswith(start) and not text[-n - 1].isalnum():
+                    if start.isalpha() and start.islower():
+                        break  # a word (``origin master``), not the start of a credential
+                    return text[:-n] + self.tag(kind, secret)
+        return text
 
     def redact_value(self, value: Any) -> tuple[Any, list[Finding]]:
         """A copy of a JSON-like value (dicts, lists, strings, numbers...) with secrets redacted.
@@ -1997,6 +2048,10 @@ def _cut_echoes(text: str, known: dict[str, str], tag: Callable[[str, str], str]
 
 _ECHO_MIN: Final = 6
 """Secrets at least this long are also replaced where another field of the event repeats them."""
+_CUT_MIN: Final = 8
+"""A field's end is taken for a capped secret when it repeats at least this much of its start."""
+_TAG_TAIL: Final = 40
+"""A text ending in a tag (within this many characters) was not cut inside a secret."""
 _ECHO_PART: Final = re.compile(r"[A-Za-z0-9+/=_\-.~]{12,}")
 _ENV_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,100}")
 _VALUE_KIND: Final = {
