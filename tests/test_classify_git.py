@@ -464,8 +464,8 @@ def test_no_subcommand_means_no_operation(line: str) -> None:
         ("git push https://bob:hunter2pass@github.com/acme/app.git main", "hunter2pass"),
         ("git clone https://x-access-token:ghs_secret123@github.com/o/r.git", "ghs_secret123"),
         ("git remote add up https://alice:tok3n@github.com/o/r.git", "tok3n"),
-        ("git clone https://ghp_abcdefghijklmnopqrstuvwxyz0123456789@github.com/o/r.git",
-         "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+        ("git clone https://ghp_FAKEHq4tW9zXk2PbV7nMr3LdFAKE12345678@github.com/o/r.git",
+         "ghp_FAKEHq4tW9zXk2PbV7nMr3LdFAKE12345678"),
         ("git -c http.extraHeader='Authorization: Bearer sekrit99' fetch", "sekrit99"),
     ],
 )  # fmt: skip
