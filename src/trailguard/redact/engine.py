@@ -436,6 +436,14 @@ _EXAMPLE_MAX: Final = 256
 """Documented examples are single tokens: longer values are not looked up in the rule set."""
 
 
+def _not_a_positional_secret(value: str) -> bool:
+    """:func:`_not_a_secret` for a value whose place says it is a password (``user:PW@host``,
+    ``curl -u user:PW``): there even a one- or two-character value is the password."""
+    if 0 < len(value) < 3:
+        return not value.isalnum()  # ``$2``, ``**``, ``-``: a parameter or a mask
+    return _not_a_secret(value)
+
+
 def _not_a_secret(value: str) -> bool:
     """A value that names, masks, templates or stands in for a secret, or cannot be one."""
     if len(value) < 3 or not any(c.isalnum() for c in value):
@@ -932,7 +940,7 @@ def _scan_urls(text: str, out: list[_Span]) -> None:
             continue
         user = m.group("user")
         pw = m.group("pw")
-        if pw is not None and not _not_a_secret(pw):
+        if pw is not None and not _not_a_positional_secret(pw):
             out.append(_Span(m.start("pw"), m.end("pw"), "url-credentials"))
         if _token_like(user):
             out.append(_Span(m.start("user"), m.end("user"), "url-credentials"))
@@ -1333,7 +1341,7 @@ def _user_password(text: str, pos: int, out: list[_Span], *, separator: str = ":
     if colon == -1:
         return  # ``curl -u user`` prompts for the password
     pw = text[colon + 1 : value.end]
-    if not _not_a_secret(pw):
+    if not _not_a_positional_secret(pw):
         out.append(_Span(colon + 1, value.end, "basic-auth" if separator == ":" else "password"))
 
 
