@@ -310,6 +310,54 @@ class _Empty:
     counts: dict[str, int] = {}  # noqa: RUF012 - a stand-in for a missing report
 
 
+_EXPLAIN_COLUMNS = (
+    'seq, event_id, "timestamp", event_type, session_id, developer_id, project_id, tool, '
+    "leaf_hash, body"
+)
+
+
+def explain(pg_url: str, workload: Workload, seed: int) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) of the statements PostgresStore.query runs for one sample of
+    each query (the first run of each is also the cold one: its buffers say what was read)."""
+    rng = random.Random(seed)
+    session = rng.choice(sorted(workload.sessions))
+    developer, developer_day = rng.choice(sorted(workload.developer_days))
+    day = workload.sessions[session][2]
+
+    def bounds(day: str) -> tuple[str, str]:
+        following = (datetime.fromisoformat(day) + timedelta(days=1)).strftime("%Y-%m-%d")
+        return f"{day}T00:00:00.000Z", f"{following}T00:00:00.000Z"
+
+    statements = {
+        "session X on date D": (
+            'session_id = %s AND "timestamp" >= %s AND "timestamp" < %s',
+            (session, *bounds(day)),
+        ),
+        "a developer's day": (
+            'developer_id = %s AND "timestamp" >= %s AND "timestamp" < %s',
+            (developer, *bounds(developer_day)),
+        ),
+        "one session of a report (no time bound)": ("session_id = %s", (session,)),
+    }
+    conn = open_connection(pg_url, read_only=True)
+    try:
+        for name, (where, params) in statements.items():
+            query = (
+                f"SELECT {_EXPLAIN_COLUMNS} FROM events WHERE {where} "
+                'ORDER BY "timestamp", seq LIMIT 4096'
+            )
+            for attempt in ("first run", "second run"):
+                section(f"EXPLAIN (ANALYZE, BUFFERS): {name}, {attempt}")
+                rows = conn.execute(
+                    f"EXPLAIN (ANALYZE, BUFFERS, SETTINGS) {query}",
+                    params,  # type: ignore[arg-type]
+                ).fetchall()
+                for (line,) in rows:
+                    print(f"  {line}")
+    finally:
+        conn.close()
+
+
 def _database_exists(admin: psycopg.Connection[Any], name: str) -> bool:
     return (
         admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
@@ -327,6 +375,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="keep the built ledgers here and reuse them")
     parser.add_argument("--stores", default="postgres,sqlite", help="which stores (both)")
     parser.add_argument("--build-only", action="store_true", help="build (or find) and stop")
+    parser.add_argument("--explain", action="store_true", help="print PostgreSQL's plans too")
     args = parser.parse_args()
     count = 200_000 if args.quick else args.events
     stores = [name.strip() for name in args.stores.split(",") if name.strip()]
@@ -378,6 +427,8 @@ def main() -> None:
                 metric("SQLite file size", sqlite_path.stat().st_size / 2**20, "MiB")
             if args.build_only:
                 return
+            if args.explain and "postgres" in stores:
+                explain(pg_url, workload, seed=13)
             openers = {
                 "postgres": lambda: PostgresStore(pg_url, read_only=True),
                 "sqlite": lambda: SQLiteStore(sqlite_path, read_only=True),
