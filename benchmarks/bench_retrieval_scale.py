@@ -253,21 +253,37 @@ def load(workload: Workload, pg_url: str | None, sqlite_path: Path | None) -> di
     return timings
 
 
-def _timed(samples: list[Any], run: Any) -> tuple[list[float], int]:
+def _timed(samples: list[Any], run: Any, before_each: Any = None) -> tuple[list[float], int]:
     times: list[float] = []
     rows = 0
     for sample in samples:
+        if before_each is not None:
+            before_each()
         started = time.perf_counter()
         rows += run(sample)
         times.append((time.perf_counter() - started) * 1000)
     return times, rows
 
 
-def measure(store: Store, workload: Workload, samples: int, seed: int) -> dict[str, Any]:
+def measure(
+    store: Store,
+    workload: Workload,
+    samples: int,
+    seed: int,
+    *,
+    months: set[str] | None = None,
+    before_each: Any = None,
+) -> dict[str, Any]:
+    """p50/p99 of the three queries over sampled sessions and developer days (only those of
+    ``months`` when given); ``before_each`` runs before every timed query (untimed)."""
     rng = random.Random(seed)
-    sessions = rng.sample(sorted(workload.sessions), samples)
-    developer_days = rng.sample(sorted(workload.developer_days), samples)
-    reports = [rng.sample(sorted(workload.sessions), 10) for _ in range(max(5, samples // 5))]
+    every_session = sorted(
+        s for s, (_, _, day) in workload.sessions.items() if months is None or day[:7] in months
+    )
+    every_day = sorted(d for d in workload.developer_days if months is None or d[1][:7] in months)
+    sessions = rng.sample(every_session, min(samples, len(every_session)))
+    developer_days = rng.sample(every_day, min(samples, len(every_day)))
+    reports = [rng.sample(every_session, 10) for _ in range(max(5, samples // 5))]
 
     def session_day(session: str) -> int:
         day = workload.sessions[session][2]
@@ -297,7 +313,7 @@ def measure(store: Store, workload: Workload, samples: int, seed: int) -> dict[s
         ("developer_day", developer_days, developer_day),
         ("report_10_sessions", reports, report),
     ):
-        times, rows = _timed(items, run)
+        times, rows = _timed(items, run, before_each)
         result[name] = {
             "p50_ms": round(percentile(times, 50), 2),
             "p99_ms": round(percentile(times, 99), 2),
@@ -358,6 +374,30 @@ def explain(pg_url: str, workload: Workload, seed: int) -> None:
         conn.close()
 
 
+def os_cache_evicter(admin: psycopg.Connection[Any], database: str) -> Any:
+    """A function dropping the database's files from the OS page cache (posix_fadvise
+    DONTNEED: only these files, nothing else of the machine), so the next query reads from
+    disk what is not in shared_buffers. Needs the server's data directory to be readable."""
+    row = admin.execute("SHOW data_directory").fetchone()
+    oid = admin.execute("SELECT oid FROM pg_database WHERE datname = %s", (database,)).fetchone()
+    assert row is not None
+    assert oid is not None
+    directory = Path(str(row[0])) / "base" / str(oid[0])
+
+    def evict() -> None:
+        for path in directory.iterdir():
+            try:
+                descriptor = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(descriptor)
+
+    return evict
+
+
 def _database_exists(admin: psycopg.Connection[Any], name: str) -> bool:
     return (
         admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
@@ -376,6 +416,17 @@ def main() -> None:
     parser.add_argument("--stores", default="postgres,sqlite", help="which stores (both)")
     parser.add_argument("--build-only", action="store_true", help="build (or find) and stop")
     parser.add_argument("--explain", action="store_true", help="print PostgreSQL's plans too")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="drop the PostgreSQL database's files from the OS cache before each query",
+    )
+    parser.add_argument(
+        "--packed-months",
+        default="",
+        help="months repacked in session order (repack_month_partition): PostgreSQL is then "
+        "measured on sessions of those months and of the others separately",
+    )
     args = parser.parse_args()
     count = 200_000 if args.quick else args.events
     stores = [name.strip() for name in args.stores.split(",") if name.strip()]
@@ -433,16 +484,32 @@ def main() -> None:
                 "postgres": lambda: PostgresStore(pg_url, read_only=True),
                 "sqlite": lambda: SQLiteStore(sqlite_path, read_only=True),
             }
+            packed = {m.strip() for m in args.packed_months.split(",") if m.strip()}
+            every_month = {day[:7] for _, _, day in workload.sessions.values()}
+            runs: list[tuple[str, str, set[str] | None]] = []
             for name in stores:
+                if name == "postgres" and packed:
+                    runs.append((name, "postgres_packed", packed))
+                    runs.append((name, "postgres_unpacked", every_month - packed))
+                else:
+                    runs.append((name, name, None))
+            evict = os_cache_evicter(admin, database) if args.cold else None
+            for name, label, months in runs:
                 store = openers[name]()
-                section(f"queries on {name} ({args.samples} samples each)")
-                measured = measure(store, workload, args.samples, seed=11)
+                cold = " cold" if evict is not None and name == "postgres" else ""
+                section(f"queries on {label}{cold} ({args.samples} samples each)")
+                measured = measure(
+                    store, workload, args.samples, seed=11, months=months,
+                    before_each=evict if name == "postgres" else None,
+                )  # fmt: skip
                 store.close()
                 for query, figures in measured.items():
                     metric(f"{query} p50", figures["p50_ms"], "ms")
                     metric(f"{query} p99", figures["p99_ms"], "ms")
                     metric(f"{query} rows per query", figures["rows_per_query"])
-                results[name] = measured
+                results[label] = measured
+            if "postgres_packed" in results:
+                results["postgres"] = results["postgres_packed"]
             section("targets")
             if "postgres" in results:
                 target(
