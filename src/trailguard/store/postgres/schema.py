@@ -393,8 +393,12 @@ def repack_month(conn: psycopg.Connection[tuple[object, ...]], month: str) -> in
     """Rewrite the partition of ``month`` (YYYY-MM, ended at least a day ago) in session order,
     as the schema's owner; returns how many events it holds. The rows are copied and compared
     before the old partition is dropped, indexes are built before the swap, and readers go on
-    meanwhile (the parent is locked only for the detach and attach)."""
+    meanwhile (the parent is locked only for the detach and attach). ``conn`` must be in
+    autocommit mode: the new partition is vacuumed afterwards, so that its pages carry their
+    hint bits and its visibility map is set before the first reader comes."""
     row = conn.execute("SELECT trailguard.repack_month_partition(%s)", (month,)).fetchone()
+    name = sql.Identifier(SCHEMA, f"events_{month.replace('-', '_')}")
+    conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(name))
     return int(str(row[0])) if row else 0
 
 
