@@ -339,12 +339,19 @@ _EXPLAIN_COLUMNS = (
 )
 
 
-def explain(pg_url: str, workload: Workload, seed: int) -> None:
+def explain(
+    pg_url: str, workload: Workload, seed: int, months: set[str] | None = None, label: str = ""
+) -> None:
     """EXPLAIN (ANALYZE, BUFFERS) of the statements PostgresStore.query runs for one sample of
-    each query (the first run of each is also the cold one: its buffers say what was read)."""
+    each query, of ``months`` when given (the first run of each is also the cold one: its
+    buffers say what was read)."""
     rng = random.Random(seed)
-    session = rng.choice(sorted(workload.sessions))
-    developer, developer_day = rng.choice(sorted(workload.developer_days))
+    session = rng.choice(
+        sorted(s for s, v in workload.sessions.items() if months is None or v[2][:7] in months)
+    )
+    developer, developer_day = rng.choice(
+        sorted(d for d in workload.developer_days if months is None or d[1][:7] in months)
+    )
     day = workload.sessions[session][2]
 
     def bounds(day: str) -> tuple[str, str]:
@@ -370,7 +377,7 @@ def explain(pg_url: str, workload: Workload, seed: int) -> None:
                 'ORDER BY "timestamp", seq LIMIT 4096'
             )
             for attempt in ("first run", "second run"):
-                section(f"EXPLAIN (ANALYZE, BUFFERS): {name}, {attempt}")
+                section(f"EXPLAIN (ANALYZE, BUFFERS){label}: {name}, {attempt}")
                 rows = conn.execute(
                     f"EXPLAIN (ANALYZE, BUFFERS, SETTINGS) {query}",
                     params,  # type: ignore[arg-type]
@@ -485,14 +492,17 @@ def main() -> None:
                 metric("SQLite file size", sqlite_path.stat().st_size / 2**20, "MiB")
             if args.build_only:
                 return
-            if args.explain and "postgres" in stores:
+            packed = {m.strip() for m in args.packed_months.split(",") if m.strip()}
+            every_month = {day[:7] for _, _, day in workload.sessions.values()}
+            if args.explain and "postgres" in stores and packed:
+                explain(pg_url, workload, 13, packed, " of a repacked month")
+                explain(pg_url, workload, 13, every_month - packed, " of a month not repacked")
+            elif args.explain and "postgres" in stores:
                 explain(pg_url, workload, seed=13)
             openers = {
                 "postgres": lambda: PostgresStore(pg_url, read_only=True),
                 "sqlite": lambda: SQLiteStore(sqlite_path, read_only=True),
             }
-            packed = {m.strip() for m in args.packed_months.split(",") if m.strip()}
-            every_month = {day[:7] for _, _, day in workload.sessions.values()}
             runs: list[tuple[str, str, set[str] | None]] = []
             for name in stores:
                 if name == "postgres" and packed:
