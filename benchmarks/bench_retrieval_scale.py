@@ -388,28 +388,29 @@ def explain(
         conn.close()
 
 
+def _drop_from_os_cache(paths: Iterator[Path] | list[Path]) -> None:
+    """posix_fadvise DONTNEED on each file: only these files leave the OS page cache."""
+    for path in paths:
+        try:
+            descriptor = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(descriptor)
+
+
 def os_cache_evicter(admin: psycopg.Connection[Any], database: str) -> Any:
-    """A function dropping the database's files from the OS page cache (posix_fadvise
-    DONTNEED: only these files, nothing else of the machine), so the next query reads from
-    disk what is not in shared_buffers. Needs the server's data directory to be readable."""
+    """A function dropping the database's files from the OS page cache, so the next query
+    reads from disk what is not in shared_buffers. Needs the server's data directory to be
+    readable (the benchmark runs as root or as the server's user)."""
     row = admin.execute("SHOW data_directory").fetchone()
     oid = admin.execute("SELECT oid FROM pg_database WHERE datname = %s", (database,)).fetchone()
     assert row is not None
     assert oid is not None
     directory = Path(str(row[0])) / "base" / str(oid[0])
-
-    def evict() -> None:
-        for path in directory.iterdir():
-            try:
-                descriptor = os.open(path, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(descriptor)
-
-    return evict
+    return lambda: _drop_from_os_cache(directory.iterdir())
 
 
 def _database_exists(admin: psycopg.Connection[Any], name: str) -> bool:
@@ -433,7 +434,7 @@ def main() -> None:
     parser.add_argument(
         "--cold",
         action="store_true",
-        help="drop the PostgreSQL database's files from the OS cache before each query",
+        help="drop the database's files (both stores') from the OS cache before each query",
     )
     parser.add_argument(
         "--packed-months",
@@ -510,14 +511,17 @@ def main() -> None:
                     runs.append((name, "postgres_unpacked", every_month - packed))
                 else:
                     runs.append((name, name, None))
-            evict = os_cache_evicter(admin, database) if args.cold else None
+            evicters = {
+                "postgres": os_cache_evicter(admin, database) if args.cold else None,
+                "sqlite": (lambda: _drop_from_os_cache([sqlite_path])) if args.cold else None,
+            }
             for name, label, months in runs:
                 store = openers[name]()
-                cold = " cold" if evict is not None and name == "postgres" else ""
+                cold = " cold" if args.cold else ""
                 section(f"queries on {label}{cold} ({args.samples} samples each)")
                 measured = measure(
                     store, workload, args.samples, seed=11, months=months,
-                    before_each=evict if name == "postgres" else None,
+                    before_each=evicters[name],
                 )  # fmt: skip
                 store.close()
                 for query, figures in measured.items():
