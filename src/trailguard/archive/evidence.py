@@ -17,10 +17,9 @@ from trailguard.archive.backends import Archive, MissingObjectError
 from trailguard.archive.index import archived_bodies
 from trailguard.archive.seal import ArchiveIntegrityError
 from trailguard.archive.tiles import TILE_WIDTH, split_tile, tile_path
-from trailguard.ledger import merkle
 from trailguard.ledger.note import Verifier
 from trailguard.retrieval import EventQuery
-from trailguard.store.base import PRUNED_BEFORE_KEY, EventFilter, LedgerRow, Store
+from trailguard.store.base import PRUNED_BEFORE_KEY, EventFilter, LedgerRow, Store, row_of
 
 
 def pruned_before(store: Store) -> int:
@@ -38,19 +37,7 @@ def archived_rows(
         for body, document in archived_bodies(
             archive, EventQuery(event_filter), verifier, below=below
         ):
-            seq = document["seq"]
-            found[seq] = LedgerRow(
-                seq,
-                document["eventId"],
-                document["timestamp"],
-                document["eventType"],
-                document.get("sessionId"),
-                document.get("developerId"),
-                document.get("projectId"),
-                document.get("tool"),
-                merkle.hash_leaf(body),
-                body,
-            )
+            found[document["seq"]] = row_of(body, document)
     return [found[seq] for seq in sorted(found)]
 
 
