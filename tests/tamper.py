@@ -17,6 +17,7 @@ from trailguard.ledger import merkle
 from trailguard.ledger.canonical import canonical_json
 from trailguard.ledger.checkpoint import checkpoint_text
 from trailguard.ledger.note import SIGNATURE_PREFIX, Signer, parse
+from trailguard.store.base import row_of
 
 DATABASE = "ledger.sqlite3"
 
@@ -123,18 +124,7 @@ def append_forged_event(data_dir: Path, document: dict) -> int:
         db.execute(
             "INSERT INTO events (seq, event_id, timestamp, event_type, session_id, developer_id, "
             "project_id, tool, leaf_hash, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                seq,
-                document["eventId"],
-                document["timestamp"],
-                document["eventType"],
-                document.get("sessionId"),
-                document.get("developerId"),
-                document.get("projectId"),
-                document.get("tool"),
-                merkle.hash_leaf(body),
-                body,
-            ),
+            tuple(row_of(body, {**document, "seq": seq})),
         )
         return seq
     finally:

@@ -156,6 +156,14 @@ def archived_events(
 ) -> Iterator[dict[str, Any]]:
     """Archived events matching ``query`` (without limit or offset), from only the segments
     the indexes name; ``below``: only seqs under it (the rest are still in the hot store)."""
+    for _, document in archived_bodies(archive, query, verifier, below=below):
+        yield document
+
+
+def archived_bodies(
+    archive: Archive, query: EventQuery, verifier: Verifier, *, below: int | None = None
+) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """Like :func:`archived_events`, each with its exact canonical bytes (for proofs)."""
     wanted = query.filter
     spans: list[tuple[int, int]] | None = None
     if wanted.session_id or wanted.developer_id or wanted.project_id:
@@ -180,12 +188,12 @@ def archived_events(
     for first, size in spans:
         if below is not None and first >= below:
             continue
-        for _, document in _segment_events(archive, first, size, verifier):
+        for body, document in _segment_events(archive, first, size, verifier):
             seq = document.get("seq")
             if below is not None and isinstance(seq, int) and seq >= below:
                 break
             if _matches(document, query):
-                yield document
+                yield body, document
 
 
 def _day_overlaps(day: str, since: str | None, until: str | None) -> bool:

@@ -3,6 +3,7 @@ the helpers every command uses to fail clearly and open the store."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -12,6 +13,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from trailguard import display
+from trailguard.cli._commands import LAZY_COMMANDS
 
 printable = display.printable
 """Agent-controlled text made safe for a terminal (see trailguard.display)."""
@@ -51,8 +53,62 @@ class CommandGroup(TyperGroup):
                 formatter.write_dl(rows)
 
 
+class LazyCommandGroup(CommandGroup):
+    """The top-level group: each command's module is imported only when that command runs
+    (or its own help is asked for), so ``trailguard report`` does not pay for the gateway's,
+    the archive's or the correlator's imports, and ``--help`` imports none of them."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = set(super().list_commands(ctx)) | set(LAZY_COMMANDS)
+        rank = {name: index for index, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in LAZY_COMMANDS:
+            command = self._load(cmd_name)
+        return command
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name)
+            if command is None and name in LAZY_COMMANDS:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+            elif command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=300)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def _load(self, name: str) -> Any:
+        """Import the module of ``name`` and turn what it registered on ``app`` into click
+        commands (all of that module's, so a second command of it costs nothing)."""
+        from typer.main import get_command_from_info, get_command_name, get_group_from_info
+
+        importlib.import_module(f"trailguard.cli.{LAZY_COMMANDS[name][0]}")
+        short, markup = app.pretty_exceptions_short, app.rich_markup_mode
+        for info in app.registered_commands:
+            command_name = info.name or get_command_name(info.callback.__name__)  # type: ignore[union-attr]
+            if command_name not in self.commands:
+                command = get_command_from_info(
+                    info, pretty_exceptions_short=short, rich_markup_mode=markup
+                )
+                self.add_command(command, command_name)
+        for group in app.registered_groups:
+            if group.name and group.name not in self.commands:
+                sub_group = get_group_from_info(
+                    group,
+                    pretty_exceptions_short=short,
+                    suggest_commands=app.suggest_commands,
+                    rich_markup_mode=markup,
+                )
+                self.add_command(sub_group, group.name)
+        return self.commands.get(name)
+
+
 app = typer.Typer(
-    cls=CommandGroup,
+    cls=LazyCommandGroup,
     name="trailguard",
     help="A tamper-evident audit trail for AI coding agents.",
     no_args_is_help=True,
@@ -61,6 +117,13 @@ app = typer.Typer(
     # Plain click help: wrapped to the terminal (never cut at 80 columns), no "<bool>" metavars.
     rich_markup_mode=None,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """A tamper-evident audit trail for AI coding agents."""
+
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -88,6 +88,29 @@ def render(report: Any, output_format: str) -> str:
     return json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n"
 
 
+def _open_archive(url: str | None) -> Any:
+    """The archive at ``url`` (None: none given); a URL that cannot be opened fails (exit 2)."""
+    if url is None:
+        return None
+    from trailguard.archive.backends import open_archive
+    from trailguard.errors import TrailguardError
+
+    try:
+        return open_archive(url)
+    except TrailguardError as exc:
+        fail(f"cannot open the archive {url}: {exc}")
+
+
+ArchiveOption = Annotated[
+    str | None,
+    typer.Option(
+        "--archive",
+        help="Also the events pruned to the archive (s3://... or file://...), each segment "
+        "checked against its signed checkpoint.",
+    ),
+]
+
+
 def _write_whole(output: Path, data: bytes) -> None:
     """Write ``output`` so that it is never seen half written: a temporary file beside it,
     fsynced, then renamed over it."""
@@ -131,14 +154,7 @@ def report(
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
     key: KeyOption = None,
-    archive: Annotated[
-        str | None,
-        typer.Option(
-            "--archive",
-            help="Also the events pruned to the archive (s3://... or file://...), each "
-            "segment checked against its signed checkpoint.",
-        ),
-    ] = None,
+    archive: ArchiveOption = None,
 ) -> None:
     """A chronological incident report across sessions, each event verified against the latest
     signed checkpoint. Exit 1 if an event does not verify (the report says which)."""
@@ -150,14 +166,7 @@ def report(
     store = open_read_only(location)
     try:
         verifier, key_source = verifier_for(store, location.description, key)
-        opened = None
-        if archive is not None:
-            from trailguard.archive.backends import open_archive
-
-            try:
-                opened = open_archive(archive)
-            except TrailguardError as exc:
-                fail(f"cannot open the archive {archive}: {exc}")
+        opened = _open_archive(archive)
         scope = _scope(store, session, developer, project, since, until, opened)
         archived: list[dict[str, Any]] = []
         if opened is not None:
@@ -233,10 +242,14 @@ def evidence_export(
         ),
     ] = None,
     key: KeyOption = None,
+    archive: ArchiveOption = None,
 ) -> None:
     """Write an evidence bundle: the events' exact bytes, an inclusion proof for each against
     one signed checkpoint, consistency proofs, the public key, the report, a manifest and
-    VERIFY.md. It verifies offline with `evidence verify` or the script inside it."""
+    VERIFY.md. It verifies offline with `evidence verify` or the script inside it. With
+    --archive, events pruned from the hot store come from the archive, proven against the same
+    checkpoint through the archive's hash tiles."""
+    from trailguard.errors import TrailguardError
     from trailguard.incident.bundle import BundleExportError, export_bundle
 
     trusted_text = None
@@ -248,8 +261,19 @@ def evidence_export(
     location = resolve_location(data_dir, store_url)
     store = open_read_only(location)
     try:
-        scope = _scope(store, session, developer, project, since, until)
+        opened = _open_archive(archive)
+        scope = _scope(store, session, developer, project, since, until, opened)
         verifier, key_source = verifier_for(store, location.description, key)
+        archived: list[Any] = []
+        leaves = None
+        if opened is not None:
+            from trailguard.archive.evidence import TileLeaves, archived_rows
+
+            leaves = TileLeaves(opened, store)
+            try:
+                archived = archived_rows(opened, scope.filters(), verifier, below=leaves.boundary)
+            except TrailguardError as exc:
+                fail(f"cannot read the archive {archive}: {exc}", 1)
         exported = export_bundle(
             store,
             scope,
@@ -258,9 +282,16 @@ def evidence_export(
             key_pinned=key is not None,
             generated_by=cli_actor(),
             from_checkpoint=trusted_text,
+            archive=archive,
+            archived_rows=archived,
+            leaves=leaves,
         )
     except BundleExportError as exc:
         fail(str(exc), 1)
+    except TrailguardError as exc:
+        if archive is None:
+            raise
+        fail(f"cannot prove the archived events with the archive {archive}: {exc}", 1)
     finally:
         store.close()
     _write_whole(output, exported.data)
@@ -272,6 +303,7 @@ def evidence_export(
             "output": str(output),
             "manifestSha256": exported.manifest_sha256,
             "fromCheckpoint": str(from_checkpoint) if from_checkpoint else None,
+            "archive": archive,
         },
         exported.events,
     )

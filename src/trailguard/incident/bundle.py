@@ -16,6 +16,7 @@ import base64
 import hashlib
 import io
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
@@ -27,12 +28,11 @@ from trailguard.errors import FaultError, InvalidInputError, NotFoundError, Veri
 from trailguard.events import EventType
 from trailguard.incident.html import render_html
 from trailguard.incident.markdown import render_markdown
-from trailguard.incident.records import Scope
+from trailguard.incident.records import LeafSource, ProofTree, Scope
 from trailguard.incident.report import IncidentReport, build_report
 from trailguard.ledger import checkpoint as checkpoints
 from trailguard.ledger import merkle
 from trailguard.ledger.note import NoteError, Verifier
-from trailguard.ledger.stored_tree import StoredTree
 from trailguard.store.base import EventFilter, LedgerRow, Store
 
 BUNDLE_FORMAT = "trailguard-evidence-bundle/v1"
@@ -112,10 +112,15 @@ def export_bundle(
     key_pinned: bool,
     generated_by: str,
     from_checkpoint: str | None = None,
+    archive: str | None = None,
+    archived_rows: Sequence[LedgerRow] = (),
+    leaves: LeafSource | None = None,
 ) -> ExportedBundle:
     """Build the bundle of ``scope``'s events. Raises BundleExportError when an event does not
     verify or ``from_checkpoint`` is not a prefix of this log: a bundle never carries evidence
-    that does not check."""
+    that does not check. ``archived_rows``: the scope's events pruned from the hot store, read
+    from ``archive``; ``leaves`` supplies the pruned leaf hashes their proofs need (see
+    trailguard.archive.evidence), so they are proven against the same head as the others."""
     report = build_report(
         store,
         scope,
@@ -124,6 +129,9 @@ def export_bundle(
         key_pinned=key_pinned,
         generated_by=generated_by,
         keep_paths=True,
+        archive=archive,
+        archived_rows=archived_rows,
+        leaves=leaves,
     )
     verification = report.header.verification
     if not report.rows:
@@ -132,7 +140,7 @@ def export_bundle(
         problems = "; ".join(str(p) for p in verification.problems[:5])
         raise RecordNotIntactError(f"the events do not verify, so no bundle is made: {problems}")
     head = verification.checkpoint
-    tree = StoredTree(store)
+    tree = ProofTree(store, leaves)
     members: dict[str, bytes] = {}
     consistency: list[dict[str, Any]] = []
 
@@ -217,6 +225,9 @@ def export_bundle(
         "scope": scope.to_json(),
         "scopeDescription": scope.describe(),
         "log": {"origin": head.origin, "verifierKey": verifier.to_string()},
+        "archive": None
+        if not verification.archived_proven
+        else {"url": archive, "events": verification.archived},
         "checkpoint": {"file": LATEST, "treeSize": head.tree_size, "rootHash": head.root_b64},
         "events": [
             {
@@ -243,13 +254,13 @@ def export_bundle(
     members[SUMS] = sums.encode()
     buffer = io.BytesIO()
     stamp = _zip_time(report.header.generated_at)
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
         first = [MANIFEST, SUMS, "VERIFY.md"]
         for name in [*first, *sorted(set(members) - set(first))]:
             info = zipfile.ZipInfo(name, date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            archive.writestr(info, members[name])
+            zipped.writestr(info, members[name])
     return ExportedBundle(
         buffer.getvalue(),
         hashlib.sha256(members[MANIFEST]).hexdigest(),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -127,15 +127,21 @@ def collect_context(store: Store, first: str, last: str) -> list[LedgerRow]:
 # -- verification ---------------------------------------------------------------------------------
 
 
-class _ProofTree(StoredTree):
+LeafSource = Callable[[int, int], list[bytes]]
+"""``(begin, end) -> leaf hashes``: the store's own, or with pruned ones from the archive."""
+
+
+class ProofTree(StoredTree):
     """The stored tree for many proofs in a row: range hashes above a cached block are
     memoised, and each block of 2**8 leaves is read and hashed once (a few kept), so proofs of
-    neighbouring events share their reads."""
+    neighbouring events share their reads. ``leaves`` reads leaf hashes (default: the store's;
+    trailguard.archive.evidence.TileLeaves adds the pruned ones from the archive)."""
 
     _BLOCKS_KEPT = 64
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, leaves: LeafSource | None = None) -> None:
         super().__init__(store)
+        self._leaves = leaves or store.leaf_hashes
         self._memo: dict[tuple[int, int], bytes] = {}
         self._blocks: OrderedDict[int, list[list[bytes]]] = OrderedDict()
 
@@ -190,7 +196,7 @@ class _ProofTree(StoredTree):
         levels = self._blocks.get(number)
         if levels is None:
             first = number << CACHED_SUBTREE_LEVEL
-            leaves = self._store.leaf_hashes(first, first + (1 << CACHED_SUBTREE_LEVEL))
+            leaves = self._leaves(first, first + (1 << CACHED_SUBTREE_LEVEL))
             levels = merkle.subtree_levels(leaves, CACHED_SUBTREE_LEVEL)
             self._blocks[number] = levels
             if len(self._blocks) > self._BLOCKS_KEPT:
@@ -227,6 +233,9 @@ class Verification:
     archived: int = 0
     """Events read from ``archive`` (pruned from the hot store), each segment checked against
     its own signed checkpoint under the same key as it was read."""
+    archived_proven: bool = False
+    """Whether the archived events are among those proven against ``checkpoint`` (an evidence
+    bundle's are; a report's are checked segment by segment only)."""
 
     @property
     def intact(self) -> bool:
@@ -248,6 +257,11 @@ class Verification:
             if self.archive
             else ""
         )
+        if self.archive and self.archived_proven:
+            archived = (
+                f"; {self.archived} of them read from the archive {self.archive} (pruned from "
+                "the hot store), each segment checked against its signed checkpoint"
+            )
         return (
             f"{result}: {self.verified} of {self.checked} events are entries of the log "
             f"{self.checkpoint.origin} at tree size {self.checkpoint.tree_size} (root "
@@ -300,6 +314,7 @@ def verify_rows(
     key_pinned: bool,
     keep_paths: bool = False,
     documents: dict[int, Any] | None = None,
+    leaf_source: LeafSource | None = None,
 ) -> Verification:
     """Check each row's stored bytes against the latest signed tree head (its signature and
     root are checked first). Every problem is named by seq.
@@ -308,7 +323,8 @@ def verify_rows(
     tree's hashes of the ranges between them (an RFC 6962 multi-leaf proof), which costs one
     hash per event plus a path per cluster of neighbouring events. Only when that root differs
     is each row proven on its own, to name the ones that fail. ``documents`` (seq -> the
-    decoded bytes) spares decoding them again."""
+    decoded bytes) spares decoding them again; ``leaf_source`` reads the leaf hashes the proofs
+    need (see :class:`ProofTree`)."""
     result = Verification(verifier, key_source, key_pinned)
     try:
         head = latest_tree_head(store, verifier)
@@ -332,7 +348,7 @@ def verify_rows(
     result.checkpoint = head
     ordered = sorted(rows, key=lambda r: r.seq)
     result.checked = len(ordered)
-    tree = _ProofTree(store)
+    tree = ProofTree(store, leaf_source)
     leaves: dict[int, bytes] = {}
     for row in ordered:
         leaf = merkle.hash_leaf(bytes(row.body))
@@ -347,23 +363,24 @@ def verify_rows(
         proven = False
     failed = {p.where for p in result.problems}
     for seq, leaf in leaves.items():
-        if not proven and f"seq {seq}" not in failed:
-            try:
-                merkle.verify_inclusion(
-                    leaf, seq, head.tree_size, tree.inclusion_proof(seq, head.tree_size),
-                    head.root_hash,
-                )  # fmt: skip
-            except (merkle.InclusionProofError, LookupError) as exc:
-                result.problems.append(
-                    Problem(
-                        f"seq {seq}",
-                        "its inclusion proof does not lead to the signed root: this event, or "
-                        f"another one of the ledger, was changed after it was signed ({exc})",
-                    )
+        # A kept path is checked even when the joint root matched: the bundle carries the
+        # path, not the joint proof, and a wrong neighbour's hash would only show in it.
+        if (proven and not keep_paths) or f"seq {seq}" in failed:
+            continue
+        try:
+            path = tree.inclusion_proof(seq, head.tree_size)
+            merkle.verify_inclusion(leaf, seq, head.tree_size, path, head.root_hash)
+        except (merkle.InclusionProofError, LookupError) as exc:
+            result.problems.append(
+                Problem(
+                    f"seq {seq}",
+                    "its inclusion proof does not lead to the signed root: this event, or "
+                    f"another one of the ledger, was changed after it was signed ({exc})",
                 )
-                continue
+            )
+            continue
         if keep_paths:
-            result.paths[seq] = tree.inclusion_proof(seq, head.tree_size)
+            result.paths[seq] = path
     return result
 
 

@@ -20,6 +20,7 @@ import orjson
 from trailguard import __version__
 from trailguard.events import ACCESS_LEVELS, RISK_LEVELS, EventType, format_timestamp
 from trailguard.incident.records import (
+    LeafSource,
     Scope,
     Verification,
     collect,
@@ -540,12 +541,20 @@ def build_report(
     now: datetime | None = None,
     archived: Sequence[dict[str, Any]] = (),
     archive: str | None = None,
+    archived_rows: Sequence[LedgerRow] = (),
+    leaves: LeafSource | None = None,
 ) -> IncidentReport:
     """Read the scope's events, verify them against the latest signed tree head, and build the
     report. ``keep_paths`` keeps each event's inclusion path (for an evidence bundle).
     ``archived``: the scope's events read (and checked) from ``archive``, for those pruned
-    from the hot store; a seq the hot store still holds is taken from it."""
+    from the hot store; a seq the hot store still holds is taken from it. ``archived_rows``:
+    the same as rows, proven against the head like the hot ones, with ``leaves`` supplying the
+    pruned leaf hashes (trailguard.archive.evidence)."""
     rows = collect(store, scope)
+    hot_seqs = {row.seq for row in rows}
+    from_archive = [row for row in archived_rows if row.seq not in hot_seqs]
+    if from_archive:
+        rows = sorted([*from_archive, *rows], key=lambda row: (row.timestamp, row.seq))
     context_rows = collect_context(store, rows[0].timestamp, rows[-1].timestamp) if rows else []
     # The head is read after the events, so it covers every one of them unless the ledger was
     # written behind the writer's back (then the event is named as unsigned).
@@ -563,8 +572,12 @@ def build_report(
             row.seq: document
             for row, document in zip([*rows, *context_rows], [*hot_timeline, *context], strict=True)
         },
+        leaf_source=leaves,
     )
-    if archive is not None:
+    if from_archive:
+        verification.archive, verification.archived = archive, len(from_archive)
+        verification.archived_proven = True
+    if archive is not None and not archived_rows:
         hot = {row.seq for row in rows}
         older = [d for d in archived if d.get("seq") not in hot]
         timeline = sorted([*older, *timeline], key=lambda d: (d["timestamp"], d["seq"]))

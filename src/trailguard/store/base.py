@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from trailguard.errors import FaultError
+from trailguard.ledger import merkle
 
 SIGNED_HEAD_KEY = "signed_head"
 """Meta key of the latest signed tree head: a C2SP checkpoint note the writer signs in the same
@@ -46,6 +47,23 @@ class LedgerRow(NamedTuple):
     """A cache of SHA-256(0x00 || body); the verifier recomputes it and never trusts it."""
     body: bytes
     """The event's RFC 8785 canonical bytes, exactly as hashed."""
+
+
+def row_of(body: bytes, document: dict[str, Any]) -> LedgerRow:
+    """The ledger row of an event's canonical ``body`` (``document`` is it decoded): its index
+    columns from the document, its leaf hash computed, never taken from anywhere."""
+    return LedgerRow(
+        document["seq"],
+        document["eventId"],
+        document["timestamp"],
+        document["eventType"],
+        document.get("sessionId"),
+        document.get("developerId"),
+        document.get("projectId"),
+        document.get("tool"),
+        merkle.hash_leaf(body),
+        body,
+    )
 
 
 TreeNode = tuple[int, int, bytes]

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 SCHEMA: Final = "trailguard"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 DEFAULT_GATEWAY_ROLE: Final = "trailguard_gateway"
 
 SEQUENCER_LOCK: Final = 0x7472_6C67  # "trlg": pg_advisory_lock key held by the sequencer
@@ -254,6 +254,74 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         queued_at {_TEXT} NOT NULL
     );
     """,
+    # 2: repacking a month that has ended in session order. Rows arrive interleaved (32 agents
+    # at a time put ~1 event of a session on each 8 KiB heap page), so reading a session's day
+    # cold costs one page per event; a repacked month holds each session's events together.
+    """
+    CREATE FUNCTION repack_month_partition(month text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = trailguard, pg_temp AS $$
+    DECLARE
+        first_day date; name text; packed text; lo text; hi text;
+        original bigint; copied bigint; differing bigint; definition text;
+    BEGIN
+        IF month !~ '^[0-9]{4}-[0-9]{2}$' THEN
+            RAISE EXCEPTION 'not a month (YYYY-MM): %', month;
+        END IF;
+        first_day := to_date(month || '-01', 'YYYY-MM-DD');
+        -- Event times are the gateway's receipt time: a month a day past its end gets no more.
+        IF first_day + interval '1 month 1 day' > now() THEN
+            RAISE EXCEPTION 'month % has not ended a day ago: only past months are repacked',
+                month USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        name := 'events_' || to_char(first_day, 'YYYY_MM');
+        packed := name || '_packing';
+        lo := to_char(first_day, 'YYYY-MM');
+        hi := to_char(first_day + interval '1 month', 'YYYY-MM');
+        IF to_regclass('trailguard.' || name) IS NULL THEN
+            RAISE EXCEPTION 'no partition for month %', month;
+        END IF;
+        PERFORM pg_advisory_xact_lock(hashtext('trailguard partitions'));
+        -- Readers go on; a writer to this month (there should be none) waits.
+        EXECUTE format('LOCK TABLE trailguard.%I IN SHARE MODE', name);
+        EXECUTE format('CREATE TABLE trailguard.%I (LIKE trailguard.events)', packed);
+        EXECUTE format('INSERT INTO trailguard.%I SELECT * FROM trailguard.%I '
+                       'ORDER BY session_id, "timestamp", seq', packed, name);
+        GET DIAGNOSTICS copied = ROW_COUNT;
+        EXECUTE format('SELECT count(*) FROM trailguard.%I', name) INTO original;
+        EXECUTE format('SELECT count(*) FROM trailguard.%I o FULL JOIN trailguard.%I p '
+                       'ON o.seq = p.seq WHERE o.seq IS NULL OR p.seq IS NULL '
+                       'OR ROW(o.*) IS DISTINCT FROM ROW(p.*)', name, packed) INTO differing;
+        IF copied <> original OR differing <> 0 THEN
+            RAISE EXCEPTION 'repacking % copied % of % rows, % differing: nothing changed',
+                month, copied, original, differing;
+        END IF;
+        -- The partition bound as a constraint, and every index of the ledger, built now so
+        -- that attaching neither scans nor builds while the parent is locked.
+        EXECUTE format('ALTER TABLE trailguard.%I ADD CONSTRAINT %I CHECK '
+                       '("timestamp" IS NOT NULL AND "timestamp" >= %L AND "timestamp" < %L)',
+                       packed, packed || '_bounds', lo, hi);
+        FOR definition IN
+            SELECT pg_get_indexdef(indexrelid) FROM pg_index
+            WHERE indrelid = 'trailguard.events'::regclass
+        LOOP
+            EXECUTE regexp_replace(definition, '^CREATE INDEX \\S+ ON ONLY trailguard\\.events ',
+                                   format('CREATE INDEX ON trailguard.%I ', packed));
+        END LOOP;
+        EXECUTE format('ANALYZE trailguard.%I', packed);
+        -- From here to the commit the parent is locked: a detach, a rename, an attach.
+        EXECUTE format('ALTER TABLE trailguard.events DETACH PARTITION trailguard.%I', name);
+        EXECUTE format('DROP TABLE trailguard.%I', name);
+        EXECUTE format('ALTER TABLE trailguard.%I RENAME TO %I', packed, name);
+        EXECUTE format('ALTER TABLE trailguard.events ATTACH PARTITION trailguard.%I '
+                       'FOR VALUES FROM (%L) TO (%L)', name, lo, hi);
+        EXECUTE format('ALTER TABLE trailguard.%I DROP CONSTRAINT %I', name, packed || '_bounds');
+        EXECUTE format('CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON trailguard.%I '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION trailguard.refuse_change()', name);
+        EXECUTE format('REVOKE ALL ON trailguard.%I FROM PUBLIC', name);
+        RETURN copied;
+    END $$;
+    REVOKE ALL ON FUNCTION repack_month_partition(text) FROM PUBLIC;
+    """,
 )
 
 _GRANTS: Final = (
@@ -319,6 +387,19 @@ def install(conn: psycopg.Connection[tuple[object, ...]], gateway_role: str | No
             for grant in _GRANTS:
                 conn.execute(sql.SQL(grant).format(role=sql.Identifier(gateway_role)))
     return created
+
+
+def repack_month(conn: psycopg.Connection[tuple[object, ...]], month: str) -> int:
+    """Rewrite the partition of ``month`` (YYYY-MM, ended at least a day ago) in session order,
+    as the schema's owner; returns how many events it holds. The rows are copied and compared
+    before the old partition is dropped, indexes are built before the swap, and readers go on
+    meanwhile (the parent is locked only for the detach and attach). ``conn`` must be in
+    autocommit mode: the new partition is vacuumed afterwards, so that its pages carry their
+    hint bits and its visibility map is set before the first reader comes."""
+    row = conn.execute("SELECT trailguard.repack_month_partition(%s)", (month,)).fetchone()
+    name = sql.Identifier(SCHEMA, f"events_{month.replace('-', '_')}")
+    conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(name))
+    return int(str(row[0])) if row else 0
 
 
 def month_of(timestamp: str) -> str:
