@@ -397,6 +397,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (Linux /proc), for CPU of a multi-process server."""
+    found = [pid]
+    for parent in found:  # grows while it is walked
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                found.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                continue
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants so far."""
+    return sum(cpu_seconds(p) for p in process_tree(pid))
+
+
 def ledger_counts(data_dir: Path) -> dict[str, int]:
     """Events in the ledger by type, read through a read-only connection."""
     uri = f"{(data_dir / DATABASE_FILE).as_uri()}?mode=ro"

@@ -39,7 +39,13 @@ from trailguard.errors import (
     TrailguardError,
 )
 from trailguard.events import Alert, AuditAccess, PolicyChange
-from trailguard.gateway.auth import Authenticator, RateLimiter, TrustedProxies
+from trailguard.gateway.auth import (
+    Authenticator,
+    HookLimiter,
+    RateLimiter,
+    TrustedProxies,
+    hook_burst,
+)
 from trailguard.gateway.costs import CostRecorder, preload_budgets
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.pipeline import redact_event
@@ -200,6 +206,9 @@ def create_app(
     require_hooks: bool = False,
     completeness_rules: Rules | None = None,
     sinks: Sequence[SinkConfig] = (),
+    lead_jobs: bool = True,
+    hook_limiter: HookLimiter | None = None,
+    share_state: bool = False,
 ) -> FastAPI:
     """The gateway app over an open ``ledger``. Its lifespan runs the session reaper and, at
     shutdown, closes the ledger (``gateway_stop`` and a final checkpoint).
@@ -209,8 +218,15 @@ def create_app(
 
     Raises PolicyError when ``policy_dir`` (default: the shipped pack) does not load.
     ``sinks`` are SIEM forwarders (trailguard.siem), started and stopped with the app.
+
+    For one of several worker processes (``serve --workers N``): ``lead_jobs`` is false in all
+    but one (it records the policy in force, runs the completeness watcher and the sinks),
+    ``hook_limiter`` is the rate limit they share, and ``share_state`` makes session starts,
+    ends and kills go through the state file as for replicas of a shared ledger.
     """
     state = ledger.backend.open_state()
+    if share_state:
+        state.shared = True  # type: ignore[attr-defined]
     sessions = SessionRegistry(state)
     policies = PolicyStore(policy_dir)
     budget_tracker = BudgetTracker(budgets or BudgetConfig())
@@ -249,9 +265,12 @@ def create_app(
         reaper=reaper,
         redactor=redactor,
         auth=Authenticator(state.identify, trusted_proxies=TrustedProxies(trusted_proxies)),
-        hook_rate=RateLimiter(hook_rate_per_second, max(10.0, hook_rate_per_second * 2))
-        if hook_rate_per_second
-        else None,
+        hook_rate=hook_limiter
+        or (
+            RateLimiter(hook_rate_per_second, hook_burst(hook_rate_per_second))
+            if hook_rate_per_second
+            else None
+        ),
     )
     handler.executor = services.cpu
     watcher = CompletenessWatcher(
@@ -264,7 +283,7 @@ def create_app(
         ledger.submit(redact_event(redactor, alert))
 
     sink_manager = None
-    if sinks:
+    if sinks and lead_jobs:
         data_dir = getattr(ledger.backend, "data_dir", None)
         if not isinstance(data_dir, Path):
             raise SinkConfigError(
@@ -282,23 +301,26 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Before the first request: what the first tool call of a session would pay otherwise.
         await asyncio.get_running_loop().run_in_executor(services.cpu, warm_up, policies, redactor)
-        await services.record(
-            [
-                PolicyChange(
-                    policy_version=policies.current.version,
-                    description=f"in force at gateway start: {policies.current.source}",
-                    source="gateway",
-                )
-            ]
-        )
+        if lead_jobs:
+            await services.record(
+                [
+                    PolicyChange(
+                        policy_version=policies.current.version,
+                        description=f"in force at gateway start: {policies.current.source}",
+                        source="gateway",
+                    )
+                ]
+            )
         reaper.start()
-        watcher.start()
+        if lead_jobs:
+            watcher.start()
         if sink_manager is not None:
             sink_manager.start()
         try:
             yield
         finally:
-            watcher.stop()
+            if lead_jobs:
+                watcher.stop()
             reaper.stop()
             services.cpu.shutdown(wait=True)
             services.readers.shutdown()

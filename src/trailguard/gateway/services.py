@@ -17,7 +17,7 @@ from typing import Final, TypeVar
 from fastapi import Request
 
 from trailguard.events import Alert, Event
-from trailguard.gateway.auth import AlertLimiter, Authenticator, RateLimiter
+from trailguard.gateway.auth import AlertLimiter, Authenticator, HookLimiter
 from trailguard.gateway.costs import CostRecorder
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.pipeline import redact_event
@@ -81,7 +81,7 @@ class Gateway:
     redactor: Redactor
     auth: Authenticator
     alert_limiter: AlertLimiter = field(default_factory=AlertLimiter)
-    hook_rate: RateLimiter | None = None
+    hook_rate: HookLimiter | None = None
     cpu: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="trailguard-pipeline")
     )

@@ -245,8 +245,9 @@ def encode_row(event: Event, seq: int) -> LedgerRow:
 _Command = Literal["append", "checkpoint", "stop"]
 _WRITER_OWNED = (Checkpoint, GatewayStart, GatewayStop)
 """Event types only the writer itself appends: a caller forging one could break the ledger."""
-WRITER_OWNED_TYPES = frozenset(t.value for t in (EventType.CHECKPOINT, EventType.GATEWAY_START,
-                                                EventType.GATEWAY_STOP))
+WRITER_OWNED_TYPES = frozenset(
+    t.value for t in (EventType.CHECKPOINT, EventType.GATEWAY_START, EventType.GATEWAY_STOP)
+)
 Entry = PreparedEvent | RejectedEvent
 """What a request to the writer carries: events prepared by the caller (or refused there)."""
 
