@@ -72,6 +72,7 @@ from trailguard.redact import Redactor
 from trailguard.siem import routes as siem_routes
 from trailguard.siem.config import SinkConfig, SinkConfigError
 from trailguard.siem.manager import SinkManager
+from trailguard.store.gateway_state import GatewayState
 
 log = logging.getLogger("trailguard.gateway")
 
@@ -273,6 +274,7 @@ def create_app(
         ),
     )
     handler.executor = services.cpu
+    services.local_state = isinstance(state, GatewayState)
     watcher = CompletenessWatcher(
         ledger, sessions, redactor, rules=completeness_rules or DEFAULT_RULES
     )

@@ -102,7 +102,9 @@ def _writer_main(plan: WorkerPlan, socket_path: Path, ready: int, parent: int) -
     return 0
 
 
-def _worker_main(plan: WorkerPlan, index: int, socket_path: Path, listener: socket.socket) -> int:
+def _worker_main(
+    plan: WorkerPlan, index: int, socket_path: Path, listener: socket.socket, ready: int | None
+) -> int:
     from trailguard.ledger.remote import RemoteLedger
     from trailguard.ledger.writer import LedgerError
 
@@ -117,6 +119,10 @@ def _worker_main(plan: WorkerPlan, index: int, socket_path: Path, listener: sock
                 raise
             time.sleep(0.1)
     server = plan.make_server(plan.make_app(ledger, index))
+    if ready is not None:
+        threading.Thread(
+            target=_say_when_started, args=(server, ready), name="trailguard-ready", daemon=True
+        ).start()
     try:
         server.run(sockets=[listener])
     finally:
@@ -124,11 +130,51 @@ def _worker_main(plan: WorkerPlan, index: int, socket_path: Path, listener: sock
     return 0
 
 
+def _say_when_started(server: Any, ready: int) -> None:
+    """Tell the supervisor once the lead worker's app has started (its start-up records are
+    in the ledger), so the other workers never answer before them."""
+    while not server.started and not server.should_exit:
+        time.sleep(0.02)
+    with contextlib.suppress(OSError):
+        os.write(ready, b"ok" if server.started else b"error: the lead worker did not start")
+        os.close(ready)
+
+
+def _wait_ready(read_end: int, until: Callable[[], bool]) -> bytes:
+    """What a child wrote on its readiness pipe (b"ok..." or b"error: ...")."""
+    answer = b""
+    deadline = time.monotonic() + READY_TIMEOUT
+    os.set_blocking(read_end, False)
+    try:
+        while time.monotonic() < deadline and not until():
+            try:
+                chunk = os.read(read_end, 4096)
+            except BlockingIOError:
+                time.sleep(0.02)
+                continue
+            answer += chunk
+            if not chunk or answer.startswith(b"ok"):
+                break
+    finally:
+        os.close(read_end)
+    return answer
+
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
 def _fork(run: Callable[[], int]) -> int:
+    """Fork a child that runs ``run``. The stop signals are blocked across the fork and reset
+    to their defaults in the child before they are unblocked: a SIGTERM that arrives while a
+    child starts must stop it, not run the supervisor's handler in the child's copy."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     pid = os.fork()
     if pid == 0:  # the child: never returns into the supervisor's code
         code = 1
         try:
+            for number in _STOP_SIGNALS:
+                signal.signal(number, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             code = run()
         except BaseException:
             logging.getLogger("trailguard.workers").exception("trailguard: a child failed")
@@ -136,6 +182,7 @@ def _fork(run: Callable[[], int]) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return pid
 
 
@@ -158,19 +205,7 @@ class Supervisor:
         parent = os.getpid()
         pid = _fork(lambda: _writer_main(self.plan, self.socket_path, write_end, parent))
         os.close(write_end)
-        answer = b""
-        deadline = time.monotonic() + READY_TIMEOUT
-        os.set_blocking(read_end, False)
-        while time.monotonic() < deadline and self._signal is None:
-            try:
-                chunk = os.read(read_end, 4096)
-            except BlockingIOError:
-                time.sleep(0.02)
-                continue
-            answer += chunk
-            if not chunk or answer.startswith(b"ok"):
-                break
-        os.close(read_end)
+        answer = _wait_ready(read_end, lambda: self._signal is not None)
         self.writer_pid = pid
         if not answer.startswith(b"ok"):
             message = answer.decode(errors="replace").removeprefix("error: ")
@@ -180,9 +215,18 @@ class Supervisor:
             self.writer_pid = 0
             raise WorkerStartError(message or "the ledger writer process did not start")
 
-    def _start_worker(self, index: int) -> None:
-        pid = _fork(lambda: _worker_main(self.plan, index, self.socket_path, self.listener))
+    def _start_worker(self, index: int, *, wait: bool = False) -> None:
+        read_end, write_end = os.pipe() if wait else (None, None)
+        pid = _fork(
+            lambda: _worker_main(self.plan, index, self.socket_path, self.listener, write_end)
+        )
         self.workers[pid] = index
+        if read_end is not None and write_end is not None:
+            os.close(write_end)
+            answer = _wait_ready(read_end, lambda: self._signal is not None)
+            if not answer.startswith(b"ok") and self._signal is None:
+                message = answer.decode(errors="replace").removeprefix("error: ")
+                raise WorkerStartError(message or f"worker {index} did not start")
 
     def _on_signal(self, number: int, _frame: object) -> None:
         self._signal = number
@@ -194,7 +238,8 @@ class Supervisor:
         }
         try:
             self._start_writer()
-            for index in range(self.plan.workers):
+            self._start_worker(0, wait=True)  # the lead records the start-up events first
+            for index in range(1, self.plan.workers):
                 self._start_worker(index)
             while self._signal is None:
                 self._reap()

@@ -210,6 +210,9 @@ class RemoteLedger:
 
     @property
     def tree_size(self) -> int:
+        """The writer's current size (asked; the last one heard while it is unreachable)."""
+        with contextlib.suppress(LedgerError, TimeoutError):
+            self._request({"op": "size"}).result(timeout=2.0)
         return self._size
 
     @property
