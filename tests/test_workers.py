@@ -197,6 +197,14 @@ def _free_port() -> int:
 
 
 @dataclass
+class Pinned:
+    """A keep-alive connection to one worker process (``pid``)."""
+
+    pid: int
+    connection: http.client.HTTPConnection
+
+
+@dataclass
 class Gateway:
     process: subprocess.Popen[str]
     port: int
@@ -206,29 +214,50 @@ class Gateway:
     def connection(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
 
-    def worker_connections(self, count: int) -> list[http.client.HTTPConnection]:
+    def _pid_of(self, connection: http.client.HTTPConnection) -> int:
+        connection.request("GET", "/healthz")
+        return int(json.loads(connection.getresponse().read())["pid"])
+
+    def worker_connections(self, count: int) -> list[Pinned]:
         """Keep-alive connections answered by ``count`` different worker processes."""
-        found: dict[int, http.client.HTTPConnection] = {}
+        found: dict[int, Pinned] = {}
         for _ in range(200):
             connection = self.connection()
-            connection.request("GET", "/healthz")
-            pid = json.loads(connection.getresponse().read())["pid"]
+            pid = self._pid_of(connection)
             if pid in found:
                 connection.close()
             else:
-                found[pid] = connection
+                found[pid] = Pinned(pid, connection)
             if len(found) == count:
                 return list(found.values())
         raise AssertionError(f"only {len(found)} worker(s) answered /healthz")
 
-    def hook(self, connection: http.client.HTTPConnection, body: dict) -> tuple[int, dict]:
-        connection.request(
-            "POST",
-            "/hooks/claude-code",
-            body=json.dumps(body),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-        )
-        response = connection.getresponse()
+    def _reconnect(self, pinned: Pinned) -> None:
+        """A new connection to the same worker (uvicorn closes idle keep-alive connections
+        after 5 s, which a loaded machine can exceed between two requests of a test)."""
+        for _ in range(200):
+            connection = self.connection()
+            if self._pid_of(connection) == pinned.pid:
+                pinned.connection = connection
+                return
+            connection.close()
+        raise AssertionError(f"worker {pinned.pid} no longer answers")
+
+    def hook(self, target: Pinned | http.client.HTTPConnection, body: dict) -> tuple[int, dict]:
+        pinned = target if isinstance(target, Pinned) else None
+        connection = pinned.connection if pinned else target
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        try:
+            connection.request("POST", "/hooks/claude-code", body=json.dumps(body), headers=headers)
+            response = connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # Closed by the worker while idle, before this request: nothing of it was read.
+            if pinned is None:
+                raise
+            self._reconnect(pinned)
+            connection = pinned.connection
+            connection.request("POST", "/hooks/claude-code", body=json.dumps(body), headers=headers)
+            response = connection.getresponse()
         return response.status, json.loads(response.read() or b"{}")
 
     def pids(self) -> list[int]:
@@ -290,7 +319,7 @@ def _pre_tool_use(session: str, command: str, use_id: str) -> dict:
     }
 
 
-def _start_session(gateway: Gateway, connection: http.client.HTTPConnection) -> str:
+def _start_session(gateway: Gateway, connection: Pinned | http.client.HTTPConnection) -> str:
     session = f"sess_{uuid.uuid4().hex[:12]}"
     status, _ = gateway.hook(
         connection, {"session_id": session, "hook_event_name": "SessionStart", "source": "startup"}

@@ -44,9 +44,11 @@ class _Connection:
             thread.start()
 
     def close(self) -> None:
-        self.replies.put(None)
+        # Shut down before the sender may close the socket: a close while the reader thread
+        # sits in recv() sends no FIN, and the worker would never hear that the writer left.
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
+        self.replies.put(None)
 
     def _answer(self, request_id: int, future: Future[list[Receipt]]) -> None:
         ledger = self.service.ledger
