@@ -187,6 +187,33 @@ def test_the_hook_rate_limit_is_shared_by_forked_processes():
     limiter.check("tok_other")  # another token has its own bucket
 
 
+def test_workers_views_of_a_session_merge_in_the_shared_state_file(tmp_path):
+    from trailguard.store.state import SessionSummary
+
+    Ledger.open(tmp_path).close()
+    first, second = GatewayState(tmp_path), GatewayState(tmp_path)
+    first.shared = second.shared = True
+    try:
+        start = "2026-12-01T10:00:00.000Z"
+        ended = SessionSummary(
+            "sess_m", "dev_w", "proj", start, "2026-12-01T10:05:00.000Z",
+            "2026-12-01T10:05:00.000Z", "killed", None, False,
+        )  # fmt: skip
+        stale = SessionSummary(
+            "sess_m", "dev_w", None, None, "2026-12-01T10:04:00.000Z", None, None, None, True
+        )
+        first.save_session(ended)
+        second.save_session(stale)  # an older view from another worker: the end stays
+        stored = first.session("sess_m")
+    finally:
+        first.close()
+        second.close()
+    assert stored is not None
+    assert (stored.ended_at, stored.end_reason) == (ended.ended_at, "killed")
+    assert stored.last_event_at == ended.last_event_at
+    assert (stored.started_at, stored.project_id, stored.never_started) == (start, "proj", False)
+
+
 # -- `serve --workers 2` as a subprocess ----------------------------------------------------------
 
 

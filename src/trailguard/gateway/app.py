@@ -226,8 +226,8 @@ def create_app(
     ends and kills go through the state file as for replicas of a shared ledger.
     """
     state = ledger.backend.open_state()
-    if share_state:
-        state.shared = True  # type: ignore[attr-defined]
+    if share_state and isinstance(state, GatewayState):
+        state.shared = True
     sessions = SessionRegistry(state)
     policies = PolicyStore(policy_dir)
     budget_tracker = BudgetTracker(budgets or BudgetConfig())
