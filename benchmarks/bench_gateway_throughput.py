@@ -50,13 +50,13 @@ from _common import (
     print_result,
     scratch_dir,
     section,
+    serve_with_agent_token,
     stop_process,
     target,
     tree_cpu_seconds,
     wait_ready,
 )
 
-TRAILGUARD = Path(sys.executable).with_name("trailguard")
 TARGET_RATE = 1_500  # hook requests/s
 HOOK_PATH = "/hooks/claude-code"
 HOOK_EVENTS = ("session_start", "tool_invocation", "tool_result")
@@ -520,27 +520,9 @@ def start_gateway(stack: contextlib.ExitStack, scratch: Path, workers: int) -> S
     data_dir = scratch / f"gateway-w{workers}"
     data_dir.mkdir()
     log = scratch / f"gateway-w{workers}.log"
-    port = free_port()
-    with log.open("ab") as log_file:
-        process = subprocess.Popen(
-            # One token drives every client here: the per-token limit (a protection against
-            # one agent flooding the others) is off, to measure the pipeline.
-            [str(TRAILGUARD), "serve", "--data-dir", str(data_dir), "--port", str(port),
-             "--hook-rate", "0", "--workers", str(workers)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-        )  # fmt: skip
-    stack.callback(stop_process, process)
-    wait_ready(process, f"http://127.0.0.1:{port}/healthz", log)
-    made = subprocess.run(
-        [str(TRAILGUARD), "token", "create", "--developer", "dev_bench", "--role", "agent",
-         "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    if made.returncode != 0:
-        raise SystemExit(f"trailguard token create failed:\n{made.stderr}")
-    token = made.stdout.strip().splitlines()[-1]
+    process, port, token = serve_with_agent_token(
+        stack, data_dir, log, "--workers", str(workers), developer="dev_bench"
+    )
     return Server(f"tg_w{workers}", process, port, token, data_dir=data_dir, log=log)
 
 

@@ -393,6 +393,23 @@ def test_a_hook_answered_by_any_worker_is_durable_before_the_answer(tmp_path):
     assert report.intact, report
 
 
+def _denials(gateway: Gateway, connections: tuple[Pinned, ...], session: str) -> dict[int, str]:
+    """PreToolUse through every connection until each has been denied (10 s at most): the
+    index of each connection denied, with the reason it was given."""
+    denied: dict[int, str] = {}
+    deadline = time.monotonic() + 10
+    while len(denied) < len(connections) and time.monotonic() < deadline:
+        for number, connection in enumerate(connections):
+            use_id = f"toolu_{uuid.uuid4().hex[:16]}"
+            status, answer = gateway.hook(connection, _pre_tool_use(session, "ls", use_id))
+            assert status == 200
+            output = answer.get("hookSpecificOutput", {})
+            if output.get("permissionDecision") == "deny":
+                denied[number] = output.get("permissionDecisionReason", "")
+        time.sleep(0.05)
+    return denied
+
+
 @pytest.mark.slow
 def test_a_kill_and_an_exhausted_budget_hold_on_every_worker(tmp_path):
     gateway = _start(tmp_path, "--budget-session-usd", "0.01")
@@ -404,20 +421,7 @@ def test_a_kill_and_an_exhausted_budget_hold_on_every_worker(tmp_path):
             assert state.request_kill(killed, "admin", "runaway agent")
         finally:
             state.close()
-        outcomes: dict[int, str] = {}
-        deadline = time.monotonic() + 10
-        n = 0
-        while len(outcomes) < 2 and time.monotonic() < deadline:
-            for number, connection in enumerate((first, second)):
-                n += 1
-                status, answer = gateway.hook(
-                    connection, _pre_tool_use(killed, "ls", f"toolu_kill_{n}")
-                )
-                assert status == 200
-                output = answer.get("hookSpecificOutput", {})
-                if output.get("permissionDecision") == "deny":
-                    outcomes[number] = output.get("permissionDecisionReason", "")
-            time.sleep(0.05)
+        outcomes = _denials(gateway, (first, second), killed)
         assert set(outcomes) == {0, 1}, "a worker went on allowing a killed session"
         assert all("was killed" in reason for reason in outcomes.values())
 
@@ -439,19 +443,7 @@ def test_a_kill_and_an_exhausted_budget_hold_on_every_worker(tmp_path):
         }
         status, _ = gateway.hook(first, usage)
         assert status == 200
-        denied_by: dict[int, str] = {}
-        deadline = time.monotonic() + 10
-        while len(denied_by) < 2 and time.monotonic() < deadline:
-            for number, connection in enumerate((first, second)):
-                n += 1
-                status, answer = gateway.hook(
-                    connection, _pre_tool_use(spent, "ls", f"toolu_budget_{n}")
-                )
-                assert status == 200
-                output = answer.get("hookSpecificOutput", {})
-                if output.get("permissionDecision") == "deny":
-                    denied_by[number] = output.get("permissionDecisionReason", "")
-            time.sleep(0.05)
+        denied_by = _denials(gateway, (first, second), spent)
         assert set(denied_by) == {0, 1}, "a worker went on allowing a session out of budget"
         assert all("budget" in reason for reason in denied_by.values()), denied_by
     finally:

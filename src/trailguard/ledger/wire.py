@@ -86,8 +86,8 @@ def entry_to_wire(entry: PreparedEvent | RejectedEvent) -> list[Any]:
         entry.developer_id,
         entry.project_id,
         entry.tool,
-        entry.head.decode(),
-        entry.tail.decode(),
+        entry.prefix.decode(),
+        entry.suffix.decode(),
     ]
 
 
@@ -97,13 +97,13 @@ def entry_from_wire(item: Any) -> PreparedEvent | RejectedEvent:
         if item[0] == "!":
             _, event_id, event_type, reason = item
             return RejectedEvent(str(event_id), str(event_type), str(reason))
-        event_id, timestamp, event_type, session, developer, project, tool, head, tail = item
-        for text in (event_id, timestamp, event_type, head, tail):
+        event_id, timestamp, event_type, session, developer, project, tool, prefix, suffix = item
+        for text in (event_id, timestamp, event_type, prefix, suffix):
             if not isinstance(text, str):
                 raise TypeError(text)
         return PreparedEvent(
             event_id, timestamp, event_type, session, developer, project, tool,
-            head.encode(), tail.encode(),
+            prefix.encode(), suffix.encode(),
         )  # fmt: skip
     except (TypeError, ValueError, IndexError) as exc:
         raise WireError(f"malformed event entry: {exc!r}"[:300]) from None

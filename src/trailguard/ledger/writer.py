@@ -148,7 +148,7 @@ _SEQ_KEY = b'"seq":'
 class PreparedEvent:
     """An event encoded before it has a position: its index columns and its canonical bytes
     split around the value of ``seq``. RFC 8785 writes an integer as its decimal digits
-    whatever surrounds it, so ``head + str(seq) + tail`` is exactly the canonical body at
+    whatever surrounds it, so ``prefix + str(seq) + suffix`` is exactly the canonical body at
     ``seq``; the costly part (model dump, canonicalisation) can run anywhere, the writer only
     splices and hashes."""
 
@@ -159,12 +159,31 @@ class PreparedEvent:
     developer_id: str | None
     project_id: str | None
     tool: str | None
-    head: bytes
-    tail: bytes
+    prefix: bytes
+    """The canonical bytes up to and including ``"seq":``."""
+    suffix: bytes
+
+    def body(self, seq: int) -> bytes:
+        """The canonical bytes at position ``seq``."""
+        return b"".join((self.prefix, str(seq).encode(), self.suffix))
+
+    def values(self) -> tuple[object, ...]:
+        """The columns of the shared ledger's intake table (``INTAKE_COLUMNS``)."""
+        return (
+            self.event_id,
+            self.timestamp,
+            self.event_type,
+            self.session_id,
+            self.developer_id,
+            self.project_id,
+            self.tool,
+            self.prefix,
+            self.suffix,
+        )
 
     def row(self, seq: int) -> LedgerRow:
         """The stored form at position ``seq``."""
-        body = b"".join((self.head, str(seq).encode(), self.tail))
+        body = self.body(seq)
         return LedgerRow(
             seq=seq,
             event_id=self.event_id,
@@ -196,7 +215,12 @@ def _canonical_at(document: dict[str, Any], free_form: tuple[str, ...], seq: int
 
 def prepare_event(event: Event) -> PreparedEvent:
     """Encode ``event`` for the ledger, all but its position. Raises EventRejectedError for
-    an event that already has a position or cannot be canonicalised."""
+    an event that already has a position or cannot be canonicalised.
+
+    The placeholder is fixed, so an agent can put it into its own input; that never misplaces
+    ``seq`` (the second encoding finds the one byte that differs, which only the top-level
+    value can hold), it only costs that event a second encoding. The shared ledger's intake
+    uses the same form (trailguard.ledger.intake)."""
     if event.seq is not None:
         raise EventRejectedError(f"event {event.event_id} already has seq {event.seq}")
     document = event.to_json_dict()
@@ -224,8 +248,8 @@ def prepare_event(event: Event) -> PreparedEvent:
         developer_id=event.developer_id,
         project_id=event.project_id,
         tool=getattr(event, "tool", None),
-        head=body[:at],
-        tail=body[at + _SEQ_DIGITS :],
+        prefix=body[:at],
+        suffix=body[at + _SEQ_DIGITS :],
     )
 
 
