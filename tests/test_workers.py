@@ -270,12 +270,19 @@ class Gateway:
             connection.close()
         raise AssertionError(f"worker {pinned.pid} no longer answers")
 
-    def hook(self, target: Pinned | http.client.HTTPConnection, body: dict) -> tuple[int, dict]:
+    def send(
+        self,
+        target: Pinned | http.client.HTTPConnection,
+        method: str,
+        path: str,
+        body: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
+        """One request on ``target`` (the same worker, if pinned): status, headers, body."""
         pinned = target if isinstance(target, Pinned) else None
         connection = pinned.connection if pinned else target
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
         try:
-            connection.request("POST", "/hooks/claude-code", body=json.dumps(body), headers=headers)
+            connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
         except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
             # Closed by the worker while idle, before this request: nothing of it was read.
@@ -283,9 +290,16 @@ class Gateway:
                 raise
             self._reconnect(pinned)
             connection = pinned.connection
-            connection.request("POST", "/hooks/claude-code", body=json.dumps(body), headers=headers)
+            connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
-        return response.status, json.loads(response.read() or b"{}")
+        return response.status, response.headers, response.read()
+
+    def hook(self, target: Pinned | http.client.HTTPConnection, body: dict) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        status, _, answer = self.send(
+            target, "POST", "/hooks/claude-code", json.dumps(body), headers
+        )
+        return status, json.loads(answer or b"{}")
 
     def pids(self) -> list[int]:
         children = subprocess.run(
@@ -491,3 +505,40 @@ def test_the_writer_dying_makes_hooks_fail_closed_until_it_is_back(tmp_path):
     assert not any(use_id.startswith("toolu_down_") for use_id in stored)
     report = verify_dir(gateway.data_dir)
     assert report.intact, report
+
+
+@pytest.mark.slow
+def test_a_console_sign_in_on_one_worker_holds_on_the_others(tmp_path):
+    import re
+    import urllib.parse
+
+    gateway = _start(tmp_path)
+    try:
+        made = subprocess.run(
+            [*TRAILGUARD, "token", "create", "--developer", "dev_audit", "--role", "auditor",
+             "--data-dir", str(gateway.data_dir)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        auditor = made.stdout.strip().splitlines()[-1]
+        first, second = gateway.worker_connections(2)
+        _, headers, page = gateway.send(first, "GET", "/ui/login")
+        nonce = re.search(r'name="csrf" value="([^"]+)"', page.decode())
+        login_cookie = headers.get("set-cookie", "").split(";", 1)[0]
+        assert nonce is not None
+        assert login_cookie
+        form = urllib.parse.urlencode({"csrf": nonce.group(1), "token": auditor})
+        form_headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": login_cookie}
+        status, headers, _ = gateway.send(first, "POST", "/ui/login", form, form_headers)
+        assert status == 303, status
+        session_cookie = next(
+            c.split(";", 1)[0]
+            for c in headers.get_all("set-cookie") or []
+            if c.startswith("tg_console=")
+        )
+        for pinned in (first, second):  # the page from each worker, with the one cookie
+            status, headers, _ = gateway.send(
+                pinned, "GET", "/ui/sessions", headers={"Cookie": session_cookie}
+            )
+            assert status == 200, (pinned.pid, status, headers.get("location"))
+    finally:
+        _stop(gateway)

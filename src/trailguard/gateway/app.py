@@ -351,7 +351,8 @@ def create_app(
     app.include_router(completeness.router)
     app.include_router(correlate.router)
     app.include_router(siem_routes.router)
-    mount_console(app, services)
+    sessions_dir = getattr(ledger.backend, "data_dir", None) if share_state else None
+    mount_console(app, services, shared_sessions=sessions_dir)
 
     async def on_model_request(record: ModelRequestRecord) -> None:
         if record.refused and requirement.refusal(record.session_id) is not None:
