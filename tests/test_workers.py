@@ -542,3 +542,39 @@ def test_a_console_sign_in_on_one_worker_holds_on_the_others(tmp_path):
             assert status == 200, (pinned.pid, status, headers.get("location"))
     finally:
         _stop(gateway)
+
+
+@pytest.mark.slow
+def test_a_sink_streams_what_every_worker_recorded_once(tmp_path):
+    from siem_receivers import WebhookReceiver
+
+    secret = b"fake-webhook-hmac-key-for-worker-tests"
+    key = tmp_path / "webhook.key"
+    key.write_bytes(secret + b"\n")
+    key.chmod(0o600)
+    receiver = WebhookReceiver(secret)
+    receiver.start()
+    sink = f"webhook+http://127.0.0.1:{receiver.port}/in?secret_file={key}&batch_size=20"
+    gateway = _start(tmp_path, "--sink", sink)
+    try:
+        connections = gateway.worker_connections(2)
+        session = _start_session(gateway, connections[0])
+        for n in range(10):
+            status, _ = gateway.hook(
+                connections[n % 2], _pre_tool_use(session, "ls", f"toolu_sink_{n}")
+            )
+            assert status == 200
+        wanted = {f"toolu_sink_{n}" for n in range(10)}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            streamed = [e.get("toolUseId") for e in receiver.events]
+            if wanted <= set(streamed):
+                break
+            time.sleep(0.2)
+    finally:
+        _stop(gateway)
+        receiver.stop()
+    streamed = [e.get("toolUseId") for e in receiver.events if e["eventType"] == "tool_invocation"]
+    assert wanted <= set(streamed)
+    seqs = [e["seq"] for e in receiver.events]
+    assert len(seqs) == len(set(seqs)), "one sink, one stream: nothing sent twice"
