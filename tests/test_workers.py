@@ -246,9 +246,11 @@ class Gateway:
         return int(json.loads(connection.getresponse().read())["pid"])
 
     def worker_connections(self, count: int) -> list[Pinned]:
-        """Keep-alive connections answered by ``count`` different worker processes."""
+        """Keep-alive connections answered by ``count`` different worker processes (the
+        others start, and warm up, after the lead: up to a minute on a loaded machine)."""
         found: dict[int, Pinned] = {}
-        for _ in range(200):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             connection = self.connection()
             pid = self._pid_of(connection)
             if pid in found:
@@ -257,6 +259,7 @@ class Gateway:
                 found[pid] = Pinned(pid, connection)
             if len(found) == count:
                 return list(found.values())
+            time.sleep(0.02)
         raise AssertionError(f"only {len(found)} worker(s) answered /healthz")
 
     def _reconnect(self, pinned: Pinned) -> None:
