@@ -6,6 +6,7 @@ with fsync, real signals (SIGKILL of the writer, SIGSTOP of the supervisor to ho
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -398,13 +399,15 @@ def test_a_hook_answered_by_any_worker_is_durable_before_the_answer(tmp_path):
             )
             assert status == 200
             answered.append(use_id)
-        # Power cut right after the last answer: every process of the gateway dies at once.
-        for pid in [*gateway.pids(), gateway.process.pid]:
-            os.kill(pid, signal.SIGKILL)
-        gateway.process.wait(timeout=10)
     finally:
-        for pid in gateway.pids():
-            os.kill(pid, signal.SIGKILL)
+        # Power cut right after the last answer: every process of the gateway dies at once
+        # (the supervisor first, so it restarts nothing).
+        children = gateway.pids()
+        gateway.process.kill()
+        gateway.process.wait(timeout=10)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     assert set(answered) <= _stored_tool_use_ids(gateway.data_dir)
     report = verify_dir(gateway.data_dir)
     assert report.intact, report
