@@ -351,6 +351,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def serve_with_agent_token(
+    stack: contextlib.ExitStack, data_dir: Path, log: Path, *extra: str, developer: str
+) -> tuple[subprocess.Popen[Any], int, str]:
+    """``trailguard serve`` on ``data_dir`` and a free port, without the per-token hook rate
+    limit (one token drives every client of a benchmark), stopped when ``stack`` closes; then
+    an agent token for ``developer``. Returns the process, its port and the token."""
+    trailguard = Path(sys.executable).with_name("trailguard")
+    port = free_port()
+    with log.open("ab") as log_file:
+        process = subprocess.Popen(
+            [str(trailguard), "serve", "--data-dir", str(data_dir), "--port", str(port),
+             "--hook-rate", "0", *extra],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
+        )  # fmt: skip
+    stack.callback(stop_process, process)
+    wait_ready(process, f"http://127.0.0.1:{port}/healthz", log)
+    made = subprocess.run(
+        [str(trailguard), "token", "create", "--developer", developer, "--role", "agent",
+         "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if made.returncode != 0:
+        raise SystemExit(f"trailguard token create failed:\n{made.stderr}")
+    return process, port, made.stdout.strip().splitlines()[-1]
+
+
 def stop_process(process: subprocess.Popen[Any], timeout: float = 60) -> int | None:
     """SIGTERM, then SIGKILL if it does not exit within ``timeout``; returns the exit code."""
     if process.poll() is None:
@@ -395,6 +421,27 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (Linux /proc), for CPU of a multi-process server."""
+    found = [pid]
+    for parent in found:  # grows while it is walked
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                found.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                continue
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants so far."""
+    return sum(cpu_seconds(p) for p in process_tree(pid))
 
 
 def ledger_counts(data_dir: Path) -> dict[str, int]:

@@ -42,7 +42,6 @@ from _common import (
     _stdout,
     _text,
     add_common_arguments,
-    cpu_seconds,
     free_port,
     ledger_counts,
     metric,
@@ -51,12 +50,13 @@ from _common import (
     print_result,
     scratch_dir,
     section,
+    serve_with_agent_token,
     stop_process,
     target,
+    tree_cpu_seconds,
     wait_ready,
 )
 
-TRAILGUARD = Path(sys.executable).with_name("trailguard")
 TARGET_RATE = 1_500  # hook requests/s
 HOOK_PATH = "/hooks/claude-code"
 HOOK_EVENTS = ("session_start", "tool_invocation", "tool_result")
@@ -68,6 +68,7 @@ NOT_HOOKS = (
     "infra_operation",
     "policy_change",
     "alert",
+    "token_change",  # `token create` before the run, appended by the gateway's reaper
 )
 
 BASELINE_APP = r"""
@@ -336,6 +337,8 @@ class Server:
     process: subprocess.Popen[Any]
     port: int
     token: str = "none"  # the baseline checks no token
+    data_dir: Path | None = None
+    log: Path | None = None
     stats: Stats = field(default_factory=Stats)
     seconds: float = 0.0  # measured window, summed over rounds
     server_cpu: float = 0.0  # server CPU seconds during the measured windows
@@ -361,7 +364,7 @@ def drive(
 
     def sample_cpu(key: str, at: float) -> None:
         time.sleep(max(0.0, at - time.monotonic()))
-        cpu_at[key] = cpu_seconds(server.process.pid)
+        cpu_at[key] = tree_cpu_seconds(server.process.pid)
 
     sampler = threading.Thread(
         target=lambda: (sample_cpu("t0", t0), sample_cpu("t_end", t_end)), daemon=True
@@ -397,50 +400,25 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
     parser.add_argument("--procs", type=int, default=1, help="client processes")
     parser.add_argument("--rounds", type=int, default=2, help="trailguard/baseline alternations")
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="comma-separated `serve --workers` counts, each measured as its own server (1,2)",
+    )
     args = parser.parse_args()
     seconds = args.seconds or (5.0 if args.quick else 20.0)
     warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
     procs = max(1, min(args.procs, args.clients))
+    worker_counts = [int(n) for n in args.workers.split(",") if n.strip()]
 
     with scratch_dir(args.dir, args.keep) as scratch, contextlib.ExitStack() as stack:
         env = print_header("trailguard gateway throughput", scratch)
         print(
             f"{args.clients} clients in {procs} process(es), keep-alive HTTP/1.1; "
             f"{seconds:g} s measured per server in {args.rounds} round(s), {warmup:g} s warm-up "
-            "before each"
+            f"before each; trailguard with --workers {', '.join(map(str, worker_counts))}"
         )
-        data_dir = scratch / "gateway-data"
-        data_dir.mkdir()
-        log = scratch / "gateway.log"
-        port = free_port()
-        with log.open("ab") as log_file:
-            gateway_process = subprocess.Popen(
-                # One token drives every client here: the per-token limit (a protection
-                # against one agent flooding the others) is off, to measure the pipeline.
-                [
-                    str(TRAILGUARD),
-                    "serve",
-                    "--data-dir",
-                    str(data_dir),
-                    "--port",
-                    str(port),
-                    "--hook-rate",
-                    "0",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log_file,
-            )
-        stack.callback(stop_process, gateway_process)
-        wait_ready(gateway_process, f"http://127.0.0.1:{port}/healthz", log)
-        made = subprocess.run(
-            [str(TRAILGUARD), "token", "create", "--developer", "dev_bench", "--role", "agent",
-             "--data-dir", str(data_dir)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        if made.returncode != 0:
-            raise SystemExit(f"trailguard token create failed:\n{made.stderr}")
-        gateway = Server("trailguard", gateway_process, port, made.stdout.strip().splitlines()[-1])
+        gateways = [start_gateway(stack, scratch, workers) for workers in worker_counts]
 
         base_log = scratch / "baseline.log"
         base_port = free_port()
@@ -453,57 +431,114 @@ def main() -> None:
             )
         stack.callback(stop_process, base_process)
         wait_ready(base_process, f"http://127.0.0.1:{base_port}/healthz", base_log)
-        baseline = Server("baseline", base_process, base_port)
+        baseline = Server("base", base_process, base_port)
 
         executor: ProcessPool | None = None
         if procs > 1:  # forked now (all of them), before anything is timed; terminated on exit
             executor = stack.enter_context(multiprocessing.get_context("fork").Pool(procs))
 
         segment = seconds / args.rounds
+        servers = [*gateways, baseline]
         for number in range(args.rounds):
-            order = (gateway, baseline) if number % 2 == 0 else (baseline, gateway)
-            for server in order:
+            shift = number % len(servers)
+            for server in servers[shift:] + servers[:shift]:
                 drive(server, executor, args.clients, procs, warmup, segment, number + 1)
 
-        gateway_exit = stop_process(gateway_process)
-        counts = ledger_counts(data_dir)
-        gateway_errors = [  # anything but the start-up banner
-            line
-            for line in log.read_text(errors="replace").splitlines()
-            if line.strip() and not line.startswith(("trailguard ", "listening on "))
-        ]
+        checks = [check_ledger(gateway) for gateway in gateways]
 
     results: dict[str, Any] = {}
     section(f"hook requests ({args.clients} clients, {seconds:g} s measured per server)")
-    for server in (gateway, baseline):
-        stats = server.stats
-        rate = stats.measured / server.seconds
-        latencies = list(stats.latencies)
-        key = "tg" if server is gateway else "base"
-        results |= {
-            f"{key}_requests_per_s": round(rate, 1),
-            f"{key}_p50_ms": round(percentile(latencies, 50) * 1e3, 3) if latencies else None,
-            f"{key}_p99_ms": round(percentile(latencies, 99) * 1e3, 3) if latencies else None,
-            f"{key}_max_ms": round(max(latencies) * 1e3, 3) if latencies else None,
-            f"{key}_slowest_any_phase_ms": round(stats.slowest * 1e3, 3),
-            f"{key}_answers_over_1s": stats.over_1s,
-            f"{key}_errors": stats.errors,
-            f"{key}_server_cores": round(server.server_cpu / server.seconds, 2),
-            f"{key}_client_cores": round(server.client_cpu / server.client_seconds, 2),
-        }
-        label = "(a) trailguard serve" if server is gateway else "(b) baseline uvicorn {}"
-        metric(f"{label} throughput", rate, "requests/s")
-        for name in ("p50", "p99", "max"):
-            value = results[f"{key}_{name}_ms"]
-            metric(f"{label} latency {name}", "no data" if value is None else value, "ms")
-        metric(f"{label} slowest answer, any phase", stats.slowest * 1e3, "ms")
-        metric(f"{label} answers that took > 1 s, any phase", stats.over_1s)
-        metric(f"{label} non-200 answers / failures", stats.errors)
-        metric(f"{label} server CPU", results[f"{key}_server_cores"], "cores")
-        metric(f"{label} client CPU", results[f"{key}_client_cores"], "cores")
-    ratio = results["tg_requests_per_s"] / max(results["base_requests_per_s"], 1e-9)
-    metric("ratio (a)/(b)", ratio, "x")
+    for server in servers:
+        key = server.name
+        label = (
+            f"(a) trailguard serve --workers {key.removeprefix('tg_w')}"
+            if server is not baseline
+            else "(b) baseline uvicorn {}"
+        )
+        results |= report_server(server, key, label)
+    base_rate = max(results["base_requests_per_s"], 1e-9)
+    for gateway in gateways:
+        ratio = results[f"{gateway.name}_requests_per_s"] / base_rate
+        results[f"{gateway.name}_ratio"] = round(ratio, 4)
+        metric(f"ratio {gateway.name} / baseline", ratio, "x")
+    best = max(gateways, key=lambda g: results[f"{g.name}_requests_per_s"])
+    if len(gateways) > 1:
+        first = results[f"{gateways[0].name}_requests_per_s"]
+        for gateway in gateways[1:]:
+            gain = results[f"{gateway.name}_requests_per_s"] / max(first, 1e-9)
+            metric(f"{gateway.name} / {gateways[0].name}", gain, "x")
 
+    committed = True
+    for gateway, (ok, lines, counts, exit_code, errors) in zip(gateways, checks, strict=True):
+        committed &= ok
+        section(f"ledger of {gateway.name} after SIGTERM (exit code {exit_code})")
+        for line in lines:
+            metric(*line)
+        print(f"  rows by event_type: {json.dumps(counts, sort_keys=True)}")
+        results[f"{gateway.name}_ledger_counts"] = counts
+        results[f"{gateway.name}_stderr_lines"] = len(errors)
+        if errors:
+            print(f"  gateway stderr: {len(errors)} line(s) besides the banner, e.g.")
+            for line in errors[:5]:
+                print(f"    {line}")
+
+    all_ok = all(server.stats.errors == 0 for server in servers)
+    rate_met = results[f"{best.name}_requests_per_s"] >= TARGET_RATE
+    section("targets")
+    target("every request answered 200", all_ok)
+    target("every answered hook committed to the ledger", committed)
+    target(f"trailguard ({best.name}) >= {TARGET_RATE:,} hook requests/s", rate_met)
+    samples = [sample for server in servers for sample in server.stats.error_samples]
+    if samples:
+        section("problems")
+        for sample in samples[:5]:
+            print(f"  answer: {sample}")
+
+    print_result(
+        {
+            "benchmark": "gateway_throughput",
+            "clients": args.clients,
+            "client_procs": procs,
+            "seconds": seconds,
+            "rounds": args.rounds,
+            "workers": worker_counts,
+            **results,
+            "tg_requests_per_s": results[f"{best.name}_requests_per_s"],
+            "tg_best": best.name,
+            "target_all_200_met": all_ok,
+            "target_committed_met": committed,
+            "target_rate_met": rate_met,
+            "env": env,
+        }
+    )
+    if not committed:
+        raise SystemExit("a ledger does not hold every hook request answered 200")
+
+
+def start_gateway(stack: contextlib.ExitStack, scratch: Path, workers: int) -> Server:
+    """``trailguard serve --workers N`` on a fresh data directory, with an agent token."""
+    data_dir = scratch / f"gateway-w{workers}"
+    data_dir.mkdir()
+    log = scratch / f"gateway-w{workers}.log"
+    process, port, token = serve_with_agent_token(
+        stack, data_dir, log, "--workers", str(workers), developer="dev_bench"
+    )
+    return Server(f"tg_w{workers}", process, port, token, data_dir=data_dir, log=log)
+
+
+def check_ledger(
+    gateway: Server,
+) -> tuple[bool, list[tuple[str, int, str]], dict[str, int], int | None, list[str]]:
+    """Stop ``gateway`` and compare its ledger with what it answered 200."""
+    assert gateway.data_dir is not None
+    assert gateway.log is not None
+    exit_code = stop_process(gateway.process)
+    counts = ledger_counts(gateway.data_dir)
+    errors = [  # anything but the start-up banner
+        line
+        for line in gateway.log.read_text(errors="replace").splitlines()
+        if line.strip() and not line.startswith(("trailguard ", "listening on "))
+    ]
     stats = gateway.stats
     tool_rows = counts.get("tool_invocation", 0) + counts.get("tool_result", 0)
     hook_rows = sum(n for kind, n in counts.items() if kind not in NOT_HOOKS)
@@ -513,53 +548,42 @@ def main() -> None:
         and counts.get("session_start", 0) == stats.ok_sessions
         and hook_rows == answered
     )
-    section(f"ledger after SIGTERM (gateway exit code {gateway_exit})")
-    metric("PreToolUse/PostToolUse answered 200", stats.ok_tools, "requests")
-    metric("tool_invocation + tool_result rows", tool_rows, "events")
-    metric("SessionStart answered 200", stats.ok_sessions, "requests")
-    metric("session_start rows", counts.get("session_start", 0), "events")
-    metric("hook events in the ledger (one per hook request)", hook_rows, "events")
-    metric("checkpoint rows", counts.get("checkpoint", 0), "events")
-    print(f"  rows by event_type: {json.dumps(counts, sort_keys=True)}")
+    lines = [
+        ("PreToolUse/PostToolUse answered 200", stats.ok_tools, "requests"),
+        ("tool_invocation + tool_result rows", tool_rows, "events"),
+        ("SessionStart answered 200", stats.ok_sessions, "requests"),
+        ("session_start rows", counts.get("session_start", 0), "events"),
+        ("hook events in the ledger (one per hook request)", hook_rows, "events"),
+        ("checkpoint rows", counts.get("checkpoint", 0), "events"),
+    ]
+    return committed, lines, counts, exit_code, errors
 
-    all_ok = stats.errors == 0 and baseline.stats.errors == 0
-    rate_met = results["tg_requests_per_s"] >= TARGET_RATE
-    section("targets")
-    target("every request answered 200", all_ok)
-    target("every answered hook committed to the ledger", committed)
-    target(f"trailguard >= {TARGET_RATE:,} hook requests/s", rate_met)
-    samples = stats.error_samples + baseline.stats.error_samples
-    if samples or gateway_errors:
-        section("problems")
-        for sample in samples[:5]:
-            print(f"  answer: {sample}")
-        if gateway_errors:
-            print(f"  gateway stderr: {len(gateway_errors)} line(s) besides the banner, e.g.")
-        for line in gateway_errors[:5]:
-            print(f"    {line}")
 
-    print_result(
-        {
-            "benchmark": "gateway_throughput",
-            "clients": args.clients,
-            "client_procs": procs,
-            "seconds": seconds,
-            "rounds": args.rounds,
-            **results,
-            "ratio": round(ratio, 4),
-            "tg_answered_200": answered,
-            "ledger_hook_events": hook_rows,
-            "ledger_counts": counts,
-            "gateway_exit_code": gateway_exit,
-            "gateway_stderr_lines": len(gateway_errors),
-            "target_all_200_met": all_ok,
-            "target_committed_met": committed,
-            "target_rate_met": rate_met,
-            "env": env,
-        }
-    )
-    if not committed:
-        raise SystemExit("the ledger does not hold every hook request answered 200")
+def report_server(server: Server, key: str, label: str) -> dict[str, Any]:
+    stats = server.stats
+    rate = stats.measured / server.seconds
+    latencies = list(stats.latencies)
+    results: dict[str, Any] = {
+        f"{key}_requests_per_s": round(rate, 1),
+        f"{key}_p50_ms": round(percentile(latencies, 50) * 1e3, 3) if latencies else None,
+        f"{key}_p99_ms": round(percentile(latencies, 99) * 1e3, 3) if latencies else None,
+        f"{key}_max_ms": round(max(latencies) * 1e3, 3) if latencies else None,
+        f"{key}_slowest_any_phase_ms": round(stats.slowest * 1e3, 3),
+        f"{key}_answers_over_1s": stats.over_1s,
+        f"{key}_errors": stats.errors,
+        f"{key}_server_cores": round(server.server_cpu / server.seconds, 2),
+        f"{key}_client_cores": round(server.client_cpu / server.client_seconds, 2),
+    }
+    metric(f"{label} throughput", rate, "requests/s")
+    for name in ("p50", "p99", "max"):
+        value = results[f"{key}_{name}_ms"]
+        metric(f"{label} latency {name}", "no data" if value is None else value, "ms")
+    metric(f"{label} slowest answer, any phase", stats.slowest * 1e3, "ms")
+    metric(f"{label} answers that took > 1 s, any phase", stats.over_1s)
+    metric(f"{label} non-200 answers / failures", stats.errors)
+    metric(f"{label} server CPU (all its processes)", results[f"{key}_server_cores"], "cores")
+    metric(f"{label} client CPU", results[f"{key}_client_cores"], "cores")
+    return results
 
 
 if __name__ == "__main__":

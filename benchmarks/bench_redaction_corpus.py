@@ -32,7 +32,6 @@ import httpx
 
 from _common import (
     add_common_arguments,
-    free_port,
     metric,
     percentile,
     print_header,
@@ -40,9 +39,9 @@ from _common import (
     realistic_events,
     scratch_dir,
     section,
+    serve_with_agent_token,
     stop_process,
     target,
-    wait_ready,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -52,7 +51,6 @@ from trailguard.ledger.canonical import canonical_json
 from trailguard.redact import Redactor
 from trailguard.store.sqlite import SQLiteStore
 
-TRAILGUARD = Path(sys.executable).with_name("trailguard")
 TARGET_RECALL = 0.99
 TARGET_FP = 0.05
 HOOK_BUDGET_P99_MS = 2.0
@@ -63,24 +61,8 @@ def _gateway_run(scratch: Path, cases: list[rc.Case]) -> tuple[rc.Score, list[fl
     data_dir = scratch / "gateway-data"
     data_dir.mkdir()
     log = scratch / "gateway.log"
-    port = free_port()
     with contextlib.ExitStack() as stack:
-        with log.open("ab") as log_file:
-            process = subprocess.Popen(
-                [str(TRAILGUARD), "serve", "--data-dir", str(data_dir), "--port", str(port),
-                 "--hook-rate", "0"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
-            )  # fmt: skip
-        stack.callback(stop_process, process)
-        wait_ready(process, f"http://127.0.0.1:{port}/healthz", log)
-        made = subprocess.run(
-            [str(TRAILGUARD), "token", "create", "--developer", "dev_corpus", "--role", "agent",
-             "--data-dir", str(data_dir)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        if made.returncode != 0:
-            raise SystemExit(f"trailguard token create failed:\n{made.stderr}")
-        token = made.stdout.strip().splitlines()[-1]
+        process, port, token = serve_with_agent_token(stack, data_dir, log, developer="dev_corpus")
         latencies: list[float] = []
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:

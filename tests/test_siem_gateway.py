@@ -261,8 +261,21 @@ def _post_hooks(port: int, token: str, stop: threading.Event, sent: list[int]) -
 
 
 def _serve(data_dir: Path, port: int, sink: str) -> subprocess.Popen[bytes]:
+    # One process (--workers 1): the test SIGKILLs the gateway and expects the sink worker as
+    # its only child; with several workers see tests/test_workers.py.
     process = subprocess.Popen(
-        [*TRAILGUARD, "serve", "--data-dir", str(data_dir), "--port", str(port), "--sink", sink],
+        [
+            *TRAILGUARD,
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--sink",
+            sink,
+            "--workers",
+            "1",
+        ],
         stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "src")},
     )

@@ -108,8 +108,15 @@ class _Model(BaseModel):
     )
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The auditor-facing JSON form (camelCase): what the ledger canonicalises and stores."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The auditor-facing JSON form (camelCase): what the ledger canonicalises and stores.
+
+        ``model_dump(mode="json", by_alias=True)`` without its Python-level wrapper (argument
+        checks, warnings): the ledger calls this once per event, and the wrapper was a quarter
+        of the time. A test checks both give the same document."""
+        document: dict[str, Any] = self.__pydantic_serializer__.to_python(
+            self, mode="json", by_alias=True
+        )
+        return document
 
     @classmethod
     def free_form_fields(cls) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -137,6 +138,14 @@ def serve(
     sinks_file: Annotated[
         Path | None, typer.Option(help="A TOML file of [[sinks]] tables, each with url = ...")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Hook pipeline processes (each on its own core) feeding one ledger writer "
+            "process; 1: one process. [default: 1 on one core, else 2 (measured: "
+            "docs/README-throughput.md)]"
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway: on the embedded SQLite ledger of a data directory, or as one of several
     replicas of a shared ledger on PostgreSQL (--store URL, with the same --signing-key)."""
@@ -201,6 +210,14 @@ def serve(
             err.print(f"[yellow]warning:[/] sink {sink_config.name}: {warning}")
     location = resolve_location(data_dir, store)
     directory = location.description
+    if workers is not None and workers < 1:
+        fail("--workers must be at least 1")
+    if workers is not None and workers > 1 and hasattr(location, "url"):
+        fail(
+            "--workers N runs the pipeline of one data directory on N cores; with --store, run "
+            "more replicas instead (each is a writer of the shared ledger). Nothing was recorded."
+        )
+    worker_count = 1 if hasattr(location, "url") else (workers or default_workers())
     if archive is not None and hasattr(location, "url"):
         fail("--archive archives the embedded SQLite ledger (--data-dir); not yet --store")
     archiving = archive_schedule(
@@ -213,6 +230,44 @@ def serve(
         checkpoint_every_events=checkpoint_every,
         checkpoint_interval_seconds=checkpoint_interval,
     )
+    app_options: dict[str, Any] = {
+        "idle_timeout": idle_timeout,
+        "policy_dir": policy,
+        "budgets": budget_config,
+        "prices_file": prices,
+        "anthropic_upstream": anthropic_upstream,
+        "trusted_proxies": proxies,
+        "hook_rate_per_second": hook_rate or None,
+        "require_hooks": require_hooks,
+        "sinks": sink_configs,
+    }
+
+    def server_for(asgi_app: Any) -> uvicorn.Server:
+        return uvicorn.Server(
+            uvicorn.Config(
+                asgi_app,
+                log_level="warning",
+                # uvicorn would believe X-Forwarded-For from loopback and rewrite the client's
+                # address before trailguard sees it: the app decides, from --trusted-proxy only.
+                proxy_headers=False,
+                server_header=False,
+            )
+        )
+
+    if worker_count > 1:
+        _serve_workers(
+            worker_count,
+            listener,
+            location.data_dir,
+            lambda: Ledger.open(location.data_dir, config=ledger_config, key_file=signing_key),
+            app_options,
+            server_for,
+            archiving,
+            host=host,
+            port=port,
+            directory=directory,
+        )
+        return
     ledger: Any
     try:
         if hasattr(location, "url"):
@@ -226,25 +281,7 @@ def serve(
     except (LedgerError, SigningKeyError, OSError) as exc:
         listener.close()
         fail(str(exc))
-    config = uvicorn.Config(
-        create_app(
-            ledger,
-            idle_timeout=idle_timeout,
-            policy_dir=policy,
-            budgets=budget_config,
-            prices_file=prices,
-            anthropic_upstream=anthropic_upstream,
-            trusted_proxies=proxies,
-            hook_rate_per_second=hook_rate or None,
-            require_hooks=require_hooks,
-            sinks=sink_configs,
-        ),
-        log_level="warning",
-        # uvicorn would believe X-Forwarded-For from loopback and rewrite the client's address
-        # before trailguard sees it: the app decides, from --trusted-proxy only.
-        proxy_headers=False,
-        server_header=False,
-    )
+    server = server_for(create_app(ledger, **app_options))
     err.print(f"trailguard {__version__}: ledger {directory}, log {ledger.origin}")
     for sink_config in sink_configs:
         err.print(
@@ -256,7 +293,7 @@ def serve(
     try:
         # The app's shutdown closes the ledger: uvicorn re-raises SIGTERM/SIGINT once it has
         # shut down, so code after run() may never execute.
-        uvicorn.Server(config).run(sockets=[listener])
+        server.run(sockets=[listener])
     except Exception as exc:
         stop_reason = f"error: {type(exc).__name__}: {exc}"[:500]
         raise
@@ -265,6 +302,66 @@ def serve(
             scheduler.stop()
         ledger.close(reason=stop_reason)
         listener.close()
+
+
+def default_workers() -> int:
+    """Worker processes when --workers is not given: one per core, at most 2. Measured on a
+    2-core machine (docs/README-throughput.md): 2 workers and the writer beat 1 process;
+    more workers than cores only add context switches."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _serve_workers(
+    count: int,
+    listener: socket.socket,
+    data_dir: Path,
+    open_ledger: Any,
+    app_options: dict[str, Any],
+    server_for: Any,
+    archiving: Any,
+    *,
+    host: str,
+    port: int,
+    directory: str,
+) -> None:
+    """``serve --workers N`` (N > 1): see trailguard.gateway.workers."""
+    from trailguard.gateway.app import create_app
+    from trailguard.gateway.auth import hook_burst
+    from trailguard.gateway.shared_limits import SharedRateLimiter
+    from trailguard.gateway.workers import Supervisor, WorkerPlan, WorkerStartError
+
+    rate = app_options.get("hook_rate_per_second")
+    limiter = SharedRateLimiter(rate, hook_burst(rate)) if rate else None
+
+    def make_app(ledger: Any, index: int) -> Any:
+        return create_app(
+            ledger, **app_options, lead_jobs=index == 0, hook_limiter=limiter, share_state=True
+        )
+
+    def start_jobs(ledger: Any) -> Any:
+        scheduler = archiving(ledger, data_dir)
+        return scheduler.stop
+
+    plan = WorkerPlan(
+        data_dir=data_dir,
+        workers=count,
+        open_ledger=open_ledger,
+        make_app=make_app,
+        make_server=server_for,
+        start_jobs=start_jobs if archiving is not None else None,
+    )
+    supervisor = Supervisor(plan, listener)
+    err.print(f"trailguard {__version__}: ledger {directory}, {count} worker processes")
+    err.print(f"listening on http://{host}:{port} (Ctrl-C to stop)")
+    try:
+        stopped_by = supervisor.run()
+    except WorkerStartError as exc:
+        fail(str(exc))
+    finally:
+        listener.close()
+    if stopped_by is not None:  # like uvicorn: end as the signal would have ended us
+        signal.signal(stopped_by, signal.SIG_DFL)
+        os.kill(os.getpid(), stopped_by)
 
 
 def _bind(host: str, port: int) -> socket.socket:

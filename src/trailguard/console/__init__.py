@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,6 +19,7 @@ from trailguard.console.auth import ConsoleSessions
 from trailguard.console.integrity import VerifyJob
 from trailguard.console.pages import Renderer
 from trailguard.console.routes import router
+from trailguard.console.shared_sessions import SharedConsoleSessions
 from trailguard.console.templating import environment
 from trailguard.console.web import Console, load_static
 from trailguard.events import Event
@@ -27,8 +29,9 @@ from trailguard.gateway.services import Gateway
 __all__ = ["mount_console"]
 
 
-def mount_console(app: FastAPI, services: Gateway) -> None:
-    """Serve the console under ``/ui/`` (its renderer process stops with the app)."""
+def mount_console(app: FastAPI, services: Gateway, *, shared_sessions: Path | None = None) -> None:
+    """Serve the console under ``/ui/`` (its renderer process stops with the app).
+    ``shared_sessions``: the data directory whose sign-ins several worker processes share."""
 
     def record(events: list[Event]) -> None:
         redacted = [redact_event(services.redactor, event) for event in events]
@@ -36,7 +39,7 @@ def mount_console(app: FastAPI, services: Gateway) -> None:
 
     console = Console(
         templates=environment(),
-        sessions=ConsoleSessions(),
+        sessions=SharedConsoleSessions(shared_sessions) if shared_sessions else ConsoleSessions(),
         verify=VerifyJob(services.ledger, record),
         static=load_static(),
         renderer=Renderer(),

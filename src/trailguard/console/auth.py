@@ -81,7 +81,7 @@ class ConsoleSession:
         return Identity(self.developer_id, self.role, self.token_id)
 
 
-def _digest(value: str) -> str:
+def digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -104,12 +104,15 @@ class ConsoleSessions:
         self._sessions: OrderedDict[str, ConsoleSession] = OrderedDict()
         self._lock = threading.Lock()
 
+    def _now(self) -> float:
+        return time.monotonic()
+
     def create(self, identity: Identity) -> tuple[str, ConsoleSession]:
         """A new session for ``identity``: (the cookie value, the session)."""
         cookie = secrets.token_urlsafe(32)
-        now = time.monotonic()
+        now = self._now()
         session = ConsoleSession(
-            _digest(cookie),
+            digest(cookie),
             secrets.token_urlsafe(32),
             identity.developer_id,
             identity.role,
@@ -117,26 +120,32 @@ class ConsoleSessions:
             now,
             now,
         )
+        self._keep(session)
+        return cookie, session
+
+    def _keep(self, session: ConsoleSession) -> None:
         with self._lock:
             self._sessions[session.session_hash] = session
             while len(self._sessions) > self.max_sessions:
                 self._sessions.popitem(last=False)
-        return cookie, session
+
+    def expired(self, session: ConsoleSession, now: float) -> bool:
+        return (
+            now - session.last_seen > self.idle_seconds
+            or now - session.created > self.lifetime_seconds
+        )
 
     def get(self, cookie: str | None) -> ConsoleSession | None:
         """The live session a cookie value names (touching it), or None."""
         if not cookie or len(cookie) > 128:
             return None
-        key = _digest(cookie)
-        now = time.monotonic()
+        key = digest(cookie)
+        now = self._now()
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
                 return None
-            if (
-                now - session.last_seen > self.idle_seconds
-                or now - session.created > self.lifetime_seconds
-            ):
+            if self.expired(session, now):
                 del self._sessions[key]
                 return None
             session.last_seen = now

@@ -39,7 +39,13 @@ from trailguard.errors import (
     TrailguardError,
 )
 from trailguard.events import Alert, AuditAccess, PolicyChange
-from trailguard.gateway.auth import Authenticator, RateLimiter, TrustedProxies
+from trailguard.gateway.auth import (
+    Authenticator,
+    HookLimiter,
+    RateLimiter,
+    TrustedProxies,
+    hook_burst,
+)
 from trailguard.gateway.costs import CostRecorder, preload_budgets
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.pipeline import redact_event
@@ -66,6 +72,7 @@ from trailguard.redact import Redactor
 from trailguard.siem import routes as siem_routes
 from trailguard.siem.config import SinkConfig, SinkConfigError
 from trailguard.siem.manager import SinkManager
+from trailguard.store.gateway_state import GatewayState
 
 log = logging.getLogger("trailguard.gateway")
 
@@ -200,6 +207,9 @@ def create_app(
     require_hooks: bool = False,
     completeness_rules: Rules | None = None,
     sinks: Sequence[SinkConfig] = (),
+    lead_jobs: bool = True,
+    hook_limiter: HookLimiter | None = None,
+    share_state: bool = False,
 ) -> FastAPI:
     """The gateway app over an open ``ledger``. Its lifespan runs the session reaper and, at
     shutdown, closes the ledger (``gateway_stop`` and a final checkpoint).
@@ -209,8 +219,15 @@ def create_app(
 
     Raises PolicyError when ``policy_dir`` (default: the shipped pack) does not load.
     ``sinks`` are SIEM forwarders (trailguard.siem), started and stopped with the app.
+
+    For one of several worker processes (``serve --workers N``): ``lead_jobs`` is false in all
+    but one (it records the policy in force, runs the completeness watcher and the sinks),
+    ``hook_limiter`` is the rate limit they share, and ``share_state`` makes session starts,
+    ends and kills go through the state file as for replicas of a shared ledger.
     """
     state = ledger.backend.open_state()
+    if share_state and isinstance(state, GatewayState):
+        state.shared = True
     sessions = SessionRegistry(state)
     policies = PolicyStore(policy_dir)
     budget_tracker = BudgetTracker(budgets or BudgetConfig())
@@ -249,11 +266,15 @@ def create_app(
         reaper=reaper,
         redactor=redactor,
         auth=Authenticator(state.identify, trusted_proxies=TrustedProxies(trusted_proxies)),
-        hook_rate=RateLimiter(hook_rate_per_second, max(10.0, hook_rate_per_second * 2))
-        if hook_rate_per_second
-        else None,
+        hook_rate=hook_limiter
+        or (
+            RateLimiter(hook_rate_per_second, hook_burst(hook_rate_per_second))
+            if hook_rate_per_second
+            else None
+        ),
     )
     handler.executor = services.cpu
+    services.local_state = isinstance(state, GatewayState)
     watcher = CompletenessWatcher(
         ledger, sessions, redactor, rules=completeness_rules or DEFAULT_RULES
     )
@@ -264,7 +285,7 @@ def create_app(
         ledger.submit(redact_event(redactor, alert))
 
     sink_manager = None
-    if sinks:
+    if sinks and lead_jobs:
         data_dir = getattr(ledger.backend, "data_dir", None)
         if not isinstance(data_dir, Path):
             raise SinkConfigError(
@@ -282,23 +303,26 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Before the first request: what the first tool call of a session would pay otherwise.
         await asyncio.get_running_loop().run_in_executor(services.cpu, warm_up, policies, redactor)
-        await services.record(
-            [
-                PolicyChange(
-                    policy_version=policies.current.version,
-                    description=f"in force at gateway start: {policies.current.source}",
-                    source="gateway",
-                )
-            ]
-        )
+        if lead_jobs:
+            await services.record(
+                [
+                    PolicyChange(
+                        policy_version=policies.current.version,
+                        description=f"in force at gateway start: {policies.current.source}",
+                        source="gateway",
+                    )
+                ]
+            )
         reaper.start()
-        watcher.start()
+        if lead_jobs:
+            watcher.start()
         if sink_manager is not None:
             sink_manager.start()
         try:
             yield
         finally:
-            watcher.stop()
+            if lead_jobs:
+                watcher.stop()
             reaper.stop()
             services.cpu.shutdown(wait=True)
             services.readers.shutdown()
@@ -327,7 +351,8 @@ def create_app(
     app.include_router(completeness.router)
     app.include_router(correlate.router)
     app.include_router(siem_routes.router)
-    mount_console(app, services)
+    sessions_dir = getattr(ledger.backend, "data_dir", None) if share_state else None
+    mount_console(app, services, shared_sessions=sessions_dir)
 
     async def on_model_request(record: ModelRequestRecord) -> None:
         if record.refused and requirement.refusal(record.session_id) is not None:

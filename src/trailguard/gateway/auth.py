@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from fastapi import Request
 
@@ -103,6 +103,17 @@ class AlertLimiter:
                 return False, 0
             suppressed, self._suppressed = self._suppressed, 0
             return True, suppressed
+
+
+class HookLimiter(Protocol):
+    """What the hook route needs of a rate limit (this process's, or one shared by workers)."""
+
+    def check(self, key: str) -> None: ...
+
+
+def hook_burst(rate: float) -> float:
+    """The burst allowed with a hook rate of ``rate`` per second."""
+    return max(10.0, rate * 2)
 
 
 class RateLimiter:

@@ -55,8 +55,8 @@ class HookHandler:
         self.output_cap = output_cap
         self.executor = executor
 
-    async def _off_loop(self, work: Callable[[], _T]) -> _T:
-        if self.executor is None:
+    async def _off_loop(self, work: Callable[[], _T], *, inline: bool = False) -> _T:
+        if self.executor is None or inline:
             return work()
         return await asyncio.get_running_loop().run_in_executor(self.executor, work)
 
@@ -112,10 +112,16 @@ class HookHandler:
         return []
 
     async def handle(
-        self, request: HookRequest, identity: Identity, event_id: str | None = None
+        self,
+        request: HookRequest,
+        identity: Identity,
+        event_id: str | None = None,
+        *,
+        inline: bool = False,
     ) -> HookReply:
         """Record one hook request and answer it. Raises ConflictError for a replayed event id
-        (nothing recorded twice)."""
+        (nothing recorded twice). ``inline``: a small request, whose stages run on the event
+        loop rather than on ``executor``."""
         session_id = request.session_id
         session = self.sessions.get(session_id)
         if session is not None and session.developer_id not in (None, identity.developer_id):
@@ -156,7 +162,7 @@ class HookHandler:
             )
             return pipeline.redact(built, self.redactor)
 
-        outcome = await self._off_loop(process)
+        outcome = await self._off_loop(process, inline=inline)
         sighting = transcript_sighting(session_id, request.client.usage)
         notes = [
             pipeline.replace_attribution(note, identity.developer_id, context.project_id)

@@ -17,7 +17,7 @@ from typing import Final, TypeVar
 from fastapi import Request
 
 from trailguard.events import Alert, Event
-from trailguard.gateway.auth import AlertLimiter, Authenticator, RateLimiter
+from trailguard.gateway.auth import AlertLimiter, Authenticator, HookLimiter
 from trailguard.gateway.costs import CostRecorder
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.pipeline import redact_event
@@ -37,6 +37,10 @@ _T = TypeVar("_T")
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 """Larger request bodies are refused (413); tool outputs inside are truncated far below this."""
 
+
+INLINE_BODY_BYTES: Final = 16 * 1024
+"""Requests up to this size run the pipeline on the event loop: for them the hop to a thread
+costs more than the work (profiled: docs/README-throughput.md)."""
 
 HEAVY_BODY_BYTES: Final = 256 * 1024
 """Requests larger than this take a slot of the heavy-request gate before any work is done."""
@@ -81,12 +85,14 @@ class Gateway:
     redactor: Redactor
     auth: Authenticator
     alert_limiter: AlertLimiter = field(default_factory=AlertLimiter)
-    hook_rate: RateLimiter | None = None
+    hook_rate: HookLimiter | None = None
     cpu: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="trailguard-pipeline")
     )
     """Runs the CPU-bound stages off the event loop."""
     heavy: HeavyRequestGate = field(default_factory=HeavyRequestGate)
+    local_state: bool = False
+    """The gateway state is a local SQLite file: token look-ups run on the event loop."""
     readers: ReadProcesses = field(init=False)
     """Large reads of the record, in their own processes (gateway/readers.py)."""
 
@@ -135,7 +141,10 @@ def require(*roles: Role, what: str) -> Callable[[Request], Awaitable[Identity]]
     async def dependency(request: Request) -> Identity:
         services = gateway(request)
         token = services.auth.bearer_token(request)
-        identity = await asyncio.to_thread(services.auth.identify, token)
+        if services.local_state:  # an indexed read of a local file: cheaper than a thread hop
+            identity = services.auth.identify(token)
+        else:
+            identity = await asyncio.to_thread(services.auth.identify, token)
         request.state.identity = identity  # for the error handler's record of a refusal
         return services.auth.authorize(identity, allowed, what)
 

@@ -8,6 +8,7 @@ bracketed by ``gateway_start`` / ``gateway_stop`` events so gaps in activity are
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import os
 import queue
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from trailguard import __version__
 from trailguard.errors import FaultError
@@ -137,18 +138,109 @@ class WriterLock:
         return False
 
 
-def encode_row(event: Event, seq: int) -> LedgerRow:
-    """The stored form of ``event`` at position ``seq``: its canonical bytes and index columns."""
+_SEQ_SENTINEL = 2**53 - 1
+"""The largest integer RFC 8785 represents exactly: the placeholder ``seq`` while encoding."""
+_SEQ_DIGITS = len(str(_SEQ_SENTINEL))
+_SEQ_KEY = b'"seq":'
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEvent:
+    """An event encoded before it has a position: its index columns and its canonical bytes
+    split around the value of ``seq``. RFC 8785 writes an integer as its decimal digits
+    whatever surrounds it, so ``prefix + str(seq) + suffix`` is exactly the canonical body at
+    ``seq``; the costly part (model dump, canonicalisation) can run anywhere, the writer only
+    splices and hashes."""
+
+    event_id: str
+    timestamp: str
+    event_type: str
+    session_id: str | None
+    developer_id: str | None
+    project_id: str | None
+    tool: str | None
+    prefix: bytes
+    """The canonical bytes up to and including ``"seq":``."""
+    suffix: bytes
+
+    def body(self, seq: int) -> bytes:
+        """The canonical bytes at position ``seq``."""
+        return b"".join((self.prefix, str(seq).encode(), self.suffix))
+
+    def values(self) -> tuple[object, ...]:
+        """The columns of the shared ledger's intake table (``INTAKE_COLUMNS``)."""
+        return (
+            self.event_id,
+            self.timestamp,
+            self.event_type,
+            self.session_id,
+            self.developer_id,
+            self.project_id,
+            self.tool,
+            self.prefix,
+            self.suffix,
+        )
+
+    def row(self, seq: int) -> LedgerRow:
+        """The stored form at position ``seq``."""
+        body = self.body(seq)
+        return LedgerRow(
+            seq=seq,
+            event_id=self.event_id,
+            timestamp=self.timestamp,
+            event_type=self.event_type,
+            session_id=self.session_id,
+            developer_id=self.developer_id,
+            project_id=self.project_id,
+            tool=self.tool,
+            leaf_hash=merkle.hash_leaf(body),
+            body=body,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """An event that could not be prepared: it keeps its place in its request and is refused
+    there (the others of the request are still stored)."""
+
+    event_id: str
+    event_type: str
+    reason: str
+
+
+def _canonical_at(document: dict[str, Any], free_form: tuple[str, ...], seq: int) -> bytes:
+    document["seq"] = seq
+    return canonical_document(document, free_form)
+
+
+def prepare_event(event: Event) -> PreparedEvent:
+    """Encode ``event`` for the ledger, all but its position. Raises EventRejectedError for
+    an event that already has a position or cannot be canonicalised.
+
+    The placeholder is fixed, so an agent can put it into its own input; that never misplaces
+    ``seq`` (the second encoding finds the one byte that differs, which only the top-level
+    value can hold), it only costs that event a second encoding. The shared ledger's intake
+    uses the same form (trailguard.ledger.intake)."""
     if event.seq is not None:
         raise EventRejectedError(f"event {event.event_id} already has seq {event.seq}")
     document = event.to_json_dict()
-    document["seq"] = seq
+    free_form = event.free_form_fields()
     try:
-        body = canonical_document(document, event.free_form_fields())
+        body = _canonical_at(document, free_form, _SEQ_SENTINEL)
     except ValueError as exc:
         raise EventRejectedError(f"event {event.event_id}: {exc}") from None
-    return LedgerRow(
-        seq=seq,
+    mark = _SEQ_KEY + str(_SEQ_SENTINEL).encode()
+    start = body.find(mark)
+    if start >= 0 and body.find(mark, start + 1) < 0:
+        at = start + len(_SEQ_KEY)
+    else:
+        # The placeholder also occurs inside a value (agent-controlled input can hold anything):
+        # encode once more with another placeholder of the same length; the one byte that
+        # differs ends the top-level value.
+        other = _canonical_at(document, free_form, _SEQ_SENTINEL - 1)
+        at = next(i for i, (a, b) in enumerate(zip(body, other, strict=True)) if a != b)
+        at -= _SEQ_DIGITS - 1
+    return PreparedEvent(
         event_id=event.event_id,
         timestamp=event.timestamp,
         event_type=event.event_type.value,
@@ -156,20 +248,38 @@ def encode_row(event: Event, seq: int) -> LedgerRow:
         developer_id=event.developer_id,
         project_id=event.project_id,
         tool=getattr(event, "tool", None),
-        leaf_hash=merkle.hash_leaf(body),
-        body=body,
+        prefix=body[:at],
+        suffix=body[at + _SEQ_DIGITS :],
     )
+
+
+def prepare_or_reject(event: Event) -> PreparedEvent | RejectedEvent:
+    """``prepare_event``, with a refusal kept as a value (to be refused in its place)."""
+    try:
+        return prepare_event(event)
+    except EventRejectedError as exc:
+        return RejectedEvent(event.event_id, event.event_type.value, str(exc))
+
+
+def encode_row(event: Event, seq: int) -> LedgerRow:
+    """The stored form of ``event`` at position ``seq``: its canonical bytes and index columns."""
+    return prepare_event(event).row(seq)
 
 
 _Command = Literal["append", "checkpoint", "stop"]
 _WRITER_OWNED = (Checkpoint, GatewayStart, GatewayStop)
 """Event types only the writer itself appends: a caller forging one could break the ledger."""
+WRITER_OWNED_TYPES = frozenset(
+    t.value for t in (EventType.CHECKPOINT, EventType.GATEWAY_START, EventType.GATEWAY_STOP)
+)
+Entry = PreparedEvent | RejectedEvent
+"""What a request to the writer carries: events prepared by the caller (or refused there)."""
 
 
 @dataclass
 class _Request:
     command: _Command
-    events: list[Event]
+    events: list[Entry]
     future: Future[list[Receipt]]
 
 
@@ -441,28 +551,51 @@ class Ledger:
     def append_many(self, events: Iterable[Event], *, chunk: int = 5000) -> list[Receipt]:
         """Append ``events`` in order, committed in chunks of up to ``chunk`` events per
         transaction. If some events cannot be stored, every other one still is, and then
-        EventRejectedError is raised carrying all the receipts."""
+        EventRejectedError is raised carrying all the receipts.
+
+        The next chunk is encoded in this thread while the writer commits the previous one, so
+        canonicalisation and the SQLite insert (which releases the GIL) overlap."""
         receipts: list[Receipt] = []
         rejected: list[str] = []
+        in_flight: collections.deque[Future[list[Receipt]]] = collections.deque()
 
-        def commit(batch: list[Event]) -> None:
+        def settle(future: Future[list[Receipt]]) -> None:
             try:
-                receipts.extend(self._submit("append", batch).result())
+                receipts.extend(future.result())
             except EventRejectedError as exc:
                 receipts.extend(exc.receipts)
                 rejected.append(str(exc))
 
+        def commit(batch: list[Event]) -> None:
+            in_flight.append(self._submit("append", batch))
+            while len(in_flight) > 1:
+                settle(in_flight.popleft())
+
         batch: list[Event] = []
-        for event in events:
-            batch.append(event)
-            if len(batch) >= chunk:
+        try:
+            for event in events:
+                batch.append(event)
+                if len(batch) >= chunk:
+                    commit(batch)
+                    batch = []
+            if batch:
                 commit(batch)
-                batch = []
-        if batch:
-            commit(batch)
+        finally:
+            while in_flight:
+                settle(in_flight.popleft())
         if rejected:
             raise EventRejectedError("; ".join(rejected), receipts)
         return receipts
+
+    def submit_prepared(self, entries: list[Entry]) -> Future[list[Receipt]]:
+        """Queue events a caller prepared (``prepare_or_reject``), e.g. in another process:
+        committed together, in order, in one transaction."""
+        for entry in entries:
+            if entry.event_type in WRITER_OWNED_TYPES:
+                raise EventRejectedError(
+                    f"{entry.event_type} events are written by the ledger itself"
+                )
+        return self._enqueue("append", list(entries), internal=False)
 
     def checkpoint(self) -> Receipt:
         """Sign and append a checkpoint now (if anything is uncovered); returns the receipt of
@@ -518,6 +651,11 @@ class Ledger:
                     raise EventRejectedError(
                         f"{event.event_type.value} events are written by the ledger itself"
                     )
+        return self._enqueue(command, [prepare_or_reject(e) for e in events], internal=internal)
+
+    def _enqueue(
+        self, command: _Command, entries: list[Entry], *, internal: bool
+    ) -> Future[list[Receipt]]:
         with self._submit_lock:
             if self._failure is not None:
                 raise LedgerError(f"the ledger writer has stopped: {self._failure}")
@@ -527,7 +665,7 @@ class Ledger:
             # Running from the start: a caller that gives up (a cancelled request task, via
             # asyncio.wrap_future) cannot cancel it, so the writer can always settle it.
             future.set_running_or_notify_cancel()
-            self._queue.put(_Request(command, events, future))
+            self._queue.put(_Request(command, entries, future))
             return future
 
     # -- the writer thread ----------------------------------------------------------------------
@@ -594,19 +732,18 @@ class Ledger:
         for request in batch:
             receipts: list[Receipt] = []
             rejected: list[str] = []
-            for event in request.events:
-                event_id = event.event_id
+            for entry in request.events:
+                event_id = entry.event_id
+                if isinstance(entry, RejectedEvent):
+                    rejected.append(entry.reason)
+                    continue
                 if event_id in written:
                     receipts.append(replace(written[event_id], duplicate=True))
                     continue
                 if event_id in stored:
                     receipts.append(Receipt(stored[event_id], event_id, b"", duplicate=True))
                     continue
-                try:
-                    row = encode_row(event, tree.size)
-                except EventRejectedError as exc:
-                    rejected.append(str(exc))
-                    continue
+                row = entry.row(tree.size)
                 tree.append(row.leaf_hash)
                 rows.append(row)
                 written[event_id] = receipt = Receipt(row.seq, event_id, row.leaf_hash)
@@ -650,7 +787,8 @@ class Ledger:
         if self._outage is not None:
             outage, self._outage = self._outage, None
             # Said in the ledger as soon as it can say anything again: when writes were refused.
-            self._queue.put(_Request("append", [outage.alert(utc_now())], Future()))
+            alert = prepare_event(outage.alert(utc_now()))
+            self._queue.put(_Request("append", [alert], Future()))
         if checkpoint_row is not None:
             self._last_checkpoint_seq = checkpoint_row.seq
             self._last_checkpoint_time = time.monotonic()

@@ -99,10 +99,37 @@ _LEGACY_TABLES: Final = (
 )
 
 
+_REPLACE_SESSION = (
+    f"INSERT INTO sessions ({SESSION_COLUMNS}) "  # noqa: S608
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
+    "developer_id = excluded.developer_id, project_id = excluded.project_id, "
+    "started_at = excluded.started_at, last_event_at = excluded.last_event_at, "
+    "ended_at = excluded.ended_at, end_reason = excluded.end_reason, "
+    "raw_end_reason = excluded.raw_end_reason, never_started = excluded.never_started"
+)
+_MERGE_SESSION = (
+    f"INSERT INTO sessions ({SESSION_COLUMNS}) "  # noqa: S608
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
+    "developer_id = coalesce(sessions.developer_id, excluded.developer_id), "
+    "project_id = coalesce(excluded.project_id, sessions.project_id), "
+    "started_at = coalesce(sessions.started_at, excluded.started_at), "
+    "last_event_at = max(sessions.last_event_at, excluded.last_event_at), "
+    "ended_at = coalesce(sessions.ended_at, excluded.ended_at), "
+    "end_reason = coalesce(sessions.end_reason, excluded.end_reason), "
+    "raw_end_reason = CASE WHEN sessions.ended_at IS NULL THEN excluded.raw_end_reason "
+    "ELSE sessions.raw_end_reason END, "
+    "never_started = sessions.never_started AND excluded.never_started"
+)
+
+
 class GatewayState(SqlGatewayState):
     """Each thread gets its own connection, and every statement is run to completion and its
     cursor closed: a connection shared across threads, or a half-read cursor holding an old
     read snapshot, makes SQLite writers wait out the busy timeout."""
+
+    shared = False
+    """Set by ``serve --workers N``: several processes share this file as replicas share a
+    PostgreSQL state (trailguard.gateway.sessions)."""
 
     def __init__(self, data_dir: Path, *, create: bool = False) -> None:
         """Open the state of an existing data directory; only the ledger's first start
@@ -218,14 +245,11 @@ class GatewayState(SqlGatewayState):
     # -- sessions -------------------------------------------------------------------------------
 
     def save_session(self, summary: SessionSummary) -> None:
-        """One gateway writes this file: its view of a session replaces the stored one."""
+        """One gateway process: its view of a session replaces the stored one. Several
+        worker processes (``shared``): their views merge as replicas' do on PostgreSQL (the
+        latest activity wins, a start or an end once recorded stays)."""
         self._write(
-            f"INSERT INTO sessions ({SESSION_COLUMNS}) "  # noqa: S608
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
-            "developer_id = excluded.developer_id, project_id = excluded.project_id, "
-            "started_at = excluded.started_at, last_event_at = excluded.last_event_at, "
-            "ended_at = excluded.ended_at, end_reason = excluded.end_reason, "
-            "raw_end_reason = excluded.raw_end_reason, never_started = excluded.never_started",
+            _MERGE_SESSION if self.shared else _REPLACE_SESSION,
             (
                 summary.session_id,
                 summary.developer_id,

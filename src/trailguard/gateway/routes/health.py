@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -24,4 +25,10 @@ def healthz(services: Annotated[Gateway, Depends(gateway)]) -> dict[str, Any]:
         )
     if not ledger.healthy:
         raise StorageUnavailableError("the ledger writer is not running: nothing can be recorded")
-    return {"status": "ok", "version": __version__, "treeSize": ledger.tree_size}
+    # pid: which process answered (with `serve --workers N`, each worker is its own).
+    return {
+        "status": "ok",
+        "version": __version__,
+        "treeSize": ledger.tree_size,
+        "pid": os.getpid(),
+    }

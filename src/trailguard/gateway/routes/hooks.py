@@ -14,6 +14,7 @@ from trailguard.errors import InvalidInputError
 from trailguard.gateway.routes._body import json_object, read_body
 from trailguard.gateway.services import (
     HEAVY_BODY_BYTES,
+    INLINE_BODY_BYTES,
     MAX_BODY_BYTES,
     Gateway,
     gateway,
@@ -83,5 +84,7 @@ async def claude_code_hook(
     gate = services.heavy.slot(identity.token_id) if len(body) > HEAVY_BODY_BYTES else None
     async with gate or contextlib.nullcontext():
         hook = await services.off_loop(parse) if gate else parse()
-        reply = await services.handler.handle(hook, identity, event_id)
+        reply = await services.handler.handle(
+            hook, identity, event_id, inline=len(body) <= INLINE_BODY_BYTES
+        )
     return JSONResponse(reply.body, status_code=reply.status)
