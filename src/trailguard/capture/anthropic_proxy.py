@@ -38,6 +38,7 @@ Decisions:
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import inspect
 import logging
@@ -723,13 +724,22 @@ def create_proxy_router(
         )
         token = request.headers.get(TOKEN_HEADER)
         capture.token_presented = token is not None
-        if identify is not None:
+        # Who pays is needed for the record, not for the upstream: the token is looked up
+        # while the request goes out, so the lookup adds nothing to the time to first byte.
+        identity = asyncio.ensure_future(identify(token)) if identify is not None else None
+
+        async def identified() -> None:
+            nonlocal identity
+            if identity is None:
+                return
             try:
-                capture.developer_id = await identify(token)
+                capture.developer_id = await identity
             except Exception:
                 logger.exception("identify() failed; the request's usage is unattributed")
+            identity = None
 
         async def finish() -> None:
+            await identified()
             await _deliver(record_sink, capture)
 
         def fail(status: int, error_type: str, message: str) -> Response:
@@ -798,6 +808,7 @@ def create_proxy_router(
                     if capture.usage_final and not capture.usage_counted:
                         # Count the cost before the end of the response reaches the agent.
                         capture.usage_counted = True
+                        await identified()
                         await _hand_over(record_sink, capture.record(provisional=True))
                     yield chunk
                     capture.last_byte = time.perf_counter()
