@@ -1043,3 +1043,40 @@ def test_a_slow_token_lookup_does_not_delay_the_first_byte_and_still_names_the_p
         records = proxy.wait_records(1)
     assert first_byte_before_lookup == [True]
     assert [(r.developer_id, r.provisional) for r in records] == [("dev_alice", False)]
+
+
+def test_events_before_message_delta_are_not_held_back_by_the_cost_record() -> None:
+    """When message_start and message_delta arrive in one upstream chunk, the part before
+    message_delta goes on at once; the rest (message_delta, message_stop) waits for the
+    provisional cost record, as the budget guarantee needs."""
+    counted = threading.Event()
+    seen_before_count: list[bytes] = []
+
+    async def on_record(record: ModelRequestRecord) -> None:
+        if record.provisional:
+            await asyncio.sleep(0.5)  # a slow ledger commit
+            counted.set()
+
+    def respond(handler: BaseHTTPRequestHandler, _: RawRequest) -> None:
+        start_chunked(handler)
+        send_chunk(handler, MESSAGE_START + REST)  # the whole answer in one chunk
+        end_chunks(handler)
+
+    with (
+        RawUpstream(respond) as upstream,
+        serve_proxy(upstream.url, on_record=on_record) as proxy,
+    ):
+        received = b""
+        with httpx.stream(
+            "POST", f"{proxy.url}/v1/messages", json=messages_body(), headers=CLAUDE_HEADERS
+        ) as response:
+            for chunk in response.iter_raw():
+                if not counted.is_set():
+                    seen_before_count.append(chunk)
+                received += chunk
+    early = b"".join(seen_before_count)
+    assert counted.is_set()
+    assert received == MESSAGE_START + REST
+    assert early.startswith(MESSAGE_START)
+    assert b"message_delta" not in early
+    assert b"message_stop" not in early

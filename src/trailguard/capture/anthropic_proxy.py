@@ -583,6 +583,20 @@ class _ProxyResponse(StreamingResponse):
                 await self._finish()
 
 
+def _event_start(chunk: bytes, marker: bytes) -> int:
+    """Where, in ``chunk``, the SSE event holding the last ``marker`` begins: just after the
+    blank line before it, or 0 (the event began in an earlier chunk, or ``marker`` is absent).
+    Only events that end before that event are in ``chunk[:start]``."""
+    at = chunk.rfind(marker)
+    if at < 0:
+        return 0
+    return max(
+        (end + len(blank) for blank in (b"\n\n", b"\r\n\r\n", b"\r\r")
+         if (end := chunk.rfind(blank, 0, at)) >= 0),
+        default=0,
+    )  # fmt: skip
+
+
 def _forward_headers(request: Request) -> list[tuple[bytes, bytes]]:
     named = {
         token.strip().lower()
@@ -801,13 +815,19 @@ def create_proxy_router(
 
         async def forward() -> AsyncIterator[bytes]:
             try:
-                async for chunk in upstream_response.aiter_raw():
+                async for received in upstream_response.aiter_raw():
+                    chunk = received
                     if capture.first_byte is None:
                         capture.first_byte = time.perf_counter()
                     capture.feed(chunk)
                     if capture.usage_final and not capture.usage_counted:
-                        # Count the cost before the end of the response reaches the agent.
+                        # Count the cost before the end of the response reaches the agent; the
+                        # events before message_delta in the same chunk are not held back.
                         capture.usage_counted = True
+                        head = 0 if capture.decoder else _event_start(chunk, b"message_delta")
+                        if head:  # (compressed bytes cannot be split by event)
+                            yield chunk[:head]
+                            chunk = chunk[head:]
                         await identified()
                         await _hand_over(record_sink, capture.record(provisional=True))
                     yield chunk
