@@ -434,7 +434,7 @@ def plot(results: dict[str, Any], out: Path, caption: str) -> list[Path]:
             axis.grid(True, which="both", alpha=0.3)
             axis.set_title(f"hook latency {quantile}")
         axes[0].legend(fontsize=8)
-        figure.suptitle(caption, fontsize=8)
+        figure.suptitle(results.get("hooks_caption", caption), fontsize=8)
         figure.tight_layout()
         written.append(out / "scaling-hook-latency.png")
         figure.savefig(written[-1], dpi=110)
@@ -446,7 +446,7 @@ def plot(results: dict[str, Any], out: Path, caption: str) -> list[Path]:
                 sizes,
                 [hooks["sizes"][str(size)][str(s)]["rss_peak_mib"] for size in sizes],
                 marker="o",
-                label=f"{s} concurrent sessions",
+                label=f"{s} concurrent session{'s' if s > 1 else ''}",
             )
         axis.plot(
             sizes,
@@ -463,7 +463,7 @@ def plot(results: dict[str, Any], out: Path, caption: str) -> list[Path]:
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
         axis.set_title("gateway memory")
-        figure.suptitle(caption, fontsize=7)
+        figure.suptitle(results.get("hooks_caption", caption), fontsize=7)
         figure.tight_layout()
         written.append(out / "scaling-memory.png")
         figure.savefig(written[-1], dpi=110)
@@ -492,7 +492,7 @@ def plot(results: dict[str, Any], out: Path, caption: str) -> list[Path]:
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
         axis.set_title("retrieval (SQLite)")
-        figure.suptitle(caption, fontsize=7)
+        figure.suptitle(results.get("retrieval_caption", caption), fontsize=7)
         figure.tight_layout()
         written.append(out / "scaling-retrieval.png")
         figure.savefig(written[-1], dpi=110)
@@ -533,7 +533,11 @@ def main() -> None:
         merged: dict[str, Any] = {}
         captions = []
         for saved in (json.loads(path.read_text()) for path in args.from_json):
-            captions.append(saved.pop("caption"))
+            caption = saved.pop("caption")
+            captions.append(caption)
+            for part in ("hooks", "retrieval"):
+                if part in saved:
+                    saved.setdefault(f"{part}_caption", caption)
             merged |= saved
         for path in plot(merged, args.plot_dir, "\n".join(dict.fromkeys(captions))):
             print(f"wrote {path}")
@@ -597,6 +601,9 @@ def main() -> None:
         f"{env['load_at_start']:.1f} -> {env['load_at_end']:.1f}), python {env['python']}, "
         f"sqlite {env['sqlite']}; benchmarks/bench_scaling.py"
     )
+    for part in ("hooks", "retrieval"):
+        if part in results:
+            results[f"{part}_caption"] = results["caption"]
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     for path in plot(results, args.plot_dir, results["caption"]):
