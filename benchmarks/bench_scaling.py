@@ -49,6 +49,7 @@ from typing import Any
 from _common import (
     add_common_arguments,
     build_ledger,
+    create_token,
     free_port,
     make_events,
     metric,
@@ -253,24 +254,7 @@ def hooks_at(ledger: Path, scratch: Path, args: argparse.Namespace, events: int)
     )
     figures: dict[str, Any] = {"start_seconds": round(time.perf_counter() - started, 2)}
     try:
-        made = subprocess.run(
-            [
-                str(TRAILGUARD),
-                "token",
-                "create",
-                "--developer",
-                "dev_bench",
-                "--role",
-                "agent",
-                "--data-dir",
-                str(data_dir),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        token = made.stdout.strip().splitlines()[-1]
+        token = create_token(data_dir, "dev_bench", "agent")
         figures["rss_idle_mib"] = round(tree_rss(process.pid) / 2**20, 1)
         drive(process.pid, port, token, 2, 0.0, max(1.0, args.warmup))  # warm, not measured
         for sessions in args.sessions:
