@@ -1012,7 +1012,7 @@ def test_every_chunk_is_forwarded_before_the_upstream_sends_the_next() -> None:
 
 
 def test_a_slow_token_lookup_does_not_delay_the_first_byte_and_still_names_the_payer() -> None:
-    """The token is looked up while the request goes upstream: the first byte is forwarded
+    """The token is looked up only when the cost record is made: the first byte is forwarded
     before the lookup returns, and the cost record still carries the developer."""
     lookup_done = threading.Event()
     first_byte_before_lookup: list[bool] = []

@@ -38,7 +38,6 @@ Decisions:
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import inspect
 import logging
@@ -739,18 +738,19 @@ def create_proxy_router(
         token = request.headers.get(TOKEN_HEADER)
         capture.token_presented = token is not None
         # Who pays is needed for the record, not for the upstream: the token is looked up
-        # while the request goes out, so the lookup adds nothing to the time to first byte.
-        identity = asyncio.ensure_future(identify(token)) if identify is not None else None
+        # when the first record is made (at message_delta, or at the end), so the lookup adds
+        # nothing to the time to first byte.
+        looked_up = identify is None
 
         async def identified() -> None:
-            nonlocal identity
-            if identity is None:
+            nonlocal looked_up
+            if looked_up or identify is None:
                 return
+            looked_up = True
             try:
-                capture.developer_id = await identity
+                capture.developer_id = await identify(token)
             except Exception:
                 logger.exception("identify() failed; the request's usage is unattributed")
-            identity = None
 
         async def finish() -> None:
             await identified()
