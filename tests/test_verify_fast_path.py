@@ -91,23 +91,33 @@ def test_untouched_ledger_is_intact_on_both_paths_and_ends_with_gateway_stop(led
     ("sql", "named"),
     [
         (
-            "UPDATE events SET session_id = 'sess_other' WHERE seq = 90",
+            "UPDATE events SET session_id = 'sess_other' WHERE seq = {seq}",
             "index column for sessionId",
         ),
-        ("UPDATE events SET tool = 'Write' WHERE seq = 91", "index column for tool"),
-        ("UPDATE events SET tool = NULL WHERE seq = 92", "index column for tool"),
-        ("UPDATE events SET developer_id = x'00ff' WHERE seq = 93", "index column for developerId"),
-        ("UPDATE events SET event_type = 'prompt' WHERE seq = 94", "index column for eventType"),
-        ("UPDATE events SET timestamp = 7 WHERE seq = 95", "index column for timestamp"),
-        ("UPDATE events SET leaf_hash = zeroblob(32) WHERE seq = 96", "event bytes were changed"),
-        ("UPDATE events SET body = CAST(body AS TEXT) WHERE seq = 97", "not bytes"),
-        ("UPDATE events SET body = x'7b' WHERE seq = 98", "not JSON"),
-        ("UPDATE events SET body = CAST('[1]' AS BLOB) WHERE seq = 99", "not a JSON object"),
+        ("UPDATE events SET tool = 'Write' WHERE seq = {seq}", "index column for tool"),
+        ("UPDATE events SET tool = NULL WHERE seq = {seq}", "index column for tool"),
+        (
+            "UPDATE events SET developer_id = x'00ff' WHERE seq = {seq}",
+            "index column for developerId",
+        ),
+        ("UPDATE events SET event_type = 'prompt' WHERE seq = {seq}", "index column for eventType"),
+        ("UPDATE events SET timestamp = 7 WHERE seq = {seq}", "index column for timestamp"),
+        (
+            "UPDATE events SET leaf_hash = zeroblob(32) WHERE seq = {seq}",
+            "event bytes were changed",
+        ),
+        ("UPDATE events SET body = CAST(body AS TEXT) WHERE seq = {seq}", "not bytes"),
+        ("UPDATE events SET body = x'7b' WHERE seq = {seq}", "not JSON"),
+        ("UPDATE events SET body = CAST('[1]' AS BLOB) WHERE seq = {seq}", "not a JSON object"),
     ],
 )
 def test_each_kind_of_row_damage_is_named_alike_on_both_paths(ledger_dir, sql, named):
-    seq = int(sql.rsplit("= ", 1)[1])
-    tamper.execute(ledger_dir, sql)
+    db = tamper.connect(ledger_dir)
+    (seq,) = db.execute(  # a tool call: every index column holds a value
+        "SELECT min(seq) FROM events WHERE event_type = 'tool_invocation' AND seq >= 90"
+    ).fetchone()
+    db.close()
+    tamper.execute(ledger_dir, sql.format(seq=seq))
     found = both_paths(ledger_dir)
     assert any(f.startswith(f"seq {seq}: ") and named in f for f in found), found
 
