@@ -59,6 +59,7 @@ from _common import (
     _text,
     add_common_arguments,
     cpu_seconds,
+    create_token,
     free_port,
     ledger_counts,
     metric,
@@ -235,7 +236,7 @@ def request_body(kb: int, seed: int = 7) -> bytes:
 
 
 def request_bytes(
-    port: int, path: str, body: bytes, session: str, pause_ms: float, deltas: int
+    port: int, path: str, body: bytes, session: str, pause_ms: float, deltas: int, token: str = ""
 ) -> bytes:
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -245,7 +246,8 @@ def request_bytes(
         "anthropic-beta: claude-code-20250219,interleaved-thinking-2025-05-14\r\n"
         f"x-app: cli\r\nx-claude-code-session-id: {session}\r\n"
         f"x-bench-pause-ms: {pause_ms:g}\r\nx-bench-deltas: {deltas}\r\n"
-        f"content-length: {len(body)}\r\n\r\n"
+        + (f"x-trailguard-token: {token}\r\n" if token else "")
+        + f"content-length: {len(body)}\r\n\r\n"
     )
     return head.encode("latin-1") + body
 
@@ -375,9 +377,11 @@ class Target:
     name: str
     port: int
     path: str
+    token: str = ""
+    """An agent token, sent as X-Trailguard-Token as Claude Code's hooks set it up to do."""
 
     def request(self, body: bytes, session: str, pause_ms: float, deltas: int) -> bytes:
-        return request_bytes(self.port, self.path, body, session, pause_ms, deltas)
+        return request_bytes(self.port, self.path, body, session, pause_ms, deltas, self.token)
 
 
 @dataclass
@@ -653,8 +657,10 @@ def main() -> None:
         stack.callback(stop_process, gateway)
         wait_ready(gateway, f"http://127.0.0.1:{gw_port}/healthz", gw_log)
 
-        direct = Target("direct", up_port, "/v1/messages?beta=true")
-        proxy = Target("proxy", gw_port, "/anthropic/v1/messages?beta=true")
+        # The same agent token goes to both (the upstream ignores it): the proxy looks it up.
+        token = create_token(data_dir, "dev_bench", "agent")
+        direct = Target("direct", up_port, "/v1/messages?beta=true", token)
+        proxy = Target("proxy", gw_port, "/anthropic/v1/messages?beta=true", token)
         tallies = {"direct": Tally(), "proxy": Tally()}
 
         paired = latency_phase(

@@ -109,8 +109,10 @@ def _kind(position: int) -> str:
 class Workload:
     """Rows in seq order; remembers each session's developer, project and first day."""
 
-    def __init__(self, count: int, seed: int = 7) -> None:
+    def __init__(self, count: int, seed: int = 7, span_seconds: float = YEAR_SECONDS) -> None:
         self.count = count
+        self.span_seconds = span_seconds
+        """The events are spread evenly over this much time from YEAR_START."""
         self.rng = random.Random(seed)
         self.templates = _templates()
         self.sessions: dict[str, tuple[str, str, str]] = {}
@@ -145,7 +147,7 @@ class Workload:
 
     def rows(self) -> Iterator[tuple[Any, ...]]:
         active = [self._new_session() for _ in range(CONCURRENT_SESSIONS)]
-        step = YEAR_SECONDS / self.count
+        step = self.span_seconds / self.count
         dumps = orjson.dumps
         sort = orjson.OPT_SORT_KEYS
         sha256 = hashlib.sha256

@@ -10,6 +10,7 @@ import argparse
 import functools
 import hashlib
 import os
+import resource
 import sqlite3
 import time
 from pathlib import Path
@@ -48,14 +49,23 @@ def read_and_hash(database: Path) -> tuple[int, float]:
         db.close()
 
 
-def verify(data_dir: Path, workers: int) -> tuple[VerificationReport, float]:
+def cpu_so_far() -> float:
+    """CPU seconds of this process and its reaped children (the verifier's worker processes)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def verify(data_dir: Path, workers: int) -> tuple[VerificationReport, float, float]:
+    """Returns the report, the wall seconds and the CPU seconds (all processes) it took."""
     opener = functools.partial(SQLiteStore.in_data_dir, data_dir, read_only=True)
     verifier = load_verifier(str(data_dir / VERIFIER_KEY_FILE))
     store = opener()
     try:
+        cpu = cpu_so_far()
         started = time.perf_counter()
         report = verify_ledger(store, opener, verifier, workers=workers)
-        return report, time.perf_counter() - started
+        return report, time.perf_counter() - started, cpu_so_far() - cpu
     finally:
         store.close()
 
@@ -114,14 +124,16 @@ def main() -> None:
         read_and_hash(database)  # warm the page cache so every timed pass reads from memory
         baseline = float("inf")
         timings = {workers: float("inf") for workers in worker_counts}
+        cpu_timings = dict(timings)
         for _ in range(args.repeat):
             hashed, seconds = read_and_hash(database)
             assert hashed == rows, f"baseline read {hashed} rows, expected {rows}"
             baseline = min(baseline, seconds)
             for workers in worker_counts:
-                report, seconds = verify(data_dir, workers)
+                report, seconds, cpu = verify(data_dir, workers)
                 check(report, rows, checkpoints, workers)
                 timings[workers] = min(timings[workers], seconds)
+                cpu_timings[workers] = min(cpu_timings[workers], cpu)
 
     baseline_rate = rows / baseline
     section(f"verification of {rows:,} stored events ({checkpoints:,} signed checkpoints)")
@@ -138,14 +150,19 @@ def main() -> None:
     }
     metric("baseline: read + SHA-256 every body (1 process)", baseline_rate, "events/s")
     metric("baseline time", baseline, "s")
+    metric("load average (1 min) at the end", os.getloadavg()[0])
+    result["loadavg_1min"] = round(os.getloadavg()[0], 2)
     for workers in worker_counts:
         rate = rows / timings[workers]
         metric(f"verify_ledger workers={workers}", rate, "events/s")
         metric(f"verify_ledger workers={workers} time", timings[workers], "s")
         metric(f"ratio verify workers={workers} / baseline", rate / baseline_rate, "x")
+        metric(f"verify_ledger workers={workers} per CPU-second", rows / cpu_timings[workers],
+               "events/cpu-s")  # fmt: skip
         result[f"verify_w{workers}_events_per_s"] = round(rate, 1)
         result[f"verify_w{workers}_seconds"] = round(timings[workers], 3)
         result[f"verify_w{workers}_ratio_to_baseline"] = round(rate / baseline_rate, 4)
+        result[f"verify_w{workers}_cpu_seconds"] = round(cpu_timings[workers], 3)
     metric("mean canonical body size", body_bytes / rows, "bytes/event")
     metric("database size", file_bytes / 2**20, "MiB")
 

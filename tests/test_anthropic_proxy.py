@@ -971,3 +971,112 @@ def test_the_trailguard_token_names_the_developer_and_never_goes_upstream(
     ]
     for upstream_request in model_server.requests:
         assert "x-trailguard-token" not in upstream_request.headers
+
+
+def split_events(stream: bytes) -> list[bytes]:
+    """The SSE events (and comments) of ``stream``, each with its blank line."""
+    return [part + b"\n\n" for part in stream.split(b"\n\n") if part]
+
+
+def test_every_chunk_is_forwarded_before_the_upstream_sends_the_next() -> None:
+    """No buffering anywhere: the upstream sends each event only once the client has read the
+    one before it (a lock-step that would deadlock, and fail, if the proxy held any back)."""
+    events = split_events(MESSAGE_START + REST)
+    ends = [len(b"".join(events[: number + 1])) for number in range(len(events))]
+    client_has = [threading.Event() for _ in events]
+    upstream_waits: list[bool] = []
+
+    def respond(handler: BaseHTTPRequestHandler, _: RawRequest) -> None:
+        start_chunked(handler)
+        for number, event in enumerate(events):
+            send_chunk(handler, event)
+            upstream_waits.append(client_has[number].wait(5))
+        end_chunks(handler)
+
+    with RawUpstream(respond) as upstream, serve_proxy(upstream.url) as proxy:
+        received = b""
+        with httpx.stream(
+            "POST", f"{proxy.url}/v1/messages", json=messages_body(), headers=CLAUDE_HEADERS
+        ) as response:
+            assert response.status_code == 200
+            for chunk in response.iter_raw():
+                received += chunk
+                for number, end in enumerate(ends):
+                    if len(received) >= end:
+                        client_has[number].set()
+        [record] = proxy.wait_records(1)
+    assert received == MESSAGE_START + REST
+    assert upstream_waits == [True] * len(events)
+    assert record.usage == RAW_USAGE
+    assert record.error is None
+
+
+def test_a_slow_token_lookup_does_not_delay_the_first_byte_and_still_names_the_payer() -> None:
+    """The token is looked up only when the cost record is made: the first byte is forwarded
+    before the lookup returns, and the cost record still carries the developer."""
+    lookup_done = threading.Event()
+    first_byte_before_lookup: list[bool] = []
+
+    async def identify(token: str | None) -> str | None:
+        await asyncio.sleep(0.5)
+        lookup_done.set()
+        return "dev_alice" if token == "tg_agent_fake_token_0001" else None
+
+    def respond(handler: BaseHTTPRequestHandler, _: RawRequest) -> None:
+        start_chunked(handler)
+        send_chunk(handler, MESSAGE_START)
+        time.sleep(0.7)
+        send_chunk(handler, REST)
+        end_chunks(handler)
+
+    with (
+        RawUpstream(respond) as upstream,
+        serve_proxy(upstream.url, identify=identify) as proxy,
+    ):
+        headers = CLAUDE_HEADERS | {"X-Trailguard-Token": "tg_agent_fake_token_0001"}
+        with httpx.stream(
+            "POST", f"{proxy.url}/v1/messages", json=messages_body(), headers=headers
+        ) as response:
+            for _chunk in response.iter_raw():
+                if not first_byte_before_lookup:
+                    first_byte_before_lookup.append(not lookup_done.is_set())
+        records = proxy.wait_records(1)
+    assert first_byte_before_lookup == [True]
+    assert [(r.developer_id, r.provisional) for r in records] == [("dev_alice", False)]
+
+
+def test_events_before_message_delta_are_not_held_back_by_the_cost_record() -> None:
+    """When message_start and message_delta arrive in one upstream chunk, the part before
+    message_delta goes on at once; the rest (message_delta, message_stop) waits for the
+    provisional cost record, as the budget guarantee needs."""
+    counted = threading.Event()
+    seen_before_count: list[bytes] = []
+
+    async def on_record(record: ModelRequestRecord) -> None:
+        if record.provisional:
+            await asyncio.sleep(0.5)  # a slow ledger commit
+            counted.set()
+
+    def respond(handler: BaseHTTPRequestHandler, _: RawRequest) -> None:
+        start_chunked(handler)
+        send_chunk(handler, MESSAGE_START + REST)  # the whole answer in one chunk
+        end_chunks(handler)
+
+    with (
+        RawUpstream(respond) as upstream,
+        serve_proxy(upstream.url, on_record=on_record) as proxy,
+    ):
+        received = b""
+        with httpx.stream(
+            "POST", f"{proxy.url}/v1/messages", json=messages_body(), headers=CLAUDE_HEADERS
+        ) as response:
+            for chunk in response.iter_raw():
+                if not counted.is_set():
+                    seen_before_count.append(chunk)
+                received += chunk
+    early = b"".join(seen_before_count)
+    assert counted.is_set()
+    assert received == MESSAGE_START + REST
+    assert early.startswith(MESSAGE_START)
+    assert b"message_delta" not in early
+    assert b"message_stop" not in early

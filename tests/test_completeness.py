@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from e2e.model_server import ModelServer, ToolCall, Turn
 from trailguard.capture import install as installer
 from trailguard.capture.hook_client.settings import read_hook_config
+from trailguard.completeness import watcher as watcher_module
 from trailguard.completeness.report import Rules, figures, session_completeness
 from trailguard.gateway.app import create_app
 from trailguard.ledger.writer import Ledger, LedgerConfig
@@ -582,3 +583,29 @@ def test_telemetry_for_a_session_no_hook_reported_is_an_unaudited_session(make_r
     (alert,) = rig.wait_alerts("unaudited_session")
     assert alert["sessionId"] == "telemetry-only"
     assert alert["details"]["sources"] == ["otlp"]
+
+
+def test_a_watcher_catching_up_a_few_events_a_tick_judges_only_once_caught_up(
+    make_rig, monkeypatch
+):
+    """A start on a big recent ledger reads it over several ticks (the hooks keep their
+    latency); judging before every event so far is read would see a tool_use without the hook
+    that reported it. Two events a tick: the complete session raises nothing, the gap is still
+    found, once."""
+    monkeypatch.setattr(watcher_module, "CATCH_UP_ROWS_PER_TICK", 2)
+    rig = make_rig(
+        [
+            Turn(tool_calls=[bash("echo one", "toolu_ONE")]),
+            Turn(tool_calls=[bash("rm -rf build", "toolu_GAP")]),
+            Turn(text="done"),
+        ]
+    )
+    rig.start()
+    rig.model_request()
+    rig.pre("toolu_ONE", "echo one")
+    rig.post("toolu_ONE", "echo one")
+    rig.model_request()  # toolu_GAP: no hook ever reports it
+    rig.model_request()
+    (alert,) = rig.wait_alerts("hook_gap", timeout=30)
+    assert alert["details"]["toolUseId"] == "toolu_GAP"
+    assert rig.alerts("unaudited_session") == []

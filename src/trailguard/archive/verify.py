@@ -35,22 +35,13 @@ from trailguard.archive.tiles import TileBuilder, new_tiles, tile_path
 from trailguard.events import EventType
 from trailguard.ledger import checkpoint as checkpoints
 from trailguard.ledger import merkle
+from trailguard.ledger.findings import Finding
+from trailguard.ledger.findings import failure as _failure
 from trailguard.ledger.note import Verifier
-from trailguard.ledger.verify import Finding
 
 Progress = Callable[[int, int], None]
 _CHECKPOINT = EventType.CHECKPOINT.value
 _KNOWN_PREFIXES = (layout.SEGMENTS, layout.CHECKPOINTS, layout.PARQUET, "tile/")
-
-
-def _failure(where: str, problem: str, expected: Any = None, found: Any = None) -> Finding:
-    return Finding(
-        "failure",
-        where,
-        problem,
-        None if expected is None else str(expected),
-        None if found is None else str(found),
-    )
 
 
 def _warning(where: str, problem: str) -> Finding:

@@ -582,6 +582,20 @@ class _ProxyResponse(StreamingResponse):
                 await self._finish()
 
 
+def _event_start(chunk: bytes, marker: bytes) -> int:
+    """Where, in ``chunk``, the SSE event holding the last ``marker`` begins: just after the
+    blank line before it, or 0 (the event began in an earlier chunk, or ``marker`` is absent).
+    Only events that end before that event are in ``chunk[:start]``."""
+    at = chunk.rfind(marker)
+    if at < 0:
+        return 0
+    return max(
+        (end + len(blank) for blank in (b"\n\n", b"\r\n\r\n", b"\r\r")
+         if (end := chunk.rfind(blank, 0, at)) >= 0),
+        default=0,
+    )  # fmt: skip
+
+
 def _forward_headers(request: Request) -> list[tuple[bytes, bytes]]:
     named = {
         token.strip().lower()
@@ -723,13 +737,23 @@ def create_proxy_router(
         )
         token = request.headers.get(TOKEN_HEADER)
         capture.token_presented = token is not None
-        if identify is not None:
+        # Who pays is needed for the record, not for the upstream: the token is looked up
+        # when the first record is made (at message_delta, or at the end), so the lookup adds
+        # nothing to the time to first byte.
+        looked_up = identify is None
+
+        async def identified() -> None:
+            nonlocal looked_up
+            if looked_up or identify is None:
+                return
+            looked_up = True
             try:
                 capture.developer_id = await identify(token)
             except Exception:
                 logger.exception("identify() failed; the request's usage is unattributed")
 
         async def finish() -> None:
+            await identified()
             await _deliver(record_sink, capture)
 
         def fail(status: int, error_type: str, message: str) -> Response:
@@ -791,13 +815,20 @@ def create_proxy_router(
 
         async def forward() -> AsyncIterator[bytes]:
             try:
-                async for chunk in upstream_response.aiter_raw():
+                async for received in upstream_response.aiter_raw():
+                    chunk = received
                     if capture.first_byte is None:
                         capture.first_byte = time.perf_counter()
                     capture.feed(chunk)
                     if capture.usage_final and not capture.usage_counted:
-                        # Count the cost before the end of the response reaches the agent.
+                        # Count the cost before the end of the response reaches the agent; the
+                        # events before message_delta in the same chunk are not held back.
                         capture.usage_counted = True
+                        head = 0 if capture.decoder else _event_start(chunk, b"message_delta")
+                        if head:  # (compressed bytes cannot be split by event)
+                            yield chunk[:head]
+                            chunk = chunk[head:]
+                        await identified()
                         await _hand_over(record_sink, capture.record(provisional=True))
                     yield chunk
                     capture.last_byte = time.perf_counter()

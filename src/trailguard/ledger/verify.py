@@ -15,22 +15,29 @@ are checked independently (in parallel on several cores) and joined with a compa
 from __future__ import annotations
 
 import base64
-import operator
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from hashlib import sha256
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from trailguard.events import EventType
 from trailguard.ledger import checkpoint as checkpoints
 from trailguard.ledger import merkle
+from trailguard.ledger.findings import Finding
+from trailguard.ledger.findings import failure as _failure
 from trailguard.ledger.note import Verifier
-from trailguard.ledger.stored_tree import CACHED_SUBTREE_LEVEL
+from trailguard.ledger.verify_block import (
+    BLOCK_LEVEL,
+    BLOCK_SIZE,
+    Block,
+    StoreOpener,
+    cache_mismatch,
+    check_block,
+)
 from trailguard.store.base import (
     PRUNE_RECORD_KEY,
     PRUNED_BEFORE_KEY,
@@ -42,53 +49,17 @@ from trailguard.store.base import (
 Progress = Callable[[int, int], None]
 """Called with (events checked, events in the ledger) as verification advances."""
 
-StoreOpener = Callable[[], Store]
-"""Opens a fresh read-only connection to the same store (one per worker process)."""
-
-BLOCK_LEVEL = 14
-BLOCK_SIZE = 1 << BLOCK_LEVEL
 _CHECKPOINT = EventType.CHECKPOINT.value
 _GATEWAY_START = EventType.GATEWAY_START.value
-
-# Index columns (LedgerRow positions 1..7) and the field of the signed event each must equal.
-_INDEXED_FIELDS = (
-    "eventId",
-    "timestamp",
-    "eventType",
-    "sessionId",
-    "developerId",
-    "projectId",
-    "tool",
-)
-_signed_index_values = operator.itemgetter(*_INDEXED_FIELDS[:-1])
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing verification found wrong (a failure) or worth knowing (a warning)."""
-
-    severity: Literal["failure", "warning"]
-    where: str
-    """Which entry: ``seq 41``, ``checkpoint at seq 1000``, ``trusted checkpoint``..."""
-    problem: str
-    expected: str | None = None
-    found: str | None = None
-
-    def __str__(self) -> str:
-        text = f"{self.where}: {self.problem}"
-        if self.expected is not None or self.found is not None:
-            text += f" (expected {self.expected}, found {self.found})"
-        return text
-
-
-def _failure(where: str, problem: str, expected: Any = None, found: Any = None) -> Finding:
-    return Finding(
-        "failure",
-        where,
-        problem,
-        None if expected is None else str(expected),
-        None if found is None else str(found),
-    )
+__all__ = [
+    "BLOCK_LEVEL",
+    "BLOCK_SIZE",
+    "Finding",
+    "Progress",
+    "StoreOpener",
+    "VerificationReport",
+    "verify_ledger",
+]
 
 
 @dataclass
@@ -128,139 +99,6 @@ def _b64(value: bytes) -> str:
     return base64.b64encode(value).decode()
 
 
-# -- one block ------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Block:
-    """What checking one block found; positions are leaf indexes (row ranks) in the ledger."""
-
-    number: int
-    count: int
-    findings: list[Finding]
-    levels: list[list[bytes]]
-    """Every perfect subtree of the block, by level (``merkle.subtree_levels``)."""
-    checkpoints: list[tuple[int, int, dict[str, Any]]]
-    """(position, seq, event) of every checkpoint event in the block."""
-    starts: list[tuple[int, dict[str, Any]]]
-    """(position, event) of every gateway_start in the block."""
-    first_event_type: str | None
-    last_event_type: str | None
-
-
-def _bytes_or_none(value: object) -> bytes | None:
-    return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else None
-
-
-def _check_block(open_store: StoreOpener, number: int, first_seq: int, end_seq: int) -> _Block:
-    """Recompute the leaves and subtrees of one aligned block and check each event's bytes."""
-    position = number * BLOCK_SIZE
-    store = open_store()
-    try:
-        rows = list(store.rows(first_seq, end_seq))
-        findings: list[Finding] = []
-        block_checkpoints: list[tuple[int, int, dict[str, Any]]] = []
-        starts: list[tuple[int, dict[str, Any]]] = []
-        first_event_type = last_event_type = None
-        leaves = []
-        for offset, row in enumerate(rows):
-            where = f"seq {row.seq}"
-            body = _bytes_or_none(row.body)
-            if body is None:  # a damaged or hand-edited row: still a leaf, and a failure
-                findings.append(
-                    _failure(where, f"stored event is {type(row.body).__name__}, not bytes")
-                )
-                body = repr(row.body).encode()
-            leaf = sha256(b"\x00" + body).digest()  # merkle.hash_leaf, inlined: hot loop
-            leaves.append(leaf)
-            if leaf != _bytes_or_none(row.leaf_hash):
-                findings.append(
-                    _failure(
-                        where,
-                        "event bytes were changed after they were written",
-                        expected=f"leaf hash {row.leaf_hash!r}"
-                        if not isinstance(row.leaf_hash, bytes)
-                        else f"leaf hash {row.leaf_hash.hex()}",
-                        found=f"bytes hashing to {leaf.hex()}",
-                    )
-                )
-            try:
-                document = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                findings.append(_failure(where, f"event bytes are not JSON: {exc}"))
-                continue
-            if not isinstance(document, dict):
-                findings.append(_failure(where, "event bytes are not a JSON object"))
-                continue
-            if document.get("seq") != row.seq:
-                findings.append(
-                    _failure(
-                        where,
-                        "the event's own seq disagrees with its position",
-                        expected=row.seq,
-                        found=document.get("seq"),
-                    )
-                )
-            # A query by session must not be steerable by editing an index column.
-            try:
-                signed_values = (*_signed_index_values(document), document.get("tool"))
-            except KeyError:
-                signed_values = tuple(document.get(key) for key in _INDEXED_FIELDS)
-            if row[1:8] != signed_values:
-                for key, column_value, signed in zip(
-                    _INDEXED_FIELDS, row[1:8], signed_values, strict=True
-                ):
-                    if column_value != signed:
-                        findings.append(
-                            _failure(
-                                where,
-                                f"index column for {key} disagrees with the signed event",
-                                expected=repr(signed),
-                                found=repr(column_value),
-                            )
-                        )
-            event_type = document.get("eventType")  # the signed type, not the column
-            if offset == 0:
-                first_event_type = event_type if isinstance(event_type, str) else None
-            if event_type == _CHECKPOINT:
-                block_checkpoints.append((position + offset, row.seq, document))
-            else:
-                last_event_type = event_type if isinstance(event_type, str) else None
-                if event_type == _GATEWAY_START:
-                    starts.append((position + offset, document))
-        levels = merkle.subtree_levels(leaves, BLOCK_LEVEL)
-        for level in range(CACHED_SUBTREE_LEVEL, BLOCK_LEVEL + 1):
-            computed = levels[level]
-            if not computed:
-                break
-            first = position >> level
-            cached = store.tree_nodes(level, first, first + len(computed))
-            for index, node in enumerate(computed, start=first):
-                if cached.get(index) != node:
-                    findings.append(_cache_mismatch(level, index, node, cached.get(index)))
-        return _Block(
-            number,
-            len(rows),
-            findings,
-            levels,
-            block_checkpoints,
-            starts,
-            first_event_type,
-            last_event_type,
-        )
-    finally:
-        store.close()
-
-
-def _cache_mismatch(level: int, index: int, node: bytes, cached: bytes | None) -> Finding:
-    return _failure(
-        f"tree node level {level} index {index}",
-        "the cached Merkle subtree (used for proofs) disagrees with the events",
-        expected=node.hex(),
-        found=None if cached is None else cached.hex(),
-    )
-
-
 # -- the whole ledger -----------------------------------------------------------------------------
 
 
@@ -276,7 +114,7 @@ class _RecomputedTree:
         self._blocks = merkle.CompactRange(record_from_level=1)
         self.large_subtrees: dict[tuple[int, int], bytes] = {}
         """(level, index) -> hash for perfect subtrees of level >= BLOCK_LEVEL."""
-        self._recent: dict[int, list[list[bytes]]] = {}
+        self._recent: dict[int, Block] = {}
         self.keep_from = 0
         """Leaf position from which every block's levels are kept."""
 
@@ -290,16 +128,16 @@ class _RecomputedTree:
             self.large_subtrees[level, begin >> level] = node
         self.keep_from = size
 
-    def add(self, block: _Block) -> list[tuple[int, int, bytes]]:
+    def add(self, block: Block) -> list[tuple[int, int, bytes]]:
         """Add a block; returns the large subtrees it completed (to cross-check the cache)."""
-        self._recent[block.number] = block.levels
+        self._recent[block.number] = block
         for number in [
             n for n in self._recent if n < min(block.number, self.keep_from // BLOCK_SIZE)
         ]:
             del self._recent[number]
         if block.count < BLOCK_SIZE:
             return []
-        root = block.levels[BLOCK_LEVEL][0]
+        root = block.node(BLOCK_LEVEL, 0)
         completed = [(BLOCK_LEVEL, block.number, root)]
         self._blocks.append(root)
         completed += [(lvl + BLOCK_LEVEL, idx, h) for lvl, idx, h in self._blocks.completed]
@@ -315,8 +153,7 @@ class _RecomputedTree:
         if size == 1 << level and begin % size == 0:
             if level >= BLOCK_LEVEL:
                 return self.large_subtrees[level, begin >> level]
-            levels = self._recent[begin >> BLOCK_LEVEL]
-            return levels[level][(begin % BLOCK_SIZE) >> level]
+            return self._recent[begin >> BLOCK_LEVEL].node(level, (begin % BLOCK_SIZE) >> level)
         k = 1 << ((size - 1).bit_length() - 1)
         return merkle.hash_children(
             self.range_hash(begin, begin + k), self.range_hash(begin + k, end)
@@ -364,6 +201,11 @@ class _Verification:
     def _scan_positions(self) -> tuple[int, list[int]]:
         """Check that ``seq`` runs 0, 1, 2... and find the seq where each block starts, plus the
         end of the last one: rows a live writer adds after this scan are not read."""
+        span = getattr(self.store, "seq_span", None)
+        if span is not None:
+            count, low, high = span()
+            if count and low == self.base and high - low + 1 == count:
+                return self.base + count, [*range(self.base, high + 1, BLOCK_SIZE), high + 1]
         block_starts = []
         expected = self.base
         position = self.base - 1
@@ -386,7 +228,7 @@ class _Verification:
         block_starts.append(seq + 1)
         return position + 1, block_starts
 
-    def _blocks(self, block_starts: list[int]) -> Iterator[_Block]:
+    def _blocks(self, block_starts: list[int]) -> Iterator[Block]:
         first_block = self.base // BLOCK_SIZE
         jobs = [
             (number, first_seq, block_starts[number + 1 - first_block])
@@ -394,10 +236,10 @@ class _Verification:
         ]
         if self.workers <= 1 or len(jobs) <= 1:
             for job in jobs:
-                yield _check_block(self.open_store, *job)
+                yield check_block(self.open_store, *job)
             return
         with ProcessPoolExecutor(max_workers=self.workers) as pool:
-            futures = [pool.submit(_check_block, self.open_store, *job) for job in jobs]
+            futures = [pool.submit(check_block, self.open_store, *job) for job in jobs]
             for future in futures:
                 yield future.result()
 
@@ -483,7 +325,7 @@ class _Verification:
             for level, index, node in tree.add(block):
                 cached = self.store.tree_node(level, index)
                 if cached != node:
-                    self.report.findings.append(_cache_mismatch(level, index, node, cached))
+                    self.report.findings.append(cache_mismatch(level, index, node, cached))
             for position, seq, document in block.checkpoints:
                 self.checkpoint_positions.add(position)
                 self._check_checkpoint(position, seq, document, tree.root(position))

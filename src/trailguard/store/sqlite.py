@@ -11,6 +11,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from trailguard.store.base import (
     PRUNE_RECORD_KEY,
@@ -392,6 +393,24 @@ class SQLiteStore:
         while batch := cursor.fetchmany(4096):
             for row in batch:
                 yield LedgerRow._make(row)
+
+    def verification_rows(self, start: int, end: int) -> Iterator[list[tuple[Any, ...]]]:
+        """For the verifier: the rows with start <= seq < end in seq order, in batches, as plain
+        tuples in LedgerRow's column order (no per-row named tuple: it reads millions)."""
+        cursor = self._db.execute(
+            f"SELECT {_ROW_COLUMNS} FROM events WHERE seq >= ? AND seq < ? ORDER BY seq",
+            (start, end),
+        )
+        while batch := cursor.fetchmany(4096):
+            yield batch
+
+    def seq_span(self) -> tuple[int, int | None, int | None]:
+        """(count, min, max) of seq: since seq is the INTEGER PRIMARY KEY (unique), the events
+        are contiguous exactly when count == max - min + 1."""
+        count, low, high = self._db.execute(
+            "SELECT count(*), min(seq), max(seq) FROM events"
+        ).fetchone()
+        return int(count), low, high
 
     def row_by_event_id(self, event_id: str) -> LedgerRow | None:
         row = self._db.execute(
