@@ -471,6 +471,37 @@ def test_a_kill_and_an_exhausted_budget_hold_on_every_worker(tmp_path):
 
 
 @pytest.mark.slow
+def test_one_model_request_reported_to_two_workers_is_counted_once(tmp_path):
+    """Claude Code reports a request's usage by telemetry and by the transcript, and the two
+    may reach different workers: only the first may count it (else budgets trip early)."""
+    gateway = _start(tmp_path)
+    try:
+        first, second = gateway.worker_connections(2)
+        session = _start_session(gateway, first)
+        usage = {
+            "messageId": "msg_twice_1",
+            "requestId": "req_twice_1",
+            "model": "claude-sonnet-4-5",
+            "usage": {"input_tokens": 1200, "output_tokens": 300},
+        }
+        for pinned in (first, second):
+            stop = {
+                "session_id": session,
+                "hook_event_name": "Stop",
+                "trailguard": {"usage": [usage]},
+            }
+            assert gateway.hook(pinned, stop)[0] == 200
+    finally:
+        _stop(gateway)
+    store = SQLiteStore.in_data_dir(gateway.data_dir, read_only=True)
+    try:
+        costs = [orjson.loads(row.body) for row in store.rows() if row.event_type == "cost"]
+    finally:
+        store.close()
+    assert [c["requestId"] for c in costs] == ["req_twice_1"], costs
+
+
+@pytest.mark.slow
 def test_the_writer_dying_makes_hooks_fail_closed_until_it_is_back(tmp_path):
     gateway = _start(tmp_path)
     try:

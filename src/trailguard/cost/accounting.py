@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal, cast
 
 from pydantic import JsonValue
 
@@ -174,6 +175,39 @@ class CostAccountant:
             )
         )
         return events
+
+    def note_counted_elsewhere(self, cost: Mapping[str, Any]) -> None:
+        """A ``cost`` event another process sharing the ledger recorded (its ledger JSON): the
+        request it counted is counted, so the same request reported here by another source is
+        not counted again. Spend is not added here (budgets read it on their own)."""
+        if cost.get("eventType", "cost") != "cost":
+            return
+        extra = cost.get("extra") or {}
+        request_id = cost.get("requestId")
+        message_id = extra.get("messageId") if isinstance(extra, Mapping) else None
+        observation = UsageObservation(
+            source=cast(Source, cost.get("source") or "proxy"),
+            session_id=cost.get("sessionId"),
+            model=cost.get("model"),
+            usage=Usage(
+                input_tokens=int(cost.get("inputTokens") or 0),
+                output_tokens=int(cost.get("outputTokens") or 0),
+                cache_write_5m_tokens=int(cost.get("cacheWrite5mTokens") or 0),
+                cache_write_1h_tokens=int(cost.get("cacheWrite1hTokens") or 0),
+                cache_read_tokens=int(cost.get("cacheReadTokens") or 0),
+            ),
+            request_id=None if request_id == message_id else request_id,
+            message_id=message_id,
+            tool_use_ids=tuple(cost.get("toolUseIds") or ()),
+        )
+        session = observation.session_id or ""
+        with self._lock:
+            seen = self._seen[session]
+            for index, earlier in enumerate(seen):
+                if observation.same_request(earlier):
+                    seen[index] = _merged(earlier, observation)
+                    return
+            seen.append(observation)
 
     def attribute_tool_calls(
         self,

@@ -244,7 +244,9 @@ def create_app(
         LoopDetector(),
     )
     if sessions.shared:  # replicas of a shared ledger: budgets count every replica's spend
-        costs.shared_spend = SharedSpend(budget_tracker, ledger.backend.open_reader)
+        costs.shared_spend = SharedSpend(
+            budget_tracker, ledger.backend.open_reader, costs.accountant
+        )
     redactor = Redactor(ledger.backend.redaction_key())
     handler = HookHandler(ledger, sessions, policies, redactor, costs)
     reaper = Reaper(

@@ -123,6 +123,10 @@ class CostRecorder:
     ) -> None:
         """Count new usage, then attribute ``tool_calls`` — ``(session, request id, tool use
         ids)`` that a source without usage names (telemetry) — to the requests they came from."""
+        if self.shared_spend is not None:
+            # Another process may have counted one of these requests from another source.
+            for session in {o.session_id for o in observations if o.session_id}:
+                await asyncio.to_thread(self.shared_spend.catch_up, session)
         events = self.events_for(observations)
         for session_id, request_id, tool_use_ids in tool_calls:
             events.extend(

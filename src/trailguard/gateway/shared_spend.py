@@ -1,6 +1,13 @@
-"""Budgets across replicas of a shared ledger: each replica counts its own spend as it
-happens, and every reaper tick adds the cost events the other replicas recorded (read back
-from the shared ledger), so an exhausted budget holds on every replica within about a second.
+"""Spend across processes that share a ledger (replicas of a PostgreSQL ledger, or the worker
+processes of one gateway): each counts its own spend as it happens, and every reaper tick adds
+the cost events the others recorded (read back from the ledger), so an exhausted budget holds
+everywhere within about a second.
+
+The same cost events also go to this process's CostAccountant as requests already counted: one
+model request is reported by several sources (proxy, telemetry, transcript) that may reach
+different processes, and only the first may count it. Before a process counts a session's new
+usage it catches up on that session first (``catch_up(session_id)``), so the window in which two
+processes could both count one request is the time between one's commit and the other's read.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from decimal import Decimal
 
 import orjson
 
+from trailguard.cost.accounting import CostAccountant
 from trailguard.cost.budgets import BudgetTracker
 from trailguard.events import format_timestamp
 from trailguard.store.base import EventFilter, Store
@@ -21,9 +29,15 @@ OVERLAP_SECONDS = 120.0
 
 
 class SharedSpend:
-    def __init__(self, budgets: BudgetTracker, open_reader: Callable[[], Store]) -> None:
+    def __init__(
+        self,
+        budgets: BudgetTracker,
+        open_reader: Callable[[], Store],
+        accountant: CostAccountant | None = None,
+    ) -> None:
         self.budgets = budgets
         self.open_reader = open_reader
+        self.accountant = accountant
         self._lock = threading.Lock()
         self._counted: dict[str, float] = {}
         """Cost event ids already in the tracker (this replica's own, or caught up), with the
@@ -38,20 +52,24 @@ class SharedSpend:
             for event_id in event_ids:
                 self._counted[event_id] = now
 
-    def catch_up(self) -> int:
-        """Add the other replicas' recent cost events to the budgets; returns how many."""
+    def catch_up(self, session_id: str | None = None) -> int:
+        """Add the others' recent cost events (of one session, or all) to the budgets and to
+        the accountant's counted requests; returns how many."""
         now = time.monotonic()
         since = max(self._since, format_timestamp_now(-OVERLAP_SECONDS))
         store = self.open_reader()
         added = 0
         try:
             day = format_timestamp_now()[:10]  # the UTC day, as budgets count it
-            for row in store.query(EventFilter(event_type="cost", since=since)):
+            wanted = EventFilter(event_type="cost", since=since, session_id=session_id)
+            for row in store.query(wanted):
                 with self._lock:
                     if row.event_id in self._counted:
                         continue
                     self._counted[row.event_id] = now
                 document = orjson.loads(row.body)
+                if self.accountant is not None:
+                    self.accountant.note_counted_elsewhere(document)
                 if document.get("costUsd") is None or not str(document["timestamp"]).startswith(
                     day
                 ):
