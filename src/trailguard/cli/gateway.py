@@ -307,7 +307,7 @@ def serve(
 
 def default_workers() -> int:
     """Worker processes when --workers is not given: one. Several workers answer 1.3-1.6x the
-    hooks on two cores (docs/README-throughput.md), but a kill or an exhausted budget reaches
+    hooks on two cores (docs/throughput.md), but a kill or an exhausted budget reaches
     the other workers only at their next reaper tick; in one process both hold for the very
     next tool call, which is what the real-CLI tests demand of the default."""
     return 1

@@ -40,7 +40,7 @@ MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 
 INLINE_BODY_BYTES: Final = 16 * 1024
 """Requests up to this size run the pipeline on the event loop: for them the hop to a thread
-costs more than the work (profiled: docs/README-throughput.md)."""
+costs more than the work (profiled: docs/throughput.md)."""
 
 HEAVY_BODY_BYTES: Final = 256 * 1024
 """Requests larger than this take a slot of the heavy-request gate before any work is done."""

@@ -4,7 +4,7 @@ The hook path loads much of its work on first use: the shell classifiers (``sqlg
 hundreds of milliseconds), tree-sitter's Bash parser, the AWS and HTTP tables, the redaction
 rules, Cedar's first evaluation, the first canonicalisation. Measured on the 2-core machine, the
 first PreToolUse after start-up took 0.7-4.8 s against ~10 ms for the next ones
-(docs/README-hookclient.md). :func:`warm_up` runs representative tool calls through the pure
+(docs/hook-latency.md). :func:`warm_up` runs representative tool calls through the pure
 stages (normalise, classify and decide, build, redact, canonical bytes) and records nothing: the
 ledger, the session registry and the loop detector never see them.
 """
