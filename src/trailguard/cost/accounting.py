@@ -116,13 +116,9 @@ class CostAccountant:
                 if named:
                     ids = tuple(dict.fromkeys((*observation.tool_use_ids, *named)))
                     observation = replace(observation, tool_use_ids=ids)
-            seen = self._seen[session]
-            for index, earlier in enumerate(seen):
-                if observation.same_request(earlier):
-                    # Keep what each source knew, so a third source matches on either id.
-                    seen[index] = _merged(earlier, observation)
-                    return self._late_attribution(earlier, observation, session)
-            seen.append(observation)
+            earlier = self._remember(session, observation)
+            if earlier is not None:
+                return self._late_attribution(earlier, observation, session)
             price = self.prices.price_for(observation.model or "")
             spend = self.sessions[session]
             events: list[Cost | Alert | AgentEvent] = []
@@ -200,14 +196,19 @@ class CostAccountant:
             message_id=message_id,
             tool_use_ids=tuple(cost.get("toolUseIds") or ()),
         )
-        session = observation.session_id or ""
         with self._lock:
-            seen = self._seen[session]
-            for index, earlier in enumerate(seen):
-                if observation.same_request(earlier):
-                    seen[index] = _merged(earlier, observation)
-                    return
-            seen.append(observation)
+            self._remember(observation.session_id or "", observation)
+
+    def _remember(self, session: str, observation: UsageObservation) -> UsageObservation | None:
+        """Note a request as counted; returns the earlier observation of the same request,
+        if any (merged with this one: a third source then matches on either's ids)."""
+        seen = self._seen[session]
+        for index, earlier in enumerate(seen):
+            if observation.same_request(earlier):
+                seen[index] = _merged(earlier, observation)
+                return earlier
+        seen.append(observation)
+        return None
 
     def attribute_tool_calls(
         self,
