@@ -128,9 +128,16 @@ class Gateway:
 
 
 def gateway(request: Request) -> Gateway:
-    """The FastAPI dependency routes use to reach the shared services."""
+    """The shared services of the app serving ``request``."""
     found: Gateway = request.app.state.gateway
     return found
+
+
+async def gateway_services(request: Request) -> Gateway:
+    """``gateway`` as the FastAPI dependency routes use. It is a coroutine function because
+    FastAPI runs a plain function dependency on its thread pool: a thread hop per request
+    for an attribute read."""
+    return gateway(request)
 
 
 def require(*roles: Role, what: str) -> Callable[[Request], Awaitable[Identity]]:

@@ -12,13 +12,13 @@ from fastapi import APIRouter, Depends, Query
 from trailguard.completeness.report import figures, session_completeness
 from trailguard.errors import NotFoundError
 from trailguard.events import AuditAccess
-from trailguard.gateway.services import Gateway, gateway, require
+from trailguard.gateway.services import Gateway, gateway_services, require
 from trailguard.retrieval import parse_time
 from trailguard.store.gateway_state import Identity
 
 router = APIRouter(tags=["record"])
 Reader = Annotated[Identity, Depends(require("auditor", "admin", what="read the record"))]
-Services = Annotated[Gateway, Depends(gateway)]
+Services = Annotated[Gateway, Depends(gateway_services)]
 
 
 async def _recorded(

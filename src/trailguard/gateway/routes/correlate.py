@@ -24,7 +24,7 @@ from trailguard.errors import FaultError, InvalidInputError
 from trailguard.events import Alert, Event
 from trailguard.gateway.pipeline import redact_event
 from trailguard.gateway.routes._body import read_body
-from trailguard.gateway.services import MAX_BODY_BYTES, Gateway, gateway, require
+from trailguard.gateway.services import MAX_BODY_BYTES, Gateway, gateway_services, require
 from trailguard.retrieval import parse_time
 from trailguard.store.gateway_state import Identity
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 router = APIRouter(tags=["correlate"])
 Importer = Annotated[Identity, Depends(require("admin", "agent", what="import downstream records"))]
-Services = Annotated[Gateway, Depends(gateway)]
+Services = Annotated[Gateway, Depends(gateway_services)]
 
 MAX_FILES_PER_REQUEST: Final = 1000
 

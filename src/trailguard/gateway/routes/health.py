@@ -9,13 +9,13 @@ from fastapi import APIRouter, Depends
 
 from trailguard import __version__
 from trailguard.errors import StorageUnavailableError
-from trailguard.gateway.services import Gateway, gateway
+from trailguard.gateway.services import Gateway, gateway_services
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz(services: Annotated[Gateway, Depends(gateway)]) -> dict[str, Any]:
+def healthz(services: Annotated[Gateway, Depends(gateway_services)]) -> dict[str, Any]:
     """200 while the ledger writer runs and can commit; 503 (with why) otherwise."""
     ledger = services.ledger
     if ledger.write_outage is not None and not ledger.probe():

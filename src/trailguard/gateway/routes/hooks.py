@@ -17,7 +17,7 @@ from trailguard.gateway.services import (
     INLINE_BODY_BYTES,
     MAX_BODY_BYTES,
     Gateway,
-    gateway,
+    gateway_services,
     require,
 )
 from trailguard.store.gateway_state import Identity
@@ -65,7 +65,7 @@ AgentIdentity = Annotated[Identity, Depends(require("agent", "admin", what="post
 async def claude_code_hook(
     request: Request,
     identity: AgentIdentity,
-    services: Annotated[Gateway, Depends(gateway)],
+    services: Annotated[Gateway, Depends(gateway_services)],
 ) -> JSONResponse:
     """Record one Claude Code hook event and answer with the hook output it expects."""
     if services.hook_rate is not None:

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from trailguard.errors import NotFoundError
 from trailguard.events import AuditAccess
-from trailguard.gateway.services import Gateway, gateway, require
+from trailguard.gateway.services import Gateway, gateway_services, require
 from trailguard.incident.records import Scope
 from trailguard.retrieval import parse_time
 from trailguard.store.base import Store
@@ -21,7 +21,7 @@ from trailguard.store.gateway_state import Identity
 
 router = APIRouter(tags=["incident"])
 Reader = Annotated[Identity, Depends(require("auditor", "admin", what="export the record"))]
-Services = Annotated[Gateway, Depends(gateway)]
+Services = Annotated[Gateway, Depends(gateway_services)]
 KEY_SOURCE = "the gateway's own signing key (the one its ledger is pinned to)"
 MEDIA_TYPES = {
     "html": "text/html; charset=utf-8",

@@ -16,7 +16,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from trailguard.errors import NotFoundError
 from trailguard.events import AuditAccess
-from trailguard.gateway.services import Gateway, gateway, require
+from trailguard.gateway.services import Gateway, gateway_services, require
 from trailguard.ledger.proof import ProofBundleError, latest_checkpoint_note
 from trailguard.retrieval import EventQuery
 from trailguard.store.gateway_state import Identity
@@ -25,7 +25,7 @@ MAX_QUERY_LIMIT = 10_000
 
 router = APIRouter(tags=["record"])
 Reader = Annotated[Identity, Depends(require("auditor", "admin", what="read the record"))]
-Services = Annotated[Gateway, Depends(gateway)]
+Services = Annotated[Gateway, Depends(gateway_services)]
 
 
 @router.get("/v1/events")

@@ -22,7 +22,7 @@ from trailguard.errors import InvalidInputError
 from trailguard.events import AgentEvent, Alert, Event
 from trailguard.gateway.costs import from_telemetry
 from trailguard.gateway.pipeline import redact_event
-from trailguard.gateway.services import Gateway, gateway, require
+from trailguard.gateway.services import Gateway, gateway_services, require
 from trailguard.store.gateway_state import Identity
 
 TELEMETRY_KEPT: Final = frozenset({"tool_decision", "tool_result"})
@@ -30,7 +30,7 @@ TELEMETRY_KEPT: Final = frozenset({"tool_decision", "tool_result"})
 
 router = APIRouter(tags=["telemetry"])
 Agent = Annotated[Identity, Depends(require("agent", "admin", what="post telemetry"))]
-Services = Annotated[Gateway, Depends(gateway)]
+Services = Annotated[Gateway, Depends(gateway_services)]
 _LOGS: Final = OTLPEndpoint.logs()
 _METRICS: Final = OTLPEndpoint.metrics()
 
