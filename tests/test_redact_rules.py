@@ -307,3 +307,45 @@ def test_redaction_runs_without_a_rule_set(monkeypatch: pytest.MonkeyPatch, tmp_
         monkeypatch.undo()
         data_rules.rule_set.cache_clear()
         engine._data_kinds.cache_clear()
+
+
+FAKE_SHOPIFY = "shpat_" + "0123456789abcdef" * 2  # only the data rules know this format
+
+
+def test_remembered_scans_follow_a_rule_set_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The redactor remembers what it found in texts it saw recently (most strings of a hook
+    request come again). A text scanned under one rule set is scanned again under another:
+    a remembered "nothing here" must not outlive the rules that said it, nor the reverse."""
+    require_shared_redaction_data()
+    from trailguard.redact import engine
+
+    text = f"export SHOP={FAKE_SHOPIFY}"
+    redactor = Redactor(KEY)
+    assert FAKE_SHOPIFY not in redactor.redact_text(text)[0]
+    monkeypatch.setenv("TRAILGUARD_SECRET_RULES", "/nonexistent/rules.json")
+    data_rules.rule_set.cache_clear()
+    engine._data_kinds.cache_clear()
+    try:
+        assert redactor.redact_text(text)[0] == text  # trailguard's own rules: not a secret
+    finally:
+        monkeypatch.undo()
+        data_rules.rule_set.cache_clear()
+        engine._data_kinds.cache_clear()
+    assert FAKE_SHOPIFY not in redactor.redact_text(text)[0]
+
+
+def test_remembered_scans_hold_no_secret_text() -> None:
+    """What the cache keeps is a keyed digest of each text and the offsets found in it: a
+    memory dump of the gateway shows no secret the cache kept alive."""
+    from trailguard.redact import engine
+
+    secret_text = f"GITHUB_TOKEN={FAKE_GITHUB} SHOP={FAKE_SHOPIFY}"
+    for _ in range(2):
+        out, findings = Redactor(KEY).redact_text(secret_text)
+        assert FAKE_GITHUB not in out and len(findings) == 2
+    entries = engine._span_cache._entries
+    assert entries, "the text was not remembered"
+    kept = repr(entries)
+    for part in (FAKE_GITHUB, FAKE_SHOPIFY, FAKE_GITHUB[4:20], FAKE_SHOPIFY[6:22]):
+        assert part not in kept
+    assert all(isinstance(key, bytes) and len(key) == 16 for key in entries)

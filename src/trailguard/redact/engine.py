@@ -77,6 +77,7 @@ import functools
 import hashlib
 import hmac
 import re
+import secrets
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -1639,10 +1640,56 @@ def _lower(text: str) -> str:
     return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
 
 
+class _SpanCache:
+    """What ``_scan_spans`` found in texts seen recently. The scan is a pure function of the
+    text and the rule set, and most strings of a hook request come again: the object keys,
+    the session id, cwd and transcript path of every event, the command in the call, in its
+    operations and in its result. The cache is keyed by a keyed BLAKE2b digest of the text
+    (a key of its own per process), so it holds no secret text, only offsets and kinds; it
+    is emptied when the rule set changes and when it is full (bounded memory)."""
+
+    MAX_TEXT: Final = 2048
+    """Longer texts (tool output) seldom repeat: scanned every time, not remembered."""
+    MAX_ENTRIES: Final = 16384
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(16)
+        self._entries: dict[bytes, tuple[_Span, ...]] = {}
+        self._rules: data_rules.RuleSet | None = None
+
+    def spans(self, text: str) -> list[_Span]:
+        if len(text) > self.MAX_TEXT:
+            return _scan_spans(text)
+        rules = data_rules.rule_set()
+        if rules is not self._rules:
+            self._entries = {}
+            self._rules = rules
+        digest = hashlib.blake2b(
+            text.encode("utf-8", "surrogatepass"), digest_size=16, key=self._key
+        ).digest()
+        entries = self._entries
+        known = entries.get(digest)
+        if known is not None:
+            return list(known)
+        found = _scan_spans(text)
+        if len(entries) >= self.MAX_ENTRIES:
+            entries.clear()
+        entries[digest] = tuple(found)
+        return found
+
+
+_span_cache = _SpanCache()
+
+
 def _find_spans(text: str) -> list[_Span]:
     """Every secret in ``text`` as sorted, non-overlapping spans, each named by its best kind."""
     if len(text) < 6:
         return []
+    return _span_cache.spans(text)
+
+
+def _scan_spans(text: str) -> list[_Span]:
+    """``_find_spans`` without the cache: every scanner over ``text``."""
     low = _lower(text)
     found: list[_Span] = []
     _scan_formats(text, low, found)
