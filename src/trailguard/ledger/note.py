@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
+import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -127,8 +129,9 @@ class Signer:
         encoded = base64.b64encode(bytes([ALG_ED25519]) + seed).decode()
         return f"{_SIGNER_KEY_PREFIX}{self.name}+{self.verifier.key_id.hex()}+{encoded}"
 
-    @property
+    @functools.cached_property
     def verifier(self) -> Verifier:
+        """Derived once: the writer signs a tree head at every commit."""
         public = self.private_key.public_key()
         return Verifier(self.name, key_id(self.name, _raw_public(public)), public)
 
@@ -138,12 +141,15 @@ class Signer:
         return f"{SIGNATURE_PREFIX}{self.name} {encoded}\n"
 
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x09\x0b-\x1f]")
+
+
 def _check_text(text: str) -> None:
     if not text.endswith("\n"):
         raise NoteError("note text must end with a newline")
     if "\n\n" in text:
         raise NoteError("note text must not contain a blank line")
-    if any(ord(ch) < 0x20 and ch != "\n" for ch in text):
+    if _CONTROL_CHARACTER.search(text):
         raise NoteError("note text must not contain control characters other than newline")
 
 
