@@ -342,7 +342,8 @@ def test_remembered_scans_hold_no_secret_text() -> None:
     secret_text = f"GITHUB_TOKEN={FAKE_GITHUB} SHOP={FAKE_SHOPIFY}"
     for _ in range(2):
         out, findings = Redactor(KEY).redact_text(secret_text)
-        assert FAKE_GITHUB not in out and len(findings) == 2
+        assert FAKE_GITHUB not in out
+        assert len(findings) == 2
     entries = engine._span_cache._entries
     assert entries, "the text was not remembered"
     kept = repr(entries)
