@@ -140,19 +140,24 @@ async def gateway_services(request: Request) -> Gateway:
     return gateway(request)
 
 
-def require(*roles: Role, what: str) -> Callable[[Request], Awaitable[Identity]]:
-    """A dependency that authenticates the request's bearer token and checks its role; the
+async def authenticate(request: Request, allowed: frozenset[Role], what: str) -> Identity:
+    """The identity of the request's bearer token, if its role is one of ``allowed``; the
     refusal is raised and the app's error handler records it."""
+    services = gateway(request)
+    token = services.auth.bearer_token(request)
+    if services.local_state:  # an indexed read of a local file: cheaper than a thread hop
+        identity = services.auth.identify(token)
+    else:
+        identity = await asyncio.to_thread(services.auth.identify, token)
+    request.state.identity = identity  # for the error handler's record of a refusal
+    return services.auth.authorize(identity, allowed, what)
+
+
+def require(*roles: Role, what: str) -> Callable[[Request], Awaitable[Identity]]:
+    """``authenticate`` as a dependency for routes."""
     allowed = frozenset(roles)
 
     async def dependency(request: Request) -> Identity:
-        services = gateway(request)
-        token = services.auth.bearer_token(request)
-        if services.local_state:  # an indexed read of a local file: cheaper than a thread hop
-            identity = services.auth.identify(token)
-        else:
-            identity = await asyncio.to_thread(services.auth.identify, token)
-        request.state.identity = identity  # for the error handler's record of a refusal
-        return services.auth.authorize(identity, allowed, what)
+        return await authenticate(request, allowed, what)
 
     return dependency
