@@ -21,6 +21,7 @@ from trailguard.events import (
     ToolInvocation,
     format_timestamp,
     parse_event,
+    parse_timestamp,
 )
 from trailguard.ids import new_event_id
 
@@ -427,3 +428,37 @@ def test_cache_token_fields_use_lowercase_duration_units_in_json():
     document = event.to_json_dict()
     assert document["cacheWrite5mTokens"] == 10
     assert document["cacheWrite1hTokens"] == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-04-15T14:32:07.1Z",
+        "2026-04-15T14:32:07.123Z",
+        "2026-04-15T14:32:07.123456Z",
+        "2028-02-29T23:59:59.999Z",
+    ],
+)
+def test_parse_timestamp_reads_what_strptime_read(text: str) -> None:
+    expected = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert parse_timestamp(text) == expected
+    assert parse_timestamp(text).tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-02-30T00:00:00.000Z",  # no such day
+        "2026-04-15T24:00:00.000Z",
+        "2026-04-15T14:32:07Z",  # no fraction
+        "2026-04-15T14:32:07.1234567Z",
+        "2026-04-15T14:32:07.123+00:00",  # the ledger's form is Z only
+        "2026-04-15 14:32:07.123Z",
+        "2026-4-15T14:32:07.123Z",
+        "\u0662\u0660\u0662\u0666-04-15T14:32:07.123Z",  # Arabic-Indic digits
+        "2026-04-15T14:32:07.123Z\n",
+    ],
+)
+def test_parse_timestamp_refuses_anything_else(text: str) -> None:
+    with pytest.raises(ValueError, match=r"timestamp|day|hour|range"):
+        parse_timestamp(text)

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from trailguard.completeness import hookconfig
+from trailguard.events import parse_timestamp
 
 HOOK_SOURCES: Final = frozenset({"hook", "spool", "ingest"})
 OTHER_SOURCES: Final = ("proxy", "otlp", "transcript")
@@ -40,10 +41,6 @@ DEFAULT_MAX_WAIT: Final = timedelta(minutes=15)
 DEFAULT_UNAUDITED_GRACE: Final = timedelta(seconds=3)
 
 GapKind = Literal["no_hook", "no_result", "result_without_invocation", "input_mismatch"]
-
-
-def moment(timestamp: str) -> datetime:
-    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 @dataclass
@@ -154,11 +151,11 @@ class SessionState:
         first = call.first_seen_elsewhere
         if first is None:
             return None
-        candidates = [moment(first) + max_wait]
+        candidates = [parse_timestamp(first) + max_wait]
         if call.ran_at is not None:
-            candidates.append(moment(call.ran_at))
+            candidates.append(parse_timestamp(call.ran_at))
         if self.ended_at is not None:
-            candidates.append(moment(self.ended_at))
+            candidates.append(parse_timestamp(self.ended_at))
         if call.proxy_seq is not None:
             later = [
                 seq
@@ -166,7 +163,9 @@ class SessionState:
                 if seq > call.proxy_seq
             ]
             if later:
-                candidates.append(moment(first))  # the agent moved on: it ran or refused it
+                candidates.append(
+                    parse_timestamp(first)
+                )  # the agent moved on: it ran or refused it
         return min(candidates)
 
     def missing_hook(
@@ -182,7 +181,7 @@ class SessionState:
         return (
             not self.hooked
             and self.first_other_at is not None
-            and now >= moment(self.first_other_at) + grace
+            and now >= parse_timestamp(self.first_other_at) + grace
         )
 
 

@@ -21,9 +21,9 @@ import orjson
 from pydantic import JsonValue
 
 from trailguard.capture.claude_code import cap_value
-from trailguard.completeness.reconcile import Call, Reconciler, SessionState, moment
+from trailguard.completeness.reconcile import Call, Reconciler, SessionState
 from trailguard.completeness.report import DEFAULT_RULES, Rules
-from trailguard.events import Alert, Event, format_timestamp
+from trailguard.events import Alert, Event, format_timestamp, parse_timestamp
 from trailguard.gateway.sessions import SessionRegistry
 from trailguard.ledger.log import EventLog
 from trailguard.ledger.writer import LedgerError
@@ -318,7 +318,7 @@ class CompletenessWatcher:
         stale = [
             session_id
             for session_id, state in self.reconciler.sessions.items()
-            if state.last_at is not None and moment(state.last_at) < cutoff
+            if state.last_at is not None and parse_timestamp(state.last_at) < cutoff
         ]
         for session_id in stale:
             del self.reconciler.sessions[session_id]

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from trailguard.events import parse_timestamp
+
 __all__ = [
     "Bar",
     "BarChart",
@@ -199,7 +201,7 @@ RISK_ORDER: Final = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
 def _moment(timestamp: str) -> float:
-    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    return parse_timestamp(timestamp).timestamp()
 
 
 def _tick_labels(start: float, end: float, count: int) -> list[tuple[float, str]]:

@@ -13,6 +13,7 @@ from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoes
 
 from trailguard import __version__
 from trailguard.console import charts, views
+from trailguard.events import parse_timestamp
 
 __all__ = ["environment", "session_href"]
 
@@ -36,7 +37,7 @@ def _ago(timestamp: object) -> str:
     if not isinstance(timestamp, str):
         return ""
     try:
-        moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        moment = parse_timestamp(timestamp)
     except ValueError:
         return ""
     seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))

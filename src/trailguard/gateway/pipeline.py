@@ -10,7 +10,7 @@ ledger, cost). Nothing unredacted leaves ``redact``: not the ledger, not a log l
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 from trailguard.capture.claude_code import (
@@ -31,6 +31,7 @@ from trailguard.events import (
     Operation,
     SessionEnd,
     ToolInvocation,
+    parse_timestamp,
 )
 from trailguard.hook_protocol import GATING_EVENTS, ask, deny
 from trailguard.policy.engine import Decision, DecisionRequest, decide
@@ -129,10 +130,6 @@ LIVE_CLAIM_DISTANCE: Final = timedelta(minutes=5)
 """How far from receipt a live (not spooled) event's claimed time may be."""
 
 
-def _moment(timestamp: str) -> datetime:
-    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
 def _claimed_time(
     request: HookRequest,
     identity: Identity,
@@ -152,8 +149,8 @@ def _claimed_time(
         observed = None
         problems.append("is not an RFC 3339 time")
     if observed is not None:
-        received = _moment(received_at)
-        moment = _moment(observed)
+        received = parse_timestamp(received_at)
+        moment = parse_timestamp(observed)
         if moment > received + CLAIM_SKEW:
             problems.append("is in the future")
         if identity.created_at and observed < identity.created_at:

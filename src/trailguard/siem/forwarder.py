@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
-from trailguard.events import Alert
+from trailguard.events import Alert, parse_timestamp
 from trailguard.ledger import checkpoint as checkpoints
 from trailguard.ledger.note import Verifier
 from trailguard.siem.config import SinkConfig
@@ -75,7 +75,7 @@ class SinkStatus:
 def _age_seconds(timestamp: str) -> float:
     from datetime import UTC, datetime
 
-    moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    moment = parse_timestamp(timestamp)
     return max(0.0, (datetime.now(UTC) - moment).total_seconds())
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime
 
+from trailguard.events import parse_timestamp
 from trailguard.ledger.checkpoint import CheckpointError, read_unverified
 from trailguard.siem.cursors import CursorStore, SinkRecord
 from trailguard.siem.forwarder import SinkStatus
@@ -32,7 +33,7 @@ def lag_seconds(store: SQLiteStore, cursor: int, head: int) -> float:
     row = store.row_by_seq(cursor)
     if row is None:
         return 0.0
-    moment = datetime.strptime(row.timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    moment = parse_timestamp(row.timestamp)
     return max(0.0, (datetime.now(UTC) - moment).total_seconds())
 
 
