@@ -26,7 +26,8 @@ BUDGET_RULE = "budget-exhausted"
 
 
 def today() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d")
+    """The UTC date, ``2026-04-15`` (the budgets' day; asked several times per hook)."""
+    return datetime.now(UTC).date().isoformat()
 
 
 def preload_budgets(store: Store, budgets: BudgetTracker) -> None:
