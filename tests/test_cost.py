@@ -628,6 +628,153 @@ def test_unknown_model_cost_is_unknown_and_warned_once_per_model(accountant):
     assert spend.overhead == WORKED_USD
 
 
+# -- the proxy's figure wins over a claim (telemetry, transcript), whichever arrives first ------
+
+TINY = Usage(input_tokens=10, output_tokens=1)  # 10 * 4 + 1 * 20 = 60 per million
+TINY_USD = D("0.00006")
+LARGE = Usage(input_tokens=39_000, output_tokens=2_400)  # 156000 + 48000 -> 0.204
+
+
+def mismatches(events: list[Cost | Alert]) -> list[Alert]:
+    return [e for e in events if isinstance(e, Alert) and e.alert_type == "usage_claim_mismatch"]
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        observation("transcript", request_id="req_1", message_id="msg_1", usage=TINY),
+        observation("transcript", message_id="msg_1", usage=TINY, tools=("tu_1",)),
+        observation("otlp", request_id="req_1", usage=TINY),
+    ],
+    ids=["transcript-both-ids", "transcript-message-id", "otlp"],
+)
+def test_a_smaller_claim_counted_first_is_charged_up_to_the_proxys_figure(accountant, claim):
+    (claimed,) = costs_of(record(accountant, claim))
+    assert claimed.cost_usd == float(TINY_USD)
+
+    proxy = observation("proxy", request_id="req_1", message_id="msg_1", tools=("tu_1",))
+    events = record(accountant, proxy)
+
+    (correction,) = costs_of(events)
+    assert correction.cost_usd == float(WORKED_USD - TINY_USD)
+    assert correction.source == "proxy"
+    assert correction.request_id == "req_1"
+    assert correction.tool_use_ids == ["tu_1"]
+    # Tokens: observed minus claimed, per counter (3900 - 10, 240 - 1, 1500 - 0).
+    assert (correction.input_tokens, correction.output_tokens, correction.cache_read_tokens) == (
+        3890,
+        239,
+        1500,
+    )
+    assert correction.extra is not None
+    assert correction.extra["correction"] == {
+        "claimedSource": claim.source,
+        "claimedUsd": float(TINY_USD),
+        "observed": {
+            "source": "proxy",
+            "model": "claude-opus-5-5",
+            "inputTokens": 3900,
+            "outputTokens": 240,
+            "cacheWrite5mTokens": 0,
+            "cacheWrite1hTokens": 0,
+            "cacheReadTokens": 1500,
+            "costUsd": float(WORKED_USD),
+        },
+    }
+    (alert,) = mismatches(events)
+    assert alert.severity == "high"
+    assert (alert.session_id, alert.developer_id) == ("sess_1", "dev_jordan")
+    assert alert.details is not None
+    assert alert.details["requestId"] == "req_1"
+    assert alert.details["claimed"]["inputTokens"] == 10  # type: ignore[index]
+    assert alert.details["observed"]["inputTokens"] == 3900  # type: ignore[index]
+    assert alert.details["chargedUsd"] == float(WORKED_USD - TINY_USD)
+    assert "req_1" in alert.message
+    assert "sess_1" in alert.message
+    assert accountant.session_total("sess_1") == WORKED_USD
+    spend = accountant.sessions["sess_1"]
+    assert spend.per_tool_call == {"tu_1": WORKED_USD}
+    assert spend.overhead == 0
+    # The proxy's final record of the same request (after the provisional one) adds nothing,
+    # nor does the claim sent again.
+    assert record(accountant, proxy) == []
+    assert record(accountant, claim) == []
+    assert accountant.session_total("sess_1") == WORKED_USD
+
+
+@pytest.mark.parametrize("usage", [TINY, LARGE], ids=["smaller", "larger"])
+def test_a_claim_after_the_proxy_changes_nothing_and_raises_nothing(accountant, usage):
+    proxy = observation("proxy", request_id="req_1", message_id="msg_1")
+    assert len(costs_of(record(accountant, proxy))) == 1
+    for source in ("transcript", "otlp"):
+        claim = observation(source, request_id="req_1", message_id="msg_1", usage=usage)
+        assert record(accountant, claim) == []
+    assert accountant.session_total("sess_1") == WORKED_USD
+
+
+def test_a_larger_claim_counted_first_stands_and_raises_a_medium_alert(accountant):
+    record(accountant, observation("transcript", message_id="msg_1", usage=LARGE))
+    events = record(accountant, observation("proxy", request_id="req_1", message_id="msg_1"))
+    assert costs_of(events) == []  # a charge is never taken back
+    (alert,) = mismatches(events)
+    assert alert.severity == "medium"
+    assert alert.details is not None
+    assert alert.details["chargedUsd"] == 0.0
+    assert alert.details["claimed"]["costUsd"] == 0.204  # type: ignore[index]
+    assert alert.details["observed"]["costUsd"] == float(WORKED_USD)  # type: ignore[index]
+    assert accountant.session_total("sess_1") == D("0.204")
+
+
+def test_an_unpriced_claim_is_charged_in_full_when_the_proxy_observes_a_priced_model(accountant):
+    events = record(
+        accountant, observation("transcript", message_id="msg_1", usage=TINY, model="claude-x")
+    )
+    assert [c.cost_usd for c in costs_of(events)] == [None]
+    assert accountant.sessions["sess_1"].unknown_requests == 1
+    events = record(accountant, observation("proxy", request_id="req_1", message_id="msg_1"))
+    assert [c.cost_usd for c in costs_of(events)] == [float(WORKED_USD)]
+    assert [a.severity for a in mismatches(events)] == ["high"]
+    assert accountant.session_total("sess_1") == WORKED_USD
+    assert accountant.sessions["sess_1"].unknown_requests == 0
+
+
+def ledger_json(cost: Cost) -> dict[str, object]:
+    return json.loads(cost.model_dump_json(by_alias=True))
+
+
+def test_a_claim_counted_by_another_process_is_corrected_by_the_proxys_figure_here(table):
+    """Workers: the claim reached one process, the proxied request another, which learnt the
+    claim from the shared ledger (what it was charged, too) before counting the proxy."""
+    hook_worker, proxy_worker = CostAccountant(table), CostAccountant(table)
+    claim = observation("transcript", request_id="req_1", message_id="msg_1", usage=TINY)
+    (claimed,) = costs_of(record(hook_worker, claim))
+    proxy_worker.note_counted_elsewhere(ledger_json(claimed))
+
+    events = record(proxy_worker, observation("proxy", request_id="req_1", message_id="msg_1"))
+    (correction,) = costs_of(events)
+    assert correction.cost_usd == float(WORKED_USD - TINY_USD)
+    assert [a.severity for a in mismatches(events)] == ["high"]
+
+    # The first process learns the correction: it stands for the observed figure there too, so
+    # neither a claim nor the proxy's report reaching it later counts again.
+    hook_worker.note_counted_elsewhere(ledger_json(correction))
+    assert record(hook_worker, claim) == []
+    assert record(hook_worker, observation("proxy", request_id="req_1", message_id="msg_1")) == []
+    assert hook_worker.session_total("sess_1") == TINY_USD  # its own charge; budgets add the rest
+
+
+def test_the_cost_report_counts_a_corrected_request_once_at_the_observed_figure(accountant):
+    from trailguard.cost.report import cost_report
+
+    claim = observation("transcript", message_id="msg_1", usage=TINY)
+    proxy = observation("proxy", request_id="req_1", message_id="msg_1", tools=("tu_1",))
+    costs = costs_of(record(accountant, claim)) + costs_of(record(accountant, proxy))
+    report = cost_report([ledger_json(c) for c in costs], {"tu_1": "Bash"})
+    assert report["requests"] == 1
+    assert report["perModel"]["claude-opus-5-5"]["requests"] == 1
+    assert report["totalUsd"] == float(WORKED_USD)
+
+
 # --------------------------------------------------------------------------------------------
 # Budgets
 

@@ -135,6 +135,10 @@ class Turn:
     delay: float = 0.0
     before: Callable[[], None] | None = None
     """Run before this turn is answered (e.g. stop the gateway mid-session)."""
+    message_id: str | None = None
+    """The message's ``id`` (generated when not given), for a test that must know it first."""
+    request_id: str | None = None
+    """The ``request-id`` response header (generated when not given)."""
 
     def __post_init__(self) -> None:
         if not self.tool_calls and self.text is None:
@@ -252,7 +256,7 @@ def _chunks(text: str, size: int) -> Iterator[str]:
 def message_json(turn: Turn, model: str) -> dict[str, Any]:
     """The non-streaming response body for ``turn``."""
     return {
-        "id": new_message_id(),
+        "id": turn.message_id or new_message_id(),
         "type": "message",
         "role": "assistant",
         "model": model,
@@ -371,17 +375,19 @@ class _Handler(BaseHTTPRequestHandler):
             raw = zlib.decompress(raw)
         return raw
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, request_id: str | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("request-id", "req_" + _random_alnum(24))
+        self.send_header("request-id", request_id or "req_" + _random_alnum(24))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _send_json(self, status: int, payload: Any) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json")
+    def _send_json(self, status: int, payload: Any, request_id: str | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json", request_id)
 
     def _handle(self) -> None:
         model_server = self.server.model_server
@@ -451,9 +457,10 @@ class _Handler(BaseHTTPRequestHandler):
         if turn.delay:
             time.sleep(turn.delay)
         if body.get("stream"):
-            self._send(200, message_sse(message), "text/event-stream; charset=utf-8")
+            stream = message_sse(message)
+            self._send(200, stream, "text/event-stream; charset=utf-8", turn.request_id)
         else:
-            self._send_json(200, message)
+            self._send_json(200, message, turn.request_id)
 
     def _handle_safely(self) -> None:
         try:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from trailguard.cost.accounting import COST_ATTRIBUTION
+from trailguard.cost.accounting import COST_ATTRIBUTION, is_correction
 from trailguard.cost.usage import split_evenly
 from trailguard.retrieval import EventQuery, query_events
 from trailguard.store.base import Store
@@ -45,10 +45,13 @@ def cost_report(
             "usd": Decimal(0),
         }
     )
+    requests = 0
     for event in documents:
         model = event.get("model") or "(unknown)"
         row = per_model[model]
-        row["requests"] += 1
+        if not is_correction(event):  # a correction charges more for a request already counted
+            requests += 1
+            row["requests"] += 1
         row["inputTokens"] += event.get("inputTokens", 0)
         row["outputTokens"] += event.get("outputTokens", 0)
         row["cacheWriteTokens"] += event.get("cacheWrite5mTokens", 0) + event.get(
@@ -87,7 +90,7 @@ def cost_report(
     return {
         "totalUsd": float(round(total, 6)),
         "overheadUsd": float(round(overhead, 6)),
-        "requests": len(documents),
+        "requests": requests,
         "unknownCostRequests": unknown,
         "perToolCall": [{**entry, "usd": float(entry["usd"])} for entry in per_call.values()],
         "perModel": {
