@@ -446,11 +446,16 @@ def test_telemetry_cost_goes_to_the_tool_calls_and_the_sessions_developer(partie
 def proxied(tmp_path: Path) -> Iterator[Parties]:
     from e2e.model_server import ModelServer, ToolCall, Turn, Usage
 
-    turn = Turn(
-        tool_calls=[ToolCall("Bash", {"command": "ls"}, id="toolu_proxy_1")],
-        usage=Usage(input_tokens=200_000, output_tokens=2_000),
-    )
-    model = ModelServer([turn] * 10).start()
+    turns = [
+        Turn(
+            tool_calls=[ToolCall("Bash", {"command": "ls"}, id="toolu_proxy_1")],
+            usage=Usage(input_tokens=200_000, output_tokens=2_000),  # $0.63 of claude-sonnet-4-5
+            message_id=f"msg_proxied_{n}",
+            request_id=f"req_proxied_{n}",
+        )
+        for n in range(10)
+    ]
+    model = ModelServer(turns).start()
     data_dir = tmp_path / "ledger"
     ledger = Ledger.open(data_dir)
     state = GatewayState(data_dir)
@@ -533,3 +538,102 @@ def test_model_usage_with_the_owners_token_is_charged_and_the_budget_refuses_wit
     [refusal] = [e for e in events if e.get("alertType") == "model_request_refused"]
     assert refusal["sessionId"] == VICTIM_SESSION
     assert refusal["details"]["status"] == 402
+
+
+# -- the proxy's figure wins over a claim, whichever arrives first ------------------------------
+
+
+def claimed_usage(session: str, *numbers: int, input_tokens: int = 10) -> dict:
+    """A Stop hook carrying transcript usage (``trailguard.usage``) for the proxied requests of
+    ``numbers``: the ids the proxy will see, the token counts made up."""
+    entries = [
+        {
+            "requestId": f"req_proxied_{n}",
+            "messageId": f"msg_proxied_{n}",
+            "model": "claude-sonnet-4-5",
+            "usage": {"input_tokens": input_tokens, "output_tokens": 1},
+            "toolUseIds": ["toolu_proxy_1"],
+        }
+        for n in numbers
+    ]
+    return {"session_id": session, "hook_event_name": "Stop", "trailguard": {"usage": entries}}
+
+
+def session_costs(data_dir: Path, session: str) -> list[dict]:
+    return [
+        e for e in stored(data_dir) if e["eventType"] == "cost" and e.get("sessionId") == session
+    ]
+
+
+def total_usd(costs: list[dict]) -> Decimal:
+    return sum((Decimal(str(c["costUsd"])) for c in costs), Decimal(0))
+
+
+def assert_stopped_by_the_budget(parties: Parties, session: str, tool_use_id: str) -> None:
+    answer = parties.hook("alice", tool_call(session, tool_use_id)).json()
+    output = answer["hookSpecificOutput"]
+    assert output["permissionDecision"] == "deny"
+    assert "budget" in output["permissionDecisionReason"]
+    call = next(e for e in stored(parties.data_dir) if e.get("toolUseId") == tool_use_id)
+    assert call["policyRule"] == "budget-exhausted"
+    refused = model_request(parties, session, parties.tokens["alice"])
+    assert refused.status_code == 402
+
+
+def test_a_pre_claimed_model_request_is_charged_at_the_proxys_figure_and_the_budget_holds(
+    proxied,
+):
+    """The attack: before making two model requests (true cost $0.63 each, budget $1), the
+    hook claims their transcript usage at 10 input tokens each (3 hundredths of a cent). If
+    the first figure won, the session would have spent $0.00009 and go on for ever."""
+    proxied.hook("alice", start())
+    assert proxied.hook("alice", claimed_usage(VICTIM_SESSION, 0, 1)).status_code == 200
+    claims = session_costs(proxied.data_dir, VICTIM_SESSION)
+    assert [c["source"] for c in claims] == ["transcript", "transcript"]
+    assert total_usd(claims) == Decimal("0.00009")
+
+    for _ in range(2):
+        assert model_request(proxied, VICTIM_SESSION, proxied.tokens["alice"]).status_code == 200
+
+    events = stored(proxied.data_dir)
+    costs = session_costs(proxied.data_dir, VICTIM_SESSION)
+    assert total_usd(costs) == Decimal("1.26")  # the proxy's figure, 2 * $0.63
+    corrections = [c for c in costs if "correction" in (c.get("extra") or {})]
+    assert [(c["requestId"], c["source"]) for c in corrections] == [
+        ("req_proxied_0", "proxy"),
+        ("req_proxied_1", "proxy"),
+    ]
+    assert [Decimal(str(c["costUsd"])) for c in corrections] == [Decimal("0.629955")] * 2
+    assert corrections[0]["extra"]["correction"]["observed"]["inputTokens"] == 200_000
+    alerts = [e for e in events if e.get("alertType") == "usage_claim_mismatch"]
+    assert [(a["severity"], a["details"]["requestId"]) for a in alerts] == [
+        ("high", "req_proxied_0"),
+        ("high", "req_proxied_1"),
+    ]
+    assert all(a["sessionId"] == VICTIM_SESSION for a in alerts)
+    assert all(a["developerId"] == "dev_alice" for a in alerts)
+    assert alerts[0]["details"]["claimed"]["inputTokens"] == 10
+    assert alerts[0]["details"]["observed"]["inputTokens"] == 200_000
+    [end] = [e for e in events if e["eventType"] == "session_end"]
+    assert end["reason"] == "budget_exhausted"
+    assert_stopped_by_the_budget(proxied, VICTIM_SESSION, "toolu_after_pre_claim")
+
+
+def test_a_claim_after_the_proxied_request_changes_nothing(proxied):
+    """The reverse order: the proxy counted the request; smaller and larger claims for it
+    afterwards are neither charged nor alerted on, and the budget runs on the proxy's figure."""
+    proxied.hook("alice", start())
+    assert model_request(proxied, VICTIM_SESSION, proxied.tokens["alice"]).status_code == 200
+    for forged_input in (10, 900_000):
+        claim = claimed_usage(VICTIM_SESSION, 0, input_tokens=forged_input)
+        assert proxied.hook("alice", claim).status_code == 200
+    costs = session_costs(proxied.data_dir, VICTIM_SESSION)
+    assert [(c["source"], c["requestId"]) for c in costs] == [("proxy", "req_proxied_0")]
+    assert total_usd(costs) == Decimal("0.63")
+    assert not any(e.get("alertType") == "usage_claim_mismatch" for e in stored(proxied.data_dir))
+    answer = proxied.hook("alice", tool_call(VICTIM_SESSION, "toolu_within_budget")).json()
+    assert "deny" not in json.dumps(answer)
+
+    assert model_request(proxied, VICTIM_SESSION, proxied.tokens["alice"]).status_code == 200
+    assert total_usd(session_costs(proxied.data_dir, VICTIM_SESSION)) == Decimal("1.26")
+    assert_stopped_by_the_budget(proxied, VICTIM_SESSION, "toolu_after_budget")
