@@ -501,6 +501,92 @@ def test_one_model_request_reported_to_two_workers_is_counted_once(tmp_path):
     assert [c["requestId"] for c in costs] == ["req_twice_1"], costs
 
 
+def _claimed_usage(session: str, number: int) -> dict:
+    """A Stop hook claiming 10 input tokens for the proxied request ``number`` (by its ids)."""
+    entry = {
+        "requestId": f"req_workers_{number}",
+        "messageId": f"msg_workers_{number}",
+        "model": "claude-sonnet-4-5",
+        "usage": {"input_tokens": 10, "output_tokens": 1},
+    }
+    return {"session_id": session, "hook_event_name": "Stop", "trailguard": {"usage": [entry]}}
+
+
+def _model_request(gateway: Gateway, pinned: Pinned, session: str) -> int:
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"name": "Bash", "input_schema": {"type": "object"}}]}  # fmt: skip
+    headers = {
+        "Content-Type": "application/json",
+        "x-api-key": "sk-ant-api03-FAKE-workers-key",
+        "anthropic-version": "2023-06-01",
+        "x-claude-code-session-id": session,
+        "X-Trailguard-Token": gateway.token,
+    }
+    status, _, _ = gateway.send(pinned, "POST", "/anthropic/v1/messages", json.dumps(body), headers)
+    return status
+
+
+@pytest.mark.slow
+def test_the_proxys_figure_wins_across_workers_whichever_arrives_first(tmp_path):
+    """A claim reaches one worker, the proxied request for the same id another. Claim first
+    (the attack: $0.000045 claimed, $0.63 true, budget $0.50): the proxy's worker charges the
+    difference, alerts, and stops the session at once; the other worker within a catch-up.
+    Proxy first: the claim on the other worker adds nothing."""
+    from e2e.model_server import ModelServer, ToolCall, Turn, Usage
+
+    turns = [
+        Turn(
+            tool_calls=[ToolCall("Bash", {"command": "ls"}, id=f"toolu_workers_{n}")],
+            usage=Usage(input_tokens=200_000, output_tokens=2_000),
+            message_id=f"msg_workers_{n}",
+            request_id=f"req_workers_{n}",
+        )
+        for n in range(2)
+    ]
+    model = ModelServer(turns).start()
+    gateway = _start(tmp_path, "--anthropic-upstream", model.url, "--budget-session-usd", "0.5")
+    try:
+        first, second = gateway.worker_connections(2)
+        attacked = _start_session(gateway, first)
+        assert gateway.hook(first, _claimed_usage(attacked, 0))[0] == 200
+        assert _model_request(gateway, second, attacked) == 200
+        status, answer = gateway.hook(second, _pre_tool_use(attacked, "ls", "toolu_next_hook"))
+        assert status == 200
+        assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+        denied_by = _denials(gateway, (first, second), attacked)
+        assert set(denied_by) == {0, 1}, "a worker went on allowing a session out of budget"
+
+        honest = _start_session(gateway, first)
+        assert _model_request(gateway, second, honest) == 200
+        assert gateway.hook(first, _claimed_usage(honest, 1))[0] == 200
+    finally:
+        _stop(gateway)
+        model.stop()
+    store = SQLiteStore.in_data_dir(gateway.data_dir, read_only=True)
+    try:
+        events = [orjson.loads(row.body) for row in store.rows()]
+    finally:
+        store.close()
+    costs = {
+        session: [
+            (c["source"], c["requestId"], c["costUsd"])
+            for c in events
+            if c["eventType"] == "cost" and c["sessionId"] == session
+        ]
+        for session in (attacked, honest)
+    }
+    assert costs[attacked] == [
+        ("transcript", "req_workers_0", 0.000045),
+        ("proxy", "req_workers_0", 0.629955),  # the correction: $0.63 in all
+    ]
+    assert costs[honest] == [("proxy", "req_workers_1", 0.63)]
+    alerts = [e for e in events if e.get("alertType") == "usage_claim_mismatch"]
+    assert [(a["sessionId"], a["severity"]) for a in alerts] == [(attacked, "high")]
+    ends = [e["sessionId"] for e in events if e.get("reason") == "budget_exhausted"]
+    assert attacked in ends
+
+
 @pytest.mark.slow
 def test_the_writer_dying_makes_hooks_fail_closed_until_it_is_back(tmp_path):
     gateway = _start(tmp_path)
