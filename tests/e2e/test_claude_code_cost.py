@@ -153,6 +153,39 @@ def test_telemetry_and_transcript_each_give_claude_codes_total_and_never_double_
         assert "telemetry.tool_decision" in names or "telemetry.tool_result" in names
 
 
+def test_an_honest_session_reporting_by_every_source_matches_the_proxy_and_raises_no_mismatch(
+    claude_binary, tmp_path, proxied_gateway
+):
+    """Proxy, telemetry and the transcript (command hooks) all report each request: the
+    proxy's figure is the one charged, once, and honest claims never disagree with it."""
+    gateway, _model = proxied_gateway
+    home, project = tmp_path / "home", tmp_path / "project"
+    home.mkdir()
+    project.mkdir()
+    made = gateway.cli("token", "create", "--developer", "dev_every_source")
+    workspace = Workspace(home, project, tmp_path / "spool", made.stdout.strip().splitlines()[-1])
+    install_hooks(workspace, gateway, "command")
+    result = run_claude(
+        claude_binary,
+        home=home,
+        project=project,
+        prompt="go",
+        model_url=f"{gateway.url}/anthropic",
+        env_extra=workspace.proxy_env(gateway) | telemetry_env(gateway, workspace.token),
+        args=BYPASS,
+    )
+    assert result.returncode == 0, result.describe()
+    report = cost_report(gateway, result.session_id)
+    assert report["requests"] == 4, report
+    assert report["totalUsd"] == pytest.approx(result.total_cost_usd, rel=0.005)
+    time.sleep(1.0)  # the last telemetry batch and transcript read land after the answer
+    events = gateway.session_events(result.session_id)
+    assert [e for e in events if e.get("alertType") == "usage_claim_mismatch"] == []
+    assert {e["source"] for e in events if e["eventType"] == "cost"} == {"proxy"}
+    sources = {e.get("source") for e in events}
+    assert {"transcript", "otlp"} <= sources, sources  # the claims did arrive
+
+
 def test_a_looping_session_raises_an_alert(claude_binary, workspace, gateway):
     install_hooks(workspace, gateway, "http")
     same = [Turn(tool_calls=[bash("git status")]) for _ in range(9)] + [Turn(text="stuck")]
