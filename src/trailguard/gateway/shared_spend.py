@@ -5,9 +5,11 @@ everywhere within about a second.
 
 The same cost events also go to this process's CostAccountant as requests already counted: one
 model request is reported by several sources (proxy, telemetry, transcript) that may reach
-different processes, and only the first may count it. Before a process counts a session's new
-usage it catches up on that session first (``catch_up(session_id)``), so the window in which two
-processes could both count one request is the time between one's commit and the other's read.
+different processes, and only the first may count it (the proxy's figure, observed later,
+still charges what it exceeds a claim by: cost/accounting.py). Before a process counts a
+session's new usage it catches up on that session first (``catch_up(session_id)``), so the
+window in which two processes could both count one request is the time between one's commit and
+the other's read.
 """
 
 from __future__ import annotations
