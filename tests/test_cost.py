@@ -775,6 +775,21 @@ def test_the_cost_report_counts_a_corrected_request_once_at_the_observed_figure(
     assert report["totalUsd"] == float(WORKED_USD)
 
 
+def test_timelines_say_a_correction_is_one_and_not_another_model_request(accountant):
+    from trailguard.cli.query import _detail
+    from trailguard.incident.report import entry_of
+
+    claim = observation("transcript", message_id="msg_1", usage=TINY)
+    proxy = observation("proxy", request_id="req_1", message_id="msg_1")
+    claimed = ledger_json(costs_of(record(accountant, claim))[0])
+    corrected = ledger_json(costs_of(record(accountant, proxy))[0])
+    claimed["timestamp"] = corrected["timestamp"] = "2026-04-15T10:00:00.000Z"
+    assert entry_of(claimed, 1).title.startswith("model request claude-opus-5-5")
+    assert entry_of(corrected, 1).title.startswith("correction to the proxy's figure")
+    assert not _detail(claimed).startswith("correction")
+    assert _detail(corrected).startswith("correction to the proxy's figure")
+
+
 # --------------------------------------------------------------------------------------------
 # Budgets
 

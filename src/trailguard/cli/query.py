@@ -29,6 +29,7 @@ from trailguard.cli._common import (
     resolve_location,
     resolve_session_id,
 )
+from trailguard.cost.accounting import is_correction
 
 # -- query ----------------------------------------------------------------------------------------
 
@@ -261,7 +262,7 @@ def _detail(document: dict[str, Any]) -> str:
         )
     if kind == "cost":
         usd = document.get("costUsd")
-        return (
+        return ("correction to the proxy's figure, " if is_correction(document) else "") + (
             f"{document.get('model')}: {document.get('inputTokens', 0)} in, "
             f"{document.get('outputTokens', 0)} out, {document.get('cacheReadTokens', 0)} cache "
             f"read; " + (f"${usd:.4f}" if usd is not None else "cost unknown")

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from trailguard import __version__
+from trailguard.cost.accounting import is_correction
 from trailguard.events import ACCESS_LEVELS, RISK_LEVELS, EventType, format_timestamp
 from trailguard.incident.records import (
     LeafSource,
@@ -238,9 +239,14 @@ def entry_of(document: dict[str, Any], session_number: int, *, context: bool = F
         )
     if kind == EventType.COST:
         usd = document.get("costUsd")
+        what = (
+            "correction to the proxy's figure, model request"
+            if is_correction(document)
+            else "model request"
+        )
         return Entry(
             **base,
-            title=f"model request {document.get('model')}: {document.get('inputTokens', 0)} in, "
+            title=f"{what} {document.get('model')}: {document.get('inputTokens', 0)} in, "
             f"{document.get('outputTokens', 0)} out, "
             + (f"${usd:.4f}" if isinstance(usd, int | float) else "cost unknown"),
         )
