@@ -69,26 +69,36 @@ def proxied_gateway(tmp_path):
     model.stop()
 
 
-def test_session_total_through_the_proxy_matches_claude_codes_own_figure(
-    claude_binary, tmp_path, proxied_gateway
+def run_through_the_proxy(
+    claude_binary, tmp_path, gateway: GatewayProcess, developer: str, mode: str, *, telemetry=False
 ):
-    gateway, _model = proxied_gateway
+    """Claude Code with its model requests through the gateway's API proxy, hooks of ``mode``
+    installed (and telemetry sent, if asked); the run, succeeded."""
     home, project = tmp_path / "home", tmp_path / "project"
     home.mkdir()
     project.mkdir()
-    made = gateway.cli("token", "create", "--developer", "dev_cost")
+    made = gateway.cli("token", "create", "--developer", developer)
     workspace = Workspace(home, project, tmp_path / "spool", made.stdout.strip().splitlines()[-1])
-    install_hooks(workspace, gateway, "http")
+    install_hooks(workspace, gateway, mode)
+    extra = telemetry_env(gateway, workspace.token) if telemetry else {}
     result = run_claude(
         claude_binary,
         home=home,
         project=project,
         prompt="go",
         model_url=f"{gateway.url}/anthropic",
-        env_extra=workspace.proxy_env(gateway),
+        env_extra=workspace.proxy_env(gateway) | extra,
         args=BYPASS,
     )
     assert result.returncode == 0, result.describe()
+    return result
+
+
+def test_session_total_through_the_proxy_matches_claude_codes_own_figure(
+    claude_binary, tmp_path, proxied_gateway
+):
+    gateway, _model = proxied_gateway
+    result = run_through_the_proxy(claude_binary, tmp_path, gateway, "dev_cost", "http")
     claude_total = result.total_cost_usd
     assert claude_total
     assert claude_total > 0
@@ -157,24 +167,12 @@ def test_an_honest_session_reporting_by_every_source_matches_the_proxy_and_raise
     claude_binary, tmp_path, proxied_gateway
 ):
     """Proxy, telemetry and the transcript (command hooks) all report each request: the
-    proxy's figure is the one charged, once, and honest claims never disagree with it."""
+    proxy records it first, so its figure is the one charged, once, and the honest claims that
+    follow raise no mismatch."""
     gateway, _model = proxied_gateway
-    home, project = tmp_path / "home", tmp_path / "project"
-    home.mkdir()
-    project.mkdir()
-    made = gateway.cli("token", "create", "--developer", "dev_every_source")
-    workspace = Workspace(home, project, tmp_path / "spool", made.stdout.strip().splitlines()[-1])
-    install_hooks(workspace, gateway, "command")
-    result = run_claude(
-        claude_binary,
-        home=home,
-        project=project,
-        prompt="go",
-        model_url=f"{gateway.url}/anthropic",
-        env_extra=workspace.proxy_env(gateway) | telemetry_env(gateway, workspace.token),
-        args=BYPASS,
+    result = run_through_the_proxy(
+        claude_binary, tmp_path, gateway, "dev_every_source", "command", telemetry=True
     )
-    assert result.returncode == 0, result.describe()
     report = cost_report(gateway, result.session_id)
     assert report["requests"] == 4, report
     assert report["totalUsd"] == pytest.approx(result.total_cost_usd, rel=0.005)
