@@ -108,7 +108,7 @@ class VerifyJob:
         except (StoreError, OSError) as exc:
             run.error = str(exc)
         run.seconds = time.monotonic() - began
-        run.finished_at = utc_now()
+        finished_at = utc_now()
         events: list[Event] = [
             AuditAccess(
                 developer_id=developer_id,
@@ -136,6 +136,8 @@ class VerifyJob:
             self.record(events)
         except Exception:  # the run's result is still shown; the failure is the ledger's
             run.error = (run.error or "") + " (its record could not be written to the ledger)"
+        # Finished only once recorded: whoever sees the result can find the run in the ledger.
+        run.finished_at = finished_at
 
 
 def check_trusted_checkpoint(text: str) -> str:
