@@ -142,9 +142,8 @@ def serve(
         int | None,
         typer.Option(
             help="Hook pipeline processes (each on its own core) feeding one ledger writer "
-            "process. Opt-in: a kill or an exhausted budget reaches the other workers only "
-            "at their next reaper tick (0.5 s), so one more tool call may run. [default: 1, "
-            "one process, where both hold at once]"
+            "process. A kill, an exhausted budget or a policy change made through one worker "
+            "holds on every worker from its next request. [default: 1, one process]"
         ),
     ] = None,
 ) -> None:
@@ -307,9 +306,9 @@ def serve(
 
 def default_workers() -> int:
     """Worker processes when --workers is not given: one. Several workers answer 1.3-1.6x the
-    hooks on two cores (docs/throughput.md), but a kill or an exhausted budget reaches
-    the other workers only at their next reaper tick; in one process both hold for the very
-    next tool call, which is what the real-CLI tests demand of the default."""
+    hooks on two cores (docs/throughput.md) and hold a kill, an exhausted budget and a policy
+    change from every worker's next request (gateway/shared_changes.py); the default stays
+    one process until the lead decides otherwise."""
     return 1
 
 
@@ -329,15 +328,22 @@ def _serve_workers(
     """``serve --workers N`` (N > 1): see trailguard.gateway.workers."""
     from trailguard.gateway.app import create_app
     from trailguard.gateway.auth import hook_burst
+    from trailguard.gateway.shared_changes import SharedChanges
     from trailguard.gateway.shared_limits import SharedRateLimiter
     from trailguard.gateway.workers import Supervisor, WorkerPlan, WorkerStartError
 
     rate = app_options.get("hook_rate_per_second")
     limiter = SharedRateLimiter(rate, hook_burst(rate)) if rate else None
+    made: list[SharedChanges] = []  # made with the supervisor's private directory, before forking
 
     def make_app(ledger: Any, index: int) -> Any:
         return create_app(
-            ledger, **app_options, lead_jobs=index == 0, hook_limiter=limiter, share_state=True
+            ledger,
+            **app_options,
+            lead_jobs=index == 0,
+            hook_limiter=limiter,
+            share_state=True,
+            changes=made[0].as_worker(index),
         )
 
     def start_jobs(ledger: Any) -> Any:
@@ -353,6 +359,7 @@ def _serve_workers(
         start_jobs=start_jobs if archiving is not None else None,
     )
     supervisor = Supervisor(plan, listener)
+    made.append(SharedChanges(count, supervisor.runtime))
     err.print(f"trailguard {__version__}: ledger {directory}, {count} worker processes")
     err.print(f"listening on http://{host}:{port} (Ctrl-C to stop)")
     try:

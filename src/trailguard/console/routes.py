@@ -8,6 +8,7 @@ Every page view, search, export and live update that shows something is recorded
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import secrets
 from typing import Annotated, Any, Final
@@ -52,6 +53,7 @@ from trailguard.errors import (
 from trailguard.events import AuditAccess, TokenChange
 from trailguard.gateway.services import gateway
 from trailguard.ledger.checkpoint import CheckpointError
+from trailguard.ledger.writer import LedgerError
 from trailguard.retrieval import EventQuery, query_event_bodies
 from trailguard.store.gateway_state import ROLES
 
@@ -418,7 +420,10 @@ async def kill_form(request: Request, viewer: Admin) -> Response:
 @router.post("/kill")
 async def kill(request: Request, viewer: Admin) -> Response:
     """Kill a session as ``trailguard sessions kill`` does: the gateway records session_end
-    (killed) with who asked and why, and denies every later hook with continue=false."""
+    (killed) with who asked and why, and denies every later hook with continue=false. Here
+    both happen before the answer, on every worker: the kill request is durable in the state
+    first, so when the end cannot be recorded now the session is still denied everywhere and
+    the reaper records the end later (once: its id is the kill's fact id)."""
     form = await read_form(request)
     check_csrf(request, form, viewer.csrf_token)
     session_id = form.get("session", "")
@@ -429,12 +434,17 @@ async def kill(request: Request, viewer: Admin) -> Response:
         raise InvalidInputError(f"reason: at most {MAX_REASON_LENGTH} characters")
     if form.get("confirm") != "yes":
         raise InvalidInputError("confirm: tick the box to confirm the kill")
-    state = gateway(request).state
+    services = gateway(request)
+    state = services.state
     summary = await asyncio.to_thread(state.session, session_id)
     if summary is None:
         raise NotFoundError(f"no session {session_id!r} is known to this gateway")
     by = f"{viewer.developer_id} (console, {viewer.token_id})"
-    await asyncio.to_thread(state.request_kill, session_id, by, reason)
+    if await asyncio.to_thread(state.request_kill, session_id, by, reason):
+        kill = (await asyncio.to_thread(state.killed_sessions)).get(session_id)
+        if kill is not None:
+            with contextlib.suppress(LedgerError):  # denied anyway; the reaper records the end
+                await asyncio.to_thread(services.reaper.record_kill, kill)
     target = session_href(session_id)
     target += ("&" if "?" in target else "?") + "killed=1"
     return respond(RedirectResponse(target, status_code=303), request)

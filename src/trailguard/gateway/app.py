@@ -47,6 +47,7 @@ from trailguard.gateway.auth import (
     hook_burst,
 )
 from trailguard.gateway.costs import CostRecorder, preload_budgets
+from trailguard.gateway.fact_ids import FactIds
 from trailguard.gateway.hooks import HookHandler
 from trailguard.gateway.pipeline import redact_event
 from trailguard.gateway.proxy_usage import identify_agent, record_model_request
@@ -63,6 +64,7 @@ from trailguard.gateway.routes import (
 from trailguard.gateway.routes.docs import install_docs
 from trailguard.gateway.services import Gateway
 from trailguard.gateway.sessions import SessionRegistry
+from trailguard.gateway.shared_changes import ChangeWatch, SharedChanges
 from trailguard.gateway.shared_spend import SharedSpend
 from trailguard.gateway.warmup import warm_up
 from trailguard.ledger.keys import REDACTION_KEY_FILE, redaction_key
@@ -210,6 +212,7 @@ def create_app(
     lead_jobs: bool = True,
     hook_limiter: HookLimiter | None = None,
     share_state: bool = False,
+    changes: SharedChanges | None = None,
 ) -> FastAPI:
     """The gateway app over an open ``ledger``. Its lifespan runs the session reaper and, at
     shutdown, closes the ledger (``gateway_stop`` and a final checkpoint).
@@ -222,8 +225,10 @@ def create_app(
 
     For one of several worker processes (``serve --workers N``): ``lead_jobs`` is false in all
     but one (it records the policy in force, runs the completeness watcher and the sinks),
-    ``hook_limiter`` is the rate limit they share, and ``share_state`` makes session starts,
-    ends and kills go through the state file as for replicas of a shared ledger.
+    ``hook_limiter`` is the rate limit they share, ``share_state`` makes session starts,
+    ends and kills go through the state file as for replicas of a shared ledger, and
+    ``changes`` (this worker's ``SharedChanges``) tells every worker of a kill, an exhausted
+    budget or a new policy before it answers its next request.
     """
     state = ledger.backend.open_state()
     if share_state and isinstance(state, GatewayState):
@@ -247,8 +252,15 @@ def create_app(
         costs.shared_spend = SharedSpend(
             budget_tracker, ledger.backend.open_reader, costs.accountant
         )
-    redactor = Redactor(ledger.backend.redaction_key())
+    secret = ledger.backend.redaction_key()
+    redactor = Redactor(secret)
+    facts = FactIds(secret)
+    costs.facts = facts
+    costs.changes = changes
     handler = HookHandler(ledger, sessions, policies, redactor, costs)
+    watch = None
+    if changes is not None:
+        watch = handler.watch = ChangeWatch(changes, sessions, policies, costs.shared_spend)
     reaper = Reaper(
         ledger,
         sessions,
@@ -256,6 +268,8 @@ def create_app(
         policies,
         redactor=redactor,
         shared_spend=costs.shared_spend,
+        changes=changes,
+        facts=facts,
         **({"idle_timeout": idle_timeout} if idle_timeout else {}),
     )
     services = Gateway(
@@ -315,6 +329,10 @@ def create_app(
                     )
                 ]
             )
+            if changes is not None:  # recorded: the other workers enforce exactly this set
+                await asyncio.to_thread(changes.publish_policy, policies.current)
+        if watch is not None:  # the lead's policy and the state as they are, before serving
+            await asyncio.to_thread(watch.refresh)
         reaper.start()
         if lead_jobs:
             watcher.start()
@@ -371,6 +389,8 @@ def create_app(
         return await identify_agent(services, token)
 
     def refuse(session_id: str | None) -> str | None:
+        if watch is not None:
+            watch.refresh_if_stale()
         return requirement.refusal(session_id) or costs.refusal(session_id)
 
     # The pass-through to the model API (documented in the OpenAPI spec as one operation).

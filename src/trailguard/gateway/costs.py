@@ -16,7 +16,9 @@ from trailguard.cost.budgets import BudgetTracker, Exhausted
 from trailguard.cost.loops import LoopDetector
 from trailguard.cost.usage import Usage
 from trailguard.events import Cost, Event, SessionEnd, utc_now
+from trailguard.gateway.fact_ids import FactIds
 from trailguard.gateway.sessions import SessionRegistry
+from trailguard.gateway.shared_changes import SESSIONS, SPEND, SharedChanges
 from trailguard.gateway.shared_spend import SharedSpend
 from trailguard.ledger.log import EventLog
 from trailguard.retrieval import EventQuery, query_events
@@ -59,6 +61,10 @@ class CostRecorder:
         self.loops = loops
         self.shared_spend: SharedSpend | None = None
         """Set for a replica of a shared ledger: the other replicas' spend counts too."""
+        self.changes: SharedChanges | None = None
+        """Set for one of several workers: an exhausted budget is announced to the others."""
+        self.facts: FactIds | None = None
+        """Ids of the ends it records (a budget's end noticed by two workers is one fact)."""
 
     def exhausted(self, session_id: str | None) -> Exhausted | None:
         """The budget this session's activity has exhausted, if any."""
@@ -77,7 +83,12 @@ class CostRecorder:
 
     def events_for(self, observations: Sequence[UsageObservation]) -> list[Event]:
         """Cost, threshold, spike and end events for new observations (not yet appended)."""
+        return self._count(observations)[0]
+
+    def _count(self, observations: Sequence[UsageObservation]) -> tuple[list[Event], bool]:
+        """``events_for``, and whether a budget they fall under is now exhausted."""
         events: list[Event] = []
+        stopped = False
         for observation in observations:
             session_id = observation.session_id
             summary = self.sessions.get(session_id) if session_id else None
@@ -103,19 +114,24 @@ class CostRecorder:
             if self.shared_spend is not None:
                 self.shared_spend.mine(e.event_id for e in events if isinstance(e, Cost))
             exhausted = self.budgets.exhausted(session_id, developer, project, today())
+            stopped = stopped or exhausted is not None
             if exhausted and session_id and summary is not None and summary.ended_at is None:
-                events.append(
-                    SessionEnd(
-                        session_id=session_id,
-                        developer_id=developer,
-                        project_id=project,
-                        reason="budget_exhausted",
-                        raw_reason=exhausted.reason(),
-                        source="gateway",
-                    )
+                end = SessionEnd(
+                    session_id=session_id,
+                    developer_id=developer,
+                    project_id=project,
+                    reason="budget_exhausted",
+                    raw_reason=exhausted.reason(),
+                    source="gateway",
                 )
+                if self.facts is not None:  # two workers may both see it: recorded once
+                    fact = self.facts.budget_end(
+                        session_id, exhausted.scope, exhausted.key, exhausted.limit
+                    )
+                    end = end.model_copy(update={"event_id": fact})
+                events.append(end)
                 self.sessions.end(session_id, "budget_exhausted", exhausted.reason(), utc_now())
-        return events
+        return events, stopped
 
     async def record(
         self,
@@ -128,13 +144,19 @@ class CostRecorder:
             # Another process may have counted one of these requests from another source.
             for session in {o.session_id for o in observations if o.session_id}:
                 await asyncio.to_thread(self.shared_spend.catch_up, session)
-        events = self.events_for(observations)
+        events, stopped = self._count(observations)
         for session_id, request_id, tool_use_ids in tool_calls:
             events.extend(
                 self.accountant.attribute_tool_calls(session_id, request_id, tool_use_ids, "otlp")
             )
         if events:
             await asyncio.wrap_future(self.ledger.submit_many(events))
+        if stopped and self.changes is not None:
+            # Durable now: the other workers take in the spend and the ends before they answer.
+            for event in events:
+                if isinstance(event, SessionEnd):
+                    await asyncio.to_thread(self.sessions.persist, event.session_id or "")
+            self.changes.bump(SESSIONS, SPEND)
 
 
 def from_proxy(record: ModelRequestRecord) -> UsageObservation | None:

@@ -18,6 +18,7 @@ from trailguard.events import Alert, Event, SessionEnd, utc_now
 from trailguard.gateway import pipeline
 from trailguard.gateway.costs import BUDGET_RULE, CostRecorder, from_transcript
 from trailguard.gateway.sessions import SessionRegistry
+from trailguard.gateway.shared_changes import ChangeWatch
 from trailguard.ledger.log import EventLog
 from trailguard.policy.store import PolicyStore
 from trailguard.redact import Redactor
@@ -54,6 +55,8 @@ class HookHandler:
         self.costs = costs
         self.output_cap = output_cap
         self.executor = executor
+        self.watch: ChangeWatch | None = None
+        """Set for one of several workers (``serve --workers N``)."""
 
     async def _off_loop(self, work: Callable[[], _T], *, inline: bool = False) -> _T:
         if self.executor is None or inline:
@@ -122,6 +125,10 @@ class HookHandler:
         """Record one hook request and answer it. Raises ConflictError for a replayed event id
         (nothing recorded twice). ``inline``: a small request, whose stages run on the event
         loop rather than on ``executor``."""
+        if self.watch is not None and self.watch.stale():
+            # Another worker killed a session, exhausted a budget or changed the policy since
+            # this one last looked: take it in before this request is decided.
+            await asyncio.to_thread(self.watch.refresh)
         session_id = request.session_id
         session = self.sessions.get(session_id)
         if session is not None and session.developer_id not in (None, identity.developer_id):

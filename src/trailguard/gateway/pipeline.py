@@ -323,7 +323,11 @@ def build(
         input_cap=input_cap,
     )
     session = context.session
-    if isinstance(event, SessionEnd) and session is not None and session.ended_at is not None:
+    ended = session is not None and session.ended_at is not None
+    ended_as = session.end_reason if session is not None and ended else None
+    if not ended and stop is not None and stop.rule == KILLED_RULE:
+        ended, ended_as = True, "killed"  # the gateway records that end (now, or its reaper)
+    if isinstance(event, SessionEnd) and ended:
         # Already ended (killed, timed out): the agent's own end is kept, not a second end.
         event = AgentEvent(
             event_id=event.event_id,
@@ -333,7 +337,7 @@ def build(
             project_id=event.project_id,
             source=event.source,
             name="SessionEnd",
-            payload={"reason": event.raw_reason, "endedEarlierAs": session.end_reason},
+            payload={"reason": event.raw_reason, "endedEarlierAs": ended_as},
         )
 
     answer: dict[str, Any] = {}

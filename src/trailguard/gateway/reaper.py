@@ -19,15 +19,18 @@ from trailguard.events import (
     parse_event,
     utc_now,
 )
+from trailguard.gateway.fact_ids import FactIds
 from trailguard.gateway.pipeline import redact_event
 from trailguard.gateway.sessions import SessionRegistry
+from trailguard.gateway.shared_changes import SESSIONS, SharedChanges
 from trailguard.gateway.shared_spend import SharedSpend
 from trailguard.ledger.log import EventLog
 from trailguard.ledger.writer import LedgerError
+from trailguard.policy.loader import PolicySet
 from trailguard.policy.store import PolicyStore
 from trailguard.redact import Redactor
 from trailguard.store.base import StoreError
-from trailguard.store.state import GatewayStateStore, SessionSummary
+from trailguard.store.state import GatewayStateStore, KillRequest, SessionSummary
 
 log = logging.getLogger("trailguard.reaper")
 
@@ -44,15 +47,24 @@ class Reaper:
         *,
         redactor: Redactor | None = None,
         shared_spend: SharedSpend | None = None,
+        changes: SharedChanges | None = None,
+        facts: FactIds | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         interval: float = 0.5,
     ) -> None:
+        """``changes``: the workers of ``serve --workers N`` (kills, ends and the policy in
+        force are announced to the other workers at once). ``facts``: ids for the ends it
+        records, so one noticed by two processes is recorded once."""
         self.ledger = ledger
         self.sessions = sessions
         self.state = state
         self.policies = policies
         self.redactor = redactor
         self.shared_spend = shared_spend
+        self.changes = changes
+        self.facts = facts
+        self._unpublished: PolicySet | None = None
+        """A set in force and recorded that the other workers were not yet told of."""
         self.idle_timeout = idle_timeout
         self.interval = interval
         self._stop = threading.Event()
@@ -73,7 +85,9 @@ class Reaper:
                 log.error("trailguard reaper: %s", exc)
 
     def tick(self) -> None:
-        if self.policies is not None:
+        if self.policies is not None and (self.changes is None or self.ledger.leads):
+            # With several workers only the lead reloads (and records the change once); the
+            # others take the set it put in force (gateway/shared_changes.py).
             self._reload_policies(self.policies)
         if self.sessions.shared:
             self.sessions.adopt_shared()
@@ -84,25 +98,8 @@ class Reaper:
             return
         self._append_queued_events()
         for request in self.state.pending_kills():
-            summary = self.sessions.get(request.session_id)
-            self.sessions.mark_killed(request)
-            if summary is None or summary.ended_at is None:
-                self.ledger.append(
-                    SessionEnd(
-                        session_id=request.session_id,
-                        developer_id=summary.developer_id if summary else None,
-                        project_id=summary.project_id if summary else None,
-                        reason="killed",
-                        raw_reason=request.reason,
-                        source="gateway",
-                        extra={
-                            "requestedBy": request.requested_by,
-                            "requestedAt": request.requested_at,
-                        },
-                    )
-                )
-                self.sessions.end(request.session_id, "killed", request.reason, utc_now())
-            self.state.mark_kill_recorded(request.session_id)
+            self.record_kill(request)
+        ended = []
         for summary in self._idle():
             self.ledger.append(
                 SessionEnd(
@@ -116,7 +113,46 @@ class Reaper:
                 )
             )
             self.sessions.end(summary.session_id, "timed_out", None, utc_now())
+            ended.append(summary.session_id)
         self.sessions.flush()
+        if ended and self.changes is not None:
+            self.changes.bump(SESSIONS)
+
+    def record_kill(self, request: KillRequest) -> None:
+        """Stop ``request``'s session and record its end (``session_end``, killed), unless it
+        had ended already. Run by the lead's tick for kills requested elsewhere (the CLI) and
+        at once by the worker that took a kill request (the console): the end's id is the
+        kill's fact id, so when both record it the ledger keeps one. The other workers are
+        told when the end is durable, or, if it cannot be recorded now, that the kill request
+        is (they deny the session either way; the lead's tick records the end later)."""
+        session_id = request.session_id
+        summary = self.sessions.get(session_id)
+        self.sessions.mark_killed(request)
+        try:
+            if summary is None or summary.ended_at is None:
+                end = SessionEnd(
+                    session_id=session_id,
+                    developer_id=summary.developer_id if summary else None,
+                    project_id=summary.project_id if summary else None,
+                    reason="killed",
+                    raw_reason=request.reason,
+                    source="gateway",
+                    extra={
+                        "requestedBy": request.requested_by,
+                        "requestedAt": request.requested_at,
+                    },
+                )
+                if self.facts is not None:
+                    end = end.model_copy(
+                        update={"event_id": self.facts.kill(session_id, request.requested_at)}
+                    )
+                self.ledger.append(end)
+                self.sessions.end(session_id, "killed", request.reason, utc_now())
+                self.sessions.persist(session_id)
+            self.state.mark_kill_recorded(session_id)
+        finally:
+            if self.changes is not None:
+                self.changes.bump(SESSIONS)
 
     def _idle(self) -> list[SessionSummary]:
         """Sessions with no event for the idle timeout: this process's own view, or for a
@@ -160,9 +196,12 @@ class Reaper:
         self.state.remove_pending_events([queue_id for queue_id, _ in queued])
 
     def _reload_policies(self, policies: PolicyStore) -> None:
-        """Hot reload: a changed policy set is recorded as policy_change; one that does not
-        load is recorded as an alert, and the set in force stays."""
-        change = policies.reload_if_changed()
+        """Hot reload: a changed policy set is recorded as policy_change, then put in force
+        (and announced to the other workers); one that does not load is recorded as an alert,
+        and the set in force stays. A change whose record fails is seen again next tick."""
+        if self._unpublished is not None:
+            self._publish(self._unpublished)
+        change = policies.changed()
         if change is None:
             return
         if change.policy_set is None:
@@ -175,6 +214,7 @@ class Reaper:
                     source="gateway",
                 )
             )
+            policies.settle(change)
             return
         self.ledger.append(
             PolicyChange(
@@ -184,3 +224,21 @@ class Reaper:
                 source="gateway",
             )
         )
+        policies.settle(change)
+        self._publish(change.policy_set)
+
+    def _publish(self, policy_set: PolicySet) -> None:
+        if self.changes is None:
+            return
+        try:
+            self.changes.publish_policy(policy_set)
+        except OSError as exc:  # retried every tick; said loudly meanwhile
+            self._unpublished = policy_set
+            log.error(
+                "trailguard reaper: policy %s is in force here but the other workers were not "
+                "told (%s); retrying",
+                policy_set.version,
+                exc,
+            )
+        else:
+            self._unpublished = None

@@ -128,9 +128,26 @@ class SessionRegistry:
         with self._lock:
             self._killed.update(killed)
             for summary in ended:
-                if summary.session_id in self._live and summary.session_id not in self._dirty:
-                    del self._live[summary.session_id]
-                    self._ended[summary.session_id] = summary
+                live = self._live.get(summary.session_id)
+                if live is None or summary.ended_at is None:
+                    continue
+                started = live.summary.started_at
+                if started is not None and started > summary.ended_at:
+                    continue  # started again here after that end (a resumed session)
+                del self._live[summary.session_id]
+                latest = max(summary.last_event_at, live.summary.last_event_at)
+                self._ended[summary.session_id] = replace(summary, last_event_at=latest)
+
+    def persist(self, session_id: str) -> None:
+        """Write this process's view of ``session_id`` to a shared state now, not at the next
+        flush: an end other workers must see before they answer (gateway/shared_changes.py)."""
+        if not self.shared:
+            return
+        with self._lock:
+            live = self._live.get(session_id)
+            summary = live.summary if live is not None else self._ended.get(session_id)
+        if summary is not None:
+            self._state.save_session(summary)
 
     def idle_since(self, seconds: float) -> list[SessionSummary]:
         """Open sessions with no event for ``seconds``."""

@@ -8,9 +8,11 @@
                          waits for the writer's durable acknowledgement before it answers
 
 Gateway state is shared through the state file as for replicas of a shared ledger (session
-starts at once, kills and ends adopted every reaper tick, budgets from the ledger's cost
-events); the hook rate limit is shared memory. Worker 0 runs the once-only jobs. A child that
-dies is restarted; while the writer is down the workers answer 503 (fail closed).
+starts at once, budgets from the ledger's cost events); a kill, an exhausted budget or a policy
+put in force is announced through shared memory and taken in by every worker before its next
+request (gateway/shared_changes.py); the hook rate limit is shared memory too. Worker 0 runs
+the once-only jobs. A child that dies is restarted; while the writer is down the workers answer
+503 (fail closed).
 """
 
 from __future__ import annotations

@@ -51,6 +51,11 @@ class PolicySet:
     teams: dict[str, list[str]] = field(default_factory=dict)
     """Team name → developer ids (``teams.json`` beside the policies)."""
     source: str = ""
+    sources: tuple[tuple[str, str], ...] = ()
+    """The ``.cedar`` files it was loaded from (name, text): what another process needs to put
+    exactly this version in force (``policy_set_from_sources``)."""
+    teams_source: str | None = None
+    """The text of ``teams.json``, if there was one."""
 
     def teams_of(self, developer_id: str) -> list[str]:
         return sorted(team for team, members in self.teams.items() if developer_id in members)
@@ -65,19 +70,16 @@ def _policy_files(directory: Path) -> list[Path]:
     return files
 
 
-def _load_teams(directory: Path) -> dict[str, list[str]]:
-    path = directory / TEAMS_FILE
-    if not path.exists():
-        return {}
+def _parse_teams(text: str, where: str) -> dict[str, list[str]]:
     try:
-        teams = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PolicyError(f"{path}: not readable JSON ({exc})") from None
+        teams = json.loads(text)
+    except ValueError as exc:
+        raise PolicyError(f"{where}: not readable JSON ({exc})") from None
     if not isinstance(teams, dict) or not all(
         isinstance(k, str) and isinstance(v, list) and all(isinstance(m, str) for m in v)
         for k, v in teams.items()
     ):
-        raise PolicyError(f'{path}: must map team names to lists of developer ids: {{"t": ["d"]}}')
+        raise PolicyError(f'{where}: must map team names to lists of developer ids: {{"t": ["d"]}}')
     return teams
 
 
@@ -94,21 +96,43 @@ def load_policy_set(directory: Path | None = None) -> PolicySet:
 
 
 def _load(directory: Path, *, source: str) -> PolicySet:
-    files = _policy_files(directory)
-    digest = hashlib.sha256()
     texts = []
-    for path in files:
-        content = path.read_bytes()
-        digest.update(path.name.encode() + b"\0" + content + b"\0")
+    for path in _policy_files(directory):
         try:
-            text = content.decode("utf-8")
-            cedarpy.PolicySet.from_str(text)  # per file, so an error names its file
-        except (UnicodeDecodeError, ValueError) as exc:
+            texts.append((path.name, path.read_bytes().decode("utf-8")))
+        except UnicodeDecodeError as exc:
             raise PolicyError(f"{path}: {exc}") from None
-        texts.append((path.name, text))
-    teams = _load_teams(directory)
-    if (directory / TEAMS_FILE).exists():
-        digest.update(b"teams\0" + (directory / TEAMS_FILE).read_bytes())
+    teams_path = directory / TEAMS_FILE
+    teams: str | None = None
+    if teams_path.exists():
+        try:
+            teams = teams_path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PolicyError(f"{teams_path}: not readable JSON ({exc})") from None
+    return _build(texts, teams, source=source, where=directory)
+
+
+def policy_set_from_sources(
+    files: list[tuple[str, str]], teams: str | None, *, source: str
+) -> PolicySet:
+    """The policy set of these file texts (as ``PolicySet.sources`` holds them): the same
+    version as the directory they were read from."""
+    return _build(sorted(files), teams, source=source, where=Path(source))
+
+
+def _build(
+    texts: list[tuple[str, str]], teams_text: str | None, *, source: str, where: Path
+) -> PolicySet:
+    digest = hashlib.sha256()
+    for name, text in texts:
+        digest.update(name.encode() + b"\0" + text.encode("utf-8") + b"\0")
+        try:
+            cedarpy.PolicySet.from_str(text)  # per file, so an error names its file
+        except ValueError as exc:
+            raise PolicyError(f"{where / name}: {exc}") from None
+    teams = {} if teams_text is None else _parse_teams(teams_text, str(where / TEAMS_FILE))
+    if teams_text is not None:
+        digest.update(b"teams\0" + teams_text.encode("utf-8"))
 
     combined = "\n".join(text for _, text in texts)
     cedar = cedarpy.PolicySet.from_str(combined)
@@ -143,6 +167,8 @@ def _load(directory: Path, *, source: str) -> PolicySet:
         rules=rules,
         teams=teams,
         source=source,
+        sources=tuple(texts),
+        teams_source=teams_text,
     )
 
 

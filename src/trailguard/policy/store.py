@@ -1,8 +1,10 @@
 """The policy set in force, reloaded without a restart when its files change.
 
 The gateway polls the directory's file names, sizes and modification times; a change that loads
-cleanly replaces the set in force (and the gateway records a ``policy_change`` event); a change
-that does not load is reported and the previous set stays in force.
+cleanly replaces the set in force once the gateway has recorded its ``policy_change`` event (no
+decision is made under a version the record does not name); a change that does not load is
+reported and the previous set stays in force. With several workers only the lead polls; the
+others put in force exactly the set it recorded (``gateway/shared_changes.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ class Reload:
     policy_set: PolicySet | None
     """The new set, or None when the change failed to load (``error`` says why)."""
     error: str | None = None
+    fingerprint: tuple[tuple[str, int, int], ...] = ()
+    """The directory's files as they were when this change was seen."""
 
 
 class PolicyStore:
@@ -34,6 +38,10 @@ class PolicyStore:
         with self._lock:
             return self._current
 
+    @property
+    def version(self) -> str:
+        return self.current.version
+
     def _scan(self) -> tuple[tuple[str, int, int], ...]:
         if self.directory is None:
             return ()
@@ -47,19 +55,38 @@ class PolicyStore:
         except OSError:
             return ()
 
-    def reload_if_changed(self) -> Reload | None:
-        """Reload when the files changed; None when nothing changed."""
+    def changed(self) -> Reload | None:
+        """The directory's new set when its files changed (None: nothing changed), not yet in
+        force: ``settle`` puts it in force once its policy_change is recorded. Until then the
+        same change is seen again."""
         fingerprint = self._scan()
         if fingerprint == self._fingerprint:
             return None
-        self._fingerprint = fingerprint
         previous = self.current.version
         try:
             loaded = load_policy_set(self.directory)
         except PolicyError as exc:
-            return Reload(previous, None, str(exc))
-        if loaded.version == previous:
+            return Reload(previous, None, str(exc), fingerprint)
+        if loaded.version == previous:  # touched, not changed
+            self._fingerprint = fingerprint
             return None
+        return Reload(previous, loaded, None, fingerprint)
+
+    def settle(self, change: Reload) -> None:
+        """``change`` is recorded: its set (if it loaded) is in force, and it is not seen again."""
         with self._lock:
-            self._current = loaded
-        return Reload(previous, loaded)
+            if change.policy_set is not None:
+                self._current = change.policy_set
+            self._fingerprint = change.fingerprint
+
+    def adopt(self, policy_set: PolicySet) -> None:
+        """Put ``policy_set`` in force (one another process loaded and recorded)."""
+        with self._lock:
+            self._current = policy_set
+
+    def reload_if_changed(self) -> Reload | None:
+        """Reload when the files changed (in force at once); None when nothing changed."""
+        change = self.changed()
+        if change is not None:
+            self.settle(change)
+        return change
