@@ -192,6 +192,30 @@ def test_killed_session_is_ended_and_every_later_hook_is_denied(gateway):
     assert prompt["continue"] is False
 
 
+def test_the_agents_end_of_a_killed_session_is_no_second_end_before_the_kill_is_recorded():
+    """A worker that knows of a kill whose session_end is not recorded yet (the ledger was
+    down when the kill was taken; the lead's reaper records it later) keeps the agent's own
+    SessionEnd as an agent event: the session ends once, as killed."""
+    from trailguard.capture.hook_request import parse_hook_request
+    from trailguard.events import AgentEvent
+    from trailguard.gateway import pipeline
+    from trailguard.store.state import Identity, SessionSummary
+
+    request = parse_hook_request(
+        {"session_id": SESSION, "hook_event_name": "SessionEnd", "reason": "other"}
+    )
+    identity = Identity("dev_w", "agent", "tok_w")
+    live = SessionSummary(SESSION, "dev_w", None, "2026-12-03T10:00:00.000Z",
+                          "2026-12-03T10:01:00.000Z", None, None, None, False)  # fmt: skip
+    context = pipeline.normalise(request, identity, session=live, received_at=live.last_event_at)
+    stop = pipeline.Stop(pipeline.KILLED_RULE, "killed by admin")
+    kept = pipeline.build(context, stop=stop).event
+    assert isinstance(kept, AgentEvent)
+    assert kept.payload == {"reason": "other", "endedEarlierAs": "killed"}
+    budget = pipeline.build(context, stop=pipeline.Stop("budget-exhausted", "out of budget"))
+    assert budget.event.event_type.value == "session_end"  # no gateway end is coming for it
+
+
 def test_replayed_event_id_is_409_and_recorded_once(gateway):
     event_id = str(uuid.uuid4())
     first = gateway.hook(pre_tool_use(), event_id=event_id)

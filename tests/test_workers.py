@@ -18,14 +18,18 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import pytest
 
 from conftest import sample_events, verify_dir
-from trailguard.errors import RateLimitedError
+from trailguard.errors import RateLimitedError, StorageUnavailableError
 from trailguard.events import ToolInvocation
+from trailguard.gateway.fact_ids import FactIds
+from trailguard.gateway.sessions import SessionRegistry
+from trailguard.gateway.shared_changes import POLICY, SESSIONS, ChangeWatch, SharedChanges
 from trailguard.gateway.shared_limits import SharedRateLimiter
 from trailguard.ledger.canonical import canonical_document
 from trailguard.ledger.remote import RemoteLedger
@@ -37,6 +41,7 @@ from trailguard.ledger.writer import (
     prepare_event,
 )
 from trailguard.ledger.writer_service import WriterService
+from trailguard.policy.store import PolicyStore
 from trailguard.store.gateway_state import GatewayState
 from trailguard.store.sqlite import SQLiteStore
 
@@ -213,6 +218,188 @@ def test_workers_views_of_a_session_merge_in_the_shared_state_file(tmp_path):
     assert (stored.ended_at, stored.end_reason) == (ended.ended_at, "killed")
     assert stored.last_event_at == ended.last_event_at
     assert (stored.started_at, stored.project_id, stored.never_started) == (start, "proj", False)
+
+
+# -- changes announced to every worker (gateway/shared_changes.py) --------------------------------
+
+
+def _watching(data_dir: Path, changes: SharedChanges) -> tuple[GatewayState, ChangeWatch]:
+    state = GatewayState(data_dir)
+    state.shared = True
+    sessions = SessionRegistry(state)
+    return state, ChangeWatch(changes, sessions, PolicyStore(None), None)
+
+
+def test_a_kill_made_by_one_forked_worker_is_seen_by_another_at_its_next_check(tmp_path):
+    Ledger.open(tmp_path).close()
+    changes = SharedChanges(2, tmp_path)
+    state, watch = _watching(tmp_path, changes.as_worker(0))
+    try:
+        watch.refresh()  # the state as it is: nothing killed
+        assert not watch.stale()
+        pid = os.fork()
+        if pid == 0:  # worker 1 takes a kill request (durable in the state), then says so
+            other = GatewayState(tmp_path)
+            other.request_kill("sess_forked", "admin", "runaway")
+            other.close()
+            changes.as_worker(1).bump(SESSIONS)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert watch.sessions.kill_request("sess_forked") is None  # not read yet
+        assert watch.stale()
+        watch.refresh()
+        assert not watch.stale()
+        kill = watch.sessions.kill_request("sess_forked")
+        assert kill is not None
+        assert kill.requested_by == "admin"
+    finally:
+        state.close()
+
+
+def test_workers_take_exactly_the_policy_set_the_lead_published(tmp_path):
+    Ledger.open(tmp_path / "data").close()
+    pack = tmp_path / "policies"
+    pack.mkdir()
+    (pack / "a.cedar").write_text('@id("all") permit (principal, action, resource);')
+    (pack / "teams.json").write_text('{"blue": ["dev_w"]}')
+    lead_policies = PolicyStore(pack)
+    changes = SharedChanges(2, tmp_path)
+    state, watch = _watching(tmp_path / "data", changes.as_worker(1))
+    try:
+        (pack / "b.cedar").write_text(
+            '@id("no-bash") forbid (principal, action == Action::"tool:Bash", resource);'
+        )
+        change = lead_policies.reload_if_changed()
+        assert change is not None
+        assert change.policy_set is not None
+        # The directory changes again before the worker looks: it still takes the lead's set.
+        (pack / "c.cedar").write_text('@id("other") permit (principal, action, resource);')
+        changes.as_worker(0).publish_policy(change.policy_set)
+        watch.refresh()
+        taken = watch.policies.current
+        assert taken.version == change.policy_set.version
+        assert {rule.name for rule in taken.rules.values()} == {"all", "no-bash"}
+        assert taken.teams == {"blue": ["dev_w"]}
+    finally:
+        state.close()
+
+
+def test_a_policy_snapshot_that_does_not_match_its_version_refuses_requests(tmp_path):
+    Ledger.open(tmp_path / "data").close()
+    changes = SharedChanges(2, tmp_path)
+    state, watch = _watching(tmp_path / "data", changes.as_worker(1))
+    try:
+        pack = tmp_path / "policies"
+        pack.mkdir()
+        (pack / "a.cedar").write_text(
+            '@id("no-bash") forbid (principal, action == Action::"tool:Bash", resource);'
+        )
+        changes.as_worker(0).publish_policy(PolicyStore(pack).current)
+        document = json.loads(changes.snapshot.read_text())
+        document["files"][0][1] = '@id("smuggled") permit (principal, action, resource);'
+        changes.snapshot.write_text(json.dumps(document))
+        changes.bump(POLICY)
+        before = watch.policies.version
+        with pytest.raises(StorageUnavailableError, match="cannot read what another worker"):
+            watch.refresh()
+        assert watch.stale()  # tried again at the next request, never answered from it
+        assert watch.policies.version == before
+    finally:
+        state.close()
+
+
+def test_a_kill_recorded_by_two_workers_at_once_is_one_session_end(served):
+    from trailguard.gateway.fact_ids import FactIds
+    from trailguard.gateway.reaper import Reaper
+    from trailguard.store.state import KillRequest
+
+    ledger, remote, data_dir = served
+    facts = FactIds(ledger.backend.redaction_key())
+    kill = KillRequest("sess_twice", "2026-12-03T10:00:00.000Z", "admin", "runaway")
+    # The console's worker and the lead's reaper, each recording before it can see the other's
+    # end in the state (an unshared state: neither sees the other's, the race at its widest).
+    states = [GatewayState(data_dir), GatewayState(data_dir)]
+    try:
+        reapers = [
+            Reaper(log, SessionRegistry(state), state, facts=facts)
+            for log, state in zip((ledger, remote), states, strict=True)
+        ]
+        for reaper in reapers:
+            reaper.record_kill(kill)
+    finally:
+        for state in states:
+            state.close()
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    try:
+        ends = [row for row in store.rows() if row.event_type == "session_end"]
+    finally:
+        store.close()
+    assert len(ends) == 1
+    assert orjson.loads(ends[0].body)["reason"] == "killed"
+
+
+def test_a_budget_end_noticed_by_two_workers_at_once_is_one_session_end(served):
+    """Two workers each count a request that exhausts the session's budget before either
+    sees the other's end: the ledger keeps one budget_exhausted end (its fact id)."""
+    from trailguard.capture.hook_request import parse_usage_entries
+    from trailguard.cost.accounting import CostAccountant
+    from trailguard.cost.budgets import BudgetConfig, BudgetTracker
+    from trailguard.cost.loops import LoopDetector
+    from trailguard.cost.prices import load_price_table
+    from trailguard.gateway.costs import CostRecorder, from_transcript
+
+    ledger, remote, data_dir = served
+    facts = FactIds(ledger.backend.redaction_key())
+    states = [GatewayState(data_dir), GatewayState(data_dir)]
+    try:
+        for n, (log, state) in enumerate(zip((ledger, remote), states, strict=True)):
+            sessions = SessionRegistry(state)
+            sessions.start("sess_budget", "dev_w", None, "2026-12-03T10:00:00.000Z")
+            costs = CostRecorder(
+                log,
+                sessions,
+                CostAccountant(load_price_table(None)),
+                BudgetTracker(BudgetConfig(session_usd=Decimal("0.01"))),
+                LoopDetector(),
+            )
+            costs.facts = facts
+            entries = [
+                {
+                    "messageId": f"msg_budget_{n}",
+                    "requestId": f"req_budget_{n}",
+                    "model": "claude-opus-5-5",
+                    "usage": {"input_tokens": 200_000, "output_tokens": 50_000},
+                }
+            ]
+            events = costs.events_for(from_transcript("sess_budget", parse_usage_entries(entries)))
+            assert [e.event_type.value for e in events][-1] == "session_end"
+            log.submit_many(events).result(timeout=10)
+    finally:
+        for state in states:
+            state.close()
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    try:
+        rows = list(store.rows())
+    finally:
+        store.close()
+    assert sum(row.event_type == "cost" for row in rows) == 2  # both requests are counted
+    ends = [orjson.loads(row.body) for row in rows if row.event_type == "session_end"]
+    assert [end["reason"] for end in ends] == ["budget_exhausted"]
+
+
+def test_fact_ids_are_uuids_an_agent_cannot_compute_without_the_key():
+    first = FactIds(b"fake-redaction-key-one-for-tests!")
+    again = FactIds(b"fake-redaction-key-one-for-tests!")
+    other = FactIds(b"fake-redaction-key-two-for-tests!")
+    kill = first.kill("sess_a", "2026-12-03T10:00:00.000Z")
+    assert kill == again.kill("sess_a", "2026-12-03T10:00:00.000Z")
+    assert kill != other.kill("sess_a", "2026-12-03T10:00:00.000Z")
+    assert kill != first.kill("sess_b", "2026-12-03T10:00:00.000Z")
+    assert uuid.UUID(kill).version == 8
+    assert str(uuid.UUID(kill)) == kill
+    raised = first.budget_end("sess_a", "session", "sess_a", Decimal("2"))
+    assert raised != first.budget_end("sess_a", "session", "sess_a", Decimal("1"))
 
 
 # -- `serve --workers 2` as a subprocess ----------------------------------------------------------
@@ -413,61 +600,245 @@ def test_a_hook_answered_by_any_worker_is_durable_before_the_answer(tmp_path):
     assert report.intact, report
 
 
-def _denials(gateway: Gateway, connections: tuple[Pinned, ...], session: str) -> dict[int, str]:
-    """PreToolUse through every connection until each has been denied (10 s at most): the
-    index of each connection denied, with the reason it was given."""
-    denied: dict[int, str] = {}
-    deadline = time.monotonic() + 10
-    while len(denied) < len(connections) and time.monotonic() < deadline:
-        for number, connection in enumerate(connections):
-            use_id = f"toolu_{uuid.uuid4().hex[:16]}"
-            status, answer = gateway.hook(connection, _pre_tool_use(session, "ls", use_id))
-            assert status == 200
-            output = answer.get("hookSpecificOutput", {})
-            if output.get("permissionDecision") == "deny":
-                denied[number] = output.get("permissionDecisionReason", "")
-        time.sleep(0.05)
-    return denied
+def _next_calls(gateway: Gateway, connections: list[Pinned], session: str) -> list[dict]:
+    """One PreToolUse of ``session`` through each connection (each a different worker), sent
+    at once, with no pause: each answer's decision, rule and reason."""
+    outcomes = []
+    for pinned in connections:
+        use_id = f"toolu_{uuid.uuid4().hex[:16]}"
+        status, answer = gateway.hook(pinned, _pre_tool_use(session, "ls", use_id))
+        assert status == 200, answer
+        output = answer.get("hookSpecificOutput", {})
+        outcomes.append(
+            {
+                "pid": pinned.pid,
+                "useId": use_id,
+                "decision": output.get("permissionDecision"),
+                "reason": output.get("permissionDecisionReason", ""),
+                "continue": answer.get("continue", True),
+            }
+        )
+    return outcomes
+
+
+def _stored(data_dir: Path, event_type: str) -> list[dict]:
+    store = SQLiteStore.in_data_dir(data_dir, read_only=True)
+    try:
+        return [orjson.loads(row.body) for row in store.rows() if row.event_type == event_type]
+    finally:
+        store.close()
+
+
+def _one_end_each(
+    data_dir: Path, denied: list[tuple[str, list[str]]], reason: str, rule: str
+) -> list[dict]:
+    """Each session of ``denied`` has exactly one session_end, for ``reason`` (one per fact,
+    not one per worker), and each of its denied calls is stored with ``rule``; the ends."""
+    ends = _stored(data_dir, "session_end")
+    invocations = {e["toolUseId"]: e for e in _stored(data_dir, "tool_invocation")}
+    found = []
+    for session, use_ids in denied:
+        (end,) = [e for e in ends if e["sessionId"] == session]
+        assert end["reason"] == reason
+        assert all(invocations[u]["policyRule"] == rule for u in use_ids)
+        found.append(end)
+    return found
+
+
+def _sign_in(gateway: Gateway, pinned: Pinned, token: str) -> str:
+    """Sign in to the console through ``pinned``'s worker; the session cookie."""
+    import re
+    import urllib.parse
+
+    _, headers, page = gateway.send(pinned, "GET", "/ui/login")
+    nonce = re.search(r'name="csrf" value="([^"]+)"', page.decode())
+    login_cookie = headers.get("set-cookie", "").split(";", 1)[0]
+    assert nonce is not None
+    assert login_cookie
+    form = urllib.parse.urlencode({"csrf": nonce.group(1), "token": token})
+    form_headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": login_cookie}
+    status, headers, _ = gateway.send(pinned, "POST", "/ui/login", form, form_headers)
+    assert status == 303, status
+    return next(
+        c.split(";", 1)[0]
+        for c in headers.get_all("set-cookie") or []
+        if c.startswith("tg_console=")
+    )
+
+
+def _token(gateway: Gateway, developer: str, role: str) -> str:
+    made = subprocess.run(
+        [*TRAILGUARD, "token", "create", "--developer", developer, "--role", role,
+         "--data-dir", str(gateway.data_dir)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return made.stdout.strip().splitlines()[-1]
+
+
+def _console_kill(gateway: Gateway, pinned: Pinned, cookie: str, session: str) -> None:
+    import re
+    import urllib.parse
+
+    _, _, page = gateway.send(
+        pinned, "GET", f"/ui/kill?session={session}", headers={"Cookie": cookie}
+    )
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.decode())
+    assert csrf is not None, page[:500]
+    form = urllib.parse.urlencode(
+        {"session": session, "reason": "runaway agent", "confirm": "yes", "csrf": csrf.group(1)}
+    )
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
+    status, _, _ = gateway.send(pinned, "POST", "/ui/kill", form, headers)
+    assert status == 303, status
 
 
 @pytest.mark.slow
-def test_a_kill_and_an_exhausted_budget_hold_on_every_worker(tmp_path):
-    gateway = _start(tmp_path, "--budget-session-usd", "0.01")
+def test_a_console_kill_denies_the_very_next_tool_call_on_every_worker(tmp_path):
+    gateway = _start(tmp_path)
     try:
-        first, second = gateway.worker_connections(2)
-        killed = _start_session(gateway, first)
-        state = GatewayState(gateway.data_dir)
-        try:
-            assert state.request_kill(killed, "admin", "runaway agent")
-        finally:
-            state.close()
-        outcomes = _denials(gateway, (first, second), killed)
-        assert set(outcomes) == {0, 1}, "a worker went on allowing a killed session"
-        assert all("was killed" in reason for reason in outcomes.values())
-
-        # Spend beyond the session budget, reported through one worker only.
-        spent = _start_session(gateway, first)
-        usage = {
-            "session_id": spent,
-            "hook_event_name": "Stop",
-            "trailguard": {
-                "usage": [
-                    {
-                        "messageId": "msg_budget_1",
-                        "requestId": "req_budget_1",
-                        "model": "claude-opus-5-5",
-                        "usage": {"input_tokens": 200_000, "output_tokens": 50_000},
-                    }
-                ]
-            },
-        }
-        status, _ = gateway.hook(first, usage)
-        assert status == 200
-        denied_by = _denials(gateway, (first, second), spent)
-        assert set(denied_by) == {0, 1}, "a worker went on allowing a session out of budget"
-        assert all("budget" in reason for reason in denied_by.values()), denied_by
+        connections = gateway.worker_connections(2)
+        cookie = _sign_in(gateway, connections[0], _token(gateway, "dev_admin", "admin"))
+        killed = []
+        for round_ in range(6):  # the kill taken by each worker in turn
+            taker, other = connections[round_ % 2], connections[1 - round_ % 2]
+            session = _start_session(gateway, other)
+            assert all(o["decision"] != "deny" for o in _next_calls(gateway, connections, session))
+            _console_kill(gateway, taker, cookie, session)
+            # At once, no pause: the worker that took the kill and the other one.
+            outcomes = _next_calls(gateway, [other, taker, other, taker], session)
+            assert [o["decision"] for o in outcomes] == ["deny"] * 4, outcomes
+            assert all("was killed by dev_admin" in o["reason"] for o in outcomes), outcomes
+            assert not any(o["continue"] for o in outcomes)
+            # The agent, stopped, ends its session through the worker that did not take it.
+            status, _ = gateway.hook(
+                other, {"session_id": session, "hook_event_name": "SessionEnd", "reason": "other"}
+            )
+            assert status == 200
+            killed.append((session, [o["useId"] for o in outcomes]))
     finally:
         _stop(gateway)
+    ends = _one_end_each(gateway.data_dir, killed, "killed", "session-killed")
+    assert all(e["extra"]["requestedBy"].startswith("dev_admin (console, ") for e in ends)
+
+
+@pytest.mark.slow
+def test_a_cli_kill_holds_on_every_worker_once_its_end_is_recorded(tmp_path):
+    """What `trailguard sessions kill` does (a request in the state file, recorded by the lead
+    worker): as soon as its session_end can be read, no worker allows the session."""
+    gateway = _start(tmp_path)
+    try:
+        connections = gateway.worker_connections(2)
+        for round_ in range(4):
+            session = _start_session(gateway, connections[round_ % 2])
+            state = GatewayState(gateway.data_dir)
+            try:
+                assert state.request_kill(session, "admin", "runaway agent")
+            finally:
+                state.close()
+            deadline = time.monotonic() + 30  # waits for the lead's reaper; nothing timed
+            while time.monotonic() < deadline:
+                if any(e["sessionId"] == session for e in _stored(gateway.data_dir, "session_end")):
+                    break
+                time.sleep(0.02)
+            outcomes = _next_calls(gateway, [*connections, *connections], session)
+            assert [o["decision"] for o in outcomes] == ["deny"] * 4, outcomes
+            assert all("was killed by admin" in o["reason"] for o in outcomes)
+    finally:
+        _stop(gateway)
+
+
+@pytest.mark.slow
+def test_an_exhausted_budget_denies_the_very_next_tool_call_on_every_worker(tmp_path):
+    gateway = _start(tmp_path, "--budget-session-usd", "0.01")
+    try:
+        connections = gateway.worker_connections(2)
+        spent = []
+        for round_ in range(6):
+            taker, other = connections[round_ % 2], connections[1 - round_ % 2]
+            session = _start_session(gateway, taker)
+
+            def usage(n: int, session: str = session) -> dict:
+                return {
+                    "session_id": session,
+                    "hook_event_name": "Stop",
+                    "trailguard": {
+                        "usage": [
+                            {
+                                "messageId": f"msg_{session}_{n}",
+                                "requestId": f"req_{session}_{n}",
+                                "model": "claude-opus-5-5",
+                                "usage": {"input_tokens": 200_000, "output_tokens": 50_000},
+                            }
+                        ]
+                    },
+                }
+
+            assert gateway.hook(taker, usage(1))[0] == 200  # beyond the budget, on one worker
+            outcomes = _next_calls(gateway, [other, taker, other, taker], session)
+            assert [o["decision"] for o in outcomes] == ["deny"] * 4, outcomes
+            assert all("budget" in o["reason"] for o in outcomes), outcomes
+            # More spend reported to the other worker ends nothing a second time.
+            assert gateway.hook(other, usage(2))[0] == 200
+            spent.append((session, [o["useId"] for o in outcomes]))
+    finally:
+        _stop(gateway)
+    _one_end_each(gateway.data_dir, spent, "budget_exhausted", "budget-exhausted")
+
+
+@pytest.mark.slow
+def test_a_policy_change_holds_on_every_worker_once_recorded_and_is_recorded_once(tmp_path):
+    import shutil
+    from importlib import resources
+
+    pack = tmp_path / "policies"
+    with resources.as_file(resources.files("trailguard.policy").joinpath("default")) as shipped:
+        shutil.copytree(shipped, pack)
+    gateway = _start(tmp_path, "--policy", str(pack))
+    marker = "echo tg-forbidden-marker"
+    try:
+        connections = gateway.worker_connections(2)
+        session = _start_session(gateway, connections[0])
+
+        def calls() -> list[tuple[str | None, str, str]]:
+            answers = []
+            for pinned in [*connections, *connections]:
+                use_id = f"toolu_{uuid.uuid4().hex[:16]}"
+                status, answer = gateway.hook(pinned, _pre_tool_use(session, marker, use_id))
+                assert status == 200
+                output = answer.get("hookSpecificOutput", {})
+                answers.append(
+                    (
+                        output.get("permissionDecision"),
+                        output.get("permissionDecisionReason", ""),
+                        use_id,
+                    )
+                )
+            return answers
+
+        assert all(decision != "deny" for decision, _, _ in calls())
+        (pack / "90-marker.cedar").write_text(
+            '@id("no-tg-marker")\n@reason("the test marker is forbidden")\n'
+            "forbid (principal, action, resource)\n"
+            'when { context.command like "*tg-forbidden-marker*" };\n'
+        )
+        deadline = time.monotonic() + 30  # the lead polls the directory; nothing timed
+        while time.monotonic() < deadline:
+            changes = _stored(gateway.data_dir, "policy_change")
+            if len(changes) > 1:
+                break
+            time.sleep(0.02)
+        after = calls()  # at once, on both workers
+        assert [decision for decision, _, _ in after] == ["deny"] * 4, after
+        assert all("no-tg-marker" in reason for _, reason, _ in after)
+    finally:
+        _stop(gateway)
+    changes = _stored(gateway.data_dir, "policy_change")
+    assert len(changes) == 2, changes  # in force at start, then the reload: once, not per worker
+    start, reload = changes
+    assert start["description"].startswith("in force at gateway start")
+    assert reload["previousVersion"] == start["policyVersion"]
+    invocations = {e["toolUseId"]: e for e in _stored(gateway.data_dir, "tool_invocation")}
+    assert {invocations[u]["policyVersion"] for _, _, u in after} == {reload["policyVersion"]}
 
 
 @pytest.mark.slow
@@ -632,32 +1003,11 @@ def test_the_writer_dying_makes_hooks_fail_closed_until_it_is_back(tmp_path):
 
 @pytest.mark.slow
 def test_a_console_sign_in_on_one_worker_holds_on_the_others(tmp_path):
-    import re
-    import urllib.parse
-
     gateway = _start(tmp_path)
     try:
-        made = subprocess.run(
-            [*TRAILGUARD, "token", "create", "--developer", "dev_audit", "--role", "auditor",
-             "--data-dir", str(gateway.data_dir)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        auditor = made.stdout.strip().splitlines()[-1]
+        auditor = _token(gateway, "dev_audit", "auditor")
         first, second = gateway.worker_connections(2)
-        _, headers, page = gateway.send(first, "GET", "/ui/login")
-        nonce = re.search(r'name="csrf" value="([^"]+)"', page.decode())
-        login_cookie = headers.get("set-cookie", "").split(";", 1)[0]
-        assert nonce is not None
-        assert login_cookie
-        form = urllib.parse.urlencode({"csrf": nonce.group(1), "token": auditor})
-        form_headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": login_cookie}
-        status, headers, _ = gateway.send(first, "POST", "/ui/login", form, form_headers)
-        assert status == 303, status
-        session_cookie = next(
-            c.split(";", 1)[0]
-            for c in headers.get_all("set-cookie") or []
-            if c.startswith("tg_console=")
-        )
+        session_cookie = _sign_in(gateway, first, auditor)
         for pinned in (first, second):  # the page from each worker, with the one cookie
             status, headers, _ = gateway.send(
                 pinned, "GET", "/ui/sessions", headers={"Cookie": session_cookie}

@@ -64,7 +64,10 @@ class Reaper:
         self.changes = changes
         self.facts = facts
         self._unpublished: PolicySet | None = None
-        """A set in force and recorded that the other workers were not yet told of."""
+        """A set in force here that the other workers were not yet told of."""
+        self._unrecorded: PolicyChange | None = None
+        """The policy_change of a set already in force, whose append failed: retried first
+        (the same event id, so a retry of one that was stored after all is a duplicate)."""
         self.idle_timeout = idle_timeout
         self.interval = interval
         self._stop = threading.Event()
@@ -124,10 +127,16 @@ class Reaper:
         at once by the worker that took a kill request (the console): the end's id is the
         kill's fact id, so when both record it the ledger keeps one. The other workers are
         told when the end is durable, or, if it cannot be recorded now, that the kill request
-        is (they deny the session either way; the lead's tick records the end later)."""
+        is (they deny the session either way; the lead's tick records the end later).
+
+        The kill request is durable in the state before this runs, so the other workers are
+        told at once, before the end is appended: by the time anyone can read the end in the
+        ledger, every worker denies the session."""
         session_id = request.session_id
         summary = self.sessions.get(session_id)
         self.sessions.mark_killed(request)
+        if self.changes is not None:
+            self.changes.bump(SESSIONS)
         try:
             if summary is None or summary.ended_at is None:
                 end = SessionEnd(
@@ -196,11 +205,15 @@ class Reaper:
         self.state.remove_pending_events([queue_id for queue_id, _ in queued])
 
     def _reload_policies(self, policies: PolicyStore) -> None:
-        """Hot reload: a changed policy set is recorded as policy_change, then put in force
-        (and announced to the other workers); one that does not load is recorded as an alert,
-        and the set in force stays. A change whose record fails is seen again next tick."""
+        """Hot reload: a changed policy set is put in force (on every worker: the others are
+        told before the record is appended, so once policy_change can be read in the ledger
+        every worker decides under it) and recorded as policy_change, retried until it is
+        stored; one that does not load is recorded as an alert, and the set in force stays."""
         if self._unpublished is not None:
             self._publish(self._unpublished)
+        if self._unrecorded is not None:
+            self.ledger.append(self._unrecorded)
+            self._unrecorded = None
         change = policies.changed()
         if change is None:
             return
@@ -216,16 +229,16 @@ class Reaper:
             )
             policies.settle(change)
             return
-        self.ledger.append(
-            PolicyChange(
-                policy_version=change.policy_set.version,
-                previous_version=change.previous_version,
-                description=f"reloaded from {change.policy_set.source}",
-                source="gateway",
-            )
+        self._unrecorded = PolicyChange(
+            policy_version=change.policy_set.version,
+            previous_version=change.previous_version,
+            description=f"reloaded from {change.policy_set.source}",
+            source="gateway",
         )
         policies.settle(change)
         self._publish(change.policy_set)
+        self.ledger.append(self._unrecorded)
+        self._unrecorded = None
 
     def _publish(self, policy_set: PolicySet) -> None:
         if self.changes is None:

@@ -3,12 +3,17 @@ answers its next request: a session killed, a budget exhausted, a policy put in 
 
 ``SharedChanges`` is a small anonymous shared memory map made before the workers are forked
 (like the shared rate limit): one row of change counters per worker, each row written only by
-its worker. Whoever records such a change bumps its counter once the change is durable (the
-ledger event acknowledged, the state file written). ``ChangeWatch`` runs in every worker: each
-request compares the counters with the ones it last acted on (one struct read) and only when
-they differ re-reads what changed: the state file's kills and ends, the others' recent cost
-events, the policy set the lead put in force (its exact sources, from a snapshot file, so every
-worker enforces the version the lead recorded and no other).
+its worker. Whoever makes such a change bumps its counter once the change is durable where the
+others read it (the kill request in the state file, the cost events in the ledger, the policy
+snapshot). A budget is announced before the request that exhausted it is answered; a kill and
+a policy before their own record can be read: whoever reads a kill's session_end or a
+policy_change in the ledger can count on every worker enforcing it.
+
+``ChangeWatch`` runs in every worker: each request compares the counters with the ones it last
+acted on (one struct read) and only when they differ re-reads what changed: the state file's
+kills and ends, the others' recent cost events, the policy set the lead put in force (its exact
+sources, from a snapshot file, so every worker enforces the version the lead records and no
+other).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ SESSIONS: Final = 0
 SPEND: Final = 1
 """A budget exhausted (the cost events are in the ledger)."""
 POLICY: Final = 2
-"""The lead put another policy set in force (and recorded its policy_change)."""
+"""The lead put another policy set in force (its policy_change is recorded next)."""
 KINDS: Final = 3
 POLICY_SNAPSHOT: Final = "policy-in-force.json"
 
@@ -79,7 +84,8 @@ class SharedChanges:
         return self.runtime / POLICY_SNAPSHOT
 
     def publish_policy(self, policy_set: PolicySet) -> None:
-        """The lead: ``policy_set`` is in force and its policy_change is recorded."""
+        """The lead: ``policy_set`` is in force (every worker takes it before its next
+        request)."""
         document = {
             "version": policy_set.version,
             "source": policy_set.source,

@@ -1,10 +1,10 @@
 """The policy set in force, reloaded without a restart when its files change.
 
 The gateway polls the directory's file names, sizes and modification times; a change that loads
-cleanly replaces the set in force once the gateway has recorded its ``policy_change`` event (no
-decision is made under a version the record does not name); a change that does not load is
-reported and the previous set stays in force. With several workers only the lead polls; the
-others put in force exactly the set it recorded (``gateway/shared_changes.py``).
+cleanly replaces the set in force and the gateway records a ``policy_change`` event (retried
+until it is stored); a change that does not load is reported and the previous set stays in
+force. With several workers only the lead polls; the others put in force exactly the set it
+put in force (``gateway/shared_changes.py``).
 """
 
 from __future__ import annotations
@@ -57,8 +57,7 @@ class PolicyStore:
 
     def changed(self) -> Reload | None:
         """The directory's new set when its files changed (None: nothing changed), not yet in
-        force: ``settle`` puts it in force once its policy_change is recorded. Until then the
-        same change is seen again."""
+        force: ``settle`` puts it in force. Until then the same change is seen again."""
         fingerprint = self._scan()
         if fingerprint == self._fingerprint:
             return None
@@ -73,7 +72,7 @@ class PolicyStore:
         return Reload(previous, loaded, None, fingerprint)
 
     def settle(self, change: Reload) -> None:
-        """``change`` is recorded: its set (if it loaded) is in force, and it is not seen again."""
+        """``change`` is taken: its set (if it loaded) is in force, and it is not seen again."""
         with self._lock:
             if change.policy_set is not None:
                 self._current = change.policy_set
