@@ -925,8 +925,13 @@ def test_the_proxys_figure_wins_across_workers_whichever_arrives_first(tmp_path)
         status, answer = gateway.hook(second, _pre_tool_use(attacked, "ls", "toolu_next_hook"))
         assert status == 200
         assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
-        denied_by = _denials(gateway, (first, second), attacked)
-        assert set(denied_by) == {0, 1}, "a worker went on allowing a session out of budget"
+        # The proxy records its figure after its answer: polled, not at once.
+        deadline = time.monotonic() + 10
+        outcomes = _next_calls(gateway, [first, second], attacked)
+        while any(o["decision"] != "deny" for o in outcomes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            outcomes = _next_calls(gateway, [first, second], attacked)
+        assert [o["decision"] for o in outcomes] == ["deny"] * 2, "a worker went on allowing"
 
         honest = _start_session(gateway, first)
         assert _model_request(gateway, second, honest) == 200
