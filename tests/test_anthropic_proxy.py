@@ -28,9 +28,11 @@ from e2e.claude import ClaudeCodeUnavailable, ensure_claude_code, find_claude_bi
 from e2e.model_server import ModelServer, ToolCall, Turn, Usage, message_sse
 from trailguard.capture.anthropic_proxy import (
     DEFAULT_UPSTREAM,
+    AnthropicProxy,
     ModelRequestRecord,
     SSEParser,
     create_proxy_router,
+    mount_proxy,
 )
 
 SESSION = "9b1d2c3e-0000-4000-8000-00000000abcd"
@@ -82,6 +84,7 @@ def serve_proxy(
     on_record: Callable[[ModelRequestRecord], Any] | None = None,
     refuse: Callable[[str | None], str | None] | None = None,
     identify: Any = None,
+    through_router: bool = False,
 ) -> Iterator[Proxy]:
     records: list[ModelRequestRecord] = []
 
@@ -90,9 +93,17 @@ def serve_proxy(
             records.append(record)
 
     app = FastAPI()
-    app.include_router(
-        create_proxy_router(upstream, on_record or keep_complete, refuse=refuse, identify=identify)
-    )
+    if through_router:
+        app.include_router(
+            create_proxy_router(
+                upstream, on_record or keep_complete, refuse=refuse, identify=identify
+            )
+        )
+    else:  # the way create_app serves it
+        mount_proxy(
+            app,
+            AnthropicProxy(upstream, on_record or keep_complete, refuse=refuse, identify=identify),
+        )
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

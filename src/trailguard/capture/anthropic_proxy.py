@@ -19,8 +19,16 @@ Decisions:
   is decompressed for parsing only; other encodings are forwarded but not parsed (the record's
   ``error`` then says so).
 * Hop-by-hop headers (RFC 9110 section 7.6.1, plus those a ``Connection`` header names) are not
-  forwarded either way; ``Host`` and ``Content-Length`` are set by httpx; the upstream's ``Date``
-  and ``Server`` are dropped because the gateway's server adds its own.
+  forwarded either way; ``Host`` and ``Content-Length`` are written by the upstream client
+  (:mod:`trailguard.capture.upstream`), which refuses a header name that is not a token or a
+  value with a control character (400 ``invalid_request_error``: nothing goes upstream); the
+  upstream's ``Date`` and ``Server`` are dropped because the gateway's server adds its own.
+* The way in: :func:`mount_proxy` puts a small ASGI middleware in front of FastAPI's routing
+  that hands ``/anthropic/…`` to :class:`AnthropicProxy` directly; the FastAPI route stays for
+  the OpenAPI document and for apps that only include :func:`create_proxy_router`. The response
+  goes out as raw ASGI messages (head, then each upstream chunk as it arrives); a task waiting
+  for the client's disconnect is started after the first byte, and stops the stream when the
+  client leaves.
 * Upstream answers (2xx, 4xx, 5xx: 401, 429, 529 ...) pass through unchanged. When the upstream
   cannot be reached the client gets a 502 (504 when it does not answer in time) with an
   Anthropic-style error body naming the upstream; should an SSE stream break half-way, an
@@ -38,34 +46,48 @@ Decisions:
 
 from __future__ import annotations
 
-import importlib.util
+import asyncio
 import inspect
 import logging
 import re
-import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, TypeGuard
+from urllib.parse import quote, unquote
 
-import anyio
-import httpx
 import orjson
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.background import BackgroundTask
-from starlette.types import Receive, Scope, Send
+from fastapi.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from trailguard.capture.upstream import (
+    ConnectTimeout,
+    LocalProtocolError,
+    PoolTimeout,
+    Timeouts,
+    Upstream,
+    UpstreamError,
+    UpstreamResponse,
+    UpstreamTimeout,
+    open_upstream,
+)
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "DEFAULT_UPSTREAM",
     "REFUSAL_STATUS",
+    "AnthropicProxy",
     "ModelRequestRecord",
+    "ProxyDispatch",
     "SSEParser",
     "ToolUse",
     "create_proxy_router",
+    "mount_proxy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -74,8 +96,6 @@ DEFAULT_UPSTREAM = "https://api.anthropic.com"
 PREFIX = "/anthropic"
 REFUSAL_STATUS = 402
 REFUSAL_ERROR_TYPE = "billing_error"
-DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=600.0, pool=30.0)
-DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
 MAX_JSON_PARSE_BYTES = 32 * 1024 * 1024
 """Larger non-streaming bodies are still forwarded, just not parsed."""
 MAX_SSE_LINE_BYTES = 8 * 1024 * 1024
@@ -83,39 +103,39 @@ MAX_SSE_LINE_BYTES = 8 * 1024 * 1024
 MAX_ERROR_MESSAGE = 500
 _ID_HEADER_MAX = 256
 
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
-# RFC 9110 7.6.1 connection-specific fields, plus what httpx / the server set themselves.
+# RFC 9110 7.6.1 connection-specific fields, plus what the client / the server set themselves.
 _HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
     }
 )
-TOKEN_HEADER = "x-trailguard-token"  # noqa: S105 - a header name
+TOKEN_HEADER = b"x-trailguard-token"
 """The trailguard agent token (Claude Code sends it on every model request with
 ``ANTHROPIC_CUSTOM_HEADERS="X-Trailguard-Token: <token>"``): who the usage is charged to. It is
 never forwarded upstream."""
 _REQUEST_DROP = _HOP_BY_HOP | {
-    "host",
-    "content-length",
-    "accept-encoding",
-    "expect",
+    b"host",
+    b"content-length",
+    b"accept-encoding",
+    b"expect",
     TOKEN_HEADER,
 }
-_RESPONSE_DROP = _HOP_BY_HOP | {"date", "server"}
+_RESPONSE_DROP = _HOP_BY_HOP | {b"date", b"server"}
 
-SESSION_HEADER = "x-claude-code-session-id"
-AGENT_HEADER = "x-claude-code-agent-id"
-PARENT_AGENT_HEADER = "x-claude-code-parent-agent-id"
+SESSION_HEADER = b"x-claude-code-session-id"
+AGENT_HEADER = b"x-claude-code-agent-id"
+PARENT_AGENT_HEADER = b"x-claude-code-parent-agent-id"
 
 # Events whose data is parsed; content_block_delta (the bulk of a stream) only while a tool_use
 # block is open (its input arrives as input_json_delta), never for text or thinking.
@@ -191,17 +211,6 @@ OnRecord = Callable[[ModelRequestRecord], Awaitable[None] | None]
 Refuse = Callable[[str | None], str | None]
 Identify = Callable[[str | None], Awaitable[str | None]]
 """The developer of an ``X-Trailguard-Token`` value, or None when it is missing or invalid."""
-
-
-def anthropic_error(
-    status: int, error_type: str, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """An error in the Messages API's shape, which Claude Code shows as ``API Error: ...``."""
-    return JSONResponse(
-        {"type": "error", "error": {"type": error_type, "message": message}},
-        status_code=status,
-        headers=headers,
-    )
 
 
 # -- parsing ---------------------------------------------------------------------------------
@@ -288,20 +297,22 @@ def _is_tool_use(block: Any) -> TypeGuard[dict[str, Any]]:
     )
 
 
-def _header_id(request: Request, name: str) -> str | None:
-    value = request.headers.get(name)
-    if value is None or not value or len(value) > _ID_HEADER_MAX or not value.isprintable():
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower case), or None."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _header_id(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    raw = _header(headers, name)
+    if raw is None:
+        return None
+    value = raw.decode("latin-1")
+    if not value or len(value) > _ID_HEADER_MAX or not value.isprintable():
         return None
     return value
-
-
-def _safe_url(url: str) -> str:
-    """``url`` without user info, query or fragment: fit for an error message."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 @dataclass
@@ -389,12 +400,17 @@ class _Capture:
         if self.error is None:
             self.error = text[:MAX_ERROR_MESSAGE]
 
-    def prepare(self, response: httpx.Response) -> None:
-        """Decide how to parse ``response``'s body from its headers."""
-        self.status = response.status_code
-        self.request_id = response.headers.get("request-id") or response.headers.get("x-request-id")
-        content_type = response.headers.get("content-type", "").lower()
-        encoding = response.headers.get("content-encoding", "identity").lower().strip()
+    def prepare(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """Decide how to parse the response's body from its status and headers."""
+
+        def text(name: bytes) -> str | None:
+            value = _header(headers, name)
+            return value.decode("latin-1") if value is not None else None
+
+        self.status = status
+        self.request_id = text(b"request-id") or text(b"x-request-id")
+        content_type = (text(b"content-type") or "").lower()
+        encoding = (text(b"content-encoding") or "identity").lower().strip()
         self.stream = content_type.startswith("text/event-stream")
         parse = self.stream or "json" in content_type
         if parse and encoding not in ("", "identity"):
@@ -555,33 +571,6 @@ async def _deliver(on_record: OnRecord, capture: _Capture) -> None:
     await _hand_over(on_record, capture.record())
 
 
-class _ProxyResponse(StreamingResponse):
-    """Streams the upstream body; once the last byte is out (or the client is gone), closes the
-    upstream response and delivers the record."""
-
-    def __init__(
-        self,
-        body: AsyncIterator[bytes],
-        status_code: int,
-        raw_headers: list[tuple[bytes, bytes]],
-        finish: Callable[[], Awaitable[None]],
-    ) -> None:
-        super().__init__(body, status_code=status_code)
-        self.raw_headers = raw_headers
-        self._body = body
-        self._finish = finish
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                aclose = getattr(self._body, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-                await self._finish()
-
-
 def _event_start(chunk: bytes, marker: bytes) -> int:
     """Where, in ``chunk``, the SSE event holding the last ``marker`` begins: just after the
     blank line before it, or 0 (the event began in an earlier chunk, or ``marker`` is absent).
@@ -596,41 +585,43 @@ def _event_start(chunk: bytes, marker: bytes) -> int:
     )  # fmt: skip
 
 
-def _forward_headers(request: Request) -> list[tuple[bytes, bytes]]:
-    named = {
+def _connection_named(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
+    """The header names a ``Connection`` header lists (hop-by-hop as well)."""
+    return {
         token.strip().lower()
-        for value in request.headers.getlist("connection")
-        for token in value.split(",")
+        for name, value in headers
+        if name.lower() == b"connection"
+        for token in value.split(b",")
     }
-    headers = [
-        (name, value)
-        for name, value in request.headers.raw
-        if (lowered := name.decode("latin-1").lower()) not in _REQUEST_DROP and lowered not in named
-    ]
-    headers.append((b"accept-encoding", b"identity"))
-    return headers
 
 
-def _response_headers(response: httpx.Response, *, keep_length: bool) -> list[tuple[bytes, bytes]]:
-    named = {
-        token.strip().lower()
-        for value in response.headers.get_list("connection")
-        for token in value.split(",")
-    }
-    drop = _RESPONSE_DROP | named
+def _forward_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    drop = _REQUEST_DROP | _connection_named(headers)
+    kept = [(name, value) for name, value in headers if name.lower() not in drop]
+    kept.append((b"accept-encoding", b"identity"))
+    return kept
+
+
+def _response_headers(
+    headers: list[tuple[bytes, bytes]], *, keep_length: bool
+) -> list[tuple[bytes, bytes]]:
+    drop = _RESPONSE_DROP | _connection_named(headers)
     if not keep_length:
-        drop = drop | {"content-length"}
-    return [
-        (name, value)
-        for name, value in response.headers.raw
-        if name.decode("latin-1").lower() not in drop
-    ]
+        drop = drop | {b"content-length"}
+    return [(name, value) for name, value in headers if name.lower() not in drop]
 
 
-def _raw_tail(request: Request, path: str) -> str:
-    """``path`` as the client encoded it (taken from the raw request path when it matches),
-    so the upstream sees the same bytes."""
-    raw = request.scope.get("raw_path")
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _raw_tail(scope: Scope) -> str:
+    """The path after ``/anthropic/`` as the client encoded it (taken from the raw request path
+    when it matches), so the upstream sees the same bytes."""
+    path = _route_path(scope)[len(PREFIX) + 1 :]
+    raw = scope.get("raw_path")
     if isinstance(raw, bytes) and path:
         segments = raw.split(b"/")
         count = path.count("/") + 1
@@ -641,14 +632,363 @@ def _raw_tail(request: Request, path: str) -> str:
     return quote(path, safe="/:@!$&'()*+,;=-._~%")
 
 
-def _skip_missing_sniffio() -> None:
-    """httpcore runs ``import sniffio`` on every lock and cancellation shield, several times per
-    request. When sniffio is not installed, each failing import searches ``sys.path`` again
-    (about 0.2 ms apiece, measured): marking it absent makes the import fail at once, with the
-    same outcome (httpcore then assumes asyncio, which is what uvicorn runs). A no-op when
-    sniffio is installed."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
+async def _read_body(receive: Receive) -> bytes | None:
+    """The request body; None when the client left before all of it arrived."""
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class _ClientGone(Exception):
+    """The client disconnected while its response was streaming."""
+
+
+class _Exchange:
+    """One proxied request: the refusal check, the upstream request, the response streamed back
+    with its copy parsed on the side, and the record handed over at the end."""
+
+    def __init__(self, proxy: AnthropicProxy, scope: Scope, receive: Receive, send: Send) -> None:
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        self.proxy = proxy
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.capture = _Capture(
+            started=time.perf_counter(),
+            session_id=_header_id(headers, SESSION_HEADER),
+            agent_id=_header_id(headers, AGENT_HEADER),
+            parent_agent_id=_header_id(headers, PARENT_AGENT_HEADER),
+        )
+        token = _header(headers, TOKEN_HEADER)
+        self.token = token.decode("latin-1") if token is not None else None
+        self.capture.token_presented = token is not None
+        # Who pays is needed for the record, not for the upstream: the token is looked up
+        # when the first record is made (at message_delta, or at the end), so the lookup adds
+        # nothing to the time to first byte.
+        self.looked_up = proxy.identify is None
+        self.finished = False
+        """The last byte is on its way: a disconnect from now on is the normal end."""
+        self.client_gone = False
+        self.protected = False
+        """A record is being handed over: a disconnect waits for it rather than cancel it."""
+
+    # -- the record --
+
+    async def identified(self) -> None:
+        identify = self.proxy.identify
+        if self.looked_up or identify is None:
+            return
+        self.looked_up = True
+        try:
+            self.capture.developer_id = await identify(self.token)
+        except Exception:
+            logger.exception("identify() failed; the request's usage is unattributed")
+
+    async def deliver(self) -> None:
+        await self.identified()
+        await _deliver(self.proxy.on_record, self.capture)
+
+    async def fail(self, status: int, error_type: str, message: str) -> None:
+        """Answer with an Anthropic-style error (nothing came from the upstream), then record."""
+        capture = self.capture
+        capture.status = status
+        capture.note_error(message)
+        capture.last_byte = time.perf_counter()
+        body = orjson.dumps({"type": "error", "error": {"type": error_type, "message": message}})
+        try:
+            await self.send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-length", b"%d" % len(body)),
+                        (b"content-type", b"application/json"),
+                    ],
+                }
+            )
+            await self.send({"type": "http.response.body", "body": body})
+        finally:
+            await self.deliver()
+
+    # -- the request --
+
+    async def run(self) -> None:
+        capture = self.capture
+        refuse = self.proxy.refuse
+        if refuse is not None:
+            try:
+                refusal = refuse(capture.session_id)
+            except Exception:
+                logger.exception("refuse() failed for session %s", capture.session_id)
+                await self.fail(
+                    500, "api_error", "trailguard proxy: the budget check failed; request refused"
+                )
+                return
+            if refusal is not None:
+                capture.refused = True
+                await self.fail(REFUSAL_STATUS, REFUSAL_ERROR_TYPE, refusal)
+                return
+        body = await _read_body(self.receive)
+        if body is None:
+            return  # gone before its request was read: nothing went upstream, nothing to record
+        upstream = self.proxy.upstream
+        try:
+            response = await upstream.send(
+                self.scope["method"],
+                _raw_tail(self.scope),
+                self.scope.get("query_string") or b"",
+                _forward_headers(self.scope["headers"]),
+                body,
+            )
+        except LocalProtocolError as exc:
+            await self.fail(
+                400, "invalid_request_error", f"trailguard proxy cannot forward this request: {exc}"
+            )
+            return
+        except UpstreamTimeout as exc:
+            if isinstance(exc, ConnectTimeout):
+                status, what = 502, "could not connect to"
+            elif isinstance(exc, PoolTimeout):
+                status, what = 503, "has no free connection to"
+            else:
+                status, what = 504, "got no answer in time from"
+            await self.fail(
+                status,
+                "api_error",
+                f"trailguard proxy {what} the upstream {upstream.label} ({type(exc).__name__})",
+            )
+            return
+        except UpstreamError as exc:
+            await self.fail(
+                502,
+                "api_error",
+                f"trailguard proxy could not reach the upstream {upstream.label} "
+                f"({type(exc).__name__}: {str(exc)[:200]})",
+            )
+            return
+        await self.stream(response)
+
+    async def stream(self, response: UpstreamResponse) -> None:
+        capture = self.capture
+        capture.prepare(response.status, response.headers)
+        task = asyncio.current_task()
+        watcher: asyncio.Future[Any] | None = None
+        try:
+            await self.send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status,
+                    "headers": _response_headers(response.headers, keep_length=not capture.stream),
+                }
+            )
+            async with aclosing(response.chunks()) as chunks:
+                try:
+                    async for received in chunks:
+                        await self.forward(received)
+                        if watcher is None:  # after the first byte: it costs that byte nothing
+                            watcher = self.watch_disconnect(task)
+                    capture.finish_body()
+                    capture.complete = True
+                except UpstreamError as exc:
+                    capture.note_error(
+                        f"upstream stream from {self.proxy.upstream.label} broke: "
+                        f"{type(exc).__name__}"
+                    )
+                    if not capture.stream:
+                        raise
+                    await self.send_more(_broken_stream_event(exc))
+                    capture.last_byte = time.perf_counter()
+                    capture.complete = True
+            self.finished = True
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not self.client_gone or task is None:
+                raise
+            task.uncancel()  # the watcher's doing: the client is gone, the request is over
+        except _ClientGone:
+            pass
+        finally:
+            self.finished = True
+            if watcher is not None:
+                watcher.cancel()
+            if capture.first_byte is None:
+                capture.first_byte = time.perf_counter()
+            if capture.last_byte is None:
+                capture.last_byte = capture.first_byte
+            if not capture.complete:
+                capture.note_error("client disconnected before the end of the response")
+            # Shielded: a cancellation now (a server shutdown) must not lose the record.
+            await asyncio.shield(self.close(response))
+
+    async def close(self, response: UpstreamResponse) -> None:
+        try:
+            await response.aclose()
+        finally:
+            await self.deliver()
+
+    async def send_more(self, chunk: bytes) -> None:
+        await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def forward(self, received: bytes) -> None:
+        """Pass one upstream chunk on; at ``message_delta`` (the final usage), hand the
+        provisional record over before the rest of the response reaches the agent."""
+        capture = self.capture
+        chunk = received
+        if capture.first_byte is None:
+            capture.first_byte = time.perf_counter()
+        capture.feed(chunk)
+        if capture.usage_final and not capture.usage_counted:
+            # Count the cost before the end of the response reaches the agent; the events
+            # before message_delta in the same chunk are not held back.
+            capture.usage_counted = True
+            head = 0 if capture.decoder else _event_start(chunk, b"message_delta")
+            if head:  # (compressed bytes cannot be split by event)
+                await self.send_more(chunk[:head])
+                chunk = chunk[head:]
+            self.protected = True
+            try:
+                await self.identified()
+                await _hand_over(self.proxy.on_record, capture.record(provisional=True))
+            finally:
+                self.protected = False
+            if self.client_gone:
+                raise _ClientGone
+        await self.send_more(chunk)
+        capture.last_byte = time.perf_counter()
+
+    def watch_disconnect(self, task: asyncio.Task[Any] | None) -> asyncio.Future[Any]:
+        """Wait for the client's ``http.disconnect`` next to the stream; when it comes before
+        the end, stop the stream (unless a record is being handed over: that finishes first)."""
+        watcher = asyncio.ensure_future(self.receive())
+
+        def on_message(done: asyncio.Future[Any]) -> None:
+            if done.cancelled() or done.exception() is not None or self.finished:
+                return
+            if done.result().get("type") != "http.disconnect":
+                return
+            self.client_gone = True
+            if not self.protected and task is not None:
+                task.cancel()
+
+        watcher.add_done_callback(on_message)
+        return watcher
+
+
+def _broken_stream_event(exc: Exception) -> bytes:
+    return (  # the blank lines end whatever partial event came before
+        b"\n\nevent: error\ndata: "
+        + orjson.dumps(
+            {
+                "type": "error",
+                "error": {
+                    "type": "api_error",
+                    "message": "trailguard proxy: the upstream stream broke "
+                    f"({type(exc).__name__})",
+                },
+            }
+        )
+        + b"\n\n"
+    )
+
+
+class AnthropicProxy:
+    """The pass-through as an ASGI app for requests under ``/anthropic/``.
+
+    ``on_record`` gets one :class:`ModelRequestRecord` per request, after its last byte (sync or
+    async; its exceptions are logged and swallowed). ``refuse(session_id)`` returning a message
+    answers the request with a 402 ``billing_error`` carrying it, without contacting the
+    upstream. ``identify`` names the developer of the request's ``X-Trailguard-Token``.
+    ``client``: an httpx client to send with (used as given, not closed); by default
+    :mod:`trailguard.capture.upstream` picks the client (see ``open_upstream``).
+
+    A streamed response's usage is final at ``message_delta``: ``on_record`` gets a provisional
+    record then, and is awaited before that part of the stream goes on to the client, so the
+    cost is counted before the agent can act on the response (a tool call that crosses the
+    budget is denied, not run).
+    """
+
+    def __init__(
+        self,
+        upstream: str = DEFAULT_UPSTREAM,
+        on_record: OnRecord | None = None,
+        *,
+        refuse: Refuse | None = None,
+        client: httpx.AsyncClient | None = None,
+        identify: Identify | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        self.upstream: Upstream = open_upstream(upstream, client=client, timeouts=timeouts)
+        self.on_record: OnRecord = on_record if on_record is not None else (lambda _record: None)
+        self.refuse = refuse
+        self.identify = identify
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _Exchange(self, scope, receive, send).run()
+
+    async def aclose(self) -> None:
+        await self.upstream.aclose()
+
+    def router(self) -> APIRouter:
+        """``/anthropic/{path}`` (every method) as a FastAPI route: the OpenAPI operation, and
+        the lifespan that closes the upstream connections. Requests that reach it are served by
+        this proxy; :func:`mount_proxy` lets them skip FastAPI's routing altogether."""
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            try:
+                yield
+            finally:
+                await self.aclose()
+
+        router = APIRouter(lifespan=lifespan)
+
+        @router.api_route(f"{PREFIX}/{{path:path}}", methods=["POST"], **_OPENAPI)
+        @router.api_route(
+            f"{PREFIX}/{{path:path}}",
+            methods=sorted(METHODS - {"POST"}),
+            include_in_schema=False,
+        )
+        async def proxy(request: Request, path: str) -> Response:
+            return _Delegate(self)
+
+        return router
+
+
+class _Delegate(Response):
+    """A FastAPI route's answer that hands the request's ASGI channel to ``app``."""
+
+    def __init__(self, app: AnthropicProxy) -> None:
+        super().__init__()
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+class ProxyDispatch:
+    """ASGI middleware sending ``/anthropic/…`` straight to the proxy, past FastAPI's routing,
+    dependency solving and per-request middleware (0.6 ms of the time to first byte, measured).
+    Installed with ``app.add_middleware``, it sits inside Starlette's ServerErrorMiddleware, so
+    an unexpected exception is still answered 500 and recorded by the app's handler."""
+
+    def __init__(self, app: ASGIApp, proxy: AnthropicProxy) -> None:
+        self.app = app
+        self.proxy = proxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] in METHODS
+            and _route_path(scope).startswith(PREFIX + "/")
+        ):
+            await self.proxy(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 _OPENAPI: dict[str, Any] = {
@@ -663,6 +1003,7 @@ _OPENAPI: dict[str, Any] = {
     ),
     "tags": ["proxy"],
     "responses": {
+        400: {"description": "a request header or the path cannot be forwarded as it is"},
         402: {"description": "the session's budget is exhausted (Anthropic error shape)"},
         502: {"description": "the upstream could not be reached"},
         504: {"description": "the upstream did not answer in time"},
@@ -678,201 +1019,17 @@ def create_proxy_router(
     client: httpx.AsyncClient | None = None,
     identify: Identify | None = None,
 ) -> APIRouter:
-    """A router serving ``/anthropic/{path}`` (every method) as a pass-through to ``upstream``.
+    """A router serving ``/anthropic/{path}`` (every method) as a pass-through to ``upstream``,
+    through FastAPI's routing (see :class:`AnthropicProxy` for the arguments; the router's
+    lifespan, which FastAPI merges into the app's on ``include_router``, closes the upstream
+    connections). :func:`mount_proxy` is the faster way in."""
+    proxy = AnthropicProxy(upstream, on_record, refuse=refuse, client=client, identify=identify)
+    return proxy.router()
 
-    ``on_record`` gets one :class:`ModelRequestRecord` per request, after its last byte (sync or
-    async; its exceptions are logged and swallowed). ``refuse(session_id)`` returning a message
-    answers the request with a 402 ``billing_error`` carrying it, without contacting the
-    upstream. ``client`` is used as given (and not closed); otherwise the router makes one,
-    closed by its lifespan (FastAPI merges it into the app's on ``include_router``).
-    ``identify`` names the developer of the request's ``X-Trailguard-Token``.
 
-    A streamed response's usage is final at ``message_delta``: ``on_record`` gets a provisional
-    record then, and is awaited before that part of the stream goes on to the client, so the
-    cost is counted before the agent can act on the response (a tool call that crosses the
-    budget is denied, not run).
-    """
-    _skip_missing_sniffio()
-    base = upstream.rstrip("/")
-    upstream_label = _safe_url(base)
-    record_sink: OnRecord = on_record if on_record is not None else (lambda _record: None)
-    owned: list[httpx.AsyncClient] = []
-
-    def http() -> httpx.AsyncClient:
-        if client is not None:
-            return client
-        if not owned or owned[0].is_closed:
-            owned[:] = [
-                httpx.AsyncClient(
-                    timeout=DEFAULT_TIMEOUT,
-                    limits=DEFAULT_LIMITS,
-                    follow_redirects=False,
-                    trust_env=True,  # HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE of the gateway host
-                )
-            ]
-        return owned[0]
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            if owned:
-                await owned.pop().aclose()
-
-    router = APIRouter(lifespan=lifespan)
-
-    @router.api_route(f"{PREFIX}/{{path:path}}", methods=["POST"], **_OPENAPI)
-    @router.api_route(
-        f"{PREFIX}/{{path:path}}",
-        methods=[m for m in METHODS if m != "POST"],
-        include_in_schema=False,
-    )
-    async def proxy(request: Request, path: str) -> Response:
-        capture = _Capture(
-            started=time.perf_counter(),
-            session_id=_header_id(request, SESSION_HEADER),
-            agent_id=_header_id(request, AGENT_HEADER),
-            parent_agent_id=_header_id(request, PARENT_AGENT_HEADER),
-        )
-        token = request.headers.get(TOKEN_HEADER)
-        capture.token_presented = token is not None
-        # Who pays is needed for the record, not for the upstream: the token is looked up
-        # when the first record is made (at message_delta, or at the end), so the lookup adds
-        # nothing to the time to first byte.
-        looked_up = identify is None
-
-        async def identified() -> None:
-            nonlocal looked_up
-            if looked_up or identify is None:
-                return
-            looked_up = True
-            try:
-                capture.developer_id = await identify(token)
-            except Exception:
-                logger.exception("identify() failed; the request's usage is unattributed")
-
-        async def finish() -> None:
-            await identified()
-            await _deliver(record_sink, capture)
-
-        def fail(status: int, error_type: str, message: str) -> Response:
-            capture.status = status
-            capture.note_error(message)
-            capture.last_byte = time.perf_counter()
-            response = anthropic_error(status, error_type, message)
-            response.background = BackgroundTask(finish)
-            return response
-
-        if refuse is not None:
-            try:
-                refusal = refuse(capture.session_id)
-            except Exception:
-                logger.exception("refuse() failed for session %s", capture.session_id)
-                return fail(
-                    500, "api_error", "trailguard proxy: the budget check failed; request refused"
-                )
-            if refusal is not None:
-                capture.refused = True
-                return fail(REFUSAL_STATUS, REFUSAL_ERROR_TYPE, refusal)
-
-        url = httpx.URL(f"{base}/{_raw_tail(request, path)}")
-        query = request.scope.get("query_string") or b""
-        if query:
-            url = url.copy_with(query=query)
-        body = await request.body()
-        session = http()
-        outgoing = session.build_request(
-            request.method, url, headers=_forward_headers(request), content=body or None
-        )
-        sent = {name.lower() for name in request.headers}
-        for default in ("accept", "user-agent"):  # httpx's defaults, not the client's headers
-            if default not in sent:
-                outgoing.headers.pop(default, None)
-        try:
-            upstream_response = await session.send(outgoing, stream=True)
-        except httpx.TimeoutException as exc:
-            if isinstance(exc, httpx.ConnectTimeout):
-                status, what = 502, "could not connect to"
-            elif isinstance(exc, httpx.PoolTimeout):
-                status, what = 503, "has no free connection to"
-            else:
-                status, what = 504, "got no answer in time from"
-            return fail(
-                status,
-                "api_error",
-                f"trailguard proxy {what} the upstream {upstream_label} ({type(exc).__name__})",
-            )
-        except httpx.HTTPError as exc:
-            return fail(
-                502,
-                "api_error",
-                f"trailguard proxy could not reach the upstream {upstream_label} "
-                f"({type(exc).__name__}: {str(exc)[:200]})",
-            )
-
-        capture.prepare(upstream_response)
-
-        async def forward() -> AsyncIterator[bytes]:
-            try:
-                async for received in upstream_response.aiter_raw():
-                    chunk = received
-                    if capture.first_byte is None:
-                        capture.first_byte = time.perf_counter()
-                    capture.feed(chunk)
-                    if capture.usage_final and not capture.usage_counted:
-                        # Count the cost before the end of the response reaches the agent; the
-                        # events before message_delta in the same chunk are not held back.
-                        capture.usage_counted = True
-                        head = 0 if capture.decoder else _event_start(chunk, b"message_delta")
-                        if head:  # (compressed bytes cannot be split by event)
-                            yield chunk[:head]
-                            chunk = chunk[head:]
-                        await identified()
-                        await _hand_over(record_sink, capture.record(provisional=True))
-                    yield chunk
-                    capture.last_byte = time.perf_counter()
-                capture.finish_body()
-                capture.complete = True
-            except httpx.HTTPError as exc:
-                capture.note_error(
-                    f"upstream stream from {upstream_label} broke: {type(exc).__name__}"
-                )
-                if not capture.stream:
-                    raise
-                yield (  # the blank lines end whatever partial event came before
-                    b"\n\nevent: error\ndata: "
-                    + orjson.dumps(
-                        {
-                            "type": "error",
-                            "error": {
-                                "type": "api_error",
-                                "message": f"trailguard proxy: the upstream stream broke "
-                                f"({type(exc).__name__})",
-                            },
-                        }
-                    )
-                    + b"\n\n"
-                )
-                capture.last_byte = time.perf_counter()
-                capture.complete = True
-            finally:
-                if capture.first_byte is None:
-                    capture.first_byte = time.perf_counter()
-                if capture.last_byte is None:
-                    capture.last_byte = capture.first_byte
-                await upstream_response.aclose()
-
-        async def finish_streamed() -> None:
-            if not capture.complete:
-                capture.note_error("client disconnected before the end of the response")
-            await finish()
-
-        return _ProxyResponse(
-            forward(),
-            upstream_response.status_code,
-            _response_headers(upstream_response, keep_length=not capture.stream),
-            finish_streamed,
-        )
-
-    return router
+def mount_proxy(app: FastAPI, proxy: AnthropicProxy) -> None:
+    """Serve ``/anthropic/…`` on ``app`` through ``proxy``: the route (OpenAPI, lifespan) and
+    the :class:`ProxyDispatch` middleware that takes the requests before FastAPI routes them.
+    Call before the app starts."""
+    app.include_router(proxy.router())
+    app.add_middleware(ProxyDispatch, proxy=proxy)

@@ -20,8 +20,9 @@ from pydantic import JsonValue
 from trailguard import __version__
 from trailguard.capture.anthropic_proxy import (
     DEFAULT_UPSTREAM,
+    AnthropicProxy,
     ModelRequestRecord,
-    create_proxy_router,
+    mount_proxy,
 )
 from trailguard.completeness.live import HookRequirement, ProxySightings
 from trailguard.completeness.report import DEFAULT_RULES, Rules
@@ -393,9 +394,11 @@ def create_app(
             watch.refresh_if_stale()
         return requirement.refusal(session_id) or costs.refusal(session_id)
 
-    # The pass-through to the model API (documented in the OpenAPI spec as one operation).
-    app.include_router(
-        create_proxy_router(anthropic_upstream, on_model_request, refuse=refuse, identify=identify)
+    # The pass-through to the model API (documented in the OpenAPI spec as one operation; its
+    # requests skip FastAPI's routing, see capture/anthropic_proxy.py).
+    mount_proxy(
+        app,
+        AnthropicProxy(anthropic_upstream, on_model_request, refuse=refuse, identify=identify),
     )
     return app
 
