@@ -4,7 +4,6 @@ upstreams), so streaming is what a client would see."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import json
 import logging
@@ -13,289 +12,40 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from e2e.claude import ClaudeCodeUnavailable, ensure_claude_code, find_claude_binary, run_claude
 from e2e.model_server import ModelServer, ToolCall, Turn, Usage, message_sse
+from proxy_harness import (
+    API_KEY,
+    BEARER,
+    CLAUDE_HEADERS,
+    MESSAGE_START,
+    RAW_USAGE,
+    REST,
+    SESSION,
+    RawRequest,
+    RawUpstream,
+    end_chunks,
+    messages_body,
+    send_chunk,
+    send_json,
+    serve_proxy,
+    sse,
+    start_chunked,
+)
 from trailguard.capture.anthropic_proxy import (
     DEFAULT_UPSTREAM,
-    AnthropicProxy,
     ModelRequestRecord,
     SSEParser,
     create_proxy_router,
-    mount_proxy,
 )
-
-SESSION = "9b1d2c3e-0000-4000-8000-00000000abcd"
-API_KEY = "sk-ant-api03-SECRET-key-must-not-leak"
-BEARER = "Bearer sk-ant-oat01-SECRET-token-must-not-leak"
-CLAUDE_HEADERS = {
-    "x-api-key": API_KEY,
-    "anthropic-version": "2023-06-01",
-    "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
-    "x-claude-code-session-id": SESSION,
-    "user-agent": "claude-cli/2.1.328 (external, sdk-cli)",
-}
-
-
-def messages_body(*, stream: bool = True, tools: bool = True) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": "claude-opus-5-5",
-        "max_tokens": 1024,
-        "messages": [{"role": "user", "content": "list the files"}],
-        "stream": stream,
-    }
-    if tools:
-        body["tools"] = [{"name": "Bash", "input_schema": {"type": "object"}}]
-    return body
-
-
-# -- harness -------------------------------------------------------------------------------
-
-
-@dataclass
-class Proxy:
-    url: str
-    records: list[ModelRequestRecord]
-
-    def wait_records(self, count: int, timeout: float = 5.0) -> list[ModelRequestRecord]:
-        deadline = time.monotonic() + timeout
-        while len(self.records) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{len(self.records)} records after {timeout}s, not {count}")
-            time.sleep(0.01)
-        time.sleep(0.05)  # a second delivery for the same request would show up here
-        return list(self.records)
-
-
-@contextlib.contextmanager
-def serve_proxy(
-    upstream: str,
-    *,
-    on_record: Callable[[ModelRequestRecord], Any] | None = None,
-    refuse: Callable[[str | None], str | None] | None = None,
-    identify: Any = None,
-    through_router: bool = False,
-) -> Iterator[Proxy]:
-    records: list[ModelRequestRecord] = []
-
-    def keep_complete(record: ModelRequestRecord) -> None:
-        if not record.provisional:  # the provisional ones have tests of their own
-            records.append(record)
-
-    app = FastAPI()
-    if through_router:
-        app.include_router(
-            create_proxy_router(
-                upstream, on_record or keep_complete, refuse=refuse, identify=identify
-            )
-        )
-    else:  # the way create_app serves it
-        mount_proxy(
-            app,
-            AnthropicProxy(upstream, on_record or keep_complete, refuse=refuse, identify=identify),
-        )
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield Proxy(f"http://127.0.0.1:{port}/anthropic", records)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-@dataclass
-class RawRequest:
-    method: str
-    target: str  # path and query exactly as received
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
-
-
-Responder = Callable[[BaseHTTPRequestHandler, RawRequest], None]
-
-
-@dataclass
-class RawUpstream:
-    """A tiny HTTP/1.1 upstream whose answer is written by hand (chunks, delays, breaks)."""
-
-    respond: Responder
-    requests: list[RawRequest] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-
-    def __enter__(self) -> RawUpstream:
-        upstream = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def handle_one(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                request = RawRequest(
-                    self.command, self.path, list(self.headers.items()), self.rfile.read(length)
-                )
-                upstream.requests.append(request)
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    upstream.respond(self, request)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_one
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-
-def start_chunked(
-    handler: BaseHTTPRequestHandler,
-    status: int = 200,
-    content_type: str = "text/event-stream; charset=utf-8",
-    extra: dict[str, str] | None = None,
-) -> None:
-    handler.send_response(status)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Transfer-Encoding", "chunked")
-    handler.send_header("request-id", "req_raw_0001")
-    for name, value in (extra or {}).items():
-        handler.send_header(name, value)
-    handler.end_headers()
-
-
-def send_chunk(handler: BaseHTTPRequestHandler, data: bytes) -> None:
-    handler.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-    handler.wfile.flush()
-
-
-def end_chunks(handler: BaseHTTPRequestHandler) -> None:
-    handler.wfile.write(b"0\r\n\r\n")
-    handler.wfile.flush()
-
-
-def send_json(
-    handler: BaseHTTPRequestHandler,
-    status: int,
-    payload: Any,
-    extra: dict[str, str] | None = None,
-) -> None:
-    body = json.dumps(payload).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    for name, value in (extra or {}).items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
-def sse(event: str, data: dict[str, Any], newline: str = "\n") -> bytes:
-    return f"event: {event}{newline}data: {json.dumps(data)}{newline}{newline}".encode()
-
-
-MESSAGE_START = sse(
-    "message_start",
-    {
-        "type": "message_start",
-        "message": {
-            "id": "msg_raw_0001",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-sonnet-4-5",
-            "content": [],
-            "usage": {
-                "input_tokens": 3900,
-                "output_tokens": 1,
-                "cache_creation_input_tokens": 700,
-                "cache_read_input_tokens": 1500,
-                "cache_creation": {
-                    "ephemeral_5m_input_tokens": 200,
-                    "ephemeral_1h_input_tokens": 500,
-                },
-                "service_tier": "standard",
-            },
-        },
-    },
-)
-REST = b"".join(
-    [
-        b": ping comment\n\n",
-        sse(
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "tool_use", "id": "toolu_raw_A", "name": "Bash"},
-            },
-        ),
-        sse(
-            "content_block_delta",
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "input_json_delta", "partial_json": '{"command": "ls"}'},
-            },
-        ),
-        sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        sse(
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 1,
-                "content_block": {"type": "tool_use", "id": "toolu_raw_B", "name": "Read"},
-            },
-        ),
-        sse("content_block_stop", {"type": "content_block_stop", "index": 1}),
-        sse(
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "tool_use"},
-                "usage": {"output_tokens": 240},
-            },
-        ),
-        sse("message_stop", {"type": "message_stop"}),
-    ]
-)
-RAW_USAGE = {
-    "input_tokens": 3900,
-    "output_tokens": 240,
-    "cache_creation_input_tokens": 700,
-    "cache_read_input_tokens": 1500,
-    "cache_creation.ephemeral_5m_input_tokens": 200,
-    "cache_creation.ephemeral_1h_input_tokens": 500,
-}
 
 
 @pytest.fixture
@@ -714,7 +464,8 @@ def test_upstream_sse_error_event_is_recorded() -> None:
     assert record.error == "overloaded_error: Overloaded"
 
 
-def test_client_gone_midstream_still_gives_one_record() -> None:
+@pytest.mark.parametrize("through_router", [False, True], ids=["mounted", "router"])
+def test_client_gone_midstream_still_gives_one_record(through_router: bool) -> None:
     client_left = threading.Event()
 
     def respond(handler: BaseHTTPRequestHandler, _: RawRequest) -> None:
@@ -727,7 +478,10 @@ def test_client_gone_midstream_still_gives_one_record() -> None:
             time.sleep(0.01)
         end_chunks(handler)
 
-    with RawUpstream(respond) as upstream, serve_proxy(upstream.url) as proxy:
+    with (
+        RawUpstream(respond) as upstream,
+        serve_proxy(upstream.url, through_router=through_router) as proxy,
+    ):
         with httpx.stream("POST", f"{proxy.url}/v1/messages", json=messages_body()) as response:
             for chunk in response.iter_raw():
                 assert b"message_start" in chunk
@@ -989,7 +743,8 @@ def split_events(stream: bytes) -> list[bytes]:
     return [part + b"\n\n" for part in stream.split(b"\n\n") if part]
 
 
-def test_every_chunk_is_forwarded_before_the_upstream_sends_the_next() -> None:
+@pytest.mark.parametrize("through_router", [False, True], ids=["mounted", "router"])
+def test_every_chunk_is_forwarded_before_the_upstream_sends_the_next(through_router: bool) -> None:
     """No buffering anywhere: the upstream sends each event only once the client has read the
     one before it (a lock-step that would deadlock, and fail, if the proxy held any back)."""
     events = split_events(MESSAGE_START + REST)
@@ -1004,7 +759,10 @@ def test_every_chunk_is_forwarded_before_the_upstream_sends_the_next() -> None:
             upstream_waits.append(client_has[number].wait(5))
         end_chunks(handler)
 
-    with RawUpstream(respond) as upstream, serve_proxy(upstream.url) as proxy:
+    with (
+        RawUpstream(respond) as upstream,
+        serve_proxy(upstream.url, through_router=through_router) as proxy,
+    ):
         received = b""
         with httpx.stream(
             "POST", f"{proxy.url}/v1/messages", json=messages_body(), headers=CLAUDE_HEADERS
