@@ -36,6 +36,7 @@ from proxy_harness import (
 from trailguard.capture import anthropic_proxy
 from trailguard.capture.anthropic_proxy import AnthropicProxy, ModelRequestRecord
 from trailguard.capture.upstream import (
+    LocalProtocolError,
     PoolTimeout,
     ReadTimeout,
     Timeouts,
@@ -44,6 +45,9 @@ from trailguard.capture.upstream import (
 )
 from trailguard.capture.upstream.http1 import READ_PAUSE_BYTES, HTTP1Upstream
 from trailguard.capture.upstream.via_httpx import HttpxUpstream
+from trailguard.cost.budgets import BudgetConfig, BudgetTracker
+from trailguard.gateway.costs import CostRecorder, today
+from trailguard.store.state import SessionSummary
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
@@ -607,7 +611,6 @@ def test_a_crash_in_the_proxy_is_answered_and_recorded_by_the_app(
 def test_the_budget_refusal_of_the_gateway_still_comes_first(tmp_path: Path) -> None:
     """Through create_app (ProxyDispatch): an exhausted session budget answers 402 and the
     upstream is never contacted."""
-    from trailguard.cost.budgets import BudgetConfig
     from trailguard.gateway.app import create_app
     from trailguard.ledger.writer import Ledger
     from trailguard.store.gateway_state import GatewayState
@@ -641,3 +644,66 @@ def test_the_budget_refusal_of_the_gateway_still_comes_first(tmp_path: Path) -> 
     assert second.status_code == 402
     assert second.json()["error"]["type"] == "billing_error"
     assert len(upstream.requests) == 1
+
+
+def test_the_client_writes_host_and_length_itself_whatever_its_caller_passes() -> None:
+    async def main() -> list[str]:
+        client = HTTP1Upstream("http://127.0.0.1:9")
+        refused: list[str] = []
+        for header in ((b"Host", b"evil.example"), (b"content-length", b"5")):
+            try:
+                await client.send("POST", "v1/messages", b"", [header], b"{}")
+            except LocalProtocolError as exc:
+                refused.append(str(exc))
+        return refused
+
+    assert asyncio.run(main()) == [
+        "header 'Host' is the client's to write",
+        "header 'content-length' is the client's to write",
+    ]
+
+
+class CountingSessions:
+    def __init__(self, summary: SessionSummary) -> None:
+        self.summary = summary
+        self.lookups = 0
+
+    def get(self, session_id: str) -> SessionSummary | None:
+        self.lookups += 1
+        return self.summary if session_id == self.summary.session_id else None
+
+
+@pytest.mark.parametrize(
+    ("config", "lookups"),
+    [
+        (BudgetConfig(session_usd=Decimal("1")), 0),
+        (BudgetConfig(), 0),
+        (BudgetConfig(developer_day_usd=Decimal("1")), 1),
+        (BudgetConfig(project_day_usd=Decimal("1")), 1),
+    ],
+    ids=["session budget", "no budget", "developer budget", "project budget"],
+)
+def test_the_refusal_looks_the_session_up_only_for_its_owners_budgets(
+    config: BudgetConfig, lookups: int
+) -> None:
+    """The proxy's budget check asks for the session's owner and project only when a daily
+    budget of theirs exists; either way an exhausted budget refuses."""
+    summary = SessionSummary(
+        "sess_budget", "dev_alice", "proj_backend", None, "2026-12-03T00:00:00Z", None, None,
+        None, False,
+    )  # fmt: skip
+    sessions = CountingSessions(summary)
+    tracker = BudgetTracker(config)
+    # refusal() needs the sessions and the budgets only
+    recorder = CostRecorder(None, sessions, None, tracker, None)
+    assert recorder.refusal("sess_budget") is None
+    assert sessions.lookups == lookups
+    tracker.add(
+        Decimal("2"),
+        session_id="sess_budget",
+        developer_id="dev_alice",
+        project_id="proj_backend",
+        day=today(),
+    )
+    refusal = recorder.refusal("sess_budget")
+    assert (refusal is not None) == (config != BudgetConfig())

@@ -68,7 +68,12 @@ class CostRecorder:
 
     def exhausted(self, session_id: str | None) -> Exhausted | None:
         """The budget this session's activity has exhausted, if any."""
-        summary = self.sessions.get(session_id) if session_id else None
+        config = self.budgets.config
+        # The session's developer and project matter only to their daily budgets: without
+        # those, its summary (a state.sqlite3 query for a session no hook registered, on
+        # every proxied model request) is not needed.
+        needs_owner = config.developer_day_usd is not None or config.project_day_usd is not None
+        summary = self.sessions.get(session_id) if session_id and needs_owner else None
         return self.budgets.exhausted(
             session_id,
             summary.developer_id if summary else None,
