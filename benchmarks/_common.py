@@ -391,12 +391,13 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 60) -> int | N
     return process.returncode
 
 
-def wait_ready(process: subprocess.Popen[Any], url: str, log: Path) -> None:
-    """Poll ``url`` until it answers 200; exit with the tail of ``log`` if it never does."""
+def wait_ready(process: subprocess.Popen[Any], url: str, log: Path, *, context: Any = None) -> None:
+    """Poll ``url`` until it answers 200; exit with the tail of ``log`` if it never does.
+    ``context``: the ``ssl.SSLContext`` of an https URL."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with urllib.request.urlopen(url, timeout=1, context=context) as response:
                 if response.status == 200:
                     return
         except OSError:

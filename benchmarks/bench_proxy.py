@@ -31,6 +31,11 @@ incremental chunked-body reader with ``time.perf_counter`` stamps.
    the window), TTFB under load, failures, server CPU. Variant "paced" uses the stream above;
    "unpaced" the same chunks with no pauses (the proxy's per-stream cost then sets the rate).
 
+``--tls``: the upstream speaks TLS with a certificate for 127.0.0.1 signed by a CA made for the
+run (``cryptography``); the gateway trusts that CA through ``SSL_CERT_FILE``, as it would a
+corporate one, and the direct client through its own context. The gateway still listens in
+plain HTTP, as it does for Claude Code on 127.0.0.1.
+
 Finally the gateway is stopped with SIGTERM and ``ledger.sqlite3`` read with sqlite3: there must
 be one ``cost`` event per proxied request answered 200 (warm-ups included); the script exits
 non-zero otherwise. The sessions are not registered through hooks (no ``SessionStart``), no
@@ -45,6 +50,7 @@ import json
 import os
 import random
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -87,6 +93,12 @@ import sys
 
 PORT = int(sys.argv[1])
 MODEL = sys.argv[2].encode()
+TLS = None
+if len(sys.argv) > 4:  # --tls: certificate and key files
+    import ssl
+
+    TLS = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    TLS.load_cert_chain(sys.argv[3], sys.argv[4])
 RUN = os.urandom(5).hex().encode()
 counter = 0
 
@@ -195,13 +207,59 @@ async def handle(reader, writer):
 
 
 async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", PORT, backlog=1024)
+    server = await asyncio.start_server(handle, "127.0.0.1", PORT, backlog=1024, ssl=TLS)
     async with server:
         await server.serve_forever()
 
 
 asyncio.run(main())
 """
+
+# -- TLS -------------------------------------------------------------------------------------------
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for 127.0.0.1 it signs: ca.pem, server.pem, server.key."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench_proxy CA")])
+    host = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    valid = {"not_valid_before": now, "not_valid_after": now + datetime.timedelta(days=1)}
+    ca = (
+        x509.CertificateBuilder(subject_name=ca_name, issuer_name=ca_name, **valid)
+        .public_key(ca_key.public_key()).serial_number(1)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    server = (
+        x509.CertificateBuilder(subject_name=host, issuer_name=ca_name, **valid)
+        .public_key(key.public_key()).serial_number(2)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    files = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    files[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    files[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
 
 # -- requests --------------------------------------------------------------------------------------
 
@@ -269,14 +327,17 @@ class Exchange:
 class Connection:
     """One keep-alive HTTP/1.1 connection reading chunked (or Content-Length) answers."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tls: ssl.SSLContext | None = None) -> None:
         self.port = port
+        self.tls = tls
         self.sock: socket.socket | None = None
         self.buffer = b""
 
     def _connect(self) -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=60)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_hostname="127.0.0.1")
         self.sock, self.buffer = sock, b""
         return sock
 
@@ -379,6 +440,11 @@ class Target:
     path: str
     token: str = ""
     """An agent token, sent as X-Trailguard-Token as Claude Code's hooks set it up to do."""
+    tls: ssl.SSLContext | None = None
+    """Set for the upstream with --tls."""
+
+    def connection(self) -> Connection:
+        return Connection(self.port, self.tls)
 
     def request(self, body: bytes, session: str, pause_ms: float, deltas: int) -> bytes:
         return request_bytes(self.port, self.path, body, session, pause_ms, deltas, self.token)
@@ -436,7 +502,7 @@ def latency_phase(
     tallies: dict[str, Tally],
 ) -> Paired:
     """Sequential pairs, one request at a time, the order alternating pair by pair."""
-    connections = {direct.name: Connection(direct.port), proxy.name: Connection(proxy.port)}
+    connections = {direct.name: direct.connection(), proxy.name: proxy.connection()}
     requests = {
         target_.name: target_.request(body, "bench-latency", pause_ms, deltas)
         for target_ in (direct, proxy)
@@ -507,7 +573,7 @@ def load_segment(
 
     def work(number: int) -> None:
         tally = Tally()
-        connection = Connection(target_.port)
+        connection = target_.connection()
         request = target_.request(body, f"bench-{variant}-{number:02d}", pause_ms, deltas)
         clock = time.monotonic
         try:
@@ -610,6 +676,9 @@ def main() -> None:
     parser.add_argument("--deltas", type=int, default=5, help="content_block_delta chunks")
     parser.add_argument("--pause-ms", type=float, default=20.0, help="pause between chunks")
     parser.add_argument("--body-kb", type=int, default=32, help="request body size")
+    parser.add_argument(
+        "--tls", action="store_true", help="the upstream speaks TLS (a CA made for the run)"
+    )
     args = parser.parse_args()
     pairs = args.pairs or (30 if args.quick else 300)
     rounds = max(1, min(args.rounds, pairs))
@@ -632,25 +701,34 @@ def main() -> None:
         )
         up_port = free_port()
         up_log = scratch / "upstream.log"
+        tls: ssl.SSLContext | None = None
+        tls_files: list[str] = []
+        scheme = "http"
+        if args.tls:
+            ca_file, cert_file, key_file = make_certificates(scratch)
+            tls = ssl.create_default_context(cafile=str(ca_file))
+            tls_files, scheme = [str(cert_file), str(key_file)], "https"
         with up_log.open("ab") as log_file:
             upstream = subprocess.Popen(
-                [sys.executable, "-c", UPSTREAM_APP, str(up_port), MODEL],
+                [sys.executable, "-c", UPSTREAM_APP, str(up_port), MODEL, *tls_files],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,
             )
         stack.callback(stop_process, upstream)
-        wait_ready(upstream, f"http://127.0.0.1:{up_port}/healthz", up_log)
+        wait_ready(upstream, f"{scheme}://127.0.0.1:{up_port}/healthz", up_log, context=tls)
 
         data_dir = scratch / "gateway-data"
         data_dir.mkdir()
         gw_log = scratch / "gateway.log"
         gw_port = free_port()
         gw_env = os.environ | {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+        if args.tls:  # the gateway trusts the bench's CA as it would a corporate one
+            gw_env["SSL_CERT_FILE"] = str(scratch / "ca.pem")
         with gw_log.open("ab") as log_file:
             gateway = subprocess.Popen(
                 [str(TRAILGUARD), "serve", "--data-dir", str(data_dir), "--port", str(gw_port),
-                 "--anthropic-upstream", f"http://127.0.0.1:{up_port}"],
+                 "--anthropic-upstream", f"{scheme}://127.0.0.1:{up_port}"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
                 env=gw_env,
             )  # fmt: skip
@@ -659,7 +737,7 @@ def main() -> None:
 
         # The same agent token goes to both (the upstream ignores it): the proxy looks it up.
         token = create_token(data_dir, "dev_bench", "agent")
-        direct = Target("direct", up_port, "/v1/messages?beta=true", token)
+        direct = Target("direct", up_port, "/v1/messages?beta=true", token, tls)
         proxy = Target("proxy", gw_port, "/anthropic/v1/messages?beta=true", token)
         tallies = {"direct": Tally(), "proxy": Tally()}
 
