@@ -31,28 +31,23 @@ __all__ = ["HttpxUpstream", "translate"]
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
 
 
+_ERRORS: tuple[tuple[type[httpx.HTTPError], type[UpstreamError]], ...] = (
+    # Subclasses before their bases: the first match names the error.
+    (httpx.ConnectTimeout, ConnectTimeout),
+    (httpx.PoolTimeout, PoolTimeout),
+    (httpx.WriteTimeout, WriteTimeout),
+    (httpx.TimeoutException, ReadTimeout),
+    (httpx.ConnectError, ConnectError),
+    (httpx.LocalProtocolError, LocalProtocolError),
+    (httpx.RemoteProtocolError, RemoteProtocolError),
+    (httpx.ReadError, ReadError),
+)
+
+
 def translate(exc: httpx.HTTPError) -> UpstreamError:
     """The :mod:`.base` error for an httpx one, with httpx's text."""
     text = str(exc)[:200]
-    kind: type[UpstreamError]
-    if isinstance(exc, httpx.ConnectTimeout):
-        kind = ConnectTimeout
-    elif isinstance(exc, httpx.PoolTimeout):
-        kind = PoolTimeout
-    elif isinstance(exc, httpx.WriteTimeout):
-        kind = WriteTimeout
-    elif isinstance(exc, httpx.TimeoutException):
-        kind = ReadTimeout
-    elif isinstance(exc, httpx.ConnectError):
-        kind = ConnectError
-    elif isinstance(exc, httpx.LocalProtocolError):
-        kind = LocalProtocolError
-    elif isinstance(exc, httpx.RemoteProtocolError):
-        kind = RemoteProtocolError
-    elif isinstance(exc, httpx.ReadError):
-        kind = ReadError
-    else:
-        kind = UpstreamError
+    kind = next((ours for theirs, ours in _ERRORS if isinstance(exc, theirs)), UpstreamError)
     return kind(text or type(exc).__name__)
 
 
