@@ -76,7 +76,10 @@ async def _record(
     responses={
         200: {
             "description": "the report",
-            "content": {media: {"schema": {"type": "string"}} for media in MEDIA_TYPES.values()},
+            "content": {
+                media: {"schema": {"type": "object" if form == "json" else "string"}}
+                for form, media in MEDIA_TYPES.items()
+            },
         }
     },
 )
