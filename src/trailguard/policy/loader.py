@@ -56,6 +56,11 @@ class PolicySet:
     exactly this version in force (``policy_set_from_sources``)."""
     teams_source: str | None = None
     """The text of ``teams.json``, if there was one."""
+    entity_handles: dict[str, Any] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+    """Cedar's parsed entities by developer id, filled by the engine as developers call (the
+    teams above are all they hold, so they are this set's alone)."""
 
     def teams_of(self, developer_id: str) -> list[str]:
         return sorted(team for team, members in self.teams.items() if developer_id in members)
