@@ -135,6 +135,51 @@ def test_missing_or_bad_token_is_401_and_recorded_as_a_security_alert(gateway, h
     assert SESSION not in json.dumps(alert)
 
 
+def test_the_hook_route_past_fastapis_router_answers_as_the_router_would(gateway):
+    """POST /hooks/claude-code is answered by HookDispatch, ahead of FastAPI's routing: the
+    JSON it sends is the same bytes, and what it does not take still goes to the router."""
+    answered = gateway.hook(pre_tool_use())
+    assert answered.status_code == 200
+    assert answered.headers["content-type"] == "application/json"
+    assert (
+        answered.content
+        == json.dumps(answered.json(), ensure_ascii=False, separators=(",", ":")).encode()
+    )
+    assert gateway.client.get("/hooks/claude-code").status_code == 405
+    assert gateway.client.put("/hooks/claude-code", json=pre_tool_use()).status_code == 405
+    assert gateway.client.post("/hooks/claude-code/x", json=pre_tool_use()).status_code == 404
+    paths = gateway.client.get("/openapi.json").json()["paths"]
+    assert "post" in paths["/hooks/claude-code"], "still documented"
+
+
+def test_a_crash_on_the_hook_route_is_answered_500_and_recorded(tmp_path, monkeypatch):
+    """A bug inside the hook endpoint (not a trailguard error) still reaches Starlette's
+    ServerErrorMiddleware and the app's handler: 500, an internal_error alert, never a 4xx."""
+    from trailguard.capture import hook_request
+
+    data_dir = tmp_path / "ledger"
+    ledger = Ledger.open(data_dir)
+    state = GatewayState(data_dir)
+    token, _ = state.create_token("dev_jordan", "agent")
+    state.close()
+
+    def broken(payload: object) -> object:
+        raise RuntimeError("a bug in the parser")
+
+    monkeypatch.setattr("trailguard.gateway.routes.hooks.parse_hook_request", broken)
+    assert hook_request.parse_hook_request is not broken
+    app = create_app(ledger, idle_timeout=3600)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.post(
+            "/hooks/claude-code", json=pre_tool_use(), headers={"Authorization": f"Bearer {token}"}
+        )
+    assert answer.status_code == 500
+    assert "this is a bug in trailguard" in answer.json()["detail"]
+    alerts = [e for e in stored(data_dir) if e["eventType"] == "alert"]
+    assert [a["alertType"] for a in alerts] == ["internal_error"]
+    assert "RuntimeError" in alerts[0]["message"]
+
+
 def test_session_lifecycle_completed_with_the_raw_reason_kept(gateway):
     gateway.hook({"session_id": SESSION, "hook_event_name": "SessionStart", "source": "startup"})
     gateway.hook(pre_tool_use())

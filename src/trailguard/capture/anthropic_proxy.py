@@ -611,7 +611,8 @@ def _response_headers(
     return [(name, value) for name, value in headers if name.lower() not in drop]
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
+    """The request's path inside the app (without the ``root_path`` it is mounted under)."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
@@ -620,7 +621,7 @@ def _route_path(scope: Scope) -> str:
 def _raw_tail(scope: Scope) -> str:
     """The path after ``/anthropic/`` as the client encoded it (taken from the raw request path
     when it matches), so the upstream sees the same bytes."""
-    path = _route_path(scope)[len(PREFIX) + 1 :]
+    path = route_path(scope)[len(PREFIX) + 1 :]
     raw = scope.get("raw_path")
     if isinstance(raw, bytes) and path:
         segments = raw.split(b"/")
@@ -984,7 +985,7 @@ class ProxyDispatch:
         if (
             scope["type"] == "http"
             and scope["method"] in METHODS
-            and _route_path(scope).startswith(PREFIX + "/")
+            and route_path(scope).startswith(PREFIX + "/")
         ):
             await self.proxy(scope, receive, send)
         else:

@@ -400,6 +400,7 @@ def create_app(
         app,
         AnthropicProxy(anthropic_upstream, on_model_request, refuse=refuse, identify=identify),
     )
+    app.add_middleware(hooks.HookDispatch)  # the hook route, past FastAPI's routing
     return app
 
 
