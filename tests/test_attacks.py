@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -220,6 +222,25 @@ def test_a_revoked_token_is_refused_at_once(parties):
     state.revoke_token(record.token_id)
     state.close()
     assert parties.hook("alice", tool_call("sess_revoke", "toolu_after")).status_code == 401
+
+
+def test_a_token_revoked_by_the_cli_is_refused_on_the_next_request(parties):
+    """The gateway remembers identities between requests (store/gateway_state.py): a
+    revocation committed by another process must end that at once, not after any delay."""
+    for n in range(5):  # the identity is remembered by now
+        assert parties.hook("alice", tool_call("sess_cli_revoke", f"toolu_{n}")).status_code == 200
+    state = GatewayState(parties.data_dir)
+    (record,) = [t for t in state.tokens() if t.developer_id == "dev_alice"]
+    state.close()
+    revoked = subprocess.run(
+        [str(Path(sys.executable).with_name("trailguard")), "token", "revoke", record.token_id,
+         "--data-dir", str(parties.data_dir)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert revoked.returncode == 0, revoked.stderr
+    answer = parties.hook("alice", tool_call("sess_cli_revoke", "toolu_after"))
+    assert answer.status_code == 401
+    assert parties.hook("mallory", start("sess_still_mallory")).status_code == 200
 
 
 def test_wrong_types_in_the_clients_envelope_are_a_4xx_naming_the_field(parties):

@@ -219,3 +219,38 @@ def test_a_caller_that_gives_up_waiting_does_not_stop_the_writer(backend: Ledger
         assert receipt.seq < store.tree_size()
     finally:
         store.close()
+
+
+def test_gateway_state_remembers_an_identity_only_until_something_commits(tmp_path):
+    """Every hook request identifies its token; the SQLite state answers from memory while the
+    file is unchanged, and reads the tokens table again once any connection has committed."""
+    from trailguard.store.gateway_state import GatewayState
+    from trailguard.store.state import SessionSummary
+
+    state = GatewayState(tmp_path, create=True)
+    token, record = state.create_token("dev_cache", "agent")
+    token_reads: list[str] = []
+    state._connection().set_trace_callback(
+        lambda sql: token_reads.append(sql) if "FROM tokens" in sql else None
+    )
+    for _ in range(5):
+        assert state.identify(token).token_id == record.token_id
+    assert len(token_reads) == 1, "an unchanged file is not read again"
+
+    other = GatewayState(tmp_path, create=True)  # another connection (a worker, the CLI)
+    stamp = "2026-12-04T00:00:00.000Z"
+    other.save_session(
+        SessionSummary("sess_x", "dev_cache", None, stamp, stamp, None, None, None, False)
+    )
+    assert state.identify(token) is not None
+    assert len(token_reads) == 2, "a commit by another connection is seen"
+    other.revoke_token(record.token_id)
+    assert state.identify(token) is None, "a revocation elsewhere holds at once"
+    other.close()
+
+    again, again_record = state.create_token("dev_cache", "agent")
+    assert state.identify(again) is not None
+    state.revoke_token(again_record.token_id)
+    assert state.identify(again) is None, "this object's own revocation holds at once"
+    assert state.identify("tg_" + "0" * 43) is None
+    state.close()

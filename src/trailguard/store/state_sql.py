@@ -110,24 +110,36 @@ class SqlGatewayState(GatewayStateStore, ABC):
                 json.dumps(list(record.projects)),
             ),
         )
+        self._tokens_changed()
         return token, record
 
     def identify(self, token: str) -> Identity | None:
+        return self._identity_of(hash_token(token))
+
+    def _identity_of(self, token_hash: str) -> Identity | None:
+        """The live (unrevoked) token with this hash, read from the database."""
         rows = self._rows(
             "SELECT developer_id, role, token_id, projects, created_at FROM tokens "
             "WHERE token_hash = ? AND revoked_at IS NULL",
-            (hash_token(token),),
+            (token_hash,),
         )
         if not rows:
             return None
         developer, role, token_id, projects, created = rows[0]
         return Identity(developer, role, token_id, tuple(json.loads(projects)), created)
 
+    def _tokens_changed(self) -> None:
+        """Called after this object created or revoked a token (a database that remembers
+        identities forgets them here)."""
+
     def revoke_token(self, token_id: str) -> TokenRecord | None:
-        rows = self._rows(
-            _REVOKE_TOKEN,
-            (utc_now(), token_id),
-        )
+        try:
+            rows = self._rows(
+                _REVOKE_TOKEN,
+                (utc_now(), token_id),
+            )
+        finally:
+            self._tokens_changed()
         return _token(rows[0]) if rows else None
 
     def tokens(self) -> list[TokenRecord]:
