@@ -352,18 +352,27 @@ def free_port() -> int:
 
 
 def serve_with_agent_token(
-    stack: contextlib.ExitStack, data_dir: Path, log: Path, *extra: str, developer: str
+    stack: contextlib.ExitStack,
+    data_dir: Path,
+    log: Path,
+    *extra: str,
+    developer: str,
+    src: Path | None = None,
 ) -> tuple[subprocess.Popen[Any], int, str]:
     """``trailguard serve`` on ``data_dir`` and a free port, without the per-token hook rate
     limit (one token drives every client of a benchmark), stopped when ``stack`` closes; then
-    an agent token for ``developer``. Returns the process, its port and the token."""
+    an agent token for ``developer``. ``src``: another checkout's ``src`` directory to run
+    (before/after in one run). Returns the process, its port and the token."""
     trailguard = Path(sys.executable).with_name("trailguard")
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     port = free_port()
     with log.open("ab") as log_file:
         process = subprocess.Popen(
             [str(trailguard), "serve", "--data-dir", str(data_dir), "--port", str(port),
              "--hook-rate", "0", *extra],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file, env=env,
         )  # fmt: skip
     stack.callback(stop_process, process)
     wait_ready(process, f"http://127.0.0.1:{port}/healthz", log)

@@ -405,6 +405,11 @@ def main() -> None:
         default="1,2",
         help="comma-separated `serve --workers` counts, each measured as its own server (1,2)",
     )
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        help="another checkout: its `serve` (its src/) is measured too, alternating with this one",
+    )
     args = parser.parse_args()
     seconds = args.seconds or (5.0 if args.quick else 20.0)
     warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
@@ -419,6 +424,14 @@ def main() -> None:
             f"before each; trailguard with --workers {', '.join(map(str, worker_counts))}"
         )
         gateways = [start_gateway(stack, scratch, workers) for workers in worker_counts]
+        if args.compare_with is not None:
+            others = [
+                start_gateway(stack, scratch, workers, args.compare_with / "src")
+                for workers in worker_counts
+            ]
+            print(f"other_wN: trailguard serve from {args.compare_with}")
+        else:
+            others = []
 
         base_log = scratch / "baseline.log"
         base_port = free_port()
@@ -438,23 +451,25 @@ def main() -> None:
             executor = stack.enter_context(multiprocessing.get_context("fork").Pool(procs))
 
         segment = seconds / args.rounds
-        servers = [*gateways, baseline]
+        servers = [*gateways, *others, baseline]
         for number in range(args.rounds):
             shift = number % len(servers)
             for server in servers[shift:] + servers[:shift]:
                 drive(server, executor, args.clients, procs, warmup, segment, number + 1)
 
         checks = [check_ledger(gateway) for gateway in gateways]
+        checks_of_others = [check_ledger(other) for other in others]
 
     results: dict[str, Any] = {}
     section(f"hook requests ({args.clients} clients, {seconds:g} s measured per server)")
     for server in servers:
         key = server.name
-        label = (
-            f"(a) trailguard serve --workers {key.removeprefix('tg_w')}"
-            if server is not baseline
-            else "(b) baseline uvicorn {}"
-        )
+        if server is baseline:
+            label = "(b) baseline uvicorn {}"
+        elif server in others:
+            label = f"(c) the other checkout, --workers {key.removeprefix('other_w')}"
+        else:
+            label = f"(a) trailguard serve --workers {key.removeprefix('tg_w')}"
         results |= report_server(server, key, label)
     base_rate = max(results["base_requests_per_s"], 1e-9)
     for gateway in gateways:
@@ -468,8 +483,17 @@ def main() -> None:
             gain = results[f"{gateway.name}_requests_per_s"] / max(first, 1e-9)
             metric(f"{gateway.name} / {gateways[0].name}", gain, "x")
 
+    for gateway, other in zip(gateways, others, strict=False):
+        gain = results[f"{gateway.name}_requests_per_s"] / max(
+            results[f"{other.name}_requests_per_s"], 1e-9
+        )
+        results[f"{gateway.name}_to_other"] = round(gain, 3)
+        metric(f"{gateway.name} / {other.name} (this checkout / the other)", gain, "x")
+
     committed = True
-    for gateway, (ok, lines, counts, exit_code, errors) in zip(gateways, checks, strict=True):
+    for gateway, (ok, lines, counts, exit_code, errors) in zip(
+        [*gateways, *others], [*checks, *checks_of_others], strict=True
+    ):
         committed &= ok
         section(f"ledger of {gateway.name} after SIGTERM (exit code {exit_code})")
         for line in lines:
@@ -515,15 +539,19 @@ def main() -> None:
         raise SystemExit("a ledger does not hold every hook request answered 200")
 
 
-def start_gateway(stack: contextlib.ExitStack, scratch: Path, workers: int) -> Server:
-    """``trailguard serve --workers N`` on a fresh data directory, with an agent token."""
-    data_dir = scratch / f"gateway-w{workers}"
+def start_gateway(
+    stack: contextlib.ExitStack, scratch: Path, workers: int, src: Path | None = None
+) -> Server:
+    """``trailguard serve --workers N`` on a fresh data directory, with an agent token; from
+    another checkout's ``src`` if given (then named ``other_wN``)."""
+    name = f"{'other' if src else 'tg'}_w{workers}"
+    data_dir = scratch / f"gateway-{name}"
     data_dir.mkdir()
-    log = scratch / f"gateway-w{workers}.log"
+    log = scratch / f"gateway-{name}.log"
     process, port, token = serve_with_agent_token(
-        stack, data_dir, log, "--workers", str(workers), developer="dev_bench"
+        stack, data_dir, log, "--workers", str(workers), developer="dev_bench", src=src
     )
-    return Server(f"tg_w{workers}", process, port, token, data_dir=data_dir, log=log)
+    return Server(name, process, port, token, data_dir=data_dir, log=log)
 
 
 def check_ledger(
