@@ -243,9 +243,12 @@ def serve(
     }
 
     def server_for(asgi_app: Any) -> uvicorn.Server:
+        from trailguard.gateway.one_write import OneWriteHttpToolsProtocol
+
         return uvicorn.Server(
             uvicorn.Config(
                 asgi_app,
+                http=OneWriteHttpToolsProtocol,  # a response's head and body in one write
                 log_level="warning",
                 # uvicorn would believe X-Forwarded-For from loopback and rewrite the client's
                 # address before trailguard sees it: the app decides, from --trusted-proxy only.
