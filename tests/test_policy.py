@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -157,6 +158,30 @@ def test_teams_from_teams_json_are_cedar_parents(tmp_path):
         decision(op("aws", "s3:GetObject", "read"), policy=policy, developer="dev_bob").result
         == "denied"
     )
+
+
+@pytest.mark.parametrize("developer", ["o'neil", "ana#ops", "ana(contractor)", 'say"hi'])
+def test_a_team_rule_holds_for_developer_ids_outside_cedars_plain_alphabet(tmp_path, developer):
+    """Token creation accepts any printable id without spaces; the principal of every Cedar
+    request must be exactly the entity that carries the developer's teams, or a forbid on the
+    team would not apply to them."""
+    quoted = developer.replace('"', '\\"')  # a Cedar string literal
+    pack = write_pack(
+        tmp_path / "pack",
+        '@id("allow") permit (principal, action, resource);\n'
+        '@id("no-push-for-contractors") forbid (principal in Team::"contractors", '
+        'action == Action::"git:Push", resource);\n'
+        f'@id("named") forbid (principal == Developer::"{quoted}", '
+        'action == Action::"git:DeleteBranch", resource);',
+    )
+    (pack / "teams.json").write_text(json.dumps({"contractors": [developer]}))
+    policy = load_policy_set(pack)
+    push = decision(op("git", "git:Push", "write"), policy=policy, developer=developer)
+    assert (push.result, push.rule) == ("denied", "no-push-for-contractors")
+    delete = decision(op("git", "git:DeleteBranch", "write"), policy=policy, developer=developer)
+    assert (delete.result, delete.rule) == ("denied", "named")
+    other = decision(op("git", "git:Push", "write"), policy=policy, developer="dev_bob")
+    assert other.result == "allowed"
 
 
 def test_syntax_errors_name_the_file_and_duplicate_ids_are_refused(tmp_path):

@@ -68,7 +68,9 @@ def _operation_context(operation: Operation) -> dict[str, Any]:
 
 
 def _requests(request: DecisionRequest) -> list[tuple[dict[str, Any], str]]:
-    principal = _uid("Developer", request.developer_id)
+    # The developer exactly as the token names them (and as the entities that carry their
+    # teams do): reduced like a resource id, a principal would stop being a member of its teams.
+    principal = {"type": "Developer", "id": request.developer_id}
     common = {
         "tool": request.tool,
         "project": request.project_id or "",
