@@ -748,6 +748,41 @@ def test_a_cli_kill_holds_on_every_worker_once_its_end_is_recorded(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_token_revoked_by_the_cli_is_refused_at_once_by_every_worker(tmp_path):
+    """Each worker remembers identities between requests (store/gateway_state.py); a
+    revocation committed by `trailguard token revoke`, another process, ends the token on the
+    very next request of every worker, with no pause after the CLI returns."""
+    gateway = _start(tmp_path)
+    try:
+        connections = gateway.worker_connections(2)
+        session = _start_session(gateway, connections[0])
+        for n in range(6):  # every worker has the identity in memory by now
+            status, _ = gateway.hook(
+                connections[n % 2], _pre_tool_use(session, "ls", f"toolu_before_{n}")
+            )
+            assert status == 200
+        listed = subprocess.run(
+            [*TRAILGUARD, "token", "list", "--data-dir", str(gateway.data_dir)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        (token_id,) = [line.split()[0] for line in listed.stdout.splitlines() if "dev_w" in line]
+        subprocess.run(
+            [*TRAILGUARD, "token", "revoke", token_id, "--data-dir", str(gateway.data_dir)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        statuses = [
+            gateway.hook(pinned, _pre_tool_use(session, "ls", f"toolu_after_{pinned.pid}"))[0]
+            for pinned in connections
+        ]
+        assert statuses == [401, 401]
+    finally:
+        _stop(gateway)
+    assert not {"toolu_after_" + str(p.pid) for p in connections} & _stored_tool_use_ids(
+        gateway.data_dir
+    )
+
+
+@pytest.mark.slow
 def test_an_exhausted_budget_denies_the_very_next_tool_call_on_every_worker(tmp_path):
     gateway = _start(tmp_path, "--budget-session-usd", "0.01")
     try:
