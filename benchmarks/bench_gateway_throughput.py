@@ -457,8 +457,8 @@ def main() -> None:
             for server in servers[shift:] + servers[:shift]:
                 drive(server, executor, args.clients, procs, warmup, segment, number + 1)
 
-        checks = [check_ledger(gateway) for gateway in gateways]
-        checks_of_others = [check_ledger(other) for other in others]
+        checked = [*gateways, *others]
+        checks = [check_ledger(gateway) for gateway in checked]
 
     results: dict[str, Any] = {}
     section(f"hook requests ({args.clients} clients, {seconds:g} s measured per server)")
@@ -491,9 +491,7 @@ def main() -> None:
         metric(f"{gateway.name} / {other.name} (this checkout / the other)", gain, "x")
 
     committed = True
-    for gateway, (ok, lines, counts, exit_code, errors) in zip(
-        [*gateways, *others], [*checks, *checks_of_others], strict=True
-    ):
+    for gateway, (ok, lines, counts, exit_code, errors) in zip(checked, checks, strict=True):
         committed &= ok
         section(f"ledger of {gateway.name} after SIGTERM (exit code {exit_code})")
         for line in lines:

@@ -239,11 +239,7 @@ class GatewayState(SqlGatewayState):
         memory (``_tokens_changed``); a version is only comparable on its own connection, so
         the connection is part of it. Unknown tokens are never remembered."""
         token_hash = hash_token(token)
-        db = self._connection()
-        try:
-            version = (id(db), db.execute("PRAGMA data_version").fetchone()[0])
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read gateway state: {exc}") from None
+        version = (id(self._connection()), self._run_query("PRAGMA data_version", ())[0][0])
         remembered = self._identities.get(token_hash)
         if remembered is not None and remembered[0] == version:
             return remembered[1]

@@ -110,18 +110,15 @@ async def claude_code_hook(request: Request) -> Response:
         reply = await services.handler.handle(
             hook, identity, event_id, inline=len(body) <= INLINE_BODY_BYTES
         )
-    return _json(reply.body, reply.status)
+    return _OrjsonResponse(reply.body, status_code=reply.status)
 
 
 class _OrjsonResponse(JSONResponse):
+    """Compact JSON, the bytes Starlette's JSONResponse would send, rendered by orjson as the
+    request was parsed (FastAPI's own ORJSONResponse is deprecated)."""
+
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
-
-
-def _json(body: dict[str, Any], status: int) -> Response:
-    """The reply as compact JSON, the bytes Starlette's JSONResponse would send (rendered by
-    orjson, as the request was parsed)."""
-    return _OrjsonResponse(body, status_code=status)
 
 
 class HookDispatch:
