@@ -29,7 +29,9 @@ from trailguard.capture.hook_client import config as client_config
 from trailguard.capture.hook_client import context, spool, transport
 from trailguard.capture.hook_client import gateway as client_gateway
 from trailguard.capture.hook_client import poison as poison_spool
+from trailguard.capture.hook_client import support as client_support
 from trailguard.capture.hook_client import transcript as usage_reader
+from trailguard.capture.install import default_hook_command
 
 SESSION = "ae1e1885-0000-4000-8000-00000000f4ce"
 PRE_TOOL_USE = {
@@ -1460,11 +1462,7 @@ def test_imports_only_the_standard_library(env):
             text=True,
             check=True,
         )
-        return {
-            line.rsplit("|", 1)[1].strip()
-            for line in timed.stderr.splitlines()
-            if line.startswith("import time:") and "|" in line
-        }
+        return importtime_modules(timed.stderr)
 
     # Interpreter start-up (site, sitecustomize, .pth hooks) is not the client's doing.
     imported = imported_by("import trailguard.capture.hook_client") - imported_by("pass")
@@ -1546,6 +1544,53 @@ def test_a_pre_tool_use_loads_only_the_stdlib_and_never_the_transcript_or_contex
     assert not loaded & spool_code  # the spool is empty: nothing to replay or report
 
 
+def test_the_installed_command_answers_a_pre_tool_use_without_importing_os(gateway, env):
+    """``install`` writes ``python -I -S .../trailguard/__main__.py hook``: with no ``site``,
+    ``os`` (and its ``_collections_abc``, 1.4 ms) is not loaded unless the client loads it."""
+    command = shlex.split(default_hook_command())
+    assert command[1:3] == ["-I", "-S"]
+    process = answer_pre_tool_use_in_a_process(
+        [command[0], "-X", "importtime", *command[1:]], gateway, env
+    )
+    assert gateway.requests[0]["headers"]["Authorization"] == f"Bearer {TOKEN}"  # the env is read
+    imported = importtime_modules(process.stderr.decode())
+    assert "trailguard.capture.hook_client.answers" in imported  # importtime did list the client
+    assert not imported & {"os", "_collections_abc", "posixpath"}, imported & {"os", "posixpath"}
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("/home/ana", ".config", "trailguard", "hook.json"),
+        ("/home/ana/", "spool"),
+        ("relative", "a", "b"),
+        ("", "a"),
+        ("/x", "/absolute", "y"),
+        ("/x", "", "y"),
+        ("/x", "y", ""),
+        ("/",),
+    ],
+)
+def test_the_clients_path_join_is_os_path_join(parts):
+    assert client_support.join(*parts) == os.path.join(*parts)
+
+
+def test_the_clients_environment_is_os_environ_undecodable_bytes_included(tmp_path):
+    probe = (
+        "import json, os, sys\n"
+        "from trailguard.capture.hook_client.support import environment\n"
+        "print(json.dumps([environment() == dict(os.environ), environment()['TG_PROBE']]))\n"
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "TG_PROBE": "caf\u00e9", "TG_BYTES": os.fsdecode(b"\xff\xfe")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(process.stdout) == [True, "caf\u00e9"]
+
+
 def test_the_transcript_and_context_code_loads_for_the_events_that_use_it(
     gateway, env, transcript, tmp_path
 ):
@@ -1567,14 +1612,30 @@ def test_capture_package_init_stays_import_free():
     )
 
 
-def test_runs_as_a_script_end_to_end(gateway, env):
+def answer_pre_tool_use_in_a_process(
+    argv: list[str], gateway: Gateway, env: dict[str, str]
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the client as ``argv`` on a PreToolUse the gateway denies; check it printed the deny."""
     gateway.respond = lambda _r: (200, json.dumps(PRE_TOOL_DENY).encode())
     process = subprocess.run(
-        [sys.executable, "-m", "trailguard.capture.hook_client"],
-        input=json.dumps(PRE_TOOL_USE).encode(),
-        capture_output=True,
-        env=env,
+        argv, input=json.dumps(PRE_TOOL_USE).encode(), capture_output=True, env=env
     )
     assert process.returncode == 0, process.stderr
     assert json.loads(process.stdout) == PRE_TOOL_DENY
     assert len(gateway.requests) == 1
+    return process
+
+
+def importtime_modules(stderr: str) -> set[str]:
+    """The modules ``python -X importtime`` listed."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def test_runs_as_a_script_end_to_end(gateway, env):
+    answer_pre_tool_use_in_a_process(
+        [sys.executable, "-m", "trailguard.capture.hook_client"], gateway, env
+    )

@@ -4,7 +4,7 @@ It reads the hook payload on stdin, posts it to the gateway (``POST <url>/hooks/
 docs/hook-protocol.md) and prints the gateway's JSON answer on stdout. It runs once per tool
 call, so it imports only the standard library (plus the stdlib-only ``trailguard.ids`` and
 ``trailguard.hook_protocol``, whose answers the gateway gives too), and of that only what the
-event needs: no ``json``, ``socket``, ``re``, ``enum`` or ``typing`` on the way to an answer
+event needs: no ``json``, ``socket``, ``re``, ``enum``, ``typing`` or ``os`` on the way to an answer
 (``fastjson``, ``transport``), and the transcript reader and the SessionStart context only for
 the events that use them.
 
@@ -36,7 +36,8 @@ Modules, one job each:
 - ``spool``, ``poison`` and ``files``: the spool, its replay, the poison spool, durable files;
 - ``transcript``: model usage from the transcript (events after a tool call or a turn);
 - ``context`` and ``settings``: what SessionStart (and ConfigChange) report about the machine;
-- ``fastjson`` and ``support``: JSON through ``_json``, and small shared helpers.
+- ``fastjson`` and ``support``: JSON through ``_json``, and small shared helpers (the
+  environment, a directory listing and path joins among them, without ``os``).
 """
 
 from __future__ import annotations

@@ -7,11 +7,9 @@ Only the events that need them load the transcript reader and the SessionStart c
 
 from __future__ import annotations
 
-import os
-
 from trailguard.capture.hook_client import fastjson, gateway
 from trailguard.capture.hook_client.config import HookConfig, env, load_config
-from trailguard.capture.hook_client.support import describe_exception, now_rfc3339
+from trailguard.capture.hook_client.support import describe_exception, join, listdir, now_rfc3339
 from trailguard.capture.hook_client.transport import GatewayUnavailableError
 from trailguard.hook_protocol import GATING_EVENTS, failure_answer
 from trailguard.ids import new_event_id
@@ -59,7 +57,7 @@ def _spool_contents(spool_dir: str) -> tuple[bool, bool]:
     """(events may be queued, poisoned events may wait to be reported), from one listing of
     the spool: the spool and poison code loads only when there is something for it."""
     try:
-        names = os.listdir(spool_dir)
+        names = listdir(spool_dir)
     except (FileNotFoundError, NotADirectoryError):
         return False, False
     except OSError:
@@ -210,7 +208,7 @@ def handle(inv: Invocation, environ: Mapping[str, str], err: TextIO) -> Json:
         from trailguard.capture.hook_client import spool
 
         inv.spooled_path = spool.write_spool_file(
-            os.path.join(config.spool_dir, "rejected"), inv.event_id, record
+            join(config.spool_dir, "rejected"), inv.event_id, record
         )
         kept = f"The event was kept in {inv.spooled_path} for inspection."
     except Exception as exc:

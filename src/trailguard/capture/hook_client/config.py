@@ -6,10 +6,8 @@ Settings come from the command line (``--gateway URL``), then the environment, t
 
 from __future__ import annotations
 
-import os
-
 from trailguard.capture.hook_client import fastjson
-from trailguard.capture.hook_client.support import describe_exception, is_header_safe
+from trailguard.capture.hook_client.support import describe_exception, is_header_safe, join
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the typing module costs start-up time; annotations are strings anyway
@@ -53,7 +51,12 @@ def env(environ: Mapping[str, str], name: str) -> str | None:
 
 
 def home(environ: Mapping[str, str]) -> str:
-    return env(environ, "HOME") or os.path.expanduser("~")
+    home_dir = env(environ, "HOME")
+    if home_dir is not None:
+        return home_dir
+    import os  # no HOME: the password database (os costs start-up time, see support)
+
+    return os.path.expanduser("~")
 
 
 def expand_user(path: str, environ: Mapping[str, str]) -> str:
@@ -73,7 +76,7 @@ def load_config(environ: Mapping[str, str], gateway: str | None = None) -> HookC
     home_dir = home(environ)
     config_path = expand_user(
         env(environ, "TRAILGUARD_HOOK_CONFIG")
-        or os.path.join(home_dir, ".config", "trailguard", "hook.json"),
+        or join(home_dir, ".config", "trailguard", "hook.json"),
         environ,
     )
     file_config: dict[str, Any] = {}
@@ -104,7 +107,9 @@ def load_config(environ: Mapping[str, str], gateway: str | None = None) -> HookC
         token_file = file_config.get("token_file")
         if isinstance(token_file, str) and token_file:
             token_path = expand_user(token_file, environ)
-            if not os.path.isabs(token_path):
+            if not token_path.startswith("/"):
+                import os  # relative to hook.json's directory (os costs start-up time)
+
                 token_path = os.path.join(os.path.dirname(os.path.abspath(config_path)), token_path)
             try:
                 with open(token_path, encoding="utf-8") as handle:
@@ -137,7 +142,7 @@ def load_config(environ: Mapping[str, str], gateway: str | None = None) -> HookC
 
     spool_dir = expand_user(
         env(environ, "TRAILGUARD_SPOOL_DIR")
-        or os.path.join(home_dir, ".local", "state", "trailguard", "spool"),
+        or join(home_dir, ".local", "state", "trailguard", "spool"),
         environ,
     )
     return HookConfig(
