@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import cedarpy
+import orjson
 
 from trailguard.events import Operation
+from trailguard.policy.context_reads import Reads, cut_context
 from trailguard.policy.loader import PolicySet
 
 Result = Literal["allowed", "denied", "ask"]
@@ -67,10 +69,18 @@ def _operation_context(operation: Operation) -> dict[str, Any]:
     }
 
 
-def _requests(request: DecisionRequest) -> list[tuple[dict[str, Any], str]]:
+def _requests(request: DecisionRequest, reads: Reads | None) -> list[tuple[dict[str, Any], str]]:
+    """One Cedar request for the tool and one per operation, each with what it is about.
+
+    Each context is cut to what the policies read (``reads``, policy/context_reads.py) and
+    given to cedarpy as JSON text (orjson: cedarpy would run ``json.dumps`` on a dict)."""
     # The developer exactly as the token names them (and as the entities that carry their
     # teams do): reduced like a resource id, a principal would stop being a member of its teams.
     principal = {"type": "Developer", "id": request.developer_id}
+
+    def context(full: dict[str, Any]) -> str:
+        return orjson.dumps(cut_context(full, reads)).decode()
+
     common = {
         "tool": request.tool,
         "project": request.project_id or "",
@@ -83,7 +93,9 @@ def _requests(request: DecisionRequest) -> list[tuple[dict[str, Any], str]]:
                 "principal": principal,
                 "action": _uid("Action", f"tool:{request.tool}"),
                 "resource": _uid("Tool", request.tool),
-                "context": common | {"operations": [op.action for op in request.operations]},
+                "context": context(
+                    common | {"operations": [op.action for op in request.operations]}
+                ),
             },
             f"tool {request.tool}",
         )
@@ -95,7 +107,7 @@ def _requests(request: DecisionRequest) -> list[tuple[dict[str, Any], str]]:
                     "principal": principal,
                     "action": _uid("Action", operation.action),
                     "resource": _uid("Resource", operation.resource or operation.kind),
-                    "context": common | {"operation": _operation_context(operation)},
+                    "context": context(common | {"operation": _operation_context(operation)}),
                 },
                 f"{operation.action} on {operation.resource or operation.kind}",
             )
@@ -135,7 +147,7 @@ def _entity_handle(policy_set: PolicySet, developer_id: str) -> Any:
 
 def decide(policy_set: PolicySet, request: DecisionRequest) -> Decision:
     """The decision for one tool call under ``policy_set``."""
-    requests = _requests(request)
+    requests = _requests(request, policy_set.context_reads)
     results = cedarpy.is_authorized_batch(
         [cedar_request for cedar_request, _ in requests],
         policy_set.cedar,

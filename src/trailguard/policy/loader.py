@@ -18,6 +18,7 @@ from typing import Any
 import cedarpy
 
 from trailguard.errors import InvalidInputError
+from trailguard.policy.context_reads import Reads, context_reads
 
 DEFAULT_PACK = "default"
 TEAMS_FILE = "teams.json"
@@ -56,6 +57,8 @@ class PolicySet:
     exactly this version in force (``policy_set_from_sources``)."""
     teams_source: str | None = None
     """The text of ``teams.json``, if there was one."""
+    context_reads: Reads | None = None
+    """What the policies read of a request's context (policy/context_reads.py); None: all."""
     entity_handles: dict[str, Any] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -141,7 +144,8 @@ def _build(
 
     combined = "\n".join(text for _, text in texts)
     cedar = cedarpy.PolicySet.from_str(combined)
-    described = json.loads(cedarpy.policies_to_json_str(combined))["staticPolicies"]
+    est = json.loads(cedarpy.policies_to_json_str(combined))
+    described = est["staticPolicies"]
     # Cedar numbers policies in text order; map each back to its file for unnamed ones.
     counts = [
         len(json.loads(cedarpy.policies_to_json_str(text))["staticPolicies"]) for _, text in texts
@@ -174,6 +178,7 @@ def _build(
         source=source,
         sources=tuple(texts),
         teams_source=teams_text,
+        context_reads=context_reads(est),
     )
 
 
