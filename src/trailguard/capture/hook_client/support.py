@@ -30,11 +30,11 @@ else:
     from posix import listdir
 
     def environment() -> dict[str, str]:
-        """The process environment as ``os.environ`` decodes it: the file-system encoding,
-        undecodable bytes kept as surrogates."""
-        encoding = sys.getfilesystemencoding()
+        """The process environment as ``os.environ`` decodes it (``os.fsdecode``: the
+        file-system encoding and its error handler, undecodable bytes kept as surrogates)."""
+        encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
         return {
-            name.decode(encoding, "surrogateescape"): value.decode(encoding, "surrogateescape")
+            name.decode(encoding, errors): value.decode(encoding, errors)
             for name, value in _byte_environ.items()
         }
 
