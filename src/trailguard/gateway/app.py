@@ -347,6 +347,8 @@ def create_app(
             reaper.stop()
             services.cpu.shutdown(wait=True)
             services.readers.shutdown()
+            if costs.shared_spend is not None:
+                costs.shared_spend.close()
             ledger.close(reason=stop_reason)
             if sink_manager is not None:  # after the close: gateway_stop and its checkpoint go too
                 sink_manager.stop()

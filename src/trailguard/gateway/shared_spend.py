@@ -14,6 +14,7 @@ the other's read.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -46,6 +47,39 @@ class SharedSpend:
         monotonic time they were noted, forgotten after the overlap window."""
         self._since = format_timestamp_now()
         """Catch-up starts at this replica's start: preload_budgets counted what came before."""
+        self._local = threading.local()
+        self._readers: list[Store] = []
+        """Every reader opened (one per thread that catches up), for ``close``."""
+
+    def _reader(self) -> Store:
+        """This thread's reader, opened on first use and kept: a catch-up runs before every
+        model request a process counts, and opening costs 4-5 ms on PostgreSQL (0.4 ms on
+        SQLite) against 1 ms (0.1 ms) for the query. Both stores read in autocommit, so every
+        query sees what has committed since the last."""
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = self.open_reader()
+            with self._lock:
+                self._readers.append(store)
+        return store
+
+    def _drop_reader(self) -> None:
+        """Close this thread's reader after a failure: the next catch-up opens a fresh one."""
+        store: Store | None = getattr(self._local, "store", None)
+        self._local.store = None
+        if store is None:
+            return
+        with self._lock:
+            self._readers.remove(store)
+        with contextlib.suppress(Exception):  # it failed already; the failure is reported
+            store.close()
+
+    def close(self) -> None:
+        """Close every reader (at shutdown)."""
+        with self._lock:
+            readers, self._readers = self._readers, []
+        for store in readers:
+            store.close()
 
     def mine(self, event_ids: Iterable[str]) -> None:
         """Cost events this replica counted itself (never added twice)."""
@@ -59,7 +93,7 @@ class SharedSpend:
         the accountant's counted requests; returns how many."""
         now = time.monotonic()
         since = max(self._since, format_timestamp_now(-OVERLAP_SECONDS))
-        store = self.open_reader()
+        store = self._reader()
         added = 0
         try:
             day = format_timestamp_now()[:10]  # the UTC day, as budgets count it
@@ -83,8 +117,9 @@ class SharedSpend:
                 ):  # fmt: skip
                     self.budgets.preload(scope, key, amount)
                 added += 1
-        finally:
-            store.close()
+        except BaseException:
+            self._drop_reader()
+            raise
         with self._lock:
             horizon = now - 2 * OVERLAP_SECONDS
             self._counted = {k: v for k, v in self._counted.items() if v >= horizon}
