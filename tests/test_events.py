@@ -235,11 +235,15 @@ def test_every_problem_is_listed_in_the_exception():
         "2026-04-15T14:32:07.123456Z",  # microseconds
         "2026-02-30T00:00:00.000Z",  # looks right, is no real date
         "2026-04-15T24:00:00.000Z",  # hour out of range
+        "2026-04-15T14:32:07.123Z\n",  # a line break after it
+        "\u0662026-04-15T14:32:07.123Z",  # a digit, but not an ASCII one
     ],
 )
 def test_timestamp_that_is_not_rfc3339_utc_millis_is_rejected(timestamp):
     message = problems_of(tool_invocation(timestamp=timestamp))
     assert message.startswith("timestamp:")
+    if "\n" in timestamp or not timestamp.isascii():  # the shape is wrong, not the date
+        assert "must be RFC 3339 UTC with milliseconds" in message
 
 
 def test_valid_timestamp_is_kept_exactly():
@@ -254,6 +258,7 @@ def test_valid_timestamp_is_kept_exactly():
         "0190b5c4-1c5e-7a3b-8c1d-9e2f3a4b5c6",  # one digit short
         "0190B5C4-1C5E-7A3B-8C1D-9E2F3A4B5C6D",  # upper case
         "0190b5c41c5e7a3b8c1d9e2f3a4b5c6d",  # no hyphens
+        "0190b5c4-1c5e-7a3b-8c1d-9e2f3a4b5c6d\n",  # a line break after it: another id
         "",
     ],
 )

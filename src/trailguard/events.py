@@ -75,8 +75,10 @@ class EventType(StrEnum):
     DOWNSTREAM_RECORD = "downstream_record"
 
 
-_TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# Matched with fullmatch: ``$`` would also match before a final line break, and ``\d`` any
+# Unicode digit, so "<uuid>\n" would pass as an id distinct from "<uuid>".
+_LEDGER_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 MAX_ID_LENGTH = 256
@@ -208,14 +210,14 @@ class _EventBase(_Model):
     @field_validator("event_id")
     @classmethod
     def _event_id_is_a_uuid(cls, value: str) -> str:
-        if not _UUID_RE.match(value):
+        if not _UUID_RE.fullmatch(value):
             raise ValueError(f"must be a lowercase hyphenated UUID, got {value[:64]!r}")
         return value
 
     @field_validator("timestamp")
     @classmethod
     def _timestamp_is_rfc3339_utc_millis(cls, value: str) -> str:
-        if not _TIMESTAMP_RE.match(value):
+        if not _LEDGER_TIMESTAMP.fullmatch(value):
             raise ValueError(
                 f"must be RFC 3339 UTC with milliseconds like 2026-04-15T14:32:07.123Z, "
                 f"got {value[:64]!r}"
